@@ -1,0 +1,35 @@
+# The one entry point for humans, CI (.ci/run) and Woodpecker (.woodpecker.yml).
+SHELL := /bin/bash
+GO ?= go
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: help setup build demo test test-go test-nix lint bench fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+setup: ## install and start everything the tests need (idempotent)
+	scripts/setup all
+
+build: ## build builder, notifier and agent into bin/
+	$(GO) build -o bin/ ./cmd/...
+
+demo: ## run the farm end to end on embedded defaults
+	scripts/setup nix
+	scripts/demo
+
+test: setup ## run every test (Go, Nix); CI=true turns skips into failures
+	scripts/test
+
+lint: ## go vet, gofmt and shellcheck-free checks
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+bench: setup ## benchmarks, figures as ratios measured side by side
+	scripts/bench
+
+fuzz: ## run every fuzz target for FUZZTIME (default 60s)
+	scripts/fuzz
+
+clean: ## remove build output
+	rm -rf bin/

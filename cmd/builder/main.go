@@ -1,0 +1,79 @@
+// Command builder is the farm's server and tool: it takes forge webhooks,
+// evaluates and builds the fleet, pushes closures to the signed binary cache
+// and serves that cache, its API and its dashboard.
+//
+//	builder serve --config FILE           run the farm
+//	builder cache push --cache URL PATH…  push store paths and their closure
+//	builder cache verify --cache URL      check a whole cache
+//	builder cache serve --cache URL       serve a cache read-only over HTTP
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "builder: %v\n", err)
+		}
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(int(ee))
+		}
+		os.Exit(1)
+	}
+}
+
+// exitError carries an exit status other than 1 for run's caller.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+const usage = `usage: builder <command> [flags]
+
+commands:
+  serve         run the farm: webhooks, queue, builds, cache, API
+  cache push    push store paths and their closures to a binary cache
+  cache verify  check every narinfo, signature and NAR of a cache
+  cache serve   serve a cache read-only over HTTP at /nix-cache/
+`
+
+// run dispatches to a subcommand. getenv supplies every flag's environment
+// fallback so tests can run commands without touching the process environment.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError(2)
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "cache":
+		return runCache(ctx, args[1:], getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+// envDefault returns getenv(key), or def when it is empty.
+func envDefault(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}

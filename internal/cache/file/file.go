@@ -1,0 +1,256 @@
+// Package file keeps a binary cache in a local directory, the layout Nix's
+// file:// store uses, so that the directory can be served over HTTP as a
+// substituter. Every write goes to a temporary file in the same directory
+// and is renamed into place, so a reader or a crash never sees half an object.
+package file
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/homelab-farm/farm/internal/cache"
+)
+
+// tmpPrefix starts the names of files being written; List never reports them.
+const tmpPrefix = ".tmp-"
+
+// Backend is a cache in a directory.
+type Backend struct {
+	root string
+}
+
+var _ cache.Backend = (*Backend)(nil)
+
+// Open returns the cache in dir, creating the directory if needed.
+func Open(dir string) (*Backend, error) {
+	if dir == "" {
+		return nil, errors.New("file cache: empty directory")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("file cache %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("file cache: %w", err)
+	}
+	return &Backend{root: abs}, nil
+}
+
+// Root is the cache's directory.
+func (b *Backend) Root() string { return b.root }
+
+func (b *Backend) String() string { return "file://" + b.root }
+
+// path maps a key to a file, refusing keys that would escape the root.
+func (b *Backend) path(key string) (string, error) {
+	clean := path.Clean("/" + key)
+	if key == "" || clean == "/" || strings.Contains(key, "\\") || clean != "/"+key {
+		return "", fmt.Errorf("invalid key %q", key)
+	}
+	if strings.HasPrefix(path.Base(clean), tmpPrefix) {
+		return "", fmt.Errorf("invalid key %q", key)
+	}
+	return filepath.Join(b.root, filepath.FromSlash(clean)), nil
+}
+
+// Put writes r to a temporary file next to key's file and renames it into place.
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	st, err := b.stage(key)
+	if err != nil {
+		return err
+	}
+	defer st.Abort()
+	n, err := io.Copy(st, ctxReader{ctx, r})
+	if err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("write %s: got %d bytes, want %d", key, n, size)
+	}
+	return st.Commit(ctx, key)
+}
+
+// Stage writes to a temporary file in the directory of NARs.
+func (b *Backend) Stage(ctx context.Context) (cache.Staged, error) {
+	return b.stage("nar/x")
+}
+
+func (b *Backend) stage(key string) (*staged, error) {
+	p, err := b.path(key)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(dir, tmpPrefix+hex.EncodeToString(rnd[:]))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create temporary file: %w", err)
+	}
+	return &staged{b: b, f: f, tmp: tmp}, nil
+}
+
+type staged struct {
+	b    *Backend
+	f    *os.File
+	tmp  string
+	done bool
+}
+
+func (s *staged) Write(p []byte) (int, error) { return s.f.Write(p) }
+
+func (s *staged) Commit(ctx context.Context, key string) error {
+	if s.done {
+		return errors.New("staged object already committed or aborted")
+	}
+	p, err := s.b.path(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	if err := os.Rename(s.tmp, p); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	s.done = true
+	return nil
+}
+
+func (s *staged) Abort() error {
+	if s.done {
+		return nil
+	}
+	s.done = true
+	s.f.Close()
+	if err := os.Remove(s.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	p, err := b.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, mapErr(key, err)
+	}
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", key, cache.ErrNotFound)
+	}
+	return f, nil
+}
+
+func (b *Backend) Stat(ctx context.Context, key string) (int64, error) {
+	p, err := b.path(key)
+	if err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0, mapErr(key, err)
+	}
+	if fi.IsDir() {
+		return 0, fmt.Errorf("%s: %w", key, cache.ErrNotFound)
+	}
+	return fi.Size(), nil
+}
+
+func (b *Backend) List(ctx context.Context, dir string, fn func(cache.Object) error) error {
+	dir = strings.Trim(dir, "/")
+	full := b.root
+	prefix := ""
+	if dir != "" {
+		p, err := b.path(dir)
+		if err != nil {
+			return err
+		}
+		full, prefix = p, dir+"/"
+	}
+	f, err := os.Open(full)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list %s: %w", dir, err)
+	}
+	defer f.Close()
+	for {
+		entries, err := f.ReadDir(1024)
+		for _, e := range entries {
+			if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), tmpPrefix) {
+				continue
+			}
+			info, ierr := e.Info()
+			if ierr != nil {
+				continue // removed meanwhile
+			}
+			if err := fn(cache.Object{Key: prefix + e.Name(), Size: info.Size()}); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("list %s: %w", dir, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	p, err := b.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+func mapErr(key string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w", key, cache.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", key, err)
+}
+
+// ctxReader stops a copy when the context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,11 @@
+# scripts/lib.sh: shared environment for the project's scripts (sourced, not run).
+
+# Nix 2.8 from Debian, as root, without a build-users group and without any
+# substituter: the machines these scripts run on have no internet.
+export NIX_CONFIG="${NIX_CONFIG:-experimental-features = nix-command flakes
+build-users-group =
+substituters =
+sandbox = false
+extra-platforms = aarch64-linux}"
+export FARM_TOOLS_DIR="${FARM_TOOLS_DIR:-/var/lib/homelab-farm/tools}"
+export PATH="$FARM_TOOLS_DIR:$PATH"
