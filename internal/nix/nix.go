@@ -179,3 +179,14 @@ func (c *Client) output(ctx context.Context, name string, args ...string) ([]byt
 	}
 	return out, nil
 }
+
+// BuildFile builds every derivation the Nix expression file evaluates to
+// (nix-build) and returns their output paths, without creating result links.
+func (c *Client) BuildFile(ctx context.Context, file string, extra ...string) ([]string, error) {
+	args := append([]string{file, "--no-out-link"}, extra...)
+	out, err := c.output(ctx, "nix-build", args...)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(out)), nil
+}

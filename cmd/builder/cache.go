@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/homelab-farm/farm/internal/cache"
+	"github.com/homelab-farm/farm/internal/cache/cacheurl"
+	"github.com/homelab-farm/farm/internal/nix"
+)
+
+const cacheUsage = `usage: builder cache <push|verify|serve> [flags]`
+
+func runCache(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, cacheUsage)
+		return exitError(2)
+	}
+	switch args[0] {
+	case "push":
+		return runCachePush(ctx, args[1:], getenv, stdout, stderr)
+	case "verify":
+		return runCacheVerify(ctx, args[1:], getenv, stdout, stderr)
+	case "serve":
+		return runCacheServe(ctx, args[1:], getenv, stdout, stderr)
+	}
+	fmt.Fprintln(stderr, cacheUsage)
+	return fmt.Errorf("unknown cache command %q", args[0])
+}
+
+// multiFlag collects a repeatable flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func runCachePush(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("builder cache push", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cacheURL := fs.String("cache", getenv("BUILDER_CACHE"), "cache URL: file:///dir or s3://bucket?endpoint=...&region=... (env BUILDER_CACHE)")
+	keyFile := fs.String("signing-key-file", getenv("BUILDER_SIGNING_KEY_FILE"), "file holding the cache's Nix secret key (env BUILDER_SIGNING_KEY_FILE)")
+	compression := fs.String("compression", envDefault(getenv, "BUILDER_COMPRESSION", "zstd"), "NAR compression: zstd, xz or none (env BUILDER_COMPRESSION)")
+	jobs := fs.Int("jobs", 0, "paths uploaded at once (0: two per CPU)")
+	budget := fs.Duration("retry-budget", 2*time.Minute, "how long one object's upload is retried")
+	quiet := fs.Bool("quiet", false, "print only the summary")
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	if fs.NArg() == 0 {
+		return errors.New("cache push: no store paths given")
+	}
+	comp, err := cache.ParseCompression(*compression)
+	if err != nil {
+		return fmt.Errorf("cache push: %w", err)
+	}
+	key, err := cache.LoadSecretKeyFile(*keyFile)
+	if err != nil {
+		return fmt.Errorf("cache push: %w", err)
+	}
+	paths := make([]string, 0, fs.NArg())
+	for _, p := range fs.Args() {
+		sp, err := nix.StorePath(p)
+		if err != nil {
+			return fmt.Errorf("cache push: %w", err)
+		}
+		paths = append(paths, sp)
+	}
+	store := &nix.Client{}
+	closure, err := store.PathInfo(ctx, paths...)
+	if err != nil {
+		return fmt.Errorf("cache push: %w", err)
+	}
+	backend, err := cacheurl.Open(ctx, *cacheURL, getenv)
+	if err != nil {
+		return fmt.Errorf("cache push: %w", err)
+	}
+
+	var done, bytes atomic.Int64
+	total := len(closure)
+	start := time.Now()
+	p := &cache.Pusher{
+		Backend:     backend,
+		Key:         key,
+		Store:       knownClosure{closure},
+		Compression: comp,
+		Jobs:        *jobs,
+		Retry:       cache.Retry{Budget: *budget},
+		Log:         slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Progress: func(e cache.Event) {
+			done.Add(1)
+			bytes.Add(e.NarBytes)
+		},
+	}
+	stopProgress := func() {}
+	if !*quiet {
+		tick := time.NewTicker(time.Second)
+		quit := make(chan struct{})
+		finished := make(chan struct{})
+		go func() {
+			defer close(finished)
+			for {
+				select {
+				case <-quit:
+					return
+				case <-tick.C:
+					el := time.Since(start).Seconds()
+					fmt.Fprintf(stderr, "pushing: %d/%d paths, %s (%s/s)\n", done.Load(), total,
+						humanBytes(bytes.Load()), humanBytes(int64(float64(bytes.Load())/el)))
+				}
+			}
+		}()
+		stopProgress = func() { tick.Stop(); close(quit); <-finished }
+	}
+	res, err := p.Push(ctx, paths...)
+	stopProgress()
+	if err != nil {
+		return fmt.Errorf("cache push to %s: %w", backend, err)
+	}
+	rate := float64(res.NarBytes) / max(res.Duration.Seconds(), 1e-9)
+	fmt.Fprintf(stdout, "pushed %d of %d paths to %s (%d already there): %s NAR, %s %s, in %s (%s/s)\n",
+		res.Uploaded, res.Paths, backend, res.Skipped, humanBytes(res.NarBytes), humanBytes(res.FileBytes),
+		comp, res.Duration.Round(time.Millisecond), humanBytes(int64(rate)))
+	return nil
+}
+
+// knownClosure is a cache.Store that answers with a closure already queried.
+type knownClosure struct{ infos []nix.PathInfo }
+
+func (k knownClosure) PathInfo(context.Context, ...string) ([]nix.PathInfo, error) {
+	return k.infos, nil
+}
+
+func runCacheVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("builder cache verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cacheURL := fs.String("cache", getenv("BUILDER_CACHE"), "cache URL (env BUILDER_CACHE)")
+	var trusted multiFlag
+	fs.Var(&trusted, "trusted-key", "public key (name:base64) whose signatures are valid; repeatable (env BUILDER_TRUSTED_KEYS, space-separated)")
+	quick := fs.Bool("quick", false, "check NAR sizes only, without downloading and hashing them")
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	if len(trusted) == 0 {
+		trusted = strings.Fields(getenv("BUILDER_TRUSTED_KEYS"))
+	}
+	if len(trusted) == 0 {
+		return errors.New("cache verify: no --trusted-key given")
+	}
+	var keys []cache.PublicKey
+	for _, s := range trusted {
+		k, err := cache.ParsePublicKey(s)
+		if err != nil {
+			return fmt.Errorf("cache verify: trusted key %q: %w", s, err)
+		}
+		keys = append(keys, k)
+	}
+	backend, err := cacheurl.Open(ctx, *cacheURL, getenv)
+	if err != nil {
+		return fmt.Errorf("cache verify: %w", err)
+	}
+	rep, err := cache.Verify(ctx, backend, keys, cache.VerifyOptions{Quick: *quick})
+	if err != nil {
+		return fmt.Errorf("cache verify %s: %w", backend, err)
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintln(stdout, p)
+	}
+	fmt.Fprintf(stdout, "%s: %d paths, %s NAR in %s of files, %d problems\n",
+		backend, rep.NarInfos, humanBytes(rep.NarBytes), humanBytes(rep.FileBytes), len(rep.Problems))
+	if !rep.OK() {
+		return fmt.Errorf("cache %s is inconsistent", backend)
+	}
+	return nil
+}
+
+func runCacheServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("builder cache serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cacheURL := fs.String("cache", getenv("BUILDER_CACHE"), "cache URL (env BUILDER_CACHE)")
+	listen := fs.String("listen", envDefault(getenv, "BUILDER_LISTEN", "127.0.0.1:8080"), "address to serve on (env BUILDER_LISTEN)")
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	backend, err := cacheurl.Open(ctx, *cacheURL, getenv)
+	if err != nil {
+		return fmt.Errorf("cache serve: %w", err)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("cache serve: %w", err)
+	}
+	fmt.Fprintf(stdout, "serving %s at http://%s/nix-cache/\n", backend, ln.Addr())
+	mux := http.NewServeMux()
+	mux.Handle("/nix-cache/", http.StripPrefix("/nix-cache", cache.NewHandler(backend)))
+	return serveHTTP(ctx, ln, mux)
+}
+
+// serveHTTP serves h on ln until ctx ends, then drains for at most 10 s.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,5 @@
+package cache_test
+
+func backendCases() []backendCase {
+	return []backendCase{fileBackendCase()}
+}

@@ -1,0 +1,315 @@
+// Package s3 is the cache.Backend for S3 services (MinIO, Garage, R2, AWS),
+// built on minio-go.
+//
+// A backend is opened from a URL:
+//
+//	s3://bucket?endpoint=http://127.0.0.1:9000&region=us-east-1&prefix=cache
+//
+// Requests use path-style addressing, so any S3 service works without DNS
+// for bucket names. Credentials come from the environment or from files,
+// never from the URL (see Open).
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/homelab-farm/farm/internal/cache"
+)
+
+// Errors from Open that a caller may want to tell apart.
+var (
+	// ErrNoSuchBucket is returned by Open when the bucket does not exist.
+	ErrNoSuchBucket = errors.New("no such bucket")
+	// ErrAccessDenied is returned by Open when the service refuses the
+	// credentials (unknown key, wrong secret, or no permission to list).
+	ErrAccessDenied = errors.New("access denied")
+)
+
+const (
+	// partSize is the multipart part size for uploads of unknown size. It
+	// bounds memory: minio-go buffers one part per upload. 16 MiB parts
+	// allow objects up to 156 GiB (10,000 parts).
+	partSize = 16 << 20
+	// maxParts is S3's limit on the number of parts in an upload.
+	maxParts = 10_000
+	// smallObject is how much of an upload of unknown size is read before
+	// deciding: an object that ends within it goes up in one PUT (one
+	// request instead of three, and retryable by minio-go).
+	smallObject = 1 << 20
+	// stagingDir holds staged objects until Commit copies them to their key.
+	// Being a "directory", it never shows in List of the root.
+	stagingDir = ".staging/"
+
+	// Timeouts that make a dead endpoint fail within seconds. minio-go
+	// retries every request maxRetries times with a backoff of at most 1 s
+	// between tries; a refused connection fails each try at once, a host
+	// that does not answer fails each try after dialTimeout.
+	dialTimeout           = 3 * time.Second
+	tlsHandshakeTimeout   = 5 * time.Second
+	responseHeaderTimeout = 30 * time.Second
+	maxRetries            = 4
+)
+
+// Backend is a cache.Backend in an S3 bucket. It is safe for concurrent use.
+type Backend struct {
+	client *minio.Client
+	cfg    config
+	name   string // cfg.String()
+}
+
+var _ cache.Backend = (*Backend)(nil)
+
+// Open connects to the bucket u names and checks that it exists and that the
+// credentials may list it.
+//
+// The URL is s3://bucket[/prefix] with optional query parameters:
+//
+//	endpoint=URL            http://host:port or https://host:port (default https://s3.amazonaws.com);
+//	                        a bare host:port takes its scheme from scheme= (default https)
+//	region=NAME             the bucket's region (default: asked of the service)
+//	prefix=PATH             keep the cache under PATH/ inside the bucket
+//	profile=NAME            profile in the shared credentials file
+//	access-key-file=FILE    files holding the access key id and secret key
+//	secret-key-file=FILE
+//	session-token-file=FILE
+//
+// Without key files in the URL, getenv supplies the credentials:
+// AWS_ACCESS_KEY_ID_FILE and AWS_SECRET_ACCESS_KEY_FILE (and
+// AWS_SESSION_TOKEN_FILE) name files; else AWS_ACCESS_KEY_ID,
+// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) hold them; else the shared
+// credentials file (AWS_SHARED_CREDENTIALS_FILE or $HOME/.aws/credentials,
+// AWS_PROFILE); else requests are anonymous.
+//
+// Errors name the bucket and the source of the credentials, never a secret.
+// They wrap ErrNoSuchBucket for a missing bucket and ErrAccessDenied for
+// refused credentials.
+func Open(ctx context.Context, u *url.URL, getenv func(string) string) (*Backend, error) {
+	cfg, err := parseURL(u)
+	if err != nil {
+		return nil, fmt.Errorf("s3 cache URL: %w", err)
+	}
+	b, cr, err := newBackend(cfg, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", cfg, err)
+	}
+	if err := b.check(ctx, cr.source); err != nil {
+		return nil, fmt.Errorf("open %s: %w", b.name, err)
+	}
+	return b, nil
+}
+
+func newBackend(cfg config, getenv func(string) string) (*Backend, creds, error) {
+	cr, err := resolveCreds(cfg, getenv)
+	if err != nil {
+		return nil, creds{}, err
+	}
+	tr, err := minio.DefaultTransport(cfg.secure)
+	if err != nil {
+		return nil, creds{}, err
+	}
+	tr.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = tlsHandshakeTimeout
+	tr.ResponseHeaderTimeout = responseHeaderTimeout
+	tr.MaxIdleConnsPerHost = 64
+	client, err := minio.New(cfg.host, &minio.Options{
+		Creds:        cr.provider,
+		Secure:       cfg.secure,
+		Transport:    tr,
+		Region:       cfg.region,
+		BucketLookup: minio.BucketLookupPath,
+		MaxRetries:   maxRetries,
+	})
+	if err != nil {
+		return nil, creds{}, err
+	}
+	return &Backend{client: client, cfg: cfg, name: cfg.String()}, cr, nil
+}
+
+// check lists at most one key: it fails on a missing bucket, on refused
+// credentials and on an endpoint that does not answer.
+func (b *Backend) check(ctx context.Context, source string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	no := false
+	for obj := range b.client.ListObjectsIter(ctx, b.cfg.bucket, minio.ListObjectsOptions{
+		Prefix: b.cfg.prefix, MaxKeys: 1, FetchOwner: &no,
+	}) {
+		if obj.Err == nil {
+			break
+		}
+		var er minio.ErrorResponse
+		if errors.As(obj.Err, &er) {
+			switch er.Code {
+			case "NoSuchBucket":
+				return ErrNoSuchBucket
+			case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+				"InvalidToken", "ExpiredToken", "InvalidSecurity", "AllAccessDisabled":
+				return fmt.Errorf("credentials from %s refused (%s): %w", source, er.Code, ErrAccessDenied)
+			}
+		}
+		return obj.Err
+	}
+	return nil
+}
+
+// String names the backend: its URL without credentials.
+func (b *Backend) String() string { return b.name }
+
+// object is the object name of a cache key.
+func (b *Backend) object(key string) string { return b.cfg.prefix + key }
+
+// where names a key in messages: s3://bucket/prefix/key.
+func (b *Backend) where(key string) string { return b.whereObject(b.object(key)) }
+
+// whereObject names an object in messages.
+func (b *Backend) whereObject(name string) string { return "s3://" + b.cfg.bucket + "/" + name }
+
+// contentType is what Nix's own S3 and HTTP caches serve for a key.
+func contentType(key string) string {
+	switch {
+	case key == "nix-cache-info":
+		return "text/x-nix-cache-info"
+	case strings.HasSuffix(key, ".narinfo"):
+		return "text/x-nix-narinfo"
+	case strings.HasPrefix(key, "log/"):
+		return "text/plain; charset=utf-8"
+	case strings.HasSuffix(key, ".ls"):
+		return "application/json"
+	case strings.HasPrefix(key, "nar/") || strings.Contains(key, ".nar"):
+		return "application/x-nix-nar"
+	}
+	return "application/octet-stream"
+}
+
+// Put stores r under key. With size -1 the object goes up in 16 MiB parts,
+// so memory stays bounded whatever its length.
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := b.put(ctx, b.object(key), r, size, contentType(key)); err != nil {
+		return fmt.Errorf("put %s: %w", b.where(key), err)
+	}
+	return nil
+}
+
+// smallBufs recycles the buffers that find out whether an upload of unknown
+// size is small.
+var smallBufs = sync.Pool{New: func() any { return new([smallObject]byte) }}
+
+func (b *Backend) put(ctx context.Context, name string, r io.Reader, size int64, ctype string) error {
+	opts := minio.PutObjectOptions{ContentType: ctype, PartSize: partSize}
+	if size < 0 {
+		buf := smallBufs.Get().(*[smallObject]byte)
+		defer smallBufs.Put(buf)
+		n, err := io.ReadFull(r, buf[:])
+		switch err {
+		case io.EOF, io.ErrUnexpectedEOF:
+			// The whole object is in buf: one PUT of a known length.
+			r, size = bytes.NewReader(buf[:n]), int64(n)
+		case nil:
+			r = io.MultiReader(bytes.NewReader(buf[:n]), r)
+		default:
+			return fmt.Errorf("read: %w", err)
+		}
+	}
+	if size > partSize*maxParts {
+		opts.PartSize = 0 // minio-go picks parts large enough
+	}
+	_, err := b.client.PutObject(ctx, b.cfg.bucket, name, r, size, opts)
+	return err
+}
+
+// Get opens the object under key. A missing key gives an error wrapping
+// cache.ErrNotFound.
+func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	rc, _, _, err := minio.Core{Client: b.client}.GetObject(ctx, b.cfg.bucket, b.object(key), minio.GetObjectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", b.where(key), notFound(err))
+	}
+	return rc, nil
+}
+
+// Stat returns the size of the object under key. A missing key gives an
+// error wrapping cache.ErrNotFound.
+func (b *Backend) Stat(ctx context.Context, key string) (int64, error) {
+	if err := checkKey(key); err != nil {
+		return 0, err
+	}
+	info, err := b.client.StatObject(ctx, b.cfg.bucket, b.object(key), minio.StatObjectOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("stat %s: %w", b.where(key), notFound(err))
+	}
+	return info.Size, nil
+}
+
+// List calls fn for every object directly inside dir, paging through any
+// number of them (1,000 per request).
+func (b *Backend) List(ctx context.Context, dir string, fn func(cache.Object) error) error {
+	if dir != "" && !strings.HasSuffix(dir, "/") {
+		dir += "/"
+	}
+	ctx, cancel := context.WithCancel(ctx) // stops the listing when fn fails
+	defer cancel()
+	no := false
+	prefix := b.object(dir)
+	for obj := range b.client.ListObjectsIter(ctx, b.cfg.bucket, minio.ListObjectsOptions{
+		Prefix: prefix, FetchOwner: &no,
+	}) {
+		if obj.Err != nil {
+			return fmt.Errorf("list %s: %w", b.where(dir), obj.Err)
+		}
+		if strings.HasSuffix(obj.Key, "/") {
+			continue // a common prefix: a "directory" further down
+		}
+		if err := fn(cache.Object{Key: strings.TrimPrefix(obj.Key, b.cfg.prefix), Size: obj.Size}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete removes the object under key. Deleting an absent key succeeds.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	err := b.client.RemoveObject(ctx, b.cfg.bucket, b.object(key), minio.RemoveObjectOptions{})
+	if err != nil && !errors.Is(notFound(err), cache.ErrNotFound) {
+		return fmt.Errorf("delete %s: %w", b.where(key), err)
+	}
+	return nil
+}
+
+// notFound turns minio-go's "no such key" into cache.ErrNotFound.
+func notFound(err error) error {
+	var er minio.ErrorResponse
+	if errors.As(err, &er) && (er.Code == "NoSuchKey" ||
+		er.StatusCode == http.StatusNotFound && er.Code != "NoSuchBucket") {
+		return cache.ErrNotFound
+	}
+	return err
+}
+
+// checkKey refuses keys that cannot name an object of the cache.
+func checkKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/") {
+		return fmt.Errorf("invalid cache key %q", key)
+	}
+	return nil
+}
