@@ -1,0 +1,33 @@
+# Fleet-wide facts about the farm, read by the modules of every host. Public values
+# only: every secret lives in nix/secrets/*.yaml (sops) and reaches a program as a
+# file. Replace the keys with your own (docs/adding-a-host.md, "First time").
+{
+  # Where hosts reach the builder's API and its binary cache.
+  builderUrl = "https://farm.home.arpa";
+  cacheUrl = "https://farm.home.arpa/nix-cache";
+
+  # The cache's public key (`nix key convert-secret-to-public`), trusted by every host.
+  cachePublicKey = "farm-1:mnUUt/NvASWLmBT3ZZg0Aq7tle/5oHZDkGSkukeJHKA=";
+
+  # The deploy key's public half: an agent applies only manifests it verifies.
+  deployPublicKey = "farm-deploy-1:9vz7ljn7FUGvAQxQ4XtaxYszPX7HHdV2w/+42kZoRbo=";
+
+  # The host that runs the builder and the notifier (binfmt for aarch64 there).
+  builderHost = "stolas";
+
+  # The fleet's repository, in the order hosts not served by the farm try them.
+  remotes = [
+    "https://github.com/homelab-farm/farm.git"
+    "https://codeberg.org/homelab-farm/farm.git"
+    "https://git.home.arpa/homelab/farm.git"
+  ];
+  branch = "main";
+  flakeDir = "nix";
+
+  # Notifications.
+  ntfyUrl = "https://ntfy.home.arpa";
+  ntfyTopic = "farm";
+
+  # SSH public keys of the admins, allowed to log in as the primary user and root.
+  adminSshKeys = [ ];
+}

@@ -1,0 +1,11 @@
+# malphas: the main desktop. Everything not said here comes from the desktop role
+# (nix/roles/desktop.nix, nix/lib/roles.nix); the other files of this folder are
+# imported automatically and override the role where malphas differs.
+{
+  role = "desktop";
+  primaryUser = "rain";
+
+  # Quirks.
+  gpu = "amd"; # free-form: read by overrides.nix
+  wakeOnLan.interface = "enp5s0";
+}

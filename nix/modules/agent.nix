@@ -1,0 +1,186 @@
+# services.farm-agent: the host side of the farm. It fetches the host's deploy
+# manifest from the builder, verifies the farm's signature and sequence number,
+# realises the store path from the farm's cache, switches, runs the health checks,
+# re-activates the previous system on failure and keeps N generations.
+#
+# It runs as root (it switches the system), so its sandbox keeps only what cannot
+# break switch-to-configuration. It is not restarted by a switch (it is usually the
+# one switching). The builder pokes it through the notifier; a daily timer starts
+# it again should it ever have stopped.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib) mkOption types;
+  cfg = config.services.farm-agent;
+  flags = import ../lib/flags.nix;
+  hardening = import ../lib/hardening.nix;
+  farm = import ../farm;
+
+  deployPublicKeyFile =
+    if cfg.deployPublicKeyFile != null then
+      cfg.deployPublicKeyFile
+    else
+      pkgs.writeText "farm-deploy.pub" cfg.deployPublicKey;
+
+  rendered = flags.agent {
+    inherit (cfg)
+      builderUrl
+      host
+      tokenFile
+      cacheUrl
+      cachePublicKey
+      interval
+      keepGenerations
+      switchMode
+      healthChecks
+      secretFiles
+      extraArgs
+      ;
+    deployPublicKeyFile = deployPublicKeyFile;
+  };
+in
+{
+  options.services.farm-agent = {
+    enable = lib.mkEnableOption "the farm's agent (signed deploys from the farm)";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.homelab-farm.agent;
+      defaultText = lib.literalExpression "pkgs.homelab-farm.agent";
+      description = "The package that provides `bin/agent`.";
+    };
+
+    builderUrl = mkOption {
+      type = types.str;
+      default = farm.settings.builderUrl;
+      description = "The builder's API. `--builder-url`.";
+    };
+
+    host = mkOption {
+      type = types.str;
+      default = config.hostSpec.hostName;
+      defaultText = lib.literalExpression "config.hostSpec.hostName";
+      description = "The name the farm knows this host by. `--host`.";
+    };
+
+    tokenFile = mkOption {
+      type = types.nullOr (types.strMatching "/.*");
+      default = null;
+      description = "The host's API token, read at runtime. `--token-file`.";
+    };
+
+    deployPublicKey = mkOption {
+      type = types.str;
+      default = farm.settings.deployPublicKey;
+      description = "The farm's deploy public key; written to the store for `--deploy-public-key-file`.";
+    };
+
+    deployPublicKeyFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      description = "A file holding the deploy public key, instead of `deployPublicKey`.";
+    };
+
+    cacheUrl = mkOption {
+      type = types.str;
+      default = config.fleet.farmCache.url;
+      defaultText = lib.literalExpression "config.fleet.farmCache.url";
+      description = "The farm's binary cache. `--cache-url`.";
+    };
+
+    cachePublicKey = mkOption {
+      type = types.str;
+      default = config.fleet.farmCache.publicKey;
+      defaultText = lib.literalExpression "config.fleet.farmCache.publicKey";
+      description = "The cache's public key. `--cache-public-key`.";
+    };
+
+    interval = mkOption {
+      type = types.strMatching "[0-9]+(ns|us|ms|s|m|h)([0-9]+(ns|us|ms|s|m|h))*";
+      default = "15m";
+      description = "How often the agent asks for a new manifest (a Go duration). `--interval`.";
+    };
+
+    keepGenerations = mkOption {
+      type = types.ints.positive;
+      default = 5;
+      description = "System generations kept after a switch. `--keep-generations`.";
+    };
+
+    switchMode = mkOption {
+      type = types.enum [
+        "switch"
+        "boot"
+      ];
+      default = "switch";
+      description = "Activate now, or at the next boot. `--switch-mode`.";
+    };
+
+    healthChecks = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [
+        "systemctl is-active sshd.service"
+        "curl -fsS http://127.0.0.1:8080/healthz"
+      ];
+      description = "Commands that must succeed after a switch, else it is undone. `--health-check` (repeated).";
+    };
+
+    onCalendar = mkOption {
+      type = types.str;
+      default = "daily";
+      description = "When the timer (re)starts the agent, should it have stopped.";
+    };
+
+    secretFiles = mkOption {
+      type = types.attrsOf (types.strMatching "/.*");
+      default = { };
+      description = "Further secrets, each passed as `--<name>-file` through a systemd credential.";
+    };
+
+    extraArgs = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "Extra command-line arguments.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    systemd.services.farm-agent = {
+      description = "homelab farm agent";
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" ];
+      # The agent is what switches: a switch must neither stop nor restart it.
+      restartIfChanged = false;
+      stopIfChanged = false;
+      path = [
+        config.nix.package
+        config.systemd.package
+        pkgs.coreutils
+      ];
+      environment.NIX_CONFIG = "narinfo-cache-negative-ttl = 0";
+      serviceConfig = hardening.rootService // {
+        ExecStart = flags.execStart (lib.getExe' cfg.package "agent") rendered;
+        LoadCredential = rendered.credentials;
+        StateDirectory = "farm-agent";
+        Restart = "on-failure";
+        RestartSec = "30s";
+      };
+    };
+
+    systemd.timers.farm-agent = {
+      description = "start the homelab farm agent daily";
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnCalendar = cfg.onCalendar;
+        Persistent = true;
+        RandomizedDelaySec = "30min";
+      };
+    };
+  };
+}

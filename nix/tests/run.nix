@@ -1,0 +1,30 @@
+# Runs nix/tests/lib.nix: { passed; failed; failures = [ { name; got; want; } ]; }.
+let
+  cases = import ./lib.nix;
+  check =
+    c:
+    if c ? throws then
+      let
+        r = builtins.tryEval (builtins.deepSeq c.throws c.throws);
+      in
+      {
+        inherit (c) name;
+        ok = !r.success;
+        got = if r.success then r.value else "<error>";
+        want = "<error>";
+      }
+    else
+      {
+        inherit (c) name;
+        ok = c.got == c.want;
+        inherit (c) got want;
+      };
+  results = map check cases;
+  failures = builtins.filter (r: !r.ok) results;
+in
+{
+  passed = builtins.length results - builtins.length failures;
+  failed = builtins.length failures;
+  names = map (r: r.name) results;
+  failures = map (r: { inherit (r) name got want; }) failures;
+}
