@@ -1,0 +1,87 @@
+// Package sqlite is the embedded queue: queue.Queue on one SQLite file
+// (modernc.org/sqlite, pure Go), in WAL mode with synchronous=FULL so that a
+// job is on disk when Enqueue returns. One process owns the file.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+
+	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/queue/sqlqueue"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS jobs (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		kind TEXT NOT NULL,
+		key TEXT NOT NULL UNIQUE,
+		repo TEXT NOT NULL,
+		branch TEXT NOT NULL,
+		commit_id TEXT NOT NULL,
+		before_commit TEXT NOT NULL,
+		deploy INTEGER NOT NULL,
+		state TEXT NOT NULL,
+		attempts INTEGER NOT NULL,
+		max_attempts INTEGER NOT NULL,
+		run_after INTEGER NOT NULL,
+		worker TEXT NOT NULL,
+		lease_until INTEGER NOT NULL,
+		token TEXT NOT NULL,
+		last_error TEXT NOT NULL,
+		result BLOB,
+		payload BLOB,
+		superseded_by INTEGER NOT NULL,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	)`,
+	`CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_after)`,
+	`CREATE INDEX IF NOT EXISTS jobs_branch ON jobs (kind, repo, branch, state)`,
+	`CREATE INDEX IF NOT EXISTS jobs_before ON jobs (repo, before_commit)`,
+	`CREATE TABLE IF NOT EXISTS job_remotes (
+		job_id INTEGER NOT NULL,
+		forge TEXT NOT NULL,
+		url TEXT NOT NULL,
+		full_name TEXT NOT NULL,
+		PRIMARY KEY (job_id, forge, url)
+	)`,
+	`CREATE TABLE IF NOT EXISTS deliveries (
+		key TEXT PRIMARY KEY,
+		job_id INTEGER NOT NULL,
+		received_at INTEGER NOT NULL
+	)`,
+}
+
+// Open opens (creating if needed) the queue in the SQLite file at path.
+func Open(ctx context.Context, path string, opts queue.Options) (*sqlqueue.Queue, error) {
+	pragmas := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"} {
+		pragmas.Add("_pragma", p)
+	}
+	pragmas.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + pragmas.Encode()
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open queue %s: %w", path, err)
+	}
+	// One writer connection: SQLite takes one write transaction at a time,
+	// and waiting in Go's pool is cheaper than SQLITE_BUSY retries.
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open queue %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	q, err := sqlqueue.New(ctx, w, r, sqlqueue.Dialect{Schema: schema}, opts)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open queue %s: %w", path, err)
+	}
+	return q, nil
+}
