@@ -25,7 +25,6 @@ rec {
     ProtectKernelModules = true;
     ProtectControlGroups = true;
     ProtectProc = "invisible";
-    ProcSubset = "pid";
     RestrictNamespaces = true;
     RestrictSUIDSGID = true;
     RemoveIPC = true;
@@ -40,7 +39,6 @@ rec {
     SystemCallFilter = [
       "@system-service"
       "~@privileged"
-      "~@resources"
     ];
     SystemCallErrorNumber = "EPERM";
   };

@@ -45,8 +45,8 @@ in
 
     builderUrl = mkOption {
       type = types.str;
-      default = "http://${config.services.farm-builder.listen}";
-      defaultText = lib.literalExpression ''"http://''${config.services.farm-builder.listen}"'';
+      default = "http://127.0.0.1:${lib.last (lib.splitString ":" config.services.farm-builder.listen)}";
+      defaultText = lib.literalExpression ''"http://127.0.0.1:<port of services.farm-builder.listen>"'';
       description = "The builder whose events are followed. `--builder-url`.";
     };
 

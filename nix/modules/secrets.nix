@@ -16,6 +16,5 @@ in
     defaultSopsFile = lib.mkIf (builtins.pathExists hostFile) hostFile;
     defaultSopsFormat = "yaml";
     age.sshKeyPaths = [ "/etc/ssh/ssh_host_ed25519_key" ];
-    gnupg.sshKeyPaths = [ ];
   };
 }

@@ -1,4 +1,4 @@
-# Gaming: Steam (with its unfree packages allowed, and only those), gamemode,
+# Gaming: Steam (its unfree packages, steam*, allowed and no others), gamemode,
 # 32-bit graphics. Active when hostSpec.gaming is true.
 {
   config,
@@ -13,13 +13,6 @@
     hardware.graphics.enable32Bit = lib.mkDefault true;
     hardware.steam-hardware.enable = lib.mkDefault true;
 
-    nixpkgs.config.allowUnfreePredicate =
-      pkg:
-      builtins.elem (lib.getName pkg) [
-        "steam"
-        "steam-original"
-        "steam-unwrapped"
-        "steam-run"
-      ];
+    nixpkgs.config.allowUnfreePredicate = pkg: lib.hasPrefix "steam" (lib.getName pkg);
   };
 }

@@ -13,8 +13,6 @@
     "usbhid"
     "usb_storage"
     "vc4"
-    "pcie_brcmstb"
-    "reset-raspberrypi"
   ];
   hardware.enableRedistributableFirmware = lib.mkDefault true;
 

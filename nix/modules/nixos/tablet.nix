@@ -17,7 +17,6 @@
     services.power-profiles-daemon.enable = lib.mkDefault true;
     services.thermald.enable = lib.mkDefault (lib.hasPrefix "x86_64" config.hostSpec.system);
     powerManagement.enable = lib.mkDefault true;
-    services.logind.settings.Login.HandleLidSwitch = lib.mkDefault "suspend";
 
     services.pipewire.enable = lib.mkDefault true;
     services.pipewire.pulse.enable = lib.mkDefault true;
