@@ -3,7 +3,6 @@ package cache
 import (
 	"fmt"
 	"io"
-	"runtime"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -48,14 +47,7 @@ func (c Compression) Ext() string {
 func (c Compression) compressor(w io.Writer, threads int) (io.WriteCloser, error) {
 	switch c {
 	case Zstd:
-		if threads < 1 {
-			threads = runtime.GOMAXPROCS(0)
-		}
-		return zstd.NewWriter(w,
-			zstd.WithEncoderLevel(zstd.SpeedDefault),
-			zstd.WithEncoderConcurrency(threads),
-			zstd.WithWindowSize(8<<20),
-		)
+		return newParallelZstd(w, threads), nil
 	case XZ:
 		return xz.NewWriter(w)
 	case None:

@@ -63,9 +63,9 @@ func crashHelper() {
 // killer is a cache.Backend that dies at its at-th write step.
 type killer struct {
 	cache.Backend
-	mu   sync.Mutex
-	n    int
-	at   int
+	mu sync.Mutex
+	n  int
+	at int
 }
 
 func (k *killer) step() {

@@ -399,7 +399,7 @@ func (u *upload) uploadNar(ctx context.Context, pi nix.PathInfo) (*NarInfo, erro
 
 var (
 	zstdPool = sync.Pool{New: func() any {
-		w, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault),
+		w, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstdLevel),
 			zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(smallNar))
 		return w
 	}}

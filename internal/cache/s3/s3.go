@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +62,8 @@ const (
 	responseHeaderTimeout = 30 * time.Second
 	maxRetries            = 4
 )
+
+var expThreads uint
 
 // Backend is a cache.Backend in an S3 bucket. It is safe for concurrent use.
 type Backend struct {
@@ -211,6 +214,10 @@ var smallBufs = sync.Pool{New: func() any { return new([smallObject]byte) }}
 
 func (b *Backend) put(ctx context.Context, name string, r io.Reader, size int64, ctype string) error {
 	opts := minio.PutObjectOptions{ContentType: ctype, PartSize: partSize}
+	if expThreads > 1 {
+		opts.ConcurrentStreamParts = true
+		opts.NumThreads = expThreads
+	}
 	if size < 0 {
 		buf := smallBufs.Get().(*[smallObject]byte)
 		defer smallBufs.Put(buf)
@@ -306,9 +313,12 @@ func notFound(err error) error {
 	return err
 }
 
-// checkKey refuses keys that cannot name an object of the cache.
+// checkKey refuses keys that cannot name an object of the cache: empty,
+// not in clean slash-separated form ("..", "//", a leading or trailing
+// "/"), or inside the staging area.
 func checkKey(key string) error {
-	if key == "" || strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/") {
+	if key == "" || path.Clean("/"+key) != "/"+key || strings.Contains(key, "\\") ||
+		strings.HasPrefix(key, stagingDir) {
 		return fmt.Errorf("invalid cache key %q", key)
 	}
 	return nil

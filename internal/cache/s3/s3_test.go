@@ -1,0 +1,531 @@
+package s3_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/homelab-farm/farm/internal/cache"
+	"github.com/homelab-farm/farm/internal/cache/cachetest"
+	"github.com/homelab-farm/farm/internal/cache/s3"
+	"github.com/homelab-farm/farm/internal/testenv/miniotest"
+)
+
+func TestMain(m *testing.M) { miniotest.Main(m) }
+
+// open opens rawURL with getenv, failing the test on error.
+func open(t testing.TB, rawURL string, getenv func(string) string) *s3.Backend {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s3.Open(context.Background(), u, getenv)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", rawURL, err)
+	}
+	return b
+}
+
+// openErr opens rawURL and returns the error, which must not be nil.
+func openErr(t testing.TB, rawURL string, getenv func(string) string) error {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s3.Open(context.Background(), u, getenv)
+	if err == nil {
+		t.Fatalf("Open(%s) = %v, want an error", rawURL, b)
+	}
+	return err
+}
+
+// newBackend opens a backend on a fresh bucket of the shared MinIO.
+func newBackend(t testing.TB) (*s3.Backend, *miniotest.Server, string) {
+	t.Helper()
+	srv := miniotest.Start(t)
+	bucket := srv.NewBucket(t)
+	return open(t, srv.CacheURL(bucket), srv.Getenv), srv, bucket
+}
+
+func TestContract(t *testing.T) {
+	cachetest.TestBackend(t, func(t *testing.T) cache.Backend {
+		b, _, _ := newBackend(t)
+		return b
+	})
+}
+
+func TestPutGetStatList(t *testing.T) {
+	ctx := context.Background()
+	b, srv, bucket := newBackend(t)
+	big := randomBytes(3<<20 + 5) // over the 1 MiB small-object limit
+	objects := []struct {
+		key   string
+		body  []byte
+		size  int64 // as passed to Put
+		ctype string
+	}{
+		{"nix-cache-info", []byte("StoreDir: /nix/store\n"), -1, "text/x-nix-cache-info"},
+		{"abc.narinfo", []byte("StorePath: /nix/store/abc-x\n"), 28, "text/x-nix-narinfo"},
+		{"nar/small.nar.zst", []byte("tiny"), -1, "application/x-nix-nar"},
+		{"nar/big.nar.zst", big, -1, "application/x-nix-nar"},
+		{"nar/big-known.nar.zst", big, int64(len(big)), "application/x-nix-nar"},
+		{"log/abc-x.drv", []byte("building\n"), 9, "text/plain; charset=utf-8"},
+		{"nar/empty.nar", nil, -1, "application/x-nix-nar"},
+	}
+	for _, o := range objects {
+		// A reader that is not seekable, as a pipe from a compressor is.
+		if err := b.Put(ctx, o.key, io.MultiReader(bytes.NewReader(o.body)), o.size); err != nil {
+			t.Fatalf("Put(%s): %v", o.key, err)
+		}
+	}
+	for _, o := range objects {
+		if got := get(t, b, o.key); !bytes.Equal(got, o.body) {
+			t.Errorf("Get(%s): %d bytes, want %d", o.key, len(got), len(o.body))
+		}
+		size, err := b.Stat(ctx, o.key)
+		if err != nil || size != int64(len(o.body)) {
+			t.Errorf("Stat(%s) = %d, %v; want %d, nil", o.key, size, err, len(o.body))
+		}
+		info, err := srv.Client().StatObject(ctx, bucket, o.key, minio.StatObjectOptions{})
+		if err != nil {
+			t.Fatalf("stat %s with the root client: %v", o.key, err)
+		}
+		if info.ContentType != o.ctype {
+			t.Errorf("content type of %s = %q, want %q", o.key, info.ContentType, o.ctype)
+		}
+	}
+	if got, want := list(t, b, ""), "[abc.narinfo:28 nix-cache-info:21]"; fmt.Sprint(got) != want {
+		t.Errorf("List(\"\") = %v, want %s", got, want)
+	}
+	if got := list(t, b, "nar"); len(got) != 4 { // "nar" is taken as "nar/"
+		t.Errorf("List(nar) = %v, want the 4 NARs", got)
+	}
+}
+
+func TestNotFound(t *testing.T) {
+	ctx := context.Background()
+	b, _, bucket := newBackend(t)
+	_, err := b.Get(ctx, "nar/missing.nar.zst")
+	if !errors.Is(err, cache.ErrNotFound) {
+		t.Fatalf("Get(missing) error = %v, want ErrNotFound", err)
+	}
+	if want := "s3://" + bucket + "/nar/missing.nar.zst"; !strings.Contains(err.Error(), want) {
+		t.Errorf("Get(missing) error %q does not name %s", err, want)
+	}
+	if _, err := b.Stat(ctx, "missing.narinfo"); !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("Stat(missing) error = %v, want ErrNotFound", err)
+	}
+	if err := b.Delete(ctx, "missing.narinfo"); err != nil {
+		t.Errorf("Delete(missing) = %v, want nil", err)
+	}
+}
+
+// TestListMany lists more objects than one S3 response holds (1,000).
+func TestListMany(t *testing.T) {
+	ctx := context.Background()
+	b, _, _ := newBackend(t)
+	const n = 5200
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			key := fmt.Sprintf("%032d.narinfo", i)
+			if i%2 == 1 {
+				key = fmt.Sprintf("nar/%032d.nar.zst", i)
+			}
+			if err := b.Put(ctx, key, strings.NewReader("x"), 1); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Put: %v", err)
+	}
+	start := time.Now()
+	root := list(t, b, "")
+	took := time.Since(start)
+	if len(root) != n/2 {
+		t.Errorf("List(\"\") found %d objects, want %d", len(root), n/2)
+	}
+	if nars := list(t, b, "nar/"); len(nars) != n/2 {
+		t.Errorf("List(nar/) found %d objects, want %d", len(nars), n/2)
+	}
+	t.Logf("listed %d of %d objects in %v", len(root), n, took)
+}
+
+func TestPrefix(t *testing.T) {
+	ctx := context.Background()
+	srv := miniotest.Start(t)
+	bucket := srv.NewBucket(t)
+	whole := open(t, srv.CacheURL(bucket), srv.Getenv)
+	sub := open(t, srv.CacheURL(bucket)+"&prefix=farm/x", srv.Getenv)
+	put(t, sub, "a.narinfo", "a")
+	put(t, sub, "nar/a.nar.zst", "nar")
+	put(t, whole, "b.narinfo", "b")
+
+	if got, want := fmt.Sprint(list(t, sub, "")), "[a.narinfo:1]"; got != want {
+		t.Errorf("List(\"\") under the prefix = %s, want %s", got, want)
+	}
+	if got, want := fmt.Sprint(list(t, whole, "farm/x/nar/")), "[farm/x/nar/a.nar.zst:3]"; got != want {
+		t.Errorf("List(farm/x/nar/) of the whole bucket = %s, want %s", got, want)
+	}
+	if _, err := sub.Stat(ctx, "b.narinfo"); !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("Stat of a key outside the prefix: %v, want ErrNotFound", err)
+	}
+	if got := sub.String(); !strings.Contains(got, "prefix=farm/x") {
+		t.Errorf("String() = %q, want it to show the prefix", got)
+	}
+}
+
+// TestStageLarge streams 64 MiB through Stage and Commit, and checks that
+// the process did not buffer the object: it allocates far less than the
+// object's size.
+func TestStageLarge(t *testing.T) {
+	ctx := context.Background()
+	b, srv, bucket := newBackend(t)
+	const size = 64 << 20
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	st, err := b.Stage(ctx)
+	if err != nil {
+		t.Fatalf("Stage: %v", err)
+	}
+	defer st.Abort()
+	h := sha256.New()
+	src := io.TeeReader(io.LimitReader(newRandReader(1), size), h)
+	if _, err := io.CopyBuffer(st, src, make([]byte, 256<<10)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if got := list(t, b, "nar/"); len(got) != 0 {
+		t.Errorf("before Commit List(nar/) = %v, want nothing", got)
+	}
+	if err := st.Commit(ctx, "nar/large.nar.zst"); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	stageTook := time.Since(start)
+	runtime.ReadMemStats(&after)
+	allocated := after.TotalAlloc - before.TotalAlloc
+
+	if n, err := b.Stat(ctx, "nar/large.nar.zst"); err != nil || n != size {
+		t.Fatalf("Stat = %d, %v; want %d", n, err, size)
+	}
+	rc, err := b.Get(ctx, "nar/large.nar.zst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sha256.New()
+	if _, err := io.Copy(got, rc); err != nil {
+		t.Fatalf("read back: %v", err)
+	}
+	rc.Close()
+	if !bytes.Equal(got.Sum(nil), h.Sum(nil)) {
+		t.Errorf("content read back differs from what was staged")
+	}
+	info, err := srv.Client().StatObject(ctx, bucket, "nar/large.nar.zst", minio.StatObjectOptions{})
+	if err != nil || info.ContentType != "application/x-nix-nar" {
+		t.Errorf("content type = %q, %v; want application/x-nix-nar", info.ContentType, err)
+	}
+	assertNoLeftovers(t, srv, bucket, "nar/large.nar.zst")
+	if allocated > size/2 {
+		t.Errorf("Stage+Commit of %d MiB allocated %d MiB, want far less: it must stream", size>>20, allocated>>20)
+	}
+
+	// The same bytes with a plain Put of a known size, for comparison.
+	start = time.Now()
+	if err := b.Put(ctx, "nar/plain.nar.zst", io.LimitReader(newRandReader(1), size), size); err != nil {
+		t.Fatal(err)
+	}
+	putTook := time.Since(start)
+	start = time.Now()
+	if err := b.Put(ctx, "nar/unknown.nar.zst", io.LimitReader(newRandReader(1), size), -1); err != nil {
+		t.Fatal(err)
+	}
+	unknownTook := time.Since(start)
+	mibps := func(d time.Duration) float64 { return float64(size>>20) / d.Seconds() }
+	t.Logf("64 MiB: Stage+Commit %v (%.0f MiB/s, %d MiB allocated); Put known size %v (%.0f MiB/s); Put size -1 %v (%.0f MiB/s)",
+		stageTook.Round(time.Millisecond), mibps(stageTook), allocated>>20,
+		putTook.Round(time.Millisecond), mibps(putTook),
+		unknownTook.Round(time.Millisecond), mibps(unknownTook))
+}
+
+func TestStageAbort(t *testing.T) {
+	ctx := context.Background()
+	b, srv, bucket := newBackend(t)
+	for _, n := range []int64{0, 100, 20 << 20} { // nothing, one PUT, a multipart upload
+		st, err := b.Stage(ctx)
+		if err != nil {
+			t.Fatalf("Stage: %v", err)
+		}
+		if _, err := io.Copy(st, io.LimitReader(newRandReader(2), n)); err != nil {
+			t.Fatalf("write %d bytes: %v", n, err)
+		}
+		if err := st.Abort(); err != nil {
+			t.Errorf("Abort after %d bytes: %v", n, err)
+		}
+		if err := st.Abort(); err != nil {
+			t.Errorf("second Abort: %v", err)
+		}
+		if err := st.Commit(ctx, "nar/x.nar.zst"); err == nil {
+			t.Errorf("Commit after Abort succeeded, want an error")
+		}
+		if _, err := st.Write([]byte("more")); err == nil {
+			t.Errorf("Write after Abort succeeded, want an error")
+		}
+	}
+	assertNoLeftovers(t, srv, bucket)
+}
+
+func TestStageCommitInvalidKey(t *testing.T) {
+	ctx := context.Background()
+	b, srv, bucket := newBackend(t)
+	st, err := b.Stage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(st, "x")
+	if err := st.Commit(ctx, "../x"); err == nil {
+		t.Errorf("Commit(../x) succeeded, want an error")
+	}
+	assertNoLeftovers(t, srv, bucket)
+}
+
+func TestStageContextCancelled(t *testing.T) {
+	b, srv, bucket := newBackend(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := b.Stage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(st, io.LimitReader(newRandReader(3), 2<<20)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	var werr error
+	for range 100 { // the upload notices the cancellation within a Write or two
+		if _, werr = st.Write(make([]byte, 1<<20)); werr != nil {
+			break
+		}
+	}
+	if !errors.Is(werr, context.Canceled) {
+		t.Errorf("Write after cancel: %v, want context.Canceled", werr)
+	}
+	if err := st.Commit(context.Background(), "nar/x.nar.zst"); err == nil {
+		t.Errorf("Commit after cancel succeeded, want an error")
+	}
+	assertNoLeftovers(t, srv, bucket)
+}
+
+func TestOpenMissingBucket(t *testing.T) {
+	srv := miniotest.Start(t)
+	err := openErr(t, srv.CacheURL("no-such-bucket-here"), srv.Getenv)
+	if !errors.Is(err, s3.ErrNoSuchBucket) {
+		t.Errorf("Open error = %v, want ErrNoSuchBucket", err)
+	}
+	if !strings.Contains(err.Error(), "s3://no-such-bucket-here") {
+		t.Errorf("Open error %q does not name the bucket", err)
+	}
+}
+
+func TestOpenBadCredentials(t *testing.T) {
+	srv := miniotest.Start(t)
+	bucket := srv.NewBucket(t)
+	dir := t.TempDir()
+	idFile := filepath.Join(dir, "id")
+	secretFile := filepath.Join(dir, "secret")
+	os.WriteFile(idFile, []byte(srv.AccessKey()), 0o600)
+	os.WriteFile(secretFile, []byte("wr0ng-s3cr3t"), 0o600)
+	tests := []struct {
+		name   string
+		url    string
+		env    map[string]string
+		source string // what the error must say the credentials came from
+	}{
+		{
+			name:   "wrong secret",
+			url:    srv.CacheURL(bucket),
+			env:    map[string]string{"AWS_ACCESS_KEY_ID": srv.AccessKey(), "AWS_SECRET_ACCESS_KEY": "wr0ng-s3cr3t"},
+			source: "AWS_ACCESS_KEY_ID",
+		},
+		{
+			name:   "unknown key",
+			url:    srv.CacheURL(bucket),
+			env:    map[string]string{"AWS_ACCESS_KEY_ID": "nobody", "AWS_SECRET_ACCESS_KEY": "wr0ng-s3cr3t"},
+			source: "AWS_ACCESS_KEY_ID",
+		},
+		{
+			name:   "wrong secret in a file",
+			url:    srv.CacheURL(bucket) + "&access-key-file=" + idFile + "&secret-key-file=" + secretFile,
+			source: secretFile,
+		},
+		{name: "anonymous", url: srv.CacheURL(bucket), source: "anonymous"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := openErr(t, tt.url, func(k string) string { return tt.env[k] })
+			if !errors.Is(err, s3.ErrAccessDenied) {
+				t.Errorf("Open error = %v, want ErrAccessDenied", err)
+			}
+			for _, want := range []string{bucket, tt.source} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Open error %q does not say %q", err, want)
+				}
+			}
+			if strings.Contains(err.Error(), "s3cr3t") {
+				t.Errorf("Open error %q shows the secret", err)
+			}
+		})
+	}
+}
+
+func TestOpenUnreadableCredentials(t *testing.T) {
+	srv := miniotest.Start(t)
+	missing := filepath.Join(t.TempDir(), "missing-secret")
+	env := map[string]string{"AWS_ACCESS_KEY_ID_FILE": missing, "AWS_SECRET_ACCESS_KEY_FILE": missing}
+	err := openErr(t, srv.CacheURL("any-bucket"), func(k string) string { return env[k] })
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("Open error = %v, want one naming %s that wraps ErrNotExist", err, missing)
+	}
+}
+
+// TestDeadEndpoint: nothing listens, and the error comes within seconds,
+// not after minutes of retries.
+func TestDeadEndpoint(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	env := map[string]string{"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "s3cr3t-key"}
+	start := time.Now()
+	err = openErr(t, "s3://cache?endpoint=http://"+addr, func(k string) string { return env[k] })
+	took := time.Since(start)
+	if !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("Open error = %v, want connection refused", err)
+	}
+	if took > 10*time.Second {
+		t.Errorf("Open of a dead endpoint took %v, want a few seconds", took)
+	}
+	t.Logf("dead endpoint failed after %v: %v", took.Round(time.Millisecond), err)
+}
+
+// TestMinIOStopped: a backend keeps working across a MinIO restart, and
+// fails fast while MinIO is down.
+func TestMinIOStopped(t *testing.T) {
+	ctx := context.Background()
+	srv := miniotest.StartDedicated(t)
+	bucket := srv.NewBucket(t)
+	b := open(t, srv.CacheURL(bucket), srv.Getenv)
+	put(t, b, "before.narinfo", "before")
+
+	srv.Stop(t)
+	start := time.Now()
+	err := b.Put(ctx, "during.narinfo", strings.NewReader("during"), 6)
+	took := time.Since(start)
+	if err == nil {
+		t.Fatalf("Put while MinIO is stopped succeeded")
+	}
+	if took > 10*time.Second {
+		t.Errorf("Put while MinIO is stopped took %v to fail, want a few seconds", took)
+	}
+	t.Logf("Put while MinIO is stopped failed after %v: %v", took.Round(time.Millisecond), err)
+
+	srv.Restart(t)
+	put(t, b, "after.narinfo", "after")
+	if got, want := fmt.Sprint(list(t, b, "")), "[after.narinfo:5 before.narinfo:6]"; got != want {
+		t.Errorf("List after restart = %s, want %s", got, want)
+	}
+}
+
+// assertNoLeftovers checks that bucket holds only keep: no temporary
+// objects, no incomplete multipart uploads.
+func assertNoLeftovers(t *testing.T, srv *miniotest.Server, bucket string, keep ...string) {
+	t.Helper()
+	ctx := context.Background()
+	var got []string
+	for obj := range srv.Client().ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true}) {
+		if obj.Err != nil {
+			t.Fatalf("list %s: %v", bucket, obj.Err)
+		}
+		got = append(got, obj.Key)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(keep) {
+		t.Errorf("objects in the bucket = %v, want %v", got, keep)
+	}
+	for up := range srv.Client().ListIncompleteUploads(ctx, bucket, "", true) {
+		if up.Err != nil {
+			t.Fatalf("list uploads in %s: %v", bucket, up.Err)
+		}
+		t.Errorf("incomplete multipart upload left: %s", up.Key)
+	}
+}
+
+func put(t testing.TB, b cache.Backend, key, body string) {
+	t.Helper()
+	if err := b.Put(context.Background(), key, strings.NewReader(body), int64(len(body))); err != nil {
+		t.Fatalf("Put(%s): %v", key, err)
+	}
+}
+
+func get(t testing.TB, b cache.Backend, key string) []byte {
+	t.Helper()
+	rc, err := b.Get(context.Background(), key)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", key, err)
+	}
+	defer rc.Close()
+	body, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("read %s: %v", key, err)
+	}
+	return body
+}
+
+// list returns "key:size" of every object in dir, in listing order.
+func list(t testing.TB, b cache.Backend, dir string) []string {
+	t.Helper()
+	var got []string
+	err := b.List(context.Background(), dir, func(o cache.Object) error {
+		got = append(got, fmt.Sprintf("%s:%d", o.Key, o.Size))
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("List(%q): %v", dir, err)
+	}
+	return got
+}
+
+// newRandReader is an endless stream of incompressible bytes, made on the
+// fly so that tests never hold a large object in memory.
+func newRandReader(seed uint64) io.Reader { return rand.NewChaCha8([32]byte{byte(seed)}) }
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	io.ReadFull(newRandReader(9), b)
+	return b
+}
