@@ -64,7 +64,8 @@ for f in nix/secrets/hosts/*.yaml; do printf 'farm-agent-token: t\n' >"$f"; done
 for f in nix/secrets/shared.yaml nix/secrets/farm.yaml nix/secrets/hosts/*.yaml; do
 	sops -e -i "$f" || not_ok "encrypt $f for the test admin"
 done
-git add -A && git -c user.email=t@t -c user.name=t commit -qm "test admin" || true
+git add -A
+git -c user.email=t@t -c user.name=t commit -qm "test admin" >/dev/null
 export SOPS_AGE_KEY_FILE="$work/admin.txt"
 
 # --- add a host -----------------------------------------------------------------
