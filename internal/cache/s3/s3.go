@@ -63,8 +63,6 @@ const (
 	maxRetries            = 4
 )
 
-var expThreads uint
-
 // Backend is a cache.Backend in an S3 bucket. It is safe for concurrent use.
 type Backend struct {
 	client *minio.Client
@@ -214,10 +212,6 @@ var smallBufs = sync.Pool{New: func() any { return new([smallObject]byte) }}
 
 func (b *Backend) put(ctx context.Context, name string, r io.Reader, size int64, ctype string) error {
 	opts := minio.PutObjectOptions{ContentType: ctype, PartSize: partSize}
-	if expThreads > 1 {
-		opts.ConcurrentStreamParts = true
-		opts.NumThreads = expThreads
-	}
 	if size < 0 {
 		buf := smallBufs.Get().(*[smallObject]byte)
 		defer smallBufs.Put(buf)
