@@ -17,6 +17,7 @@ import (
 	"github.com/homelab-farm/farm/internal/cache/file"
 	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/testenv"
+	"github.com/homelab-farm/farm/internal/testenv/miniotest"
 )
 
 // The crash tests run this test binary again as a pusher that kills itself
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 		crashHelper()
 		return
 	}
-	os.Exit(m.Run())
+	miniotest.Main(m)
 }
 
 // crashHelper pushes one path to a directory cache, counting every step of
