@@ -1,6 +1,7 @@
-# Runs nix/tests/lib.nix: { passed; failed; failures = [ { name; got; want; } ]; }.
+# Runs nix/tests/lib.nix and nix/tests/modules.nix:
+#   { passed; failed; names; failures = [ { name; got; want; } ]; }
 let
-  cases = import ./lib.nix;
+  cases = import ./lib.nix ++ import ./modules.nix;
   check =
     c:
     if c ? throws then

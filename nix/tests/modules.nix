@@ -1,0 +1,299 @@
+# Unit tests of the farm's NixOS modules, evaluated offline with the stand-in
+# module system of mini-modules.nix: options -> ExecStart, secrets -> credentials,
+# hardening, timers, and a host's plain value beating the modules' mkDefault.
+# Same case format as lib.nix.
+let
+  mm = import ./mini-modules.nix;
+  farm = import ../farm;
+
+  # What NixOS and sops-nix would provide, reduced to what the modules read.
+  base = hostName: {
+    hostSpec.hostName = hostName;
+    nix.package = "/nix/store/nix";
+    systemd.package = "/nix/store/systemd";
+    programs.nh.package = "/nix/store/nh";
+    sops.secrets = builtins.listToAttrs (
+      map
+        (n: {
+          name = n;
+          value.path = "/run/secrets/${n}";
+        })
+        [
+          "webhook-secret"
+          "cache-signing-key"
+          "deploy-signing-key"
+          "github-token"
+          "forgejo-token"
+          "ntfy-token"
+          "farm-agent-token"
+        ]
+    );
+  };
+  farmModules = [
+    ../modules/cache-client.nix
+    ../modules/farm-secrets.nix
+    ../modules/builder.nix
+    ../modules/notifier.nix
+    ../modules/agent.nix
+    ../modules/auto-upgrade.nix
+  ];
+  host = name: extra: mm.eval { modules = farmModules ++ [ (base name) extra ]; };
+
+  stolas = host "stolas" {
+    services.farm-builder = {
+      enable = true;
+      listen = "0.0.0.0:8080";
+    };
+    services.farm-notifier.enable = true;
+  };
+  malphas = host "malphas" {
+    services.farm-agent = {
+      enable = true;
+      healthChecks = [ "systemctl is-active display-manager.service" ];
+    };
+  };
+  vassal = host "vassal" {
+    services.fleet-pull.enable = true;
+    services.farm-builder = {
+      enable = true;
+      signingKeyFile = "/etc/farm/cache.key";
+    };
+  };
+
+  unit = c: name: c.systemd.services.${name};
+  has = needle: haystack: builtins.match ".*${needle}.*" haystack != null;
+  q = s: ''"${s}"'';
+in
+[
+  {
+    name = "builder: ExecStart from the options, every secret a credential from sops";
+    got = (unit stolas "farm-builder").serviceConfig.ExecStart;
+    want = builtins.concatStringsSep " " (
+      map q [
+        "/nix/store/00000000000000000000000000000000-homelab-farm-builder/bin/builder"
+        "serve"
+        "--config"
+        "/nix/store/00000000000000000000000000000000-farm-builder.json"
+        "--listen"
+        "0.0.0.0:8080"
+        "--state-dir"
+        "/var/lib/farm-builder"
+        "--cache"
+        "file:///var/lib/farm-builder/cache?compression=zstd"
+        "--signing-key-file"
+        "%d/signing-key"
+        "--deploy-key-file"
+        "%d/deploy-key"
+        "--forgejo-token-file"
+        "%d/forgejo-token"
+        "--github-token-file"
+        "%d/github-token"
+        "--webhook-secret-file"
+        "%d/webhook-secret"
+      ]
+    );
+  }
+  {
+    name = "builder: credentials point at the sops secrets";
+    got = (unit stolas "farm-builder").serviceConfig.LoadCredential;
+    want = [
+      "signing-key:/run/secrets/cache-signing-key"
+      "deploy-key:/run/secrets/deploy-signing-key"
+      "forgejo-token:/run/secrets/forgejo-token"
+      "github-token:/run/secrets/github-token"
+      "webhook-secret:/run/secrets/webhook-secret"
+    ];
+  }
+  {
+    name = "builder: a DynamicUser with a state directory and the Nix daemon's socket";
+    got = {
+      inherit ((unit stolas "farm-builder").serviceConfig)
+        DynamicUser
+        StateDirectory
+        ReadWritePaths
+        ProtectSystem
+        ;
+    };
+    want = {
+      DynamicUser = true;
+      StateDirectory = "farm-builder";
+      ReadWritePaths = [ "/nix/var/nix/daemon-socket" ];
+      ProtectSystem = "strict";
+    };
+  }
+  {
+    name = "builder: the builder host emulates aarch64-linux";
+    got = stolas.boot.binfmt.emulatedSystems;
+    want = [ "aarch64-linux" ];
+  }
+  {
+    name = "builder: its config lists the farm's deploy hosts and remotes";
+    got = {
+      inherit (stolas.services.farm-builder.settings) hosts remotes;
+    };
+    want = {
+      hosts = farm.deployHosts;
+      inherit (farm.settings) remotes;
+    };
+  }
+  {
+    name = "builder: a host's plain signingKeyFile beats the sops default";
+    got = builtins.head (unit vassal "farm-builder").serviceConfig.LoadCredential;
+    want = "signing-key:/etc/farm/cache.key";
+  }
+  {
+    name = "builder: not enabled, no unit";
+    throws = (unit malphas "farm-builder").serviceConfig.ExecStart;
+  }
+  {
+    name = "notifier: follows the local builder, ntfy token from sops, wakes the farm's MACs";
+    got = {
+      exec = (unit stolas "farm-notifier").serviceConfig.ExecStart;
+      creds = (unit stolas "farm-notifier").serviceConfig.LoadCredential;
+      wol = stolas.services.farm-notifier.settings.wakeOnLan;
+      dynamic = (unit stolas "farm-notifier").serviceConfig.DynamicUser;
+    };
+    want = {
+      exec = builtins.concatStringsSep " " (
+        map q [
+          "/nix/store/00000000000000000000000000000000-homelab-farm-notifier/bin/notifier"
+          "--config"
+          "/nix/store/00000000000000000000000000000000-farm-notifier.json"
+          "--builder-url"
+          "http://127.0.0.1:8080"
+          "--state-dir"
+          "/var/lib/farm-notifier"
+          "--ntfy-url"
+          farm.settings.ntfyUrl
+          "--ntfy-topic"
+          farm.settings.ntfyTopic
+          "--ntfy-token-file"
+          "%d/ntfy-token"
+        ]
+      );
+      creds = [ "ntfy-token:/run/secrets/ntfy-token" ];
+      wol = farm.wakeOnLan;
+      dynamic = true;
+    };
+  }
+  {
+    name = "agent: flags from the host, the farm's cache and deploy keys, its token";
+    got = (unit malphas "farm-agent").serviceConfig.ExecStart;
+    want = builtins.concatStringsSep " " (
+      map q [
+        "/nix/store/00000000000000000000000000000000-homelab-farm-agent/bin/agent"
+        "--builder-url"
+        farm.settings.builderUrl
+        "--host"
+        "malphas"
+        "--token-file"
+        "%d/token"
+        "--deploy-public-key-file"
+        "/nix/store/00000000000000000000000000000000-farm-deploy.pub"
+        "--cache-url"
+        farm.settings.cacheUrl
+        "--cache-public-key"
+        farm.settings.cachePublicKey
+        "--interval"
+        "15m"
+        "--keep-generations"
+        "5"
+        "--switch-mode"
+        "switch"
+        "--health-check"
+        "systemctl is-active display-manager.service"
+      ]
+    );
+  }
+  {
+    name = "agent: root, not restarted by a switch, realises with no negative cache";
+    got =
+      let
+        u = unit malphas "farm-agent";
+      in
+      {
+        dynamic = u.serviceConfig ? DynamicUser;
+        inherit (u) restartIfChanged stopIfChanged;
+        nixConfig = u.environment.NIX_CONFIG;
+        creds = u.serviceConfig.LoadCredential;
+      };
+    want = {
+      dynamic = false;
+      restartIfChanged = false;
+      stopIfChanged = false;
+      nixConfig = "narinfo-cache-negative-ttl = 0";
+      creds = [ "token:/run/secrets/farm-agent-token" ];
+    };
+  }
+  {
+    name = "agent: a daily timer";
+    got = malphas.systemd.timers.farm-agent.timerConfig;
+    want = {
+      OnCalendar = "daily";
+      Persistent = true;
+      RandomizedDelaySec = "30min";
+    };
+  }
+  {
+    name = "fleet-pull: a daily oneshot for hosts the farm does not serve";
+    got = {
+      type = (unit vassal "fleet-pull").serviceConfig.Type;
+      calendar = vassal.systemd.timers.fleet-pull.timerConfig.OnCalendar;
+      path = (unit vassal "fleet-pull").path;
+    };
+    want = {
+      type = "oneshot";
+      calendar = "daily";
+      path = [
+        "/nix/store/nix"
+        "/nix/store/nh"
+        "/nix/store/00000000000000000000000000000000-git"
+        "/nix/store/00000000000000000000000000000000-coreutils"
+      ];
+    };
+  }
+  {
+    name = "every host trusts the farm's cache";
+    got = malphas.nix.settings;
+    want = {
+      extra-substituters = [ farm.settings.cacheUrl ];
+      extra-trusted-public-keys = [ farm.settings.cachePublicKey ];
+    };
+  }
+  {
+    name = "mini-modules: mkDefault loses to a plain value, mkForce beats it";
+    got =
+      let
+        c = mm.eval {
+          modules = [
+            { a = mm.lib.mkDefault 1; }
+            { a = 2; }
+            { b = mm.lib.mkForce 3; }
+            { b = 4; }
+            {
+              l = [ 1 ];
+            }
+            {
+              l = mm.lib.mkIf true [ 2 ];
+            }
+            {
+              l = mm.lib.mkIf false [ 3 ];
+            }
+          ];
+        };
+      in
+      [
+        c.a
+        c.b
+        c.l
+      ];
+    want = [
+      2
+      3
+      [
+        1
+        2
+      ]
+    ];
+  }
+]
