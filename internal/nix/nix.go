@@ -92,6 +92,10 @@ func (c *Client) PathInfo(ctx context.Context, paths ...string) ([]PathInfo, err
 	}
 	args := append([]string{"path-info", "--json", "--recursive", "--"}, paths...)
 	out, err := c.output(ctx, "nix", args...)
+	var nerr *Error
+	if errors.As(err, &nerr) && strings.Contains(nerr.Stderr, "is not valid") {
+		return nil, fmt.Errorf("%w: %v", ErrNotInStore, err)
+	}
 	if err != nil {
 		return nil, err
 	}
