@@ -53,13 +53,23 @@ const (
 	// Being a "directory", it never shows in List of the root.
 	stagingDir = ".staging/"
 
+	// copyPartSize is the part size of the server-side copy by which Commit
+	// publishes a staged object, copyThreads how many parts are copied at
+	// once. MinIO answers a copy only when it is done, so parts keep each
+	// request well inside responseHeaderTimeout.
+	copyPartSize = 64 << 20
+	copyThreads  = 4
+
 	// Timeouts that make a dead endpoint fail within seconds. minio-go
 	// retries every request maxRetries times with a backoff of at most 1 s
 	// between tries; a refused connection fails each try at once, a host
-	// that does not answer fails each try after dialTimeout.
+	// that does not answer fails each try after dialTimeout. A server that
+	// accepts connections but never answers fails each try after
+	// responseHeaderTimeout, which is sized for the slowest legitimate
+	// request: a 16 MiB part stored or a 64 MiB part copied.
 	dialTimeout           = 3 * time.Second
 	tlsHandshakeTimeout   = 5 * time.Second
-	responseHeaderTimeout = 30 * time.Second
+	responseHeaderTimeout = 15 * time.Second
 	maxRetries            = 4
 )
 

@@ -78,8 +78,9 @@ func (s *staged) Write(p []byte) (int, error) {
 }
 
 // Commit finishes the upload and copies the temporary object to key with a
-// server-side copy (a multipart copy for objects over 5 GiB), then removes
-// the temporary object. Nothing appears under key unless Commit returns nil.
+// server-side copy (CopyObject up to 64 MiB, beyond that a multipart copy in
+// 64 MiB parts, which also lifts CopyObject's 5 GiB limit), then removes the
+// temporary object. Nothing appears under key unless Commit returns nil.
 func (s *staged) Commit(ctx context.Context, key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -116,6 +117,10 @@ func (s *staged) Commit(ctx context.Context, key string) error {
 			ReplaceMetadata: true,
 			// Carried into the multipart copy of objects over 5 GiB too.
 			UserMetadata: map[string]string{"Content-Type": ctype},
+			// Larger objects are copied in parts, so that no request
+			// waits long for its response.
+			PartSize:   copyPartSize,
+			NumThreads: copyThreads,
 		},
 		minio.CopySrcOptions{Bucket: s.b.cfg.bucket, Object: s.tmp},
 	)
