@@ -1,0 +1,451 @@
+// Package config reads the builder's TOML configuration
+// (examples/builder.toml is the commented reference). Every mistake is
+// reported with the file, the line and the reason, before anything starts.
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/homelab-farm/farm/internal/forge"
+)
+
+// DefaultMaxBodyBytes is the largest webhook body accepted (25 MiB, GitHub's own cap).
+const DefaultMaxBodyBytes = 25 << 20
+
+// Config is the whole file.
+type Config struct {
+	Listen         string `toml:"listen"`
+	StateDir       string `toml:"state_dir"`
+	Cache          string `toml:"cache"`
+	SigningKeyFile string `toml:"signing_key_file"`
+	DeployKeyFile  string `toml:"deploy_key_file"`
+	// PublicURL is where people reach the builder; statuses link to it.
+	PublicURL    string       `toml:"public_url"`
+	MaxBodyBytes int64        `toml:"max_body_bytes"`
+	Queue        Queue        `toml:"queue"`
+	Statuses     Statuses     `toml:"statuses"`
+	Repositories []Repository `toml:"repository"`
+
+	file string
+}
+
+// Queue configures the durable queue.
+type Queue struct {
+	// URL is "" or "sqlite:" for the embedded SQLite file in the state
+	// directory, "sqlite:/path/queue.db" for another file, or a
+	// postgres:// URL for a shared PostgreSQL queue.
+	URL         string   `toml:"url"`
+	MaxAttempts int      `toml:"max_attempts"`
+	Lease       Duration `toml:"lease"`
+}
+
+// Statuses configures commit statuses.
+type Statuses struct {
+	// PerHostLimit caps per-host statuses per evaluation: beyond it, only
+	// failed hosts get one (up to the limit). Default 20.
+	PerHostLimit int `toml:"per_host_limit"`
+	// Context prefixes every status context: "farm" gives "farm/eval" and
+	// "farm/host/<name>".
+	Context string `toml:"context"`
+}
+
+// Repository is one flake repository, reachable from one or more remotes.
+type Repository struct {
+	Name string `toml:"name"`
+	// DeployBranch is the branch whose commits are deployed (default "main").
+	DeployBranch string `toml:"deploy_branch"`
+	// Branches are the glob patterns (path.Match) of branches to evaluate;
+	// empty means every branch. The deploy branch is always evaluated.
+	Branches []string `toml:"branches"`
+	Remotes  []Remote `toml:"remote"`
+}
+
+// Remote is one forge repository that mirrors a Repository.
+type Remote struct {
+	Forge forge.Kind `toml:"forge"`
+	// URL is the repository's web URL, e.g. https://codeberg.org/alice/homelab.
+	URL string `toml:"url"`
+	// APIURL is the forge's API base. Defaults: https://api.github.com/ for
+	// GitHub, <scheme>://<host>/api/v1/ for Forgejo.
+	APIURL string `toml:"api_url"`
+	// SecretFiles hold the webhook secrets; several allow rotation.
+	SecretFiles []string `toml:"secret_files"`
+	// TokenFile holds the API token used for commit statuses; "" means no statuses.
+	TokenFile string `toml:"token_file"`
+
+	// Secrets are the contents of SecretFiles, read by Load.
+	Secrets [][]byte `toml:"-"`
+}
+
+// Duration is a time.Duration written as a string ("90s", "5m").
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %s", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Error is a mistake in a configuration file.
+type Error struct {
+	File string
+	Line int // 0 when unknown
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// Load reads, checks and completes the configuration at file: defaults
+// filled in, secret files read. Errors are *Error with the line.
+func Load(file string) (*Config, error) {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(file, src)
+}
+
+// Parse is Load on bytes already read; file names them in errors.
+func Parse(file string, src []byte) (*Config, error) {
+	var c Config
+	md, err := toml.NewDecoder(bytes.NewReader(src)).Decode(&c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{File: file, Line: pe.Position.Line, Msg: parseMessage(pe)}
+		}
+		var ppe *toml.ParseError
+		if errors.As(err, &ppe) {
+			return nil, &Error{File: file, Line: ppe.Position.Line, Msg: parseMessage(*ppe)}
+		}
+		// Type mismatches come as plain errors: "toml: line N (last key "k"): …".
+		if m := decodeErrRE.FindStringSubmatch(err.Error()); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			return nil, &Error{File: file, Line: n, Msg: m[2] + ": " + m[3]}
+		}
+		return nil, &Error{File: file, Msg: err.Error()}
+	}
+	c.file = file
+	dir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", file, err)
+	}
+	c.resolvePaths(dir)
+	lines := keyLines(src)
+	for _, k := range md.Undecoded() {
+		return nil, &Error{File: file, Line: lines.find(k), Msg: fmt.Sprintf("unknown key %q", k.String())}
+	}
+	if err := c.check(lines); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func parseMessage(pe toml.ParseError) string {
+	if pe.LastKey != "" {
+		return fmt.Sprintf("%s: %s", pe.LastKey, pe.Message)
+	}
+	return pe.Message
+}
+
+// resolvePaths makes relative file paths relative to the configuration's directory.
+func (c *Config) resolvePaths(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.StateDir)
+	abs(&c.SigningKeyFile)
+	abs(&c.DeployKeyFile)
+	for i := range c.Repositories {
+		for j := range c.Repositories[i].Remotes {
+			m := &c.Repositories[i].Remotes[j]
+			abs(&m.TokenFile)
+			for k := range m.SecretFiles {
+				abs(&m.SecretFiles[k])
+			}
+		}
+	}
+}
+
+// Default returns the configuration used without a file.
+func Default() *Config {
+	c := &Config{file: "(defaults)"}
+	_ = c.check(nil)
+	return c
+}
+
+var repoName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+func (c *Config) check(lines lineIndex) error {
+	fail := func(path string, format string, a ...any) error {
+		return &Error{File: c.file, Line: lines.line(path), Msg: fmt.Sprintf(format, a...)}
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxBodyBytes < 0 {
+		return fail("max_body_bytes", "max_body_bytes must be positive")
+	}
+	if c.Queue.MaxAttempts == 0 {
+		c.Queue.MaxAttempts = 5
+	}
+	if c.Queue.MaxAttempts < 0 {
+		return fail("queue.max_attempts", "queue.max_attempts must be positive")
+	}
+	if c.Queue.Lease.Duration == 0 {
+		c.Queue.Lease.Duration = 5 * time.Minute
+	}
+	if u := c.Queue.URL; u != "" && !strings.HasPrefix(u, "sqlite:") && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+		return fail("queue.url", "queue.url %q: want sqlite:[PATH] or postgres://…", redactURL(u))
+	}
+	if c.Statuses.PerHostLimit == 0 {
+		c.Statuses.PerHostLimit = 20
+	}
+	if c.Statuses.PerHostLimit < 0 {
+		return fail("statuses.per_host_limit", "statuses.per_host_limit must be positive")
+	}
+	if c.Statuses.Context == "" {
+		c.Statuses.Context = "farm"
+	}
+	names := map[string]bool{}
+	seen := map[string]string{} // normalised remote URL -> repository
+	for i := range c.Repositories {
+		r := &c.Repositories[i]
+		at := fmt.Sprintf("repository[%d]", i)
+		if !repoName.MatchString(r.Name) {
+			return fail(at+".name", "repository %d: name %q: want letters, digits, '.', '_' or '-'", i+1, r.Name)
+		}
+		if names[r.Name] {
+			return fail(at+".name", "repository %q is defined twice", r.Name)
+		}
+		names[r.Name] = true
+		if r.DeployBranch == "" {
+			r.DeployBranch = "main"
+		}
+		for _, b := range r.Branches {
+			if _, err := path.Match(b, "x"); err != nil {
+				return fail(at+".branches", "repository %q: branch pattern %q: %v", r.Name, b, err)
+			}
+		}
+		if len(r.Remotes) == 0 {
+			return fail(at, "repository %q has no [[repository.remote]]", r.Name)
+		}
+		for j := range r.Remotes {
+			m := &r.Remotes[j]
+			rat := fmt.Sprintf("%s.remote[%d]", at, j)
+			switch m.Forge {
+			case forge.GitHub, forge.Forgejo:
+			case "codeberg", "gitea":
+				m.Forge = forge.Forgejo
+			default:
+				return fail(rat+".forge", "repository %q: remote %d: forge %q: want github, forgejo, codeberg or gitea", r.Name, j+1, m.Forge)
+			}
+			n := forge.NormalizeURL(m.URL)
+			if n == "" || strings.Count(strings.Trim(n, "/"), "/") < 2 {
+				return fail(rat+".url", "repository %q: remote %d: url %q: want https://host/owner/name", r.Name, j+1, m.URL)
+			}
+			if other, dup := seen[n]; dup {
+				return fail(rat+".url", "repository %q: remote %s is already a remote of %q", r.Name, m.URL, other)
+			}
+			seen[n] = r.Name
+			if m.APIURL != "" && forge.NormalizeURL(m.APIURL) == "" {
+				return fail(rat+".api_url", "repository %q: remote %d: api_url %q is not an http(s) URL", r.Name, j+1, m.APIURL)
+			}
+			if len(m.SecretFiles) == 0 {
+				return fail(rat, "repository %q: remote %s: no secret_files (unsigned webhooks are refused)", r.Name, m.URL)
+			}
+			m.Secrets = m.Secrets[:0]
+			for _, f := range m.SecretFiles {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					return fail(rat+".secret_files", "repository %q: remote %s: secret file: %v", r.Name, m.URL, err)
+				}
+				s := bytes.TrimRight(b, "\r\n")
+				if len(s) == 0 {
+					return fail(rat+".secret_files", "repository %q: remote %s: secret file %s is empty", r.Name, m.URL, f)
+				}
+				m.Secrets = append(m.Secrets, s)
+			}
+			if m.TokenFile != "" {
+				if _, err := os.Stat(m.TokenFile); err != nil {
+					return fail(rat+".token_file", "repository %q: remote %s: token file: %v", r.Name, m.URL, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Validate checks the settings that flags and the environment may have
+// changed after Load.
+func (c *Config) Validate() error {
+	if c.Listen == "" {
+		return errors.New("no listen address")
+	}
+	if c.StateDir == "" {
+		return errors.New("no state directory (--state-dir, BUILDER_STATE_DIR or state_dir)")
+	}
+	return nil
+}
+
+// Branch reports whether a push to branch is evaluated and whether it deploys.
+func (r *Repository) Branch(branch string) (evaluate, deploy bool) {
+	if branch == "" {
+		return false, false
+	}
+	if branch == r.DeployBranch {
+		return true, true
+	}
+	if len(r.Branches) == 0 {
+		return true, false
+	}
+	for _, p := range r.Branches {
+		if ok, _ := path.Match(p, branch); ok {
+			return true, false
+		}
+	}
+	return false, false
+}
+
+// ReadToken reads a remote's API token file.
+func (m *Remote) ReadToken() (string, error) {
+	if m.TokenFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(m.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("read token: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func redactURL(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			return u[:j+3] + "…" + u[i:]
+		}
+	}
+	return u
+}
+
+// lineIndex maps a key path ("repository[0].remote[1].url", "queue.lease",
+// "repository[0]") to the line that defines it.
+type lineIndex map[string]int
+
+func (l lineIndex) line(path string) int {
+	for path != "" {
+		if n, ok := l[path]; ok {
+			return n
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+// find locates a toml.Key (which has no array indices) by its last
+// occurrence: close enough for "unknown key" messages.
+func (l lineIndex) find(k toml.Key) int {
+	want := strings.Join(k, ".")
+	best := 0
+	for p, n := range l {
+		if stripIndices(p) == want && n > best {
+			best = n
+		}
+	}
+	if best == 0 && len(k) > 1 {
+		return l.find(k[:len(k)-1])
+	}
+	return best
+}
+
+var decodeErrRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
+var indexRE = regexp.MustCompile(`\[\d+\]`)
+
+func stripIndices(p string) string { return indexRE.ReplaceAllString(p, "") }
+
+var (
+	headerRE = regexp.MustCompile(`^\s*(\[\[?)\s*([A-Za-z0-9_.\-" ]+?)\s*\]\]?`)
+	keyRE    = regexp.MustCompile(`^\s*([A-Za-z0-9_\-]+)\s*=`)
+)
+
+// keyLines scans TOML source for table headers and keys, tracking array of
+// tables indices the way the decoder numbers them.
+func keyLines(src []byte) lineIndex {
+	idx := lineIndex{}
+	count := map[string]int{} // array path (with parent indices) -> elements so far
+	last := map[string]string{}
+	current := ""
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		text := sc.Text()
+		if m := headerRE.FindStringSubmatch(text); m != nil {
+			parts := strings.Split(strings.ReplaceAll(m[2], `"`, ""), ".")
+			// Resolve parents to their latest array element.
+			resolved := ""
+			for i, p := range parts {
+				p = strings.TrimSpace(p)
+				if resolved != "" {
+					resolved += "."
+				}
+				resolved += p
+				if i < len(parts)-1 {
+					if el, ok := last[resolved]; ok {
+						resolved = el
+					}
+				}
+			}
+			if m[1] == "[[" {
+				el := resolved + "[" + strconv.Itoa(count[resolved]) + "]"
+				count[resolved]++
+				last[resolved] = el
+				resolved = el
+			}
+			current = resolved
+			idx[current] = n
+			continue
+		}
+		if m := keyRE.FindStringSubmatch(text); m != nil {
+			p := m[1]
+			if current != "" {
+				p = current + "." + p
+			}
+			idx[p] = n
+		}
+	}
+	return idx
+}

@@ -1,0 +1,116 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/forge"
+)
+
+func TestExample(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load("../../examples/builder.toml")
+	if err != nil {
+		t.Fatalf("Load(example) = %v", err)
+	}
+	if got, want := len(c.Repositories), 1; got != want {
+		t.Fatalf("repositories = %d, want %d", got, want)
+	}
+	r := c.Repositories[0]
+	if r.Name != "homelab" || r.DeployBranch != "main" || len(r.Remotes) != 3 {
+		t.Fatalf("repository = %+v", r)
+	}
+	if r.Remotes[1].Forge != forge.Forgejo {
+		t.Errorf("codeberg remote forge = %q, want forgejo", r.Remotes[1].Forge)
+	}
+	if got := string(r.Remotes[2].Secrets[1]); got != "demo-previous-secret" {
+		t.Errorf("second secret = %q (trailing newline must be trimmed)", got)
+	}
+	if c.Queue.Lease.Duration != 5*time.Minute || c.Queue.MaxAttempts != 5 || c.MaxBodyBytes != 25<<20 {
+		t.Errorf("queue = %+v, max body = %d", c.Queue, c.MaxBodyBytes)
+	}
+	if !filepath.IsAbs(c.StateDir) {
+		t.Errorf("state_dir %q not resolved against the file's directory", c.StateDir)
+	}
+}
+
+func TestBranch(t *testing.T) {
+	t.Parallel()
+	r := config.Repository{DeployBranch: "main", Branches: []string{"staging", "renovate/*"}}
+	tests := []struct {
+		branch           string
+		evaluate, deploy bool
+	}{
+		{"main", true, true},
+		{"staging", true, false},
+		{"renovate/nixpkgs", true, false},
+		{"feature", false, false},
+		{"", false, false},
+	}
+	for _, tt := range tests {
+		if e, d := r.Branch(tt.branch); e != tt.evaluate || d != tt.deploy {
+			t.Errorf("Branch(%q) = %v, %v; want %v, %v", tt.branch, e, d, tt.evaluate, tt.deploy)
+		}
+	}
+	all := config.Repository{DeployBranch: "prod"}
+	if e, d := all.Branch("anything"); !e || d {
+		t.Errorf("no patterns: Branch(anything) = %v, %v; want true, false", e, d)
+	}
+}
+
+func TestErrorsHaveLines(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	remote := func(forge, url string) string {
+		return "  [[repository.remote]]\n  forge = \"" + forge + "\"\n  url = \"" + url + "\"\n  secret_files = [\"secret\"]\n"
+	}
+	tests := []struct {
+		name     string
+		src      string
+		wantLine int
+		wantMsg  string
+	}{
+		{name: "syntax", src: "listen = \"x\"\nstate_dir = \n", wantLine: 2, wantMsg: "expected value"},
+		{name: "type", src: "listen = \"x\"\nmax_body_bytes = \"big\"\n", wantLine: 2, wantMsg: "max_body_bytes"},
+		{name: "unknown key", src: "listen = \"x\"\n\n[queue]\nurl = \"\"\nleese = \"5m\"\n", wantLine: 5, wantMsg: `unknown key "queue.leese"`},
+		{name: "bad duration", src: "[queue]\nlease = \"soon\"\n", wantLine: 2, wantMsg: "soon"},
+		{name: "bad forge", src: "[[repository]]\nname = \"a\"\n" + remote("github", "https://github.com/a/b") + remote("gitlab", "https://gitlab.com/a/b"),
+			wantLine: 8, wantMsg: `forge "gitlab"`},
+		{name: "bad url", src: "[[repository]]\nname = \"a\"\n" + remote("github", "github.com/a/b"), wantLine: 5, wantMsg: "want https://host/owner/name"},
+		{name: "duplicate remote across repositories", src: "[[repository]]\nname = \"a\"\n" + remote("github", "https://github.com/a/b") +
+			"[[repository]]\nname = \"b\"\n" + remote("github", "https://github.com/a/b.git"), wantLine: 11, wantMsg: `already a remote of "a"`},
+		{name: "missing secret file", src: "[[repository]]\nname = \"a\"\n  [[repository.remote]]\n  forge = \"github\"\n  url = \"https://github.com/a/b\"\n  secret_files = [\"nope\"]\n",
+			wantLine: 6, wantMsg: "no such file"},
+		{name: "no remotes", src: "[[repository]]\nname = \"a\"\n", wantLine: 1, wantMsg: "no [[repository.remote]]"},
+		{name: "bad name", src: "[[repository]]\nname = \"a b\"\n" + remote("github", "https://github.com/a/b"), wantLine: 2, wantMsg: `name "a b"`},
+		{name: "bad queue url", src: "[queue]\nurl = \"mysql://u:pw@h/db\"\n", wantLine: 2, wantMsg: "mysql://…@h/db"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".toml")
+			if err := os.WriteFile(file, []byte(tt.src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := config.Load(file)
+			var ce *config.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("Load = %v, want *config.Error", err)
+			}
+			if ce.File != file || ce.Line != tt.wantLine || !strings.Contains(ce.Msg, tt.wantMsg) {
+				t.Errorf("Load = %q (line %d), want line %d containing %q", err, ce.Line, tt.wantLine, tt.wantMsg)
+			}
+			if strings.Contains(err.Error(), "pw") {
+				t.Errorf("error %q leaks a password", err)
+			}
+		})
+	}
+}
