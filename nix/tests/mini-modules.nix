@@ -228,14 +228,21 @@ let
         let
           f = if isPath m then import m else m;
         in
-        if isFunction f then f { inherit config lib pkgs; } else f;
+        if isFunction f then
+          f {
+            inherit config lib pkgs;
+            modulesPath = "/nixpkgs/nixos/modules";
+          }
+        else
+          f;
       item = key: module: { inherit key module; };
       closure = genericClosure {
         startSet = builtins.genList (i: item "top-${toString i}" (elemAt modules i)) (length modules);
         operator =
           it:
           let
-            imports = (call it.module).imports or [ ];
+            # nixpkgs' own modules (modulesPath + "/...") are not here: skipped.
+            imports = builtins.filter (m: !builtins.isString m) ((call it.module).imports or [ ]);
           in
           builtins.genList (
             i:
@@ -256,7 +263,7 @@ in
     let
       config = evalNamespace [ ] options defs;
       called = collect config modules;
-      isFull = m: m ? options || m ? config || m ? imports;
+      isFull = m: m ? options || m ? config;
       # Declarations merged recursively (modules declare under shared prefixes).
       mergeDecl =
         a: b:

@@ -60,6 +60,24 @@ let
     };
   };
 
+  # A real host of nix/hosts (or a fixture), put together the way mkHost does:
+  # host-spec, the role module, default.nix as hostSpec, then the host's files.
+  evalHost =
+    hostsDir: name:
+    let
+      plan = (import ../lib/hosts.nix { inherit hostsDir; }).plan name;
+    in
+    mm.eval {
+      modules = [
+        ../modules/host-spec.nix
+        plan.roleModule
+        { hostSpec = plan.hostValues // { inherit (plan) kind; }; }
+      ]
+      ++ plan.files;
+    };
+  real = evalHost ../hosts;
+  fixture = evalHost ./fixtures/hosts;
+
   unit = c: name: c.systemd.services.${name};
   has = needle: haystack: builtins.match ".*${needle}.*" haystack != null;
   q = s: ''"${s}"'';
@@ -295,5 +313,189 @@ in
         2
       ]
     ];
+  }
+  # --- roles and hosts, real files -------------------------------------------------
+  {
+    name = "malphas inherits the desktop role: Plasma, Steam, the agent, Wake-on-LAN on its NIC";
+    got =
+      let
+        c = real "malphas";
+      in
+      {
+        plasma = c.services.desktopManager.plasma6.enable;
+        steam = c.programs.steam.enable;
+        agent = c.services.farm-agent.enable;
+        pull = c.services.fleet-pull.enable;
+        wol = c.networking.interfaces.enp5s0.wakeOnLan.enable;
+        hostName = c.networking.hostName;
+        platform = c.nixpkgs.hostPlatform;
+      };
+    want = {
+      plasma = true;
+      steam = true;
+      agent = true;
+      pull = false;
+      wol = true;
+      hostName = "malphas";
+      platform = "x86_64-linux";
+    };
+  }
+  {
+    name = "malphas' overrides.nix beats the role's mkDefault (time zone, remote play)";
+    got = {
+      tz = (real "malphas").time.timeZone;
+      remotePlay = (real "malphas").programs.steam.remotePlay.openFirewall;
+      amdgpu = (real "malphas").hardware.amdgpu.initrd.enable;
+    };
+    want = {
+      tz = "Europe/Berlin";
+      remotePlay = false;
+      amdgpu = true;
+    };
+  }
+  {
+    name = "malphas' hostSpec: default.nix, the role's defaults, the farm's MAC";
+    got = (real "malphas").hostSpec;
+    want = {
+      role = "desktop";
+      primaryUser = "rain";
+      hostName = "malphas";
+      kind = "nixos";
+      system = "x86_64-linux";
+      gui = true;
+      gaming = true;
+      headless = false;
+      touch = false;
+      autoUpgrade = "farm";
+      gpu = "amd";
+      wakeOnLan = {
+        enable = true;
+        interface = "enp5s0";
+        mac = "a8:a1:59:3c:10:7e";
+      };
+    };
+  }
+  {
+    name = "a role default and its override, side by side (fixture)";
+    got = [
+      (fixture "bare").time.timeZone
+      (fixture "overriding").time.timeZone
+      (fixture "bare").services.openssh.enable
+      (fixture "overriding").services.openssh.enable
+      (fixture "bare").services.desktopManager.plasma6.enable
+      (fixture "overriding").services.desktopManager.plasma6.enable
+    ];
+    want = [
+      "UTC"
+      "Asia/Tokyo"
+      true
+      false
+      true
+      false
+    ];
+  }
+  {
+    name = "gaming = false in default.nix beats the role's default (fixture)";
+    got = [
+      (fixture "bare").hostSpec.gaming
+      (fixture "overriding").hostSpec.gaming
+      (fixture "bare").programs.steam.enable
+    ];
+    want = [
+      true
+      false
+      true
+    ];
+  }
+  {
+    name = "... so gaming.nix configures no Steam there (fixture)";
+    throws = (fixture "overriding").programs.steam.enable;
+  }
+  {
+    name = "stolas (server): hardened, runs the farm, aarch64 by binfmt, disk by disko";
+    got =
+      let
+        c = real "stolas";
+      in
+      {
+        fail2ban = c.services.fail2ban.enable;
+        docs = c.documentation.enable;
+        builder = c.services.farm-builder.enable;
+        notifier = c.services.farm-notifier.enable;
+        binfmt = c.boot.binfmt.emulatedSystems;
+        disk = c.disko.devices.disk.main.device;
+        firewall = c.networking.firewall.allowedTCPPorts;
+      };
+    want = {
+      fail2ban = true;
+      docs = false;
+      builder = true;
+      notifier = true;
+      binfmt = [ "aarch64-linux" ];
+      disk = "/dev/nvme0n1";
+      firewall = [ 8080 ];
+    };
+  }
+  {
+    name = "andras (pi, role and user only): aarch64, extlinux, the agent";
+    got =
+      let
+        c = real "andras";
+      in
+      {
+        platform = c.nixpkgs.hostPlatform;
+        extlinux = c.boot.loader.generic-extlinux-compatible.enable;
+        agent = c.services.farm-agent.enable;
+        user = c.users.users.rain.isNormalUser;
+      };
+    want = {
+      platform = "aarch64-linux";
+      extlinux = true;
+      agent = true;
+      user = true;
+    };
+  }
+  {
+    name = "a tablet pulls its updates: fleet-pull on, the agent off, GNOME and sensors (fixture)";
+    got =
+      let
+        c = fixture "tablet";
+      in
+      [
+        c.services.fleet-pull.enable
+        c.services.farm-agent.enable
+        c.services.desktopManager.gnome.enable
+        c.hardware.sensor.iio.enable
+      ];
+    want = [
+      true
+      false
+      true
+      true
+    ];
+  }
+  {
+    name = "vassago (darwin): nix-darwin user, daily launchd pull, the farm's cache";
+    got =
+      let
+        c = real "vassago";
+      in
+      {
+        user = c.system.primaryUser;
+        home = c.users.users.rain.home;
+        pull = c.launchd.daemons.fleet-pull.serviceConfig.StartCalendarInterval;
+        keys = c.nix.settings.extra-trusted-public-keys;
+      };
+    want = {
+      user = "rain";
+      home = "/Users/rain";
+      pull = [
+        {
+          Hour = 4;
+          Minute = 30;
+        }
+      ];
+      keys = [ farm.settings.cachePublicKey ];
+    };
   }
 ]
