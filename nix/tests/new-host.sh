@@ -125,6 +125,17 @@ check "the farm deploys the host and knows its MAC" \
 	test "$(nix-instantiate --eval --strict --json --expr \
 		'let f = import ./nix/farm; in [ (builtins.elem "vepar" f.deployHosts) f.wakeOnLan.vepar ]')" \
 	= '[true,"52:54:00:ab:cd:ef"]'
+check "the new host evaluates through its role: agent on, disko disk, Wake-on-LAN NIC and MAC" \
+	test "$(nix-instantiate --eval --strict --json --expr '
+		let
+		  mm = import ./nix/tests/mini-modules.nix;
+		  plan = (import ./nix/lib/hosts.nix { hostsDir = ./nix/hosts; }).plan "vepar";
+		  c = mm.eval { modules = [ ./nix/modules/host-spec.nix plan.roleModule
+		    { hostSpec = plan.hostValues // { inherit (plan) kind; }; } ] ++ plan.files; };
+		in [ c.services.farm-agent.enable c.disko.devices.disk.main.device
+		     c.networking.interfaces.enp1s0.wakeOnLan.enable c.hostSpec.wakeOnLan.mac
+		     (baseNameOf (toString c.sops.defaultSopsFile)) ]')" \
+	= '[true,"/dev/vda",true,"52:54:00:ab:cd:ef","vepar.yaml"]'
 check "the new files are staged in git (the flake sees them)" \
 	bash -c "git diff --cached --name-only | grep -qx nix/hosts/vepar/default.nix && git diff --cached --name-only | grep -qx nix/secrets/hosts/vepar.yaml"
 check "it prints the nixos-anywhere command with the host key" \
