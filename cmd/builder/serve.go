@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/homelab-farm/farm/internal/cache"
+	"github.com/homelab-farm/farm/internal/cache/cacheurl"
+	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/queue/postgres"
+	"github.com/homelab-farm/farm/internal/queue/sqlite"
+)
+
+// Log attribute keys, shared by everything serve logs.
+const (
+	logAddr     = "addr"
+	logErr      = "err"
+	logJob      = "job"
+	logRepo     = "repo"
+	logCommit   = "commit"
+	logForge    = "forge"
+	logDelivery = "delivery"
+	logStatus   = "status"
+	logWorker   = "worker"
+	logAttempt  = "attempt"
+	logPath     = "path"
+)
+
+// drainTimeout bounds the graceful shutdown of the HTTP server and workers.
+const drainTimeout = 10 * time.Second
+
+// runServe runs the farm: webhooks in, the durable queue, the API, the
+// binary cache read-only at /nix-cache/, and (with --workers) workers.
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("builder serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", getenv("BUILDER_CONFIG"), "TOML configuration `file` (env BUILDER_CONFIG); see examples/builder.toml")
+	listen := fs.String("listen", getenv("BUILDER_LISTEN"), "`address` to serve HTTP on (env BUILDER_LISTEN; default 127.0.0.1:8080)")
+	stateDir := fs.String("state-dir", getenv("BUILDER_STATE_DIR"), "`directory` for the queue and the default cache (env BUILDER_STATE_DIR)")
+	cacheURL := fs.String("cache", getenv("BUILDER_CACHE"), "binary cache `URL` (env BUILDER_CACHE; default file://<state-dir>/cache)")
+	queueURL := fs.String("queue", getenv("BUILDER_QUEUE"), "queue `URL`: sqlite:[PATH] or postgres://… (env BUILDER_QUEUE)")
+	signingKeyFile := fs.String("signing-key-file", getenv("BUILDER_SIGNING_KEY_FILE"), "`file` with the cache signing key (env BUILDER_SIGNING_KEY_FILE)")
+	deployKeyFile := fs.String("deploy-key-file", getenv("BUILDER_DEPLOY_KEY_FILE"), "`file` with the deploy manifest key (env BUILDER_DEPLOY_KEY_FILE)")
+	workers := fs.Int("workers", envInt(getenv, "BUILDER_WORKERS", 0), "evaluation workers (env BUILDER_WORKERS)")
+	lease := fs.Duration("lease", envDuration(getenv, "BUILDER_LEASE", 0), "job lease without heartbeat (env BUILDER_LEASE; default from config, 5m)")
+	placeholderEval := fs.Duration("placeholder-eval", envDuration(getenv, "BUILDER_PLACEHOLDER_EVAL", 0),
+		"until evaluation lands (issue 4): workers hold each job this `long`, then complete it without evaluating (tests, demo)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return exitError(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "builder serve: unexpected arguments %q\n", fs.Args())
+		return exitError(2)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+
+	cfg := config.Default()
+	if *configFile != "" {
+		c, err := config.Load(*configFile)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		cfg = c
+	}
+	override := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	override(&cfg.Listen, *listen)
+	override(&cfg.StateDir, *stateDir)
+	override(&cfg.Cache, *cacheURL)
+	override(&cfg.Queue.URL, *queueURL)
+	override(&cfg.SigningKeyFile, *signingKeyFile)
+	override(&cfg.DeployKeyFile, *deployKeyFile)
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:8080"
+	}
+	if *lease > 0 {
+		cfg.Queue.Lease.Duration = *lease
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return fmt.Errorf("serve: state directory: %w", err)
+	}
+	if cfg.Cache == "" {
+		cfg.Cache = "file://" + filepath.Join(mustAbs(cfg.StateDir), "cache")
+	}
+
+	q, err := openQueue(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer q.Close()
+
+	backend, err := cacheurl.Open(ctx, cfg.Cache, getenv)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s := newServer(cfg, q, backend, log)
+	var eval evaluator
+	if *placeholderEval > 0 {
+		eval = placeholderEvaluator(*placeholderEval)
+	}
+	if *workers > 0 && eval == nil {
+		log.Warn("no evaluator yet (issue 4): --workers ignored; jobs stay queued")
+		*workers = 0
+	}
+	return serve(ctx, ln, s, workerPool{q: q, n: *workers, lease: cfg.Queue.Lease.Duration, eval: eval, log: log})
+}
+
+// serve runs s on ln and the worker pool until ctx ends, then drains both,
+// bounded by drainTimeout.
+func serve(ctx context.Context, ln net.Listener, s *server, wp workerPool) error {
+	srv := &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var wg sync.WaitGroup
+	wp.start(workCtx, &wg)
+
+	s.log.Info("listening", logAddr, ln.Addr().String(), "workers", wp.n)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var serveErr error
+	select {
+	case serveErr = <-errc:
+	case <-ctx.Done():
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(drainCtx); err != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("shutdown: %w", err))
+	}
+	// Workers stop claiming; a job in progress is abandoned to its lease.
+	stopWork()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-drainCtx.Done():
+		s.log.Warn("workers did not stop within the drain timeout")
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	s.log.Info("stopped")
+	return serveErr
+}
+
+func openQueue(ctx context.Context, cfg *config.Config) (queue.Queue, error) {
+	opts := queue.Options{MaxAttempts: cfg.Queue.MaxAttempts}
+	u := cfg.Queue.URL
+	switch {
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		return postgres.Open(ctx, u, opts)
+	case u == "", u == "sqlite:":
+		return sqlite.Open(ctx, filepath.Join(cfg.StateDir, "queue.db"), opts)
+	case strings.HasPrefix(u, "sqlite:"):
+		return sqlite.Open(ctx, strings.TrimPrefix(u, "sqlite:"), opts)
+	}
+	return nil, fmt.Errorf("queue URL: want sqlite:[PATH] or postgres://…")
+}
+
+func mustAbs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+func envInt(getenv func(string) string, key string, def int) int {
+	if n, err := strconv.Atoi(getenv(key)); err == nil {
+		return n
+	}
+	return def
+}
+
+func envDuration(getenv func(string) string, key string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(getenv(key)); err == nil {
+		return d
+	}
+	return def
+}
+
+// cacheHandler serves the cache read-only under /nix-cache/.
+func cacheHandler(b cache.Backend) http.Handler {
+	return http.StripPrefix("/nix-cache", cache.NewHandler(b))
+}

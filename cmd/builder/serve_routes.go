@@ -1,0 +1,339 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/homelab-farm/farm/internal/cache"
+	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/forge"
+	"github.com/homelab-farm/farm/internal/forge/forgejo"
+	"github.com/homelab-farm/farm/internal/forge/github"
+	"github.com/homelab-farm/farm/internal/queue"
+)
+
+// server holds what the HTTP handlers share.
+type server struct {
+	cfg     *config.Config
+	q       queue.Queue
+	cache   cache.Backend // nil: no /nix-cache/
+	log     *slog.Logger
+	now     func() time.Time
+	remotes []remote
+}
+
+// remote is a configured remote with its repository, for matching webhooks.
+type remote struct {
+	repo *config.Repository
+	cfg  *config.Remote
+	url  string // forge.NormalizeURL of cfg.URL
+}
+
+func newServer(cfg *config.Config, q queue.Queue, b cache.Backend, log *slog.Logger) *server {
+	s := &server{cfg: cfg, q: q, cache: b, log: log, now: time.Now}
+	for i := range cfg.Repositories {
+		r := &cfg.Repositories[i]
+		for j := range r.Remotes {
+			m := &r.Remotes[j]
+			s.remotes = append(s.remotes, remote{repo: r, cfg: m, url: forge.NormalizeURL(m.URL)})
+		}
+	}
+	return s
+}
+
+// routes is the builder's whole HTTP surface.
+func (s *server) routes() http.Handler {
+	r := mux.NewRouter()
+	r.Handle("/hooks/github", s.handle(s.githubHook)).Methods(http.MethodPost)
+	r.Handle("/hooks/forgejo", s.handle(s.forgejoHook)).Methods(http.MethodPost)
+	r.Handle("/api/evaluations", s.handle(s.listEvaluations)).Methods(http.MethodGet)
+	r.Handle("/api/evaluations/{id:[0-9]+}", s.handle(s.getEvaluation)).Methods(http.MethodGet)
+	r.Handle("/healthz", s.handle(s.health)).Methods(http.MethodGet)
+	if s.cache != nil {
+		r.PathPrefix("/nix-cache/").Handler(cacheHandler(s.cache)).Methods(http.MethodGet, http.MethodHead)
+	}
+	return r
+}
+
+// httpError is an error with what the client is told. Err, if any, is
+// logged and never sent.
+type httpError struct {
+	status int
+	msg    string
+	err    error
+}
+
+func (e *httpError) Error() string {
+	if e.err != nil {
+		return fmt.Sprintf("%d %s: %v", e.status, e.msg, e.err)
+	}
+	return fmt.Sprintf("%d %s", e.status, e.msg)
+}
+
+func (e *httpError) Unwrap() error { return e.err }
+
+func errorf(status int, msg string, err error) error { return &httpError{status: status, msg: msg, err: err} }
+
+// handle adapts a handler that returns an error: the one place that writes
+// error responses and logs them.
+func (s *server) handle(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		var he *httpError
+		if !errors.As(err, &he) {
+			he = &httpError{status: http.StatusInternalServerError, msg: "internal error", err: err}
+		}
+		level := slog.LevelInfo
+		if he.status >= 500 {
+			level = slog.LevelError
+		}
+		s.log.Log(r.Context(), level, "request refused", logPath, r.URL.Path, logStatus, he.status, logErr, he)
+		writeJSON(w, he.status, map[string]string{"error": he.msg})
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *server) health(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+// hook is what differs between forges' webhook endpoints.
+type hook struct {
+	forge   forge.Kind
+	headers func(http.Header) (event, delivery, signature string)
+	verify  func(signature string, body []byte, secrets [][]byte) (int, error)
+	parse   func(event string, body []byte) (forge.Push, error)
+}
+
+var (
+	githubHook = hook{
+		forge: forge.GitHub,
+		headers: func(h http.Header) (string, string, string) {
+			return h.Get(github.EventHeader), h.Get(github.DeliveryHeader), h.Get(github.SignatureHeader)
+		},
+		verify: github.Verify,
+		parse:  github.Parse,
+	}
+	forgejoHook = hook{forge: forge.Forgejo, headers: forgejo.Headers, verify: forgejo.Verify, parse: forgejo.Parse}
+)
+
+func (s *server) githubHook(w http.ResponseWriter, r *http.Request) error {
+	return s.webhook(w, r, githubHook)
+}
+
+func (s *server) forgejoHook(w http.ResponseWriter, r *http.Request) error {
+	return s.webhook(w, r, forgejoHook)
+}
+
+// webhook is the thin shell around a forge's parser: size limit,
+// signature, parse, match the repository, enqueue durably, then 202.
+func (s *server) webhook(w http.ResponseWriter, r *http.Request, h hook) error {
+	received := s.now().UTC()
+	limit := s.cfg.MaxBodyBytes
+	if r.ContentLength > limit {
+		return errorf(http.StatusRequestEntityTooLarge, "body too large", nil)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errorf(http.StatusRequestEntityTooLarge, "body too large", nil)
+		}
+		return errorf(http.StatusBadRequest, "cannot read body", err)
+	}
+	event, delivery, signature := h.headers(r.Header)
+
+	// Which remotes of this forge does the signature belong to? Checked
+	// before the body is trusted for anything.
+	var signedBy []remote
+	for _, rm := range s.remotes {
+		if rm.cfg.Forge != h.forge {
+			continue
+		}
+		if _, err := h.verify(signature, body, rm.cfg.Secrets); err == nil {
+			signedBy = append(signedBy, rm)
+		}
+	}
+	if len(signedBy) == 0 {
+		return errorf(http.StatusUnauthorized, "bad or missing signature", forge.ErrSignature)
+	}
+
+	payload, err := formPayload(r.Header.Get("Content-Type"), body)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "malformed payload", err)
+	}
+	push, err := h.parse(event, payload)
+	switch {
+	case errors.Is(err, forge.ErrIgnored):
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	case err != nil:
+		return errorf(http.StatusBadRequest, "malformed payload", err)
+	}
+	push.DeliveryID, push.ReceivedAt = delivery, received
+	if push.Event == forge.EventPing {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "pong"})
+		return nil
+	}
+
+	rm, ok := matchRemote(signedBy, push)
+	if !ok {
+		if _, known := matchRemote(s.remotes, push); known {
+			// Signed with another remote's secret.
+			return errorf(http.StatusUnauthorized, "bad or missing signature", forge.ErrSignature)
+		}
+		return s.ignore(w, push, "repository not configured")
+	}
+	if push.Deleted {
+		return s.ignore(w, push, "ref deleted")
+	}
+	var branch string
+	var deploy bool
+	switch push.Event {
+	case forge.EventPush:
+		evaluate := false
+		evaluate, deploy = rm.repo.Branch(push.Branch)
+		if !evaluate {
+			return s.ignore(w, push, "branch not evaluated")
+		}
+		branch = push.Branch
+	case forge.EventPullRequest:
+		branch = fmt.Sprintf("pull/%d", push.PullNumber) // newer commits of a PR supersede older ones
+	}
+	pj, err := json.Marshal(push)
+	if err != nil {
+		return err
+	}
+	req := queue.EnqueueRequest{
+		Kind:      queue.KindEval,
+		Key:       queue.EvalKey(rm.repo.Name, push.After),
+		Repo:      rm.repo.Name,
+		Branch:    branch,
+		Commit:    push.After,
+		Before:    push.Before,
+		Deploy:    deploy,
+		Supersede: true,
+		Remote:    queue.Remote{Forge: string(h.forge), URL: rm.cfg.URL, FullName: push.FullName},
+		Payload:   pj,
+	}
+	if delivery != "" {
+		req.DeliveryKey = string(h.forge) + ":" + delivery
+	}
+	res, err := s.q.Enqueue(r.Context(), req)
+	if err != nil {
+		return errorf(http.StatusServiceUnavailable, "queue unavailable", err)
+	}
+	s.log.Info("push queued", logForge, h.forge, logDelivery, delivery, logRepo, rm.repo.Name,
+		logCommit, push.After, logJob, res.JobID, "created", res.Created, "replay", res.Replay)
+	writeJSON(w, http.StatusAccepted, enqueueResponse{
+		Evaluation: res.JobID, Created: res.Created, Replay: res.Replay, Late: res.Late, Superseded: res.Superseded,
+	})
+	return nil
+}
+
+type enqueueResponse struct {
+	Evaluation int64   `json:"evaluation"`
+	Created    bool    `json:"created"`
+	Replay     bool    `json:"replay,omitempty"`
+	Late       bool    `json:"late,omitempty"`
+	Superseded []int64 `json:"superseded,omitempty"`
+}
+
+func (s *server) ignore(w http.ResponseWriter, p forge.Push, why string) error {
+	s.log.Info("webhook ignored", logForge, p.Forge, logDelivery, p.DeliveryID, "reason", why, "ref", p.Ref)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// matchRemote finds the remote whose URL is the push's repository.
+func matchRemote(remotes []remote, p forge.Push) (remote, bool) {
+	web, clone := forge.NormalizeURL(p.WebURL), forge.NormalizeURL(p.CloneURL)
+	for _, rm := range remotes {
+		if rm.cfg.Forge == p.Forge && rm.url != "" && (rm.url == web || rm.url == clone) {
+			return rm, true
+		}
+	}
+	return remote{}, false
+}
+
+// formPayload returns the JSON of a webhook body: the body itself, or its
+// "payload" field when the hook is set to send a form.
+func formPayload(contentType string, body []byte) ([]byte, error) {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if mt != "application/x-www-form-urlencoded" {
+		return body, nil
+	}
+	v, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, fmt.Errorf("form body: %w", err)
+	}
+	return []byte(v.Get("payload")), nil
+}
+
+// evaluationsResponse is GET /api/evaluations.
+type evaluationsResponse struct {
+	Evaluations []queue.Job `json:"evaluations"`
+}
+
+func (s *server) listEvaluations(w http.ResponseWriter, r *http.Request) error {
+	opts := queue.ListOptions{Kind: queue.KindEval, Repo: r.URL.Query().Get("repo")}
+	if v := r.URL.Query().Get("state"); v != "" {
+		for st := range strings.SplitSeq(v, ",") {
+			switch queue.State(st) {
+			case queue.Queued, queue.Running, queue.Done, queue.Dead, queue.Superseded:
+				opts.States = append(opts.States, queue.State(st))
+			default:
+				return errorf(http.StatusBadRequest, "unknown state "+strconv.Quote(st), nil)
+			}
+		}
+	}
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return errorf(http.StatusBadRequest, "limit: want 1 to 1000", nil)
+		}
+		opts.Limit = n
+	}
+	jobs, err := s.q.List(r.Context(), opts)
+	if err != nil {
+		return errorf(http.StatusServiceUnavailable, "queue unavailable", err)
+	}
+	writeJSON(w, http.StatusOK, evaluationsResponse{Evaluations: jobs})
+	return nil
+}
+
+func (s *server) getEvaluation(w http.ResponseWriter, r *http.Request) error {
+	id, err := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "bad id", err)
+	}
+	j, err := s.q.Get(r.Context(), id)
+	if errors.Is(err, queue.ErrNotFound) {
+		return errorf(http.StatusNotFound, "no such evaluation", nil)
+	}
+	if err != nil {
+		return errorf(http.StatusServiceUnavailable, "queue unavailable", err)
+	}
+	writeJSON(w, http.StatusOK, j)
+	return nil
+}
