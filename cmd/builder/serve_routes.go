@@ -83,7 +83,9 @@ func (e *httpError) Error() string {
 
 func (e *httpError) Unwrap() error { return e.err }
 
-func errorf(status int, msg string, err error) error { return &httpError{status: status, msg: msg, err: err} }
+func errorf(status int, msg string, err error) error {
+	return &httpError{status: status, msg: msg, err: err}
+}
 
 // handle adapts a handler that returns an error: the one place that writes
 // error responses and logs them.
