@@ -134,6 +134,8 @@
               age
               sops
               ssh-to-age
+              openssh
+              python3
               nh
               nixos-anywhere
               go
