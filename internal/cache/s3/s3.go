@@ -45,9 +45,9 @@ const (
 	partSize = 16 << 20
 	// maxParts is S3's limit on the number of parts in an upload.
 	maxParts = 10_000
-	// smallObject is how much of an upload of unknown size is read before
-	// deciding: an object that ends within it goes up in one PUT (one
-	// request instead of three, and retryable by minio-go).
+	// smallObject is how much of an upload of unknown size (Put with size
+	// -1, Stage) is held in memory before deciding: an object that ends
+	// within it goes up in one PUT under its key.
 	smallObject = 1 << 20
 	// stagingDir holds staged objects until Commit copies them to their key.
 	// Being a "directory", it never shows in List of the root.
@@ -216,30 +216,40 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	return nil
 }
 
-// smallBufs recycles the buffers that find out whether an upload of unknown
-// size is small.
+// smallBufs recycles the buffers that hold the start of an upload of
+// unknown size, to find out whether it is small.
 var smallBufs = sync.Pool{New: func() any { return new([smallObject]byte) }}
 
+// put stores r under the object name. With size -1, an object that ends
+// within smallObject goes up in one PUT (one request instead of three, and
+// retryable by minio-go), a larger one in parts.
 func (b *Backend) put(ctx context.Context, name string, r io.Reader, size int64, ctype string) error {
-	opts := minio.PutObjectOptions{ContentType: ctype, PartSize: partSize}
 	if size < 0 {
 		buf := smallBufs.Get().(*[smallObject]byte)
 		defer smallBufs.Put(buf)
 		n, err := io.ReadFull(r, buf[:])
 		switch err {
 		case io.EOF, io.ErrUnexpectedEOF:
-			// The whole object is in buf: one PUT of a known length.
 			r, size = bytes.NewReader(buf[:n]), int64(n)
 		case nil:
-			r = io.MultiReader(bytes.NewReader(buf[:n]), r)
+			return b.putStream(ctx, name, io.MultiReader(bytes.NewReader(buf[:n]), r), ctype)
 		default:
 			return fmt.Errorf("read: %w", err)
 		}
 	}
+	opts := minio.PutObjectOptions{ContentType: ctype, PartSize: partSize}
 	if size > partSize*maxParts {
 		opts.PartSize = 0 // minio-go picks parts large enough
 	}
 	_, err := b.client.PutObject(ctx, b.cfg.bucket, name, r, size, opts)
+	return err
+}
+
+// putStream stores r, of unknown size, in parts of partSize: minio-go
+// buffers one part, whatever the object's size.
+func (b *Backend) putStream(ctx context.Context, name string, r io.Reader, ctype string) error {
+	_, err := b.client.PutObject(ctx, b.cfg.bucket, name, r, -1,
+		minio.PutObjectOptions{ContentType: ctype, PartSize: partSize})
 	return err
 }
 

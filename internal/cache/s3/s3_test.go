@@ -275,6 +275,45 @@ func TestStageLarge(t *testing.T) {
 		unknownTook.Round(time.Millisecond), mibps(unknownTook))
 }
 
+// TestStageSizes crosses the 1 MiB boundary between objects held in memory
+// and put in one PUT, and objects streamed to a temporary object and copied.
+func TestStageSizes(t *testing.T) {
+	ctx := context.Background()
+	b, srv, bucket := newBackend(t)
+	const mib = 1 << 20
+	var keys []string
+	for _, n := range []int{0, 1, mib - 1, mib, mib + 1, 3*mib + 7} {
+		key := fmt.Sprintf("nar/%08d.nar.zst", n)
+		keys = append(keys, key)
+		body := randomBytes(n)
+		st, err := b.Stage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rest := body; len(rest) > 0; { // uneven writes
+			k := min(len(rest), 7919)
+			if _, err := st.Write(rest[:k]); err != nil {
+				t.Fatalf("%d bytes: Write: %v", n, err)
+			}
+			rest = rest[k:]
+		}
+		if err := st.Commit(ctx, key); err != nil {
+			t.Fatalf("%d bytes: Commit: %v", n, err)
+		}
+		if _, err := st.Write([]byte("x")); err == nil {
+			t.Errorf("%d bytes: Write after Commit succeeded, want an error", n)
+		}
+		if got := get(t, b, key); !bytes.Equal(got, body) {
+			t.Errorf("%d bytes: Get returned %d bytes that differ", n, len(got))
+		}
+		info, err := srv.Client().StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+		if err != nil || info.ContentType != "application/x-nix-nar" {
+			t.Errorf("%d bytes: content type = %q, %v; want application/x-nix-nar", n, info.ContentType, err)
+		}
+	}
+	assertNoLeftovers(t, srv, bucket, keys...)
+}
+
 func TestStageAbort(t *testing.T) {
 	ctx := context.Background()
 	b, srv, bucket := newBackend(t)

@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -21,13 +22,22 @@ var errAborted = errors.New("staged object aborted")
 // takes no context.
 const cleanupTimeout = 30 * time.Second
 
-// staged streams its bytes through a pipe into an upload of a temporary
-// object under .staging/; Commit copies that object to its key on the
-// server side and removes it.
+// staged holds the first smallObject bytes in memory. An object that ends
+// there is stored by Commit with one PUT under its key. A larger one is
+// streamed through a pipe into an upload of a temporary object under
+// .staging/, which Commit copies to its key on the server and removes.
+//
+// Write is called by one goroutine; Commit and Abort may race with each
+// other but not with Write.
 type staged struct {
-	b      *Backend
-	tmp    string          // object name of the temporary object
-	ctx    context.Context // Stage's context, for Abort's clean-up
+	b   *Backend
+	ctx context.Context // Stage's context: the upload's and Abort's
+
+	buf *[smallObject]byte // the first bytes; nil once released
+	n   int                // bytes in buf
+
+	// Set once the object outgrew buf and streams to tmp.
+	tmp    string // object name of the temporary object
 	pw     *io.PipeWriter
 	cancel context.CancelFunc // cancels the upload
 	done   chan struct{}      // closed when the upload has returned
@@ -35,10 +45,11 @@ type staged struct {
 
 	mu       sync.Mutex // serialises Commit and Abort
 	finished bool       // Commit or Abort was called
+	werr     error      // fails every Write once finished
 }
 
-// Stage starts an upload of unknown length to a temporary object. Its
-// memory stays at one 16 MiB part whatever the object's size. The upload
+// Stage starts an object whose key is given at Commit. Memory stays at
+// 1 MiB plus one 16 MiB upload part whatever the object's size. An upload
 // lives as long as ctx: cancelling ctx fails the next Write and Commit.
 // The caller must end every Staged with Commit or Abort.
 //
@@ -47,29 +58,20 @@ type staged struct {
 // incomplete multipart upload, which S3 services expire (MinIO after 24 h;
 // on AWS, set an AbortIncompleteMultipartUpload lifecycle rule).
 func (b *Backend) Stage(ctx context.Context) (cache.Staged, error) {
-	pr, pw := io.Pipe()
-	uctx, cancel := context.WithCancel(ctx)
-	s := &staged{
-		b:      b,
-		tmp:    b.object(stagingDir + rand.Text()),
-		ctx:    ctx,
-		pw:     pw,
-		cancel: cancel,
-		done:   make(chan struct{}),
-	}
-	go func() {
-		defer close(s.done)
-		s.err = b.put(uctx, s.tmp, pr, -1, "application/octet-stream")
-		if s.err != nil {
-			pr.CloseWithError(s.err) // fails the writer's next Write
-		} else {
-			pr.Close()
-		}
-	}()
-	return s, nil
+	return &staged{b: b, ctx: ctx, buf: smallBufs.Get().(*[smallObject]byte)}, nil
 }
 
 func (s *staged) Write(p []byte) (int, error) {
+	if s.werr != nil {
+		return 0, s.werr
+	}
+	if s.pw == nil {
+		if s.n+len(p) <= smallObject {
+			s.n += copy(s.buf[s.n:], p)
+			return len(p), nil
+		}
+		s.stream()
+	}
 	n, err := s.pw.Write(p)
 	if err != nil {
 		return n, fmt.Errorf("stage %s: %w", s.b.whereObject(s.tmp), err)
@@ -77,10 +79,30 @@ func (s *staged) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Commit finishes the upload and copies the temporary object to key with a
-// server-side copy (CopyObject up to 64 MiB, beyond that a multipart copy in
-// 64 MiB parts, which also lifts CopyObject's 5 GiB limit), then removes the
-// temporary object. Nothing appears under key unless Commit returns nil.
+// stream starts the upload of the temporary object, beginning with what
+// buf holds.
+func (s *staged) stream() {
+	pr, pw := io.Pipe()
+	uctx, cancel := context.WithCancel(s.ctx)
+	s.tmp = s.b.object(stagingDir + rand.Text())
+	s.pw, s.cancel, s.done = pw, cancel, make(chan struct{})
+	r := io.MultiReader(bytes.NewReader(s.buf[:s.n]), pr)
+	go func() {
+		defer close(s.done)
+		s.err = s.b.putStream(uctx, s.tmp, r, "application/octet-stream")
+		if s.err != nil {
+			pr.CloseWithError(s.err) // fails the writer's next Write
+		} else {
+			pr.Close()
+		}
+	}()
+}
+
+// Commit stores the object under key. A small object goes up in one PUT.
+// A streamed one is finished, then copied to key on the server (CopyObject
+// up to 64 MiB, beyond that a multipart copy in 64 MiB parts, which also
+// lifts CopyObject's 5 GiB limit), and the temporary object is removed.
+// Nothing appears under key unless Commit returns nil.
 func (s *staged) Commit(ctx context.Context, key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -88,10 +110,19 @@ func (s *staged) Commit(ctx context.Context, key string) error {
 		return errors.New("commit of a staged object already committed or aborted")
 	}
 	s.finished = true
-	defer s.cancel()
+	s.werr = errors.New("write to a committed staged object")
+	defer s.release()
 	if err := checkKey(key); err != nil {
 		s.abort()
 		return err
+	}
+
+	if s.pw == nil {
+		err := s.b.put(ctx, s.b.object(key), bytes.NewReader(s.buf[:s.n]), int64(s.n), contentType(key))
+		if err != nil {
+			return fmt.Errorf("commit %s: %w", s.b.where(key), err)
+		}
+		return nil
 	}
 
 	s.pw.Close() // the upload reads EOF and completes
@@ -115,7 +146,7 @@ func (s *staged) Commit(ctx context.Context, key string) error {
 			Object:          s.b.object(key),
 			ContentType:     ctype,
 			ReplaceMetadata: true,
-			// Carried into the multipart copy of objects over 5 GiB too.
+			// Carried into the multipart copy of large objects too.
 			UserMetadata: map[string]string{"Content-Type": ctype},
 			// Larger objects are copied in parts, so that no request
 			// waits long for its response.
@@ -140,19 +171,34 @@ func (s *staged) Abort() error {
 		return nil
 	}
 	s.finished = true
+	s.werr = errAborted
+	defer s.release()
 	return s.abort()
 }
 
 func (s *staged) abort() error {
+	if s.pw == nil {
+		return nil // nothing left this process
+	}
 	// Failing the pipe (rather than cancelling the upload's context) lets
 	// minio-go abort its multipart upload on the server.
 	s.pw.CloseWithError(errAborted)
 	<-s.done
-	s.cancel()
 	if s.err == nil {
 		return s.removeTmp()
 	}
 	return nil
+}
+
+// release returns buf to the pool once no upload reads it any more.
+func (s *staged) release() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.buf != nil {
+		smallBufs.Put(s.buf)
+		s.buf = nil
+	}
 }
 
 // removeTmp removes the temporary object. A failure leaves garbage under
