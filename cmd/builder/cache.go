@@ -84,7 +84,7 @@ func runCachePush(ctx context.Context, args []string, getenv func(string) string
 		return fmt.Errorf("cache push: %w", err)
 	}
 
-	var done, bytes atomic.Int64
+	var done atomic.Int64
 	total := len(closure)
 	start := time.Now()
 	p := &cache.Pusher{
@@ -95,10 +95,7 @@ func runCachePush(ctx context.Context, args []string, getenv func(string) string
 		Jobs:        *jobs,
 		Retry:       cache.Retry{Budget: *budget},
 		Log:         slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Progress: func(e cache.Event) {
-			done.Add(1)
-			bytes.Add(e.NarBytes)
-		},
+		Progress: func(cache.Event) { done.Add(1) },
 	}
 	stopProgress := func() {}
 	if !*quiet {
@@ -112,9 +109,9 @@ func runCachePush(ctx context.Context, args []string, getenv func(string) string
 				case <-quit:
 					return
 				case <-tick.C:
-					el := time.Since(start).Seconds()
-					fmt.Fprintf(stderr, "pushing: %d/%d paths, %s (%s/s)\n", done.Load(), total,
-						humanBytes(bytes.Load()), humanBytes(int64(float64(bytes.Load())/el)))
+					n := p.Streamed()
+					fmt.Fprintf(stderr, "pushing: %d/%d paths done, %s streamed (%s/s)\n", done.Load(), total,
+						humanBytes(n), humanBytes(int64(float64(n)/time.Since(start).Seconds())))
 				}
 			}
 		}()

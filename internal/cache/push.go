@@ -60,6 +60,19 @@ type Pusher struct {
 	// from several goroutines at once.
 	Progress func(Event)
 	Log      *slog.Logger
+
+	streamed atomic.Int64
+}
+
+// Streamed is how many NAR bytes this Pusher has read from the store so far,
+// counted as they stream (for progress reports while a large path uploads).
+func (p *Pusher) Streamed() int64 { return p.streamed.Load() }
+
+type streamCounter struct{ n *atomic.Int64 }
+
+func (s streamCounter) Write(p []byte) (int, error) {
+	s.n.Add(int64(len(p)))
+	return len(p), nil
 }
 
 // Event reports one step of a push.
@@ -361,40 +374,57 @@ func (u *upload) writeNarInfo(ctx context.Context, info *NarInfo) error {
 	return nil
 }
 
+// pipeSize is how far compression may run ahead of a large NAR's upload.
+const pipeSize = 16 << 20
+
+// NarKey is the cache key of the NAR whose uncompressed hash is narHash.
+// Naming NARs by the hash the store already knows (rather than by the hash
+// of the compressed file, which is known only at the end) lets a NAR stream
+// to its final key in one pass; the narinfo's URL field tells Nix the name.
+func NarKey(narHash string, c Compression) string {
+	return "nar/" + strings.TrimPrefix(narHash, "sha256:") + c.Ext()
+}
+
 // uploadNar streams the NAR of pi through compression into the cache and
-// returns its (unsigned) narinfo.
+// returns its (unsigned) narinfo. The upload fails, leaving nothing under
+// its key, if the store's contents do not hash to what the store records.
 func (u *upload) uploadNar(ctx context.Context, pi nix.PathInfo) (*NarInfo, error) {
 	if pi.NarSize < smallNar {
 		return u.uploadSmall(ctx, pi)
 	}
-	staged, err := u.p.Backend.Stage(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("stage nar: %w", err)
-	}
-	defer staged.Abort()
+	key := NarKey(pi.NarHash, u.comp)
+	pipe := newBufPipe(pipeSize)
 	fileHash := sha256.New()
 	fileCount := &countWriter{}
-	sink := io.MultiWriter(markWriter{staged}, fileHash, fileCount)
-	cw, err := u.comp.compressor(sink, 0)
-	if err != nil {
-		return nil, &localError{err}
-	}
-	narHash, narSize, err := u.dump(pi, cw)
-	if err != nil {
-		cw.Close()
+	produced := make(chan error, 1)
+	go func() {
+		err := func() error {
+			cw, err := u.comp.compressor(io.MultiWriter(markWriter{pipe}, fileHash, fileCount), 0)
+			if err != nil {
+				return &localError{err}
+			}
+			narHash, narSize, err := u.dump(pi, cw)
+			if err != nil {
+				cw.Close()
+				return err
+			}
+			if err := cw.Close(); err != nil {
+				return fmt.Errorf("compress nar: %w", err)
+			}
+			return checkDump(pi, narHash, narSize)
+		}()
+		pipe.CloseWrite(err) // the upload sees EOF only if everything checked out
+		produced <- err
+	}()
+	putErr := u.p.Backend.Put(ctx, key, pipe, -1)
+	pipe.CloseRead(putErr) // stops the producer if the upload gave up
+	if err := <-produced; err != nil {
 		return nil, err
 	}
-	if err := cw.Close(); err != nil {
-		return nil, fmt.Errorf("compress nar: %w", err)
+	if putErr != nil {
+		return nil, fmt.Errorf("write %s: %w", key, putErr)
 	}
-	info := u.narInfo(pi, fileHash, fileCount.n)
-	if err := checkDump(pi, narHash, narSize); err != nil {
-		return nil, err
-	}
-	if err := staged.Commit(ctx, info.URL); err != nil {
-		return nil, fmt.Errorf("commit %s: %w", info.URL, err)
-	}
-	return info, nil
+	return u.narInfo(pi, key, fileHash, fileCount.n), nil
 }
 
 var (
@@ -437,7 +467,7 @@ func (u *upload) uploadSmall(ctx context.Context, pi nix.PathInfo) (*NarInfo, er
 	if err := checkDump(pi, narHash, narSize); err != nil {
 		return nil, err
 	}
-	info := u.narInfo(pi, fileHash, int64(buf.Len()))
+	info := u.narInfo(pi, NarKey(pi.NarHash, u.comp), fileHash, int64(buf.Len()))
 	if err := u.p.Backend.Put(ctx, info.URL, bytes.NewReader(buf.Bytes()), int64(buf.Len())); err != nil {
 		return nil, fmt.Errorf("write %s: %w", info.URL, err)
 	}
@@ -449,7 +479,7 @@ func (u *upload) dump(pi nix.PathInfo, w io.Writer) (string, uint64, error) {
 	h := sha256.New()
 	c := &countWriter{}
 	src := filepath.Join(u.p.StoreRoot, pi.Path)
-	if err := gonar.DumpPath(io.MultiWriter(w, h, c), src); err != nil {
+	if err := gonar.DumpPath(io.MultiWriter(w, h, c, streamCounter{&u.p.streamed}), src); err != nil {
 		var le *localError
 		if errors.As(err, &le) {
 			return "", 0, err
@@ -495,13 +525,12 @@ func checkDump(pi nix.PathInfo, narHash string, narSize uint64) error {
 	return nil
 }
 
-func (u *upload) narInfo(pi nix.PathInfo, fileHash hash.Hash, fileSize int64) *NarInfo {
-	fh := nixHash(fileHash)
+func (u *upload) narInfo(pi nix.PathInfo, key string, fileHash hash.Hash, fileSize int64) *NarInfo {
 	return &NarInfo{
 		StorePath:   pi.Path,
-		URL:         "nar/" + strings.TrimPrefix(fh, "sha256:") + u.comp.Ext(),
+		URL:         key,
 		Compression: u.comp,
-		FileHash:    fh,
+		FileHash:    nixHash(fileHash),
 		FileSize:    uint64(fileSize),
 		NarHash:     pi.NarHash,
 		NarSize:     pi.NarSize,
