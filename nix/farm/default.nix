@@ -11,6 +11,9 @@ in
 {
   inherit settings hosts;
 
+  # The remotes as git URLs, in order (for hosts that pull the flake themselves).
+  gitRemotes = map (r: "${r.url}.git") settings.remotes;
+
   # The hosts the builder builds and deploys, sorted.
   deployHosts = builtins.filter (n: hosts.${n}.deploy or false) names;
 

@@ -15,11 +15,26 @@
   # The host that runs the builder and the notifier (binfmt for aarch64 there).
   builderHost = "stolas";
 
-  # The fleet's repository, in the order hosts not served by the farm try them.
+  # The fleet's repository on each forge, in the order hosts not served by the farm
+  # try them. `forge` is github, forgejo, codeberg or gitea; each remote's webhook
+  # secret and status token are `webhook-secret-<name>` and `status-token-<name>`
+  # in nix/secrets/farm.yaml.
   remotes = [
-    "https://github.com/homelab-farm/farm.git"
-    "https://codeberg.org/homelab-farm/farm.git"
-    "https://git.home.arpa/homelab/farm.git"
+    {
+      name = "github";
+      forge = "github";
+      url = "https://github.com/homelab-farm/farm";
+    }
+    {
+      name = "codeberg";
+      forge = "codeberg";
+      url = "https://codeberg.org/homelab-farm/farm";
+    }
+    {
+      name = "home";
+      forge = "forgejo";
+      url = "https://git.home.arpa/homelab/farm";
+    }
   ];
   branch = "main";
   flakeDir = "nix";

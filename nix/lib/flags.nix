@@ -108,6 +108,21 @@ let
         type = "value";
       }
       {
+        opt = "queue";
+        flag = "--queue";
+        type = "value";
+      }
+      {
+        opt = "workers";
+        flag = "--workers";
+        type = "value";
+      }
+      {
+        opt = "lease";
+        flag = "--lease";
+        type = "value";
+      }
+      {
         opt = "signingKeyFile";
         flag = "--signing-key-file";
         type = "secret";

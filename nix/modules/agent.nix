@@ -18,7 +18,6 @@ let
   cfg = config.services.farm-agent;
   flags = import ../lib/flags.nix;
   hardening = import ../lib/hardening.nix;
-  farm = import ../farm;
 
   deployPublicKeyFile =
     if cfg.deployPublicKeyFile != null then
@@ -56,14 +55,14 @@ in
 
     builderUrl = mkOption {
       type = types.str;
-      default = farm.settings.builderUrl;
+      example = "https://farm.home.arpa";
       description = "The builder's API. `--builder-url`.";
     };
 
     host = mkOption {
       type = types.str;
-      default = config.hostSpec.hostName;
-      defaultText = lib.literalExpression "config.hostSpec.hostName";
+      default = config.networking.hostName;
+      defaultText = lib.literalExpression "config.networking.hostName";
       description = "The name the farm knows this host by. `--host`.";
     };
 
@@ -74,8 +73,9 @@ in
     };
 
     deployPublicKey = mkOption {
-      type = types.str;
-      default = farm.settings.deployPublicKey;
+      type = types.nullOr types.str;
+      default = null;
+      example = "farm-deploy-1:9vz7ljn7FUGvAQxQ4XtaxYszPX7HHdV2w/+42kZoRbo=";
       description = "The farm's deploy public key; written to the store for `--deploy-public-key-file`.";
     };
 
@@ -87,15 +87,13 @@ in
 
     cacheUrl = mkOption {
       type = types.str;
-      default = config.fleet.farmCache.url;
-      defaultText = lib.literalExpression "config.fleet.farmCache.url";
+      example = "https://farm.home.arpa/nix-cache";
       description = "The farm's binary cache. `--cache-url`.";
     };
 
     cachePublicKey = mkOption {
       type = types.str;
-      default = config.fleet.farmCache.publicKey;
-      defaultText = lib.literalExpression "config.fleet.farmCache.publicKey";
+      example = "farm-1:mnUUt/NvASWLmBT3ZZg0Aq7tle/5oHZDkGSkukeJHKA=";
       description = "The cache's public key. `--cache-public-key`.";
     };
 
@@ -150,6 +148,13 @@ in
   };
 
   config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = cfg.deployPublicKey != null || cfg.deployPublicKeyFile != null;
+        message = "services.farm-agent needs deployPublicKey or deployPublicKeyFile: it applies only manifests signed by the farm.";
+      }
+    ];
+
     systemd.services.farm-agent = {
       description = "homelab farm agent";
       wantedBy = [ "multi-user.target" ];

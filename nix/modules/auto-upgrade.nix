@@ -36,7 +36,7 @@ in
 
     remotes = mkOption {
       type = types.nonEmptyListOf types.str;
-      default = farm.settings.remotes;
+      default = farm.gitRemotes;
       description = "Git remotes of the fleet, tried in order.";
     };
 

@@ -2,9 +2,12 @@
 # evaluation and builds of the fleet, the signed binary cache, the deploy API.
 #
 # Typed options map to the program's flags through nix/lib/flags.nix (unit-tested
-# offline); every secret is a *File option handed to the unit as a systemd
-# credential, so the service runs as a DynamicUser and still reads root-only
-# sops secrets. The builder host also emulates aarch64-linux through binfmt.
+# offline); the rest of its configuration is `settings`, written as the TOML file
+# of `--config` (see examples/builder.toml). Every secret is a file handed to the
+# unit as a systemd credential, so the service runs as a DynamicUser and still
+# reads root-only sops secrets: the key files through their flags, the webhook
+# secrets and forge tokens that `settings` names through `credentials` (readable at
+# `credentialsDir`/<name>). The builder host also emulates aarch64-linux (binfmt).
 {
   config,
   lib,
@@ -16,18 +19,19 @@ let
   cfg = config.services.farm-builder;
   flags = import ../lib/flags.nix;
   hardening = import ../lib/hardening.nix;
-  farm = import ../farm;
-  json = pkgs.formats.json { };
+  toml = pkgs.formats.toml { };
   stateDir = "/var/lib/farm-builder";
 
   configFile =
-    if cfg.configFile != null then cfg.configFile else json.generate "farm-builder.json" cfg.settings;
+    if cfg.configFile != null then cfg.configFile else toml.generate "farm-builder.toml" cfg.settings;
 
   rendered = flags.builder {
     config = configFile;
     inherit (cfg)
       listen
       cache
+      queue
+      workers
       signingKeyFile
       deployKeyFile
       secretFiles
@@ -57,9 +61,22 @@ in
 
     cache = mkOption {
       type = types.str;
-      default = "file://${stateDir}/cache?compression=zstd";
+      default = "file://${stateDir}/cache";
       example = "s3://nix-cache?endpoint=garage.home.arpa:3900&region=garage";
-      description = "Where closures are pushed: a directory or S3. `--cache`.";
+      description = "Where closures are pushed and served from: a directory or S3. `--cache`.";
+    };
+
+    queue = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "postgres://farm@db.home.arpa/farm";
+      description = "The queue: null for the embedded SQLite file, or PostgreSQL to share work. `--queue`.";
+    };
+
+    workers = mkOption {
+      type = types.nullOr types.ints.positive;
+      default = null;
+      description = "Evaluation workers (null: the program's default). `--workers`.";
     };
 
     signingKeyFile = mkOption {
@@ -74,23 +91,50 @@ in
       description = "The deploy manifest signing key, read at runtime. `--deploy-key-file`.";
     };
 
-    secretFiles = mkOption {
+    credentials = mkOption {
       type = types.attrsOf (types.strMatching "/.*");
       default = { };
       example = {
-        webhook-secret = "/run/secrets/webhook-secret";
-        github-token = "/run/secrets/github-token";
+        webhook-secret-github = "/run/secrets/webhook-secret-github";
       };
       description = ''
-        Further secrets, each passed as `--<name>-file`. Files stay outside the store
-        and reach the unit as systemd credentials.
+        Secret files the configuration refers to (webhook secrets, forge tokens),
+        loaded as systemd credentials: `settings` names them as
+        `''${config.services.farm-builder.credentialsDir}/<name>`.
       '';
     };
 
-    settings = mkOption {
-      type = json.type;
+    credentialsDir = mkOption {
+      type = types.str;
+      default = "/run/credentials/farm-builder.service";
+      readOnly = true;
+      description = "Where the unit sees its credentials.";
+    };
+
+    secretFiles = mkOption {
+      type = types.attrsOf (types.strMatching "/.*");
       default = { };
-      description = "The builder's configuration file (`--config`), as JSON.";
+      description = "Further secrets, each passed as `--<name>-file` through a systemd credential.";
+    };
+
+    settings = mkOption {
+      type = toml.type;
+      default = { };
+      example = lib.literalExpression ''
+        {
+          public_url = "https://farm.home.arpa";
+          repository = [ {
+            name = "fleet";
+            deploy_branch = "main";
+            remote = [ {
+              forge = "github";
+              url = "https://github.com/alice/homelab";
+              secret_files = [ "/run/credentials/farm-builder.service/webhook-secret-github" ];
+            } ];
+          } ];
+        }
+      '';
+      description = "The builder's configuration (`--config`, TOML; see examples/builder.toml).";
     };
 
     configFile = mkOption {
@@ -119,14 +163,6 @@ in
   };
 
   config = lib.mkIf cfg.enable {
-    # Hosts and remotes the builder builds and deploys, from nix/farm.
-    services.farm-builder.settings = {
-      hosts = lib.mkDefault farm.deployHosts;
-      remotes = lib.mkDefault farm.settings.remotes;
-      branch = lib.mkDefault farm.settings.branch;
-      flakeDir = lib.mkDefault farm.settings.flakeDir;
-    };
-
     boot.binfmt.emulatedSystems = cfg.emulatedSystems;
 
     networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [
@@ -153,7 +189,7 @@ in
       serviceConfig = hardening.dynamicUser // {
         User = "farm-builder";
         ExecStart = flags.execStart (lib.getExe' cfg.package "builder") rendered;
-        LoadCredential = rendered.credentials;
+        LoadCredential = rendered.credentials ++ lib.mapAttrsToList (n: p: "${n}:${p}") cfg.credentials;
         StateDirectory = "farm-builder";
         CacheDirectory = "farm-builder";
         # The Nix daemon's socket, to evaluate and build.

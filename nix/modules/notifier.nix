@@ -12,12 +12,11 @@ let
   cfg = config.services.farm-notifier;
   flags = import ../lib/flags.nix;
   hardening = import ../lib/hardening.nix;
-  farm = import ../farm;
-  json = pkgs.formats.json { };
+  toml = pkgs.formats.toml { };
   stateDir = "/var/lib/farm-notifier";
 
   configFile =
-    if cfg.configFile != null then cfg.configFile else json.generate "farm-notifier.json" cfg.settings;
+    if cfg.configFile != null then cfg.configFile else toml.generate "farm-notifier.toml" cfg.settings;
 
   rendered = flags.notifier {
     config = configFile;
@@ -52,13 +51,14 @@ in
 
     ntfyUrl = mkOption {
       type = types.nullOr types.str;
-      default = farm.settings.ntfyUrl;
+      default = null;
+      example = "https://ntfy.sh";
       description = "The ntfy server. `--ntfy-url`.";
     };
 
     ntfyTopic = mkOption {
       type = types.nullOr types.str;
-      default = farm.settings.ntfyTopic;
+      default = null;
       description = "The ntfy topic. `--ntfy-topic`.";
     };
 
@@ -75,9 +75,9 @@ in
     };
 
     settings = mkOption {
-      type = json.type;
+      type = toml.type;
       default = { };
-      description = "The notifier's configuration file (`--config`), as JSON.";
+      description = "The notifier's configuration file (`--config`), as TOML.";
     };
 
     configFile = mkOption {
@@ -94,9 +94,6 @@ in
   };
 
   config = lib.mkIf cfg.enable {
-    # The hosts to wake, host -> MAC, from nix/farm/hosts.json.
-    services.farm-notifier.settings.wakeOnLan = lib.mkDefault farm.wakeOnLan;
-
     systemd.services.farm-notifier = {
       description = "homelab farm notifier";
       wantedBy = [ "multi-user.target" ];

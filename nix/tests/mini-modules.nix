@@ -44,6 +44,7 @@ let
     nonEmptyListOf = listOf;
     attrsOf = t: typeOf "attrsOf" { attrs = true; };
     submodule = _: typeOf "submodule" { attrs = true; };
+    int = typeOf "int" { };
     ints.positive = typeOf "int" { };
   };
 
@@ -78,19 +79,33 @@ let
     optionalString = c: s: if c then s else "";
     hasPrefix = p: s: builtins.substring 0 (builtins.stringLength p) s == p;
     elem = builtins.elem;
+    concatMap = builtins.concatMap;
+    genAttrs =
+      names: f:
+      listToAttrs (
+        map (n: {
+          name = n;
+          value = f n;
+        }) names
+      );
+    mapAttrsToList = f: set: map (n: f n set.${n}) (attrNames set);
   };
 
   # --- pkgs -----------------------------------------------------------------------
   store = name: "/nix/store/00000000000000000000000000000000-${name}";
+  # pkgs.formats.*: the generated file keeps its value, for the tests to read.
+  format = {
+    type = types.attrsOf types.anything;
+    generate = name: value: {
+      inherit value;
+      outPath = store name;
+      __toString = self: self.outPath;
+    };
+  };
   pkgs = {
-    formats.json = _: {
-      type = types.attrsOf types.anything;
-      generate = name: value: {
-        _file = store name;
-        inherit value;
-        outPath = store name;
-        __toString = self: self.outPath;
-      };
+    formats = {
+      json = _: format;
+      toml = _: format;
     };
     writeText = name: _: store name;
     writeShellScript = name: _: store name;

@@ -9,6 +9,7 @@ let
   # What NixOS and sops-nix would provide, reduced to what the modules read.
   base = hostName: {
     hostSpec.hostName = hostName;
+    networking.hostName = hostName;
     nix.package = "/nix/store/nix";
     systemd.package = "/nix/store/systemd";
     programs.nh.package = "/nix/store/nh";
@@ -26,12 +27,18 @@ let
           "forgejo-token"
           "ntfy-token"
           "farm-agent-token"
+          "webhook-secret-github"
+          "webhook-secret-codeberg"
+          "webhook-secret-home"
+          "status-token-github"
+          "status-token-codeberg"
+          "status-token-home"
         ]
     );
   };
   farmModules = [
     ../modules/cache-client.nix
-    ../modules/farm-secrets.nix
+    ../modules/farm-config.nix
     ../modules/builder.nix
     ../modules/notifier.nix
     ../modules/agent.nix
@@ -91,35 +98,32 @@ in
         "/nix/store/00000000000000000000000000000000-homelab-farm-builder/bin/builder"
         "serve"
         "--config"
-        "/nix/store/00000000000000000000000000000000-farm-builder.json"
+        "/nix/store/00000000000000000000000000000000-farm-builder.toml"
         "--listen"
         "0.0.0.0:8080"
         "--state-dir"
         "/var/lib/farm-builder"
         "--cache"
-        "file:///var/lib/farm-builder/cache?compression=zstd"
+        "file:///var/lib/farm-builder/cache"
         "--signing-key-file"
         "%d/signing-key"
         "--deploy-key-file"
         "%d/deploy-key"
-        "--forgejo-token-file"
-        "%d/forgejo-token"
-        "--github-token-file"
-        "%d/github-token"
-        "--webhook-secret-file"
-        "%d/webhook-secret"
       ]
     );
   }
   {
-    name = "builder: credentials point at the sops secrets";
+    name = "builder: key files and every remote's webhook secret and token are credentials from sops";
     got = (unit stolas "farm-builder").serviceConfig.LoadCredential;
     want = [
       "signing-key:/run/secrets/cache-signing-key"
       "deploy-key:/run/secrets/deploy-signing-key"
-      "forgejo-token:/run/secrets/forgejo-token"
-      "github-token:/run/secrets/github-token"
-      "webhook-secret:/run/secrets/webhook-secret"
+      "status-token-codeberg:/run/secrets/status-token-codeberg"
+      "status-token-github:/run/secrets/status-token-github"
+      "status-token-home:/run/secrets/status-token-home"
+      "webhook-secret-codeberg:/run/secrets/webhook-secret-codeberg"
+      "webhook-secret-github:/run/secrets/webhook-secret-github"
+      "webhook-secret-home:/run/secrets/webhook-secret-home"
     ];
   }
   {
@@ -145,13 +149,36 @@ in
     want = [ "aarch64-linux" ];
   }
   {
-    name = "builder: its config lists the farm's deploy hosts and remotes";
-    got = {
-      inherit (stolas.services.farm-builder.settings) hosts remotes;
-    };
+    name = "builder: its TOML config names the fleet's remotes and reads their secrets as credentials";
+    got = stolas.services.farm-builder.settings;
     want = {
-      hosts = farm.deployHosts;
-      inherit (farm.settings) remotes;
+      public_url = farm.settings.builderUrl;
+      repository = [
+        {
+          name = "fleet";
+          deploy_branch = "main";
+          remote = [
+            {
+              forge = "github";
+              url = "https://github.com/homelab-farm/farm";
+              secret_files = [ "/run/credentials/farm-builder.service/webhook-secret-github" ];
+              token_file = "/run/credentials/farm-builder.service/status-token-github";
+            }
+            {
+              forge = "codeberg";
+              url = "https://codeberg.org/homelab-farm/farm";
+              secret_files = [ "/run/credentials/farm-builder.service/webhook-secret-codeberg" ];
+              token_file = "/run/credentials/farm-builder.service/status-token-codeberg";
+            }
+            {
+              forge = "forgejo";
+              url = "https://git.home.arpa/homelab/farm";
+              secret_files = [ "/run/credentials/farm-builder.service/webhook-secret-home" ];
+              token_file = "/run/credentials/farm-builder.service/status-token-home";
+            }
+          ];
+        }
+      ];
     };
   }
   {
@@ -168,7 +195,7 @@ in
     got = {
       exec = (unit stolas "farm-notifier").serviceConfig.ExecStart;
       creds = (unit stolas "farm-notifier").serviceConfig.LoadCredential;
-      wol = stolas.services.farm-notifier.settings.wakeOnLan;
+      wol = stolas.services.farm-notifier.settings.wake_on_lan;
       dynamic = (unit stolas "farm-notifier").serviceConfig.DynamicUser;
     };
     want = {
@@ -176,7 +203,7 @@ in
         map q [
           "/nix/store/00000000000000000000000000000000-homelab-farm-notifier/bin/notifier"
           "--config"
-          "/nix/store/00000000000000000000000000000000-farm-notifier.json"
+          "/nix/store/00000000000000000000000000000000-farm-notifier.toml"
           "--builder-url"
           "http://127.0.0.1:8080"
           "--state-dir"

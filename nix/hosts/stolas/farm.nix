@@ -1,5 +1,5 @@
 # The farm itself runs here. Its secrets come from nix/secrets/farm.yaml through
-# nix/modules/farm-secrets.nix; this file only turns the services on.
+# nix/modules/farm-config.nix; this file only turns the services on.
 { ... }:
 {
   services.farm-builder = {

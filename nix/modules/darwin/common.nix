@@ -13,7 +13,7 @@ let
   pull = pkgs.writeShellScript "fleet-pull" ''
     set -uo pipefail
     export PATH=${lib.makeBinPath [ pkgs.git pkgs.nh config.nix.package ]}:/usr/bin:/bin
-    for url in ${lib.escapeShellArgs farm.settings.remotes}; do
+    for url in ${lib.escapeShellArgs farm.gitRemotes}; do
       git ls-remote --exit-code --heads "$url" ${farm.settings.branch} >/dev/null 2>&1 || continue
       exec nh darwin switch --hostname ${spec.hostName} "git+$url?ref=${farm.settings.branch}&dir=${farm.settings.flakeDir}"
     done

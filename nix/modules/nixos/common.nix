@@ -14,7 +14,7 @@ in
   imports = [
     ../cache-client.nix
     ../secrets.nix
-    ../farm-secrets.nix
+    ../farm-config.nix
     ../builder.nix
     ../notifier.nix
     ../agent.nix
