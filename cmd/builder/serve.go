@@ -129,7 +129,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		log.Warn("no evaluator yet (issue 4): --workers ignored; jobs stay queued")
 		*workers = 0
 	}
-	return serve(ctx, ln, s, workerPool{q: q, n: *workers, lease: cfg.Queue.Lease.Duration, eval: eval, log: log})
+	statuses, err := newStatusSender(cfg, nil, log)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	return serve(ctx, ln, s, workerPool{q: q, n: *workers, lease: cfg.Queue.Lease.Duration, eval: eval, log: log, statuses: statuses})
 }
 
 // serve runs s on ln and the worker pool until ctx ends, then drains both,

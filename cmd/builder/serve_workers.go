@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/queue"
 )
 
@@ -39,6 +40,10 @@ type workerPool struct {
 	eval  evaluator
 	log   *slog.Logger
 	idle  time.Duration // wait between claims when the queue is empty; default 500ms
+	// statuses, if set, tells the forges an evaluation started ("pending")
+	// and when it went to the dead letter state ("error"). Issue 4's
+	// evaluator reports the outcome with per-host results.
+	statuses *statusSender
 }
 
 // start runs n workers until ctx ends; wg tracks them.
@@ -74,6 +79,9 @@ func (p workerPool) work(ctx context.Context, name string) {
 func (p workerPool) run(ctx context.Context, log *slog.Logger, job queue.Job) {
 	log = log.With(logJob, job.ID, logRepo, job.Repo, logCommit, job.Commit, logAttempt, job.Attempts)
 	log.Info("job claimed")
+	var sending sync.WaitGroup
+	defer sending.Wait()
+	p.status(ctx, &sending, log, job, forge.Status{State: forge.StatePending, Description: "evaluating"})
 	jobCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	hbDone := make(chan struct{})
@@ -113,6 +121,9 @@ func (p workerPool) run(ctx context.Context, log *slog.Logger, job queue.Job) {
 			return
 		}
 		log.Warn("job failed", logErr, err, "next", res.State, "run_after", res.RunAfter)
+		if res.State == queue.Dead {
+			p.status(ctx, &sending, log, job, forge.Status{State: forge.StateError, Description: "evaluation failed: " + err.Error()})
+		}
 		return
 	}
 	if err := p.q.Complete(recCtx, job.ID, job.Token, result); err != nil {
@@ -120,4 +131,18 @@ func (p workerPool) run(ctx context.Context, log *slog.Logger, job queue.Job) {
 		return
 	}
 	log.Info("job completed")
+}
+
+// status sends commit statuses in the background; wg lets run wait for it.
+func (p workerPool) status(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, job queue.Job, st forge.Status) {
+	if p.statuses == nil {
+		return
+	}
+	wg.Go(func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if err := p.statuses.send(sctx, job, st, nil); err != nil {
+			log.Warn("commit status", logErr, err)
+		}
+	})
 }
