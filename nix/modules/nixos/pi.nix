@@ -23,5 +23,5 @@
 
   zramSwap.enable = lib.mkDefault true;
   networking.useNetworkd = lib.mkDefault true;
-  services.journald.extraConfig = lib.mkDefault "Storage=volatile";
+  services.journald.settings.Journal.Storage = lib.mkDefault "volatile";
 }

@@ -37,6 +37,6 @@
     documentation.enable = lib.mkDefault false;
     fonts.fontconfig.enable = lib.mkDefault false;
     xdg.mime.enable = lib.mkDefault false;
-    services.journald.extraConfig = lib.mkDefault "SystemMaxUse=1G";
+    services.journald.settings.Journal.SystemMaxUse = lib.mkDefault "1G";
   };
 }
