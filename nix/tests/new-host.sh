@@ -155,7 +155,18 @@ refute "a keys directory inside the repository is refused" \
 	scripts/new-host amon --role server --user ops --keys-dir "$copy/keys"
 refute "without an admin key nothing happens" \
 	env SOPS_AGE_KEY_FILE="$work/stranger.txt" scripts/new-host amon --role server --user ops --keys-dir "$keys"
-check "refusals changed nothing" test "$before" = "$(snapshot)"
+# A failure half-way (sops updatekeys refused) puts everything back.
+mkdir -p "$work/failing"
+# shellcheck disable=SC2016 # the script is written literally
+printf '#!/bin/sh\n[ "$1" = updatekeys ] && { echo "updatekeys: refused by the test" >&2; exit 1; }\nexec %s "$@"\n' \
+	"$(command -v sops)" >"$work/failing/sops"
+chmod +x "$work/failing/sops"
+refute "a failure half-way fails" \
+	env PATH="$work/failing:$PATH" scripts/new-host amon --role server --user ops --keys-dir "$keys"
+cp "$work/out" "$work/failing.out"
+check "... after changing the tree, which it restored" grep -q "sops updatekeys .* failed" "$work/failing.out"
+check "... and said so" grep -q "restoring .sops.yaml" "$work/failing.out"
+check "refusals and failures changed nothing" test "$before" = "$(snapshot)"
 check "no host folder was left behind" test ! -e nix/hosts/amon
 
 # --- a second host: a darwin machine without Wake-on-LAN -----------------------------
