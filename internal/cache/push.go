@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -51,7 +50,9 @@ type Pusher struct {
 	// StoreRoot is prefixed to store paths when reading their contents (a
 	// chroot store such as local?root=/tmp/x); empty for the real /nix/store.
 	StoreRoot string
-	// Jobs is how many paths are uploaded at once; 0 means 2 per CPU.
+	// Jobs is how many paths are uploaded at once; 0 means 16. Of these, at
+	// most two large NARs stream at once (each compresses on every CPU), so
+	// memory stays bounded whatever Jobs is.
 	Jobs int
 	// Retry is how failed uploads are retried; the zero value means the
 	// default (about two minutes of exponential backoff).
@@ -200,7 +201,7 @@ func (p *Pusher) Push(ctx context.Context, paths ...string) (Result, error) {
 		return res, nil
 	}
 
-	u := &upload{p: p, log: log, comp: comp, missing: missing}
+	u := &upload{p: p, log: log, comp: comp, missing: missing, large: make(chan struct{}, largeJobs)}
 	err = u.run(ctx)
 	res.Uploaded = int(u.uploaded.Load())
 	res.NarBytes = u.narBytes.Load()
@@ -264,8 +265,11 @@ func (p *Pusher) jobs() int {
 	if p.Jobs > 0 {
 		return p.Jobs
 	}
-	return 2 * runtime.GOMAXPROCS(0)
+	return 16
 }
+
+// largeJobs is how many large NARs may stream at once.
+const largeJobs = 2
 
 // upload is the state of one push's missing paths.
 type upload struct {
@@ -273,6 +277,7 @@ type upload struct {
 	log     *slog.Logger
 	comp    Compression
 	missing []nix.PathInfo
+	large   chan struct{} // slots for large NARs streaming at once
 
 	mu         sync.Mutex
 	pending    map[string]int      // references not yet published
@@ -391,6 +396,12 @@ func NarKey(narHash string, c Compression) string {
 func (u *upload) uploadNar(ctx context.Context, pi nix.PathInfo) (*NarInfo, error) {
 	if pi.NarSize < smallNar {
 		return u.uploadSmall(ctx, pi)
+	}
+	select {
+	case u.large <- struct{}{}:
+		defer func() { <-u.large }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	key := NarKey(pi.NarHash, u.comp)
 	pipe := newBufPipe(pipeSize)

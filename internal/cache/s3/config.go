@@ -158,7 +158,7 @@ func (c config) String() string {
 }
 
 // creds are the credentials a backend signs with, and where they came from
-// (for messages: a source never includes the secret itself).
+// (for messages: a source never includes the secret itself; "" for none).
 type creds struct {
 	provider *credentials.Credentials
 	source   string
@@ -290,8 +290,5 @@ func sharedFile(cfg config, getenv func(string) string) (creds, error) {
 }
 
 func anonymous() creds {
-	return creds{
-		provider: credentials.NewStatic("", "", "", credentials.SignatureAnonymous),
-		source:   "no credentials (anonymous)",
-	}
+	return creds{provider: credentials.NewStatic("", "", "", credentials.SignatureAnonymous)}
 }

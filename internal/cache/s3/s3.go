@@ -32,7 +32,7 @@ import (
 // Errors from Open that a caller may want to tell apart.
 var (
 	// ErrNoSuchBucket is returned by Open when the bucket does not exist.
-	ErrNoSuchBucket = errors.New("no such bucket")
+	ErrNoSuchBucket = errors.New("bucket does not exist")
 	// ErrAccessDenied is returned by Open when the service refuses the
 	// credentials (unknown key, wrong secret, or no permission to list).
 	ErrAccessDenied = errors.New("access denied")
@@ -61,8 +61,8 @@ const (
 	copyThreads  = 4
 
 	// Timeouts that make a dead endpoint fail within seconds. minio-go
-	// retries every request maxRetries times with a backoff of at most 1 s
-	// between tries; a refused connection fails each try at once, a host
+	// tries every request up to maxRetries times, with a backoff of at most
+	// 1 s between tries; a refused connection fails each try at once, a host
 	// that does not answer fails each try after dialTimeout. A server that
 	// accepts connections but never answers fails each try after
 	// responseHeaderTimeout, which is sized for the slowest legitimate
@@ -115,7 +115,7 @@ func Open(ctx context.Context, u *url.URL, getenv func(string) string) (*Backend
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg, err)
 	}
-	if err := b.check(ctx, cr.source); err != nil {
+	if err := b.check(ctx, cr); err != nil {
 		return nil, fmt.Errorf("open %s: %w", b.name, err)
 	}
 	return b, nil
@@ -150,7 +150,7 @@ func newBackend(cfg config, getenv func(string) string) (*Backend, creds, error)
 
 // check lists at most one key: it fails on a missing bucket, on refused
 // credentials and on an endpoint that does not answer.
-func (b *Backend) check(ctx context.Context, source string) error {
+func (b *Backend) check(ctx context.Context, cr creds) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	no := false
@@ -167,7 +167,11 @@ func (b *Backend) check(ctx context.Context, source string) error {
 				return ErrNoSuchBucket
 			case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
 				"InvalidToken", "ExpiredToken", "InvalidSecurity", "AllAccessDisabled":
-				return fmt.Errorf("credentials from %s refused (%s): %w", source, er.Code, ErrAccessDenied)
+				if cr.source == "" {
+					return fmt.Errorf("no credentials found (AWS_ACCESS_KEY_ID, AWS_ACCESS_KEY_ID_FILE, "+
+						"~/.aws/credentials) and anonymous access refused (%s): %w", er.Code, ErrAccessDenied)
+				}
+				return fmt.Errorf("credentials from %s refused (%s): %w", cr.source, er.Code, ErrAccessDenied)
 			}
 		}
 		return obj.Err

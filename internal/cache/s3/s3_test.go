@@ -384,12 +384,18 @@ func TestStageContextCancelled(t *testing.T) {
 
 func TestOpenMissingBucket(t *testing.T) {
 	srv := miniotest.Start(t)
-	err := openErr(t, srv.CacheURL("no-such-bucket-here"), srv.Getenv)
-	if !errors.Is(err, s3.ErrNoSuchBucket) {
-		t.Errorf("Open error = %v, want ErrNoSuchBucket", err)
-	}
-	if !strings.Contains(err.Error(), "s3://no-such-bucket-here") {
-		t.Errorf("Open error %q does not name the bucket", err)
+	for _, u := range []string{
+		srv.CacheURL("no-such-bucket-here"),
+		"s3://no-such-bucket-here?endpoint=" + srv.Endpoint(), // no region: asks for it first
+	} {
+		err := openErr(t, u, srv.Getenv)
+		if !errors.Is(err, s3.ErrNoSuchBucket) {
+			t.Errorf("Open(%s) error = %v, want ErrNoSuchBucket", u, err)
+		}
+		if !strings.Contains(err.Error(), "s3://no-such-bucket-here") {
+			t.Errorf("Open(%s) error %q does not name the bucket", u, err)
+		}
+		t.Log(err)
 	}
 }
 
@@ -424,7 +430,13 @@ func TestOpenBadCredentials(t *testing.T) {
 			url:    srv.CacheURL(bucket) + "&access-key-file=" + idFile + "&secret-key-file=" + secretFile,
 			source: secretFile,
 		},
-		{name: "anonymous", url: srv.CacheURL(bucket), source: "anonymous"},
+		{
+			name:   "wrong secret, no region",
+			url:    "s3://" + bucket + "?endpoint=" + srv.Endpoint(),
+			env:    map[string]string{"AWS_ACCESS_KEY_ID": srv.AccessKey(), "AWS_SECRET_ACCESS_KEY": "wr0ng-s3cr3t"},
+			source: "AWS_ACCESS_KEY_ID",
+		},
+		{name: "anonymous", url: srv.CacheURL(bucket), source: "no credentials found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -440,6 +452,7 @@ func TestOpenBadCredentials(t *testing.T) {
 			if strings.Contains(err.Error(), "s3cr3t") {
 				t.Errorf("Open error %q shows the secret", err)
 			}
+			t.Log(err)
 		})
 	}
 }
