@@ -1,21 +1,23 @@
 # systemd sandboxing shared by the farm's services (pure data). `dynamicUser` is
 # for services that need no root: the builder and the notifier. The agent switches
-# the system and runs as root; it gets `rootService`, which keeps only what cannot
-# break switch-to-configuration.
+# the system and runs as root; the activation script runs inside its sandbox, so it
+# gets `rootService`, which keeps only what cannot break switch-to-configuration
+# (no private /tmp, no UTS namespace: activation sets the hostname; no UMask:
+# activation creates files under /etc that users must read).
 rec {
-  common = {
+  rootService = {
     LockPersonality = true;
     RestrictRealtime = true;
+    ProtectKernelLogs = true;
+    SystemCallArchitectures = "native";
+  };
+
+  dynamicUser = rootService // {
+    DynamicUser = true;
+    UMask = "0077";
     PrivateTmp = true;
     ProtectClock = true;
     ProtectHostname = true;
-    ProtectKernelLogs = true;
-    SystemCallArchitectures = "native";
-    UMask = "0077";
-  };
-
-  dynamicUser = common // {
-    DynamicUser = true;
     NoNewPrivileges = true;
     ProtectSystem = "strict";
     ProtectHome = true;
@@ -42,6 +44,4 @@ rec {
     ];
     SystemCallErrorNumber = "EPERM";
   };
-
-  rootService = common;
 }

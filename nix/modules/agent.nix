@@ -5,8 +5,8 @@
 #
 # It runs as root (it switches the system), so its sandbox keeps only what cannot
 # break switch-to-configuration. It is not restarted by a switch (it is usually the
-# one switching). The builder pokes it through the notifier; a daily timer starts
-# it again should it ever have stopped.
+# one switching). It asks for a manifest every `interval`; a daily timer starts it
+# again should it ever have stopped.
 {
   config,
   lib,

@@ -586,8 +586,14 @@ in
     };
   }
   {
-    name = "the agent keeps root (it switches the system)";
-    got = (import ../lib/hardening.nix).rootService ? DynamicUser;
-    want = false;
+    name = "the agent keeps root and nothing that would break activation (hostname, umask, /tmp)";
+    got = builtins.filter (k: (import ../lib/hardening.nix).rootService ? ${k}) [
+      "DynamicUser"
+      "ProtectHostname"
+      "UMask"
+      "PrivateTmp"
+      "ProtectSystem"
+    ];
+    want = [ ];
   }
 ]
