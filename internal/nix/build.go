@@ -1,0 +1,138 @@
+package nix
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// BuildOptions tune Realise.
+type BuildOptions struct {
+	// MaxSilent fails a build that prints nothing for this long; 0: no limit.
+	MaxSilent time.Duration
+	// Timeout fails a build that runs longer; 0: no limit.
+	Timeout time.Duration
+	// Builders overrides Nix's remote builders ("ssh-ng://host aarch64-linux ...").
+	Builders string
+	// Log receives the build's output as it runs.
+	Log io.Writer
+}
+
+// Realise builds a derivation (or substitutes its outputs) and returns its
+// output paths.
+func (c *Client) Realise(ctx context.Context, drvPath string, opts BuildOptions) ([]string, error) {
+	args := []string{"--realise", drvPath}
+	if opts.MaxSilent > 0 {
+		args = append(args, "--option", "max-silent-time", strconv.Itoa(int(opts.MaxSilent.Seconds())))
+	}
+	if opts.Timeout > 0 {
+		args = append(args, "--option", "timeout", strconv.Itoa(int(opts.Timeout.Seconds())))
+	}
+	if opts.Builders != "" {
+		args = append(args, "--option", "builders", opts.Builders)
+	}
+	cmd := c.command(ctx, "nix-store", args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	tail := &tailWriter{max: 4096}
+	if opts.Log != nil {
+		cmd.Stderr = io.MultiWriter(opts.Log, tail)
+	} else {
+		cmd.Stderr = tail
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("build %s: %w", drvPath, ctx.Err())
+		}
+		return nil, &Error{Cmd: "nix-store --realise", Stderr: tail.String(), Err: err}
+	}
+	return strings.Fields(string(out)), nil
+}
+
+// tailWriter keeps the last max bytes written to it.
+type tailWriter struct {
+	max int
+	buf []byte
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailWriter) String() string { return string(t.buf) }
+
+// Systems returns the systems this machine can build for: its own, its
+// extra-platforms (aarch64-linux through binfmt/qemu) and those of its
+// remote builders (builders, or Nix's configured ones when empty).
+func (c *Client) Systems(ctx context.Context, builders string) ([]string, error) {
+	out, err := c.output(ctx, "nix", "show-config", "--json")
+	if err != nil {
+		return nil, err
+	}
+	var cfg map[string]struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		return nil, fmt.Errorf("parse nix show-config: %w", err)
+	}
+	set := map[string]bool{}
+	var system string
+	_ = json.Unmarshal(cfg["system"].Value, &system)
+	set[system] = true
+	var extra []string
+	_ = json.Unmarshal(cfg["extra-platforms"].Value, &extra)
+	for _, s := range extra {
+		set[s] = true
+	}
+	if builders == "" {
+		_ = json.Unmarshal(cfg["builders"].Value, &builders)
+	}
+	for _, s := range builderSystems(builders) {
+		set[s] = true
+	}
+	systems := make([]string, 0, len(set))
+	for s := range set {
+		if s != "" {
+			systems = append(systems, s)
+		}
+	}
+	sort.Strings(systems)
+	return systems, nil
+}
+
+// builderSystems parses Nix's builders setting (entries separated by ";" or
+// newlines, "@file" to read a machines file) and returns the systems the
+// builders serve.
+func builderSystems(spec string) []string {
+	var systems []string
+	for entry := range strings.FieldsFuncSeq(spec, func(r rune) bool { return r == ';' || r == '\n' }) {
+		entry = strings.TrimSpace(entry)
+		if entry == "" || strings.HasPrefix(entry, "#") {
+			continue
+		}
+		if file, ok := strings.CutPrefix(entry, "@"); ok {
+			b, err := os.ReadFile(file)
+			if err == nil {
+				systems = append(systems, builderSystems(string(b))...)
+			}
+			continue
+		}
+		f := strings.Fields(entry)
+		if len(f) >= 2 && f[1] != "-" {
+			systems = append(systems, strings.Split(f[1], ",")...)
+		}
+	}
+	return systems
+}
