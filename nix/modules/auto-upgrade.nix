@@ -91,12 +91,10 @@ in
         pkgs.coreutils
       ];
       environment.HOME = "/root";
-      serviceConfig = {
+      # It activates the new system: the same minimal sandbox as the agent's.
+      serviceConfig = (import ../lib/hardening.nix).rootService // {
         Type = "oneshot";
         ExecStart = script;
-        PrivateTmp = true;
-        LockPersonality = true;
-        RestrictRealtime = true;
       };
     };
 
