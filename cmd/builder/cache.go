@@ -95,7 +95,7 @@ func runCachePush(ctx context.Context, args []string, getenv func(string) string
 		Jobs:        *jobs,
 		Retry:       cache.Retry{Budget: *budget},
 		Log:         slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Progress: func(cache.Event) { done.Add(1) },
+		Progress:    func(cache.Event) { done.Add(1) },
 	}
 	stopProgress := func() {}
 	if !*quiet {
