@@ -1,0 +1,446 @@
+// Package state keeps what the builder knows beyond its queue: evaluations
+// and their per-host targets, each host's desired and reported closure with
+// its signed manifest, and the append-only event log that the API serves as
+// Server-Sent Events. It lives in one SQLite file (WAL, synchronous=FULL).
+package state
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// ErrNotFound is returned for an unknown evaluation, target or host.
+var ErrNotFound = errors.New("not found")
+
+// Evaluation states.
+const (
+	EvalRunning    = "running"
+	EvalDone       = "done"
+	EvalFailed     = "failed"
+	EvalSuperseded = "superseded"
+)
+
+// Target states.
+const (
+	TargetPending  = "pending"
+	TargetBuilding = "building"
+	TargetBuilt    = "built"
+	TargetCached   = "cached"
+	TargetFailed   = "failed"
+	TargetSkipped  = "skipped"
+)
+
+// Evaluation is one evaluation of one commit.
+type Evaluation struct {
+	ID         int64     `json:"id"`
+	JobID      int64     `json:"job_id"`
+	Repo       string    `json:"repo"`
+	Branch     string    `json:"branch"`
+	Commit     string    `json:"commit"`
+	Deploy     bool      `json:"deploy"`
+	State      string    `json:"state"`
+	SourceHash string    `json:"source_hash,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	Created    time.Time `json:"created"`
+	Finished   time.Time `json:"finished,omitzero"`
+}
+
+// Target is one host's closure within an evaluation.
+type Target struct {
+	ID       int64     `json:"id"`
+	EvalID   int64     `json:"eval_id"`
+	Host     string    `json:"host"`
+	Kind     string    `json:"kind"`
+	System   string    `json:"system"`
+	DrvPath  string    `json:"drv_path,omitempty"`
+	OutPath  string    `json:"out_path,omitempty"`
+	State    string    `json:"state"`
+	Reason   string    `json:"reason,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
+}
+
+// Host is what the farm wants a host to run and what it last reported.
+type Host struct {
+	Name          string          `json:"name"`
+	DesiredPath   string          `json:"desired_path,omitempty"`
+	DesiredCommit string          `json:"desired_commit,omitempty"`
+	DesiredSeq    uint64          `json:"desired_seq,omitempty"`
+	Manifest      json.RawMessage `json:"-"`
+	CurrentPath   string          `json:"current_path,omitempty"`
+	LastResult    string          `json:"last_result,omitempty"`
+	LastReason    string          `json:"last_reason,omitempty"`
+	LastSeen      time.Time       `json:"last_seen,omitzero"`
+}
+
+// Event is one entry of the append-only event log.
+type Event struct {
+	ID   int64           `json:"id"`
+	Time time.Time       `json:"time"`
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+}
+
+// Store is the builder's state. Safe for concurrent use.
+type Store struct {
+	db  *sql.DB
+	now func() time.Time
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every appended event
+}
+
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS evaluations (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		job_id INTEGER NOT NULL UNIQUE,
+		repo TEXT NOT NULL, branch TEXT NOT NULL, commit_id TEXT NOT NULL,
+		deploy INTEGER NOT NULL, state TEXT NOT NULL,
+		source_hash TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',
+		created INTEGER NOT NULL, finished INTEGER NOT NULL DEFAULT 0)`,
+	`CREATE INDEX IF NOT EXISTS evaluations_source ON evaluations (repo, source_hash, state)`,
+	`CREATE TABLE IF NOT EXISTS targets (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		eval_id INTEGER NOT NULL, host TEXT NOT NULL, kind TEXT NOT NULL,
+		system TEXT NOT NULL, drv_path TEXT NOT NULL, out_path TEXT NOT NULL,
+		state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+		started INTEGER NOT NULL DEFAULT 0, finished INTEGER NOT NULL DEFAULT 0,
+		UNIQUE (eval_id, host))`,
+	`CREATE TABLE IF NOT EXISTS hosts (
+		name TEXT PRIMARY KEY,
+		desired_path TEXT NOT NULL DEFAULT '', desired_commit TEXT NOT NULL DEFAULT '',
+		desired_seq INTEGER NOT NULL DEFAULT 0, manifest BLOB,
+		current_path TEXT NOT NULL DEFAULT '', last_result TEXT NOT NULL DEFAULT '',
+		last_reason TEXT NOT NULL DEFAULT '', last_seen INTEGER NOT NULL DEFAULT 0)`,
+	`CREATE TABLE IF NOT EXISTS events (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		time INTEGER NOT NULL, type TEXT NOT NULL, data BLOB NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)`,
+}
+
+// Open opens (creating) the state in the SQLite file at path.
+func Open(ctx context.Context, path string) (*Store, error) {
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1) // one writer; SQLite serialises writes anyway
+	for _, stmt := range schema {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open state %s: %w", path, err)
+		}
+	}
+	return &Store{db: db, now: time.Now, changed: make(chan struct{})}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// StartEvaluation records the evaluation of a queue job, or returns the one
+// already recorded for it (a job retried after a crash continues its
+// evaluation rather than starting a second one).
+func (s *Store) StartEvaluation(ctx context.Context, e Evaluation) (Evaluation, bool, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO evaluations (job_id, repo, branch, commit_id, deploy, state, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING`,
+		e.JobID, e.Repo, e.Branch, e.Commit, e.Deploy, EvalRunning, ms(s.now()))
+	if err != nil {
+		return Evaluation{}, false, fmt.Errorf("start evaluation: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	got, err := s.evaluationBy(ctx, "job_id", e.JobID)
+	return got, n == 1, err
+}
+
+// FinishEvaluation sets an evaluation's final state.
+func (s *Store) FinishEvaluation(ctx context.Context, id int64, state, sourceHash, errMsg string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE evaluations SET state = ?, source_hash = ?, error = ?, finished = ? WHERE id = ?`,
+		state, sourceHash, errMsg, ms(s.now()), id)
+	if err != nil {
+		return fmt.Errorf("finish evaluation %d: %w", id, err)
+	}
+	return nil
+}
+
+// SetSourceHash records the hash of the flake's source an evaluation saw.
+func (s *Store) SetSourceHash(ctx context.Context, id int64, hash string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE evaluations SET source_hash = ? WHERE id = ?`, hash, id)
+	return err
+}
+
+const evalCols = `id, job_id, repo, branch, commit_id, deploy, state, source_hash, error, created, finished`
+
+func scanEval(sc interface{ Scan(...any) error }) (Evaluation, error) {
+	var e Evaluation
+	var created, finished int64
+	err := sc.Scan(&e.ID, &e.JobID, &e.Repo, &e.Branch, &e.Commit, &e.Deploy, &e.State, &e.SourceHash, &e.Error, &created, &finished)
+	e.Created, e.Finished = fromMS(created), fromMS(finished)
+	return e, err
+}
+
+func (s *Store) evaluationBy(ctx context.Context, col string, v any) (Evaluation, error) {
+	e, err := scanEval(s.db.QueryRowContext(ctx, `SELECT `+evalCols+` FROM evaluations WHERE `+col+` = ?`, v))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Evaluation{}, fmt.Errorf("evaluation %s=%v: %w", col, v, ErrNotFound)
+	}
+	return e, err
+}
+
+// Evaluation returns one evaluation.
+func (s *Store) Evaluation(ctx context.Context, id int64) (Evaluation, error) {
+	return s.evaluationBy(ctx, "id", id)
+}
+
+// Evaluations returns the newest evaluations first.
+func (s *Store) Evaluations(ctx context.Context, limit int) ([]Evaluation, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+evalCols+` FROM evaluations ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Evaluation
+	for rows.Next() {
+		e, err := scanEval(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// FindBySource returns the latest finished evaluation of repo whose flake
+// source hashed to hash, for reuse.
+func (s *Store) FindBySource(ctx context.Context, repo, hash string) (Evaluation, error) {
+	e, err := scanEval(s.db.QueryRowContext(ctx, `SELECT `+evalCols+` FROM evaluations
+		WHERE repo = ? AND source_hash = ? AND state = ? ORDER BY id DESC LIMIT 1`, repo, hash, EvalDone))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Evaluation{}, ErrNotFound
+	}
+	return e, err
+}
+
+// PutTarget records a host's target in an evaluation (replacing what a
+// previous attempt recorded) and returns it with its id.
+func (s *Store) PutTarget(ctx context.Context, t Target) (Target, error) {
+	err := s.db.QueryRowContext(ctx, `INSERT INTO targets (eval_id, host, kind, system, drv_path, out_path, state, reason)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (eval_id, host) DO UPDATE SET kind = excluded.kind, system = excluded.system,
+			drv_path = excluded.drv_path, out_path = excluded.out_path, state = excluded.state, reason = excluded.reason
+		RETURNING id`,
+		t.EvalID, t.Host, t.Kind, t.System, t.DrvPath, t.OutPath, t.State, t.Reason).Scan(&t.ID)
+	if err != nil {
+		return Target{}, fmt.Errorf("put target %s: %w", t.Host, err)
+	}
+	return t, nil
+}
+
+// SetTargetState moves a target to state with a reason, stamping its start
+// (building) or end (any final state).
+func (s *Store) SetTargetState(ctx context.Context, id int64, state, reason string) error {
+	now := ms(s.now())
+	var err error
+	if state == TargetBuilding {
+		_, err = s.db.ExecContext(ctx, `UPDATE targets SET state = ?, reason = ?, started = ?, finished = 0 WHERE id = ?`, state, reason, now, id)
+	} else {
+		_, err = s.db.ExecContext(ctx, `UPDATE targets SET state = ?, reason = ?, finished = ? WHERE id = ?`, state, reason, now, id)
+	}
+	if err != nil {
+		return fmt.Errorf("set target %d %s: %w", id, state, err)
+	}
+	return nil
+}
+
+const targetCols = `id, eval_id, host, kind, system, drv_path, out_path, state, reason, started, finished`
+
+func scanTarget(sc interface{ Scan(...any) error }) (Target, error) {
+	var t Target
+	var started, finished int64
+	err := sc.Scan(&t.ID, &t.EvalID, &t.Host, &t.Kind, &t.System, &t.DrvPath, &t.OutPath, &t.State, &t.Reason, &started, &finished)
+	t.Started, t.Finished = fromMS(started), fromMS(finished)
+	return t, err
+}
+
+// Target returns one target.
+func (s *Store) Target(ctx context.Context, id int64) (Target, error) {
+	t, err := scanTarget(s.db.QueryRowContext(ctx, `SELECT `+targetCols+` FROM targets WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Target{}, fmt.Errorf("target %d: %w", id, ErrNotFound)
+	}
+	return t, err
+}
+
+// Targets returns the targets of an evaluation by host name.
+func (s *Store) Targets(ctx context.Context, evalID int64) ([]Target, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+targetCols+` FROM targets WHERE eval_id = ? ORDER BY host`, evalID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Target
+	for rows.Next() {
+		t, err := scanTarget(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// NextSeq returns a new deploy sequence number, higher than every one
+// handed out before.
+func (s *Store) NextSeq(ctx context.Context) (uint64, error) {
+	var v uint64
+	err := s.db.QueryRowContext(ctx, `INSERT INTO counters (name, value) VALUES ('deploy_seq', 1)
+		ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("next deploy seq: %w", err)
+	}
+	return v, nil
+}
+
+// SetDesired records the closure a host should run, with its signed
+// manifest. It refuses to go back to a lower seq.
+func (s *Store) SetDesired(ctx context.Context, host, path, commit string, seq uint64, manifest []byte) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO hosts (name, desired_path, desired_commit, desired_seq, manifest)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET desired_path = excluded.desired_path, desired_commit = excluded.desired_commit,
+			desired_seq = excluded.desired_seq, manifest = excluded.manifest
+		WHERE excluded.desired_seq > hosts.desired_seq`, host, path, commit, seq, manifest)
+	if err != nil {
+		return fmt.Errorf("set desired closure of %s: %w", host, err)
+	}
+	return nil
+}
+
+// Report records what a host's agent said: the closure it runs and how its
+// last update went.
+func (s *Store) Report(ctx context.Context, host, current, result, reason string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO hosts (name, current_path, last_result, last_reason, last_seen)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET current_path = excluded.current_path, last_result = excluded.last_result,
+			last_reason = excluded.last_reason, last_seen = excluded.last_seen`,
+		host, current, result, reason, ms(s.now()))
+	if err != nil {
+		return fmt.Errorf("report of %s: %w", host, err)
+	}
+	return nil
+}
+
+const hostCols = `name, desired_path, desired_commit, desired_seq, manifest, current_path, last_result, last_reason, last_seen`
+
+func scanHost(sc interface{ Scan(...any) error }) (Host, error) {
+	var h Host
+	var seen int64
+	var manifest []byte
+	err := sc.Scan(&h.Name, &h.DesiredPath, &h.DesiredCommit, &h.DesiredSeq, &manifest, &h.CurrentPath, &h.LastResult, &h.LastReason, &seen)
+	h.Manifest, h.LastSeen = manifest, fromMS(seen)
+	return h, err
+}
+
+// Host returns one host.
+func (s *Store) Host(ctx context.Context, name string) (Host, error) {
+	h, err := scanHost(s.db.QueryRowContext(ctx, `SELECT `+hostCols+` FROM hosts WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Host{}, fmt.Errorf("host %s: %w", name, ErrNotFound)
+	}
+	return h, err
+}
+
+// Hosts returns every known host by name.
+func (s *Store) Hosts(ctx context.Context) ([]Host, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+hostCols+` FROM hosts ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Host
+	for rows.Next() {
+		h, err := scanHost(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// Append adds an event to the log and wakes everyone waiting for one.
+func (s *Store) Append(ctx context.Context, typ string, data any) (Event, error) {
+	body, err := json.Marshal(data)
+	if err != nil {
+		return Event{}, fmt.Errorf("encode %s event: %w", typ, err)
+	}
+	ev := Event{Time: s.now().UTC().Truncate(time.Millisecond), Type: typ, Data: body}
+	err = s.db.QueryRowContext(ctx, `INSERT INTO events (time, type, data) VALUES (?, ?, ?) RETURNING id`,
+		ms(ev.Time), typ, body).Scan(&ev.ID)
+	if err != nil {
+		return Event{}, fmt.Errorf("append %s event: %w", typ, err)
+	}
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	return ev, nil
+}
+
+// Changed returns a channel closed at the next Append.
+func (s *Store) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+// EventsAfter returns up to limit events with ids above after, oldest first.
+func (s *Store) EventsAfter(ctx context.Context, after int64, limit int) ([]Event, error) {
+	if limit <= 0 {
+		limit = 500
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, time, type, data FROM events WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var ev Event
+		var t int64
+		if err := rows.Scan(&ev.ID, &t, &ev.Type, &ev.Data); err != nil {
+			return nil, err
+		}
+		ev.Time = fromMS(t)
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
