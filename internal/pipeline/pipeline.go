@@ -1,0 +1,590 @@
+// Package pipeline is the builder's worker: it claims evaluation jobs from
+// the queue, fetches the pushed commit, evaluates every host of the fleet
+// flake, builds each host's closure in the lane of its system, pushes it to
+// the binary cache, reports commit statuses, and on the deploy branch
+// records each host's desired closure with a signed deploy manifest.
+//
+// Every step is idempotent: a worker killed at any point leaves a job whose
+// lease expires, and the worker that claims it next finds what is already
+// in the cache and pushes nothing twice.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/homelab-farm/farm/internal/cache"
+	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/forge"
+	"github.com/homelab-farm/farm/internal/git"
+	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/state"
+)
+
+// Event types appended to the state's event log.
+const (
+	EventEvalStarted    = "evaluation.started"
+	EventEvalFinished   = "evaluation.finished"
+	EventTargetBuilding = "target.building"
+	EventTargetBuilt    = "target.built"
+	EventTargetCached   = "target.cached"
+	EventTargetFailed   = "target.failed"
+	EventTargetSkipped  = "target.skipped"
+	EventDesiredChanged = "host.desired"
+)
+
+// Pipeline runs evaluation jobs. The zero values of the optional fields
+// turn their feature off.
+type Pipeline struct {
+	Queue    queue.Queue
+	State    *state.Store
+	Nix      *nix.Client
+	Mirrors  func(repo string) *git.Mirror
+	Cache    cache.Backend
+	CacheKey cache.SecretKey
+
+	// DeployKey signs deploy manifests; without it nothing is deployed.
+	DeployKey *cache.SecretKey
+	// CacheURL is the substituter URL hosts realise closures from.
+	CacheURL string
+	// PublicURL is the builder's address for links in statuses.
+	PublicURL string
+	// Statuses returns the client for a remote's forge, or nil for none.
+	Statuses func(queue.Remote) forge.StatusClient
+	// StatusContext prefixes status contexts ("farm"); StatusLimit caps
+	// per-host statuses (see forge.PlanStatuses).
+	StatusContext string
+	StatusLimit   int
+
+	FlakeDir     string // default "nix"
+	Builders     string // Nix remote builders; "" uses Nix's own setting
+	MaxSilent    time.Duration
+	BuildTimeout time.Duration
+	EvalOptions  nix.EvalOptions
+	// BuildRetries is how often a failed build is retried (transient
+	// failures: a remote builder that went away); default 1.
+	BuildRetries int
+
+	Worker string
+	Lease  time.Duration // default 2m
+	LogDir string        // build logs, one file per target
+	Log    *slog.Logger
+
+	// Metrics, if set, is told about durations and outcomes.
+	Metrics Metrics
+}
+
+// Metrics receives the pipeline's measurements.
+type Metrics interface {
+	EvalDuration(d time.Duration)
+	BuildDuration(system string, d time.Duration)
+	PushDuration(d time.Duration, bytes int64)
+	Failure(kind string)
+}
+
+// Payload is what the webhook stores with an evaluation job.
+type Payload struct {
+	Remotes []string `json:"remotes,omitempty"` // clone URLs, in preference order
+}
+
+func (p *Pipeline) log() *slog.Logger {
+	if p.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Log
+}
+
+func (p *Pipeline) lease() time.Duration {
+	if p.Lease <= 0 {
+		return 2 * time.Minute
+	}
+	return p.Lease
+}
+
+// Run claims and runs jobs until ctx ends, polling when the queue is empty.
+func (p *Pipeline) Run(ctx context.Context, poll time.Duration) error {
+	for {
+		ran, err := p.RunOne(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			p.log().Error("evaluation job", "err", err)
+		}
+		if ran {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(poll):
+		}
+	}
+}
+
+// RunOne claims one evaluation job and runs it. It reports whether there
+// was one.
+func (p *Pipeline) RunOne(ctx context.Context) (bool, error) {
+	job, err := p.Queue.Claim(ctx, queue.ClaimRequest{Worker: p.Worker, Kinds: []string{queue.KindEval}, Lease: p.lease()})
+	if errors.Is(err, queue.ErrEmpty) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("claim: %w", err)
+	}
+	jobCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { p.heartbeat(jobCtx, cancel, job) })
+	result, runErr := p.run(jobCtx, job)
+	cancel()
+	wg.Wait()
+	if ctx.Err() != nil {
+		return true, ctx.Err() // shutting down: the lease expires and another worker resumes
+	}
+	if runErr != nil {
+		p.failure("eval")
+		if _, err := p.Queue.Fail(ctx, job.ID, job.Token, runErr.Error()); err != nil {
+			return true, fmt.Errorf("job %d: %v; fail: %w", job.ID, runErr, err)
+		}
+		return true, fmt.Errorf("job %d: %w", job.ID, runErr)
+	}
+	body, _ := json.Marshal(result)
+	if err := p.Queue.Complete(ctx, job.ID, job.Token, body); err != nil {
+		return true, fmt.Errorf("complete job %d: %w", job.ID, err)
+	}
+	return true, nil
+}
+
+func (p *Pipeline) heartbeat(ctx context.Context, cancel context.CancelFunc, job queue.Job) {
+	t := time.NewTicker(p.lease() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			err := p.Queue.Heartbeat(ctx, job.ID, job.Token, p.lease())
+			if errors.Is(err, queue.ErrLeaseLost) {
+				p.log().Warn("lease lost; stopping", "job", job.ID)
+				cancel()
+				return
+			}
+		}
+	}
+}
+
+func (p *Pipeline) failure(kind string) {
+	if p.Metrics != nil {
+		p.Metrics.Failure(kind)
+	}
+}
+
+// Result is stored with a completed job.
+type Result struct {
+	EvalID int64 `json:"eval_id"`
+	Hosts  int   `json:"hosts"`
+	Failed int   `json:"failed"`
+}
+
+func (p *Pipeline) event(ctx context.Context, typ string, data any) {
+	if _, err := p.State.Append(ctx, typ, data); err != nil {
+		p.log().Error("append event", "type", typ, "err", err)
+	}
+}
+
+// run evaluates, builds, pushes, reports and records one job. An error
+// means the job should be retried (fetch or storage failures); host
+// failures are results, not errors.
+func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
+	ev, created, err := p.State.StartEvaluation(ctx, state.Evaluation{
+		JobID: job.ID, Repo: job.Repo, Branch: job.Branch, Commit: job.Commit, Deploy: job.Deploy,
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	evData := map[string]any{"eval": ev.ID, "repo": job.Repo, "branch": job.Branch, "commit": job.Commit, "resumed": !created}
+	p.event(ctx, EventEvalStarted, evData)
+	p.report(ctx, job, forge.Status{State: forge.StatePending, Description: "evaluating"}, nil)
+
+	mirror := p.Mirrors(job.Repo)
+	var payload Payload
+	_ = json.Unmarshal(job.Payload, &payload)
+	remotes := payload.Remotes
+	for _, r := range job.Remotes {
+		if !slices.Contains(remotes, r.URL) {
+			remotes = append(remotes, r.URL)
+		}
+	}
+	if _, err := mirror.Fetch(ctx, remotes, job.Commit); err != nil {
+		return Result{}, err
+	}
+	flakeDir := p.FlakeDir
+	if flakeDir == "" {
+		flakeDir = "nix"
+	}
+	source, err := mirror.TreeHash(ctx, job.Commit, flakeDir)
+	if err != nil {
+		return Result{}, err
+	}
+
+	start := time.Now()
+	targets, reused, err := p.evaluate(ctx, job.Repo, mirror.FlakeRef(job.Commit, flakeDir), source)
+	if err != nil {
+		return Result{}, err
+	}
+	if p.Metrics != nil && !reused {
+		p.Metrics.EvalDuration(time.Since(start))
+	}
+	if err := p.State.SetSourceHash(ctx, ev.ID, source); err != nil {
+		return Result{}, err
+	}
+
+	recs := make([]state.Target, 0, len(targets))
+	for _, t := range targets {
+		st := state.Target{EvalID: ev.ID, Host: t.Host, Kind: t.Kind, System: t.System, DrvPath: t.DrvPath, OutPath: t.OutPath, State: state.TargetPending}
+		if t.Error != "" {
+			st.State, st.Reason = state.TargetFailed, "evaluation failed: "+t.Error
+		}
+		rec, err := p.State.PutTarget(ctx, st)
+		if err != nil {
+			return Result{}, err
+		}
+		if t.Error != "" {
+			p.failure("eval")
+			p.event(ctx, EventTargetFailed, targetEvent(rec))
+		}
+		recs = append(recs, rec)
+	}
+
+	if err := p.build(ctx, recs); err != nil {
+		return Result{}, err
+	}
+	recs, err = p.State.Targets(ctx, ev.ID)
+	if err != nil {
+		return Result{}, err
+	}
+
+	res := Result{EvalID: ev.ID, Hosts: len(recs)}
+	for _, t := range recs {
+		if t.State == state.TargetFailed {
+			res.Failed++
+		}
+	}
+	if job.Deploy && p.DeployKey != nil {
+		if err := p.deploy(ctx, job, mirror, recs); err != nil {
+			return Result{}, err
+		}
+	}
+	overall := forge.Status{State: forge.StateSuccess, Description: fmt.Sprintf("%d hosts built", len(recs))}
+	if res.Failed > 0 {
+		overall = forge.Status{State: forge.StateFailure, Description: fmt.Sprintf("%d of %d hosts failed", res.Failed, len(recs))}
+	}
+	p.report(ctx, job, overall, recs)
+
+	evState := state.EvalDone
+	if res.Failed > 0 {
+		evState = state.EvalFailed
+	}
+	if err := p.State.FinishEvaluation(ctx, ev.ID, evState, source, ""); err != nil {
+		return Result{}, err
+	}
+	evData["state"], evData["failed"], evData["hosts"] = evState, res.Failed, res.Hosts
+	p.event(ctx, EventEvalFinished, evData)
+	return res, nil
+}
+
+// evaluate returns the targets of the flake, reusing those of an earlier
+// evaluation of the same source.
+func (p *Pipeline) evaluate(ctx context.Context, repo, flake, source string) ([]nix.Target, bool, error) {
+	if prev, err := p.State.FindBySource(ctx, repo, source); err == nil {
+		old, err := p.State.Targets(ctx, prev.ID)
+		if err == nil && len(old) > 0 && !anyEvalFailure(old) {
+			out := make([]nix.Target, len(old))
+			for i, t := range old {
+				out[i] = nix.Target{Host: t.Host, Kind: t.Kind, System: t.System, DrvPath: t.DrvPath, OutPath: t.OutPath}
+			}
+			return out, true, nil
+		}
+	}
+	targets, err := p.Nix.Eval(ctx, flake, p.EvalOptions)
+	if err != nil {
+		return nil, false, fmt.Errorf("evaluate %s: %w", flake, err)
+	}
+	return targets, false, nil
+}
+
+func anyEvalFailure(ts []state.Target) bool {
+	for _, t := range ts {
+		if t.DrvPath == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// build runs one lane per system; within a lane, targets are built one
+// after another (Nix parallelises inside a build).
+func (p *Pipeline) build(ctx context.Context, recs []state.Target) error {
+	systems, err := p.Nix.Systems(ctx, p.Builders)
+	if err != nil {
+		return fmt.Errorf("buildable systems: %w", err)
+	}
+	lanes := map[string][]state.Target{}
+	for _, t := range recs {
+		if t.State == state.TargetPending {
+			lanes[t.System] = append(lanes[t.System], t)
+		}
+	}
+	names := make([]string, 0, len(lanes))
+	for s := range lanes {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, system := range names {
+		wg.Go(func() {
+			for _, t := range lanes[system] {
+				if err := p.buildTarget(ctx, t, slices.Contains(systems, system)); err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func targetEvent(t state.Target) map[string]any {
+	return map[string]any{"eval": t.EvalID, "target": t.ID, "host": t.Host, "system": t.System,
+		"out_path": t.OutPath, "state": t.State, "reason": t.Reason}
+}
+
+// buildTarget takes one target to cached, skipped, built or failed. Its
+// error is for storage failures only.
+func (p *Pipeline) buildTarget(ctx context.Context, t state.Target, buildable bool) error {
+	set := func(st, reason, event string) error {
+		t.State, t.Reason = st, reason
+		if err := p.State.SetTargetState(ctx, t.ID, st, reason); err != nil {
+			return err
+		}
+		p.event(ctx, event, targetEvent(t))
+		return nil
+	}
+	if _, err := p.Cache.Stat(ctx, cache.NarInfoKey(t.OutPath)); err == nil {
+		return set(state.TargetCached, "", EventTargetCached)
+	} else if !errors.Is(err, cache.ErrNotFound) {
+		return fmt.Errorf("check cache for %s: %w", t.Host, err)
+	}
+	if !buildable {
+		return set(state.TargetSkipped, "no builder for "+t.System, EventTargetSkipped)
+	}
+	if err := set(state.TargetBuilding, "", EventTargetBuilding); err != nil {
+		return err
+	}
+	logFile, err := p.openLog(t.ID)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+
+	start := time.Now()
+	var buildErr error
+	for attempt := 0; attempt <= p.buildRetries(); attempt++ {
+		if attempt > 0 {
+			fmt.Fprintf(logFile, "\n--- retrying (attempt %d) ---\n", attempt+1)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 2 * time.Second):
+			}
+		}
+		_, buildErr = p.Nix.Realise(ctx, t.DrvPath, nix.BuildOptions{
+			MaxSilent: p.MaxSilent, Timeout: p.BuildTimeout, Builders: p.Builders, Log: logFile,
+		})
+		if buildErr == nil || ctx.Err() != nil || !transient(buildErr) {
+			break
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if p.Metrics != nil {
+		p.Metrics.BuildDuration(t.System, time.Since(start))
+	}
+	p.uploadLog(ctx, t)
+	if buildErr != nil {
+		p.failure("build")
+		return set(state.TargetFailed, "build failed: "+lastLine(buildErr.Error()), EventTargetFailed)
+	}
+
+	pushStart := time.Now()
+	pusher := &cache.Pusher{Backend: p.Cache, Key: p.CacheKey, Store: p.Nix, Log: p.Log}
+	res, err := pusher.Push(ctx, t.OutPath)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.failure("push")
+		return set(state.TargetFailed, "push failed: "+err.Error(), EventTargetFailed)
+	}
+	if p.Metrics != nil {
+		p.Metrics.PushDuration(time.Since(pushStart), res.FileBytes)
+	}
+	return set(state.TargetBuilt, fmt.Sprintf("pushed %d paths", res.Uploaded), EventTargetBuilt)
+}
+
+func (p *Pipeline) buildRetries() int {
+	if p.BuildRetries < 0 {
+		return 0
+	}
+	if p.BuildRetries == 0 {
+		return 1
+	}
+	return p.BuildRetries
+}
+
+// transient reports whether a build failure may pass on retry: a remote
+// builder that went away, not a build that failed on its own.
+func transient(err error) bool {
+	var nerr *nix.Error
+	if !errors.As(err, &nerr) {
+		return true
+	}
+	for _, s := range []string{"cannot connect", "Connection refused", "Connection reset", "unexpected end-of-file", "No space left"} {
+		if containsFold(nerr.Stderr, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// LogPath is where the build log of a target is kept.
+func (p *Pipeline) LogPath(targetID int64) string {
+	return filepath.Join(p.LogDir, strconv.FormatInt(targetID, 10)+".log")
+}
+
+func (p *Pipeline) openLog(id int64) (*os.File, error) {
+	if err := os.MkdirAll(p.LogDir, 0o755); err != nil {
+		return nil, fmt.Errorf("log directory: %w", err)
+	}
+	f, err := os.OpenFile(p.LogPath(id), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open build log: %w", err)
+	}
+	return f, nil
+}
+
+func (p *Pipeline) uploadLog(ctx context.Context, t state.Target) {
+	f, err := os.Open(p.LogPath(t.ID))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	if err := cache.PutLog(ctx, p.Cache, t.DrvPath, io.LimitReader(f, fi.Size()), fi.Size()); err != nil {
+		p.log().Warn("upload build log", "host", t.Host, "err", err)
+	}
+}
+
+// deploy records each good host's desired closure with a signed manifest,
+// unless the host already wants a newer commit's closure (this commit
+// arrived or finished late).
+func (p *Pipeline) deploy(ctx context.Context, job queue.Job, mirror *git.Mirror, recs []state.Target) error {
+	for _, t := range recs {
+		if t.State != state.TargetBuilt && t.State != state.TargetCached {
+			continue
+		}
+		h, err := p.State.Host(ctx, t.Host)
+		if err != nil && !errors.Is(err, state.ErrNotFound) {
+			return err
+		}
+		if h.DesiredPath == t.OutPath {
+			continue
+		}
+		if h.DesiredCommit != "" && h.DesiredCommit != job.Commit && mirror.IsAncestor(ctx, job.Commit, h.DesiredCommit) {
+			p.log().Info("not deploying an older commit", "host", t.Host, "commit", job.Commit, "desired", h.DesiredCommit)
+			continue
+		}
+		seq, err := p.State.NextSeq(ctx)
+		if err != nil {
+			return err
+		}
+		signed, err := deploy.Sign(deploy.Manifest{
+			Host: t.Host, StorePath: t.OutPath, Commit: job.Commit, Seq: seq,
+			IssuedAt: time.Now().UTC().Truncate(time.Second), Cache: p.CacheURL,
+		}, *p.DeployKey)
+		if err != nil {
+			return err
+		}
+		body, _ := json.Marshal(signed)
+		if err := p.State.SetDesired(ctx, t.Host, t.OutPath, job.Commit, seq, body); err != nil {
+			return err
+		}
+		p.event(ctx, EventDesiredChanged, map[string]any{"host": t.Host, "store_path": t.OutPath, "commit": job.Commit, "seq": seq})
+	}
+	return nil
+}
+
+// report sends the overall status and, once hosts are known, one per host
+// to every remote the commit came from.
+func (p *Pipeline) report(ctx context.Context, job queue.Job, overall forge.Status, recs []state.Target) {
+	if p.Statuses == nil {
+		return
+	}
+	var targets []forge.StatusTarget
+	for _, r := range job.Remotes {
+		if c := p.Statuses(r); c != nil {
+			targets = append(targets, forge.StatusTarget{Client: c, FullName: r.FullName, Name: r.URL})
+		}
+	}
+	if len(targets) == 0 {
+		return
+	}
+	var hosts []forge.HostResult
+	for _, t := range recs {
+		hr := forge.HostResult{Host: t.Host, Description: t.State}
+		if t.Reason != "" {
+			hr.Description += ": " + t.Reason
+		}
+		switch t.State {
+		case state.TargetBuilt, state.TargetCached, state.TargetSkipped:
+			hr.State = forge.StateSuccess
+		case state.TargetFailed:
+			hr.State = forge.StateFailure
+		default:
+			hr.State = forge.StatePending
+		}
+		if p.PublicURL != "" {
+			hr.TargetURL = fmt.Sprintf("%s/targets/%d", p.PublicURL, t.ID)
+		}
+		hosts = append(hosts, hr)
+	}
+	prefix := p.StatusContext
+	if prefix == "" {
+		prefix = "farm"
+	}
+	limit := p.StatusLimit
+	if limit <= 0 {
+		limit = 20
+	}
+	statuses := forge.PlanStatuses(prefix, overall, hosts, limit)
+	if err := forge.Report(ctx, p.log(), targets, job.Commit, statuses); err != nil {
+		p.failure("status")
+		p.log().Warn("commit statuses", "commit", job.Commit, "err", err)
+	}
+}

@@ -1,0 +1,35 @@
+# The example fleet, needing no nixpkgs: each host's system closure is a
+# plain derivation at config.system.build.toplevel, as nixosSystem and
+# darwinSystem would make it. hosts.json says which hosts exist, their
+# system and a version string to change one host at a time.
+{
+  outputs = { self }:
+    let
+      hosts = builtins.fromJSON (builtins.readFile ./hosts.json);
+      busybox = builtins.readFile ./busybox;
+      toplevel = name: h: derivation {
+        name = "nixos-system-${name}";
+        system = h.system;
+        builder = if h.system == "aarch64-linux" then busybox else "/bin/sh";
+        args = (if h.system == "aarch64-linux" then [ "sh" ] else [ ]) ++ [ "-c" ''
+          export PATH=/usr/bin:/bin
+          mkdir -p $out/bin
+          echo ${name} ${h.version} > $out/version
+          uname -m > $out/machine
+          printf '#!/bin/sh\necho "activated ${name} $1" >> "''${FARM_ACTIVATION_LOG:-/dev/null}"\n' > $out/bin/switch-to-configuration
+          chmod +x $out/bin/switch-to-configuration
+          ${if h.fail or false then "echo build of ${name} fails on purpose; exit 1" else "true"}
+        '' ];
+      };
+      host = name: h:
+        if h.broken or false
+        then { config.system.build.toplevel = throw "host ${name}: option does not exist"; }
+        else { config.system.build.toplevel = toplevel name h; };
+      of = kind: builtins.listToAttrs (map (n: { name = n; value = host n hosts.${n}; })
+        (builtins.filter (n: (hosts.${n}.kind or "nixos") == kind) (builtins.attrNames hosts)));
+    in
+    {
+      nixosConfigurations = of "nixos";
+      darwinConfigurations = of "darwin";
+    };
+}
