@@ -1,0 +1,199 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/homelab-farm/farm/internal/queue"
+)
+
+// buildBuilder compiles this command once per test binary run.
+var buildBuilder = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "builder-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "builder")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// builderProcess is `builder serve` running as a child process.
+type builderProcess struct {
+	cmd  *exec.Cmd
+	logs *logWatcher
+	base string
+	done chan error // receives the exit once; exited is closed after
+	exit chan struct{}
+}
+
+func startBuilderProcess(t *testing.T, args ...string) *builderProcess {
+	t.Helper()
+	bin, err := buildBuilder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &builderProcess{logs: newLogWatcher(), done: make(chan error, 1), exit: make(chan struct{})}
+	p.cmd = exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	p.cmd.Env = append(os.Environ(), "BUILDER_CONFIG=", "BUILDER_STATE_DIR=", "BUILDER_LISTEN=", "BUILDER_QUEUE=")
+	p.cmd.Stderr = p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.done <- p.cmd.Wait()
+		close(p.exit)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exit
+	})
+	p.base = "http://" + p.logs.waitAddr(t, p.done)
+	return p
+}
+
+var completedRE = regexp.MustCompile(`msg="job completed" .*job=(\d+)`)
+
+// TestServeCrashRecovery SIGKILLs a builder that holds claimed jobs while
+// pushes keep arriving, restarts it, and checks that every push answered
+// 202 is evaluated exactly once.
+func TestServeCrashRecovery(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds the builder binary")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "gh"), ghSecret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "builder.toml")
+	if err := os.WriteFile(cfg, []byte(`[[repository]]
+name = "homelab"
+  [[repository.remote]]
+  forge = "github"
+  url = "https://github.com/alice/homelab"
+  secret_files = ["gh"]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	common := []string{"--config", cfg, "--state-dir", state, "--workers", "2", "--lease", "1s"}
+
+	// The first builder holds every job it claims for an hour.
+	first := startBuilderProcess(t, append(common, "--placeholder-eval", "1h")...)
+	push := readFixture(t, githubFixture+"push.json")
+	var mu sync.Mutex
+	acked := map[string]bool{} // commits answered 202
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		client := &http.Client{Timeout: 2 * time.Second}
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			commit := fmt.Sprintf("%040x", i+1)
+			// Each push on its own branch, so none supersedes another.
+			body := replace(push, testCommit, commit, "refs/heads/main", fmt.Sprintf("refs/heads/b%d", i))
+			req := githubRequest("push", fmt.Sprint("d", i), body, ghSecret)
+			r, _ := http.NewRequest(http.MethodPost, first.base+req.path, strings.NewReader(string(body)))
+			for k, v := range req.headers {
+				r.Header.Set(k, v)
+			}
+			resp, err := client.Do(r)
+			if err != nil {
+				return // the builder is gone
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusAccepted {
+				mu.Lock()
+				acked[commit] = true
+				mu.Unlock()
+			}
+		}
+	})
+
+	// Kill it once it holds two claims and has acknowledged some pushes.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		running := evaluations(t, first.base, "?state=running")
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if len(running) == 2 && n >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("builder never held 2 claims with 20 pushes acknowledged (running %d, acked %d)\n%s", len(running), n, first.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := first.cmd.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	<-first.done
+	close(stop)
+	wg.Wait()
+	if got := completedRE.FindAllString(first.logs.String(), -1); len(got) != 0 {
+		t.Fatalf("first builder completed jobs: %v", got)
+	}
+
+	second := startBuilderProcess(t, append(common, "--placeholder-eval", "1ms")...)
+	var jobs []queue.Job
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		jobs = evaluations(t, second.base, "?limit=1000")
+		if len(jobs) > 0 && len(evaluations(t, second.base, "?state=queued,running")) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jobs not all done after restart\n%s", second.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	byCommit := map[string]queue.Job{}
+	for _, j := range jobs {
+		byCommit[j.Commit] = j
+	}
+	reclaimed := 0
+	for commit := range acked {
+		j, ok := byCommit[commit]
+		if !ok {
+			t.Errorf("push of %s was acknowledged with 202 but is not in the queue", commit)
+			continue
+		}
+		if j.State != queue.Done {
+			t.Errorf("job %d (%s) is %s, want done", j.ID, commit, j.State)
+		}
+		if j.Attempts == 2 && j.LastError == "lease expired" {
+			reclaimed++
+		}
+	}
+	if reclaimed != 2 {
+		t.Errorf("%d jobs were reclaimed after their lease expired, want the 2 the dead builder held", reclaimed)
+	}
+	completions := map[string]int{}
+	for _, m := range completedRE.FindAllStringSubmatch(second.logs.String(), -1) {
+		completions[m[1]]++
+	}
+	for _, j := range jobs {
+		if n := completions[fmt.Sprint(j.ID)]; n != 1 {
+			t.Errorf("job %d completed %d times, want exactly once", j.ID, n)
+		}
+	}
+	t.Logf("%d pushes acknowledged before SIGKILL, %d jobs in the queue, all done once", len(acked), len(jobs))
+}
