@@ -74,7 +74,7 @@ func runCachePush(ctx context.Context, args []string, getenv func(string) string
 		}
 		paths = append(paths, sp)
 	}
-	store := &nix.Client{}
+	store := &nix.Client{StoreDB: nix.DefaultStoreDB}
 	closure, err := store.PathInfo(ctx, paths...)
 	if err != nil {
 		return fmt.Errorf("cache push: %w", err)

@@ -3,6 +3,7 @@ package nix_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,5 +118,57 @@ func TestRealiseAndSystems(t *testing.T) {
 	mac, _ := c.EvalHost(ctx, flake, "mac", "darwin", nix.EvalOptions{})
 	if _, err := c.Realise(ctx, mac.DrvPath, nix.BuildOptions{}); err == nil {
 		t.Errorf("building the darwin host with no darwin builder succeeded")
+	}
+}
+
+// TestPathInfoFromDatabase compares what the store's database says with
+// what `nix path-info` says, for a closure with references and for a path
+// the store does not hold.
+func TestPathInfoFromDatabase(t *testing.T) {
+	env := testenv.Nix(t)
+	cli := &nix.Client{Env: env}
+	db := &nix.Client{Env: env, StoreDB: nix.DefaultStoreDB}
+	flake := fleetRepo(t)
+	ctx := context.Background()
+	tg, err := cli.EvalHost(ctx, flake, "pi", "nixos", nix.EvalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Realise(ctx, tg.DrvPath, nix.BuildOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expr := filepath.Join(t.TempDir(), "refs.nix")
+	src := `let a = derivation { name = "a-` + time.Now().Format("150405.000000") + `"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo a > $out" ]; };
+		b = derivation { name = "b"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo ${a} > $out" ]; };
+		in derivation { name = "c"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo ${a} ${b} $out > $out" ]; }`
+	if err := os.WriteFile(expr, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withRefs, err := cli.BuildFile(ctx, expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (nix path-info takes a .drv for its outputs; the database answers for
+	// the .drv itself, so only output paths are compared.)
+	for _, paths := range [][]string{{tg.OutPath}, {tg.OutPath, tg.OutPath}, withRefs, {withRefs[0], tg.OutPath}} {
+		want, err := cli.PathInfo(ctx, paths...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.PathInfo(ctx, paths...)
+		if err != nil {
+			t.Fatalf("PathInfo from the database: %v", err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("PathInfo(%v)\nfrom the database: %+v\nfrom nix:          %+v", paths, got, want)
+		}
+	}
+	drv, err := db.PathInfo(ctx, tg.DrvPath)
+	if err != nil || len(drv) != 1 || drv[0].Path != tg.DrvPath || !strings.HasPrefix(drv[0].CA, "text:") {
+		t.Errorf("PathInfo(%s) = %+v, %v; want the derivation itself", tg.DrvPath, drv, err)
+	}
+	_, err = db.PathInfo(ctx, "/nix/store/00000000000000000000000000000000-absent")
+	if !errors.Is(err, nix.ErrNotInStore) {
+		t.Errorf("PathInfo(absent) = %v, want ErrNotInStore", err)
 	}
 }

@@ -31,6 +31,9 @@ type Client struct {
 	Env []string
 	// Bin is the directory of the nix executables; empty means PATH.
 	Bin string
+	// StoreDB, if set and readable, is the local store's database, read
+	// directly for path information (see DefaultStoreDB).
+	StoreDB string
 }
 
 // PathInfo is what the local store knows about one valid store path.
@@ -89,6 +92,9 @@ func StorePath(p string) (string, error) {
 func (c *Client) PathInfo(ctx context.Context, paths ...string) ([]PathInfo, error) {
 	if len(paths) == 0 {
 		return nil, nil
+	}
+	if c.StoreDB != "" && storeDBReadable(c.StoreDB) {
+		return pathInfoDB(ctx, c.StoreDB, paths)
 	}
 	args := append([]string{"path-info", "--json", "--recursive", "--"}, paths...)
 	out, err := c.output(ctx, "nix", args...)
