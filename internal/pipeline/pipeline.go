@@ -148,7 +148,7 @@ func (p *Pipeline) RunOne(ctx context.Context) (bool, error) {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { p.heartbeat(jobCtx, cancel, job) })
-	result, runErr := p.run(jobCtx, job)
+	body, runErr := p.Process(jobCtx, job)
 	cancel()
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -161,7 +161,6 @@ func (p *Pipeline) RunOne(ctx context.Context) (bool, error) {
 		}
 		return true, fmt.Errorf("job %d: %w", job.ID, runErr)
 	}
-	body, _ := json.Marshal(result)
 	if err := p.Queue.Complete(ctx, job.ID, job.Token, body); err != nil {
 		return true, fmt.Errorf("complete job %d: %w", job.ID, err)
 	}
@@ -192,6 +191,17 @@ func (p *Pipeline) failure(kind string) {
 	}
 }
 
+// Process runs one claimed evaluation job and returns the result to store
+// with it. Its error means the job should be retried; the caller holds the
+// job's lease (see RunOne, or the builder's worker pool).
+func (p *Pipeline) Process(ctx context.Context, job queue.Job) ([]byte, error) {
+	res, err := p.run(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(res)
+}
+
 // Result is stored with a completed job.
 type Result struct {
 	EvalID int64 `json:"eval_id"`
@@ -217,7 +227,6 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 	}
 	evData := map[string]any{"eval": ev.ID, "repo": job.Repo, "branch": job.Branch, "commit": job.Commit, "resumed": !created}
 	p.event(ctx, EventEvalStarted, evData)
-	p.report(ctx, job, forge.Status{State: forge.StatePending, Description: "evaluating"}, nil)
 
 	mirror := p.Mirrors(job.Repo)
 	var payload Payload

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/homelab-farm/farm/internal/cache"
+	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/forge"
+	"github.com/homelab-farm/farm/internal/git"
+	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/pipeline"
+	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/state"
+)
+
+// farmFlags are the serve flags of the pipeline, its API and its keys.
+type farmFlags struct {
+	adminTokenFile string
+	agentTokensDir string
+	flakeDir       string
+	builders       string
+	maxSilent      time.Duration
+	buildTimeout   time.Duration
+	evalMemory     int64
+	cacheURL       string // what hosts substitute from
+}
+
+func (f *farmFlags) register(fs *flag.FlagSet, getenv func(string) string) {
+	fs.StringVar(&f.adminTokenFile, "admin-token-file", getenv("BUILDER_ADMIN_TOKEN_FILE"),
+		"`file` with the token for POST /api/evaluations (env BUILDER_ADMIN_TOKEN_FILE; none: manual triggers refused)")
+	fs.StringVar(&f.agentTokensDir, "agent-tokens-dir", getenv("BUILDER_AGENT_TOKENS_DIR"),
+		"`directory` with one file per host holding its agent's report token (env BUILDER_AGENT_TOKENS_DIR)")
+	fs.StringVar(&f.flakeDir, "flake-dir", envDefault(getenv, "BUILDER_FLAKE_DIR", "nix"),
+		"`directory` of the fleet flake inside the repository (env BUILDER_FLAKE_DIR)")
+	fs.StringVar(&f.builders, "builders", getenv("BUILDER_BUILDERS"),
+		"Nix remote `builders` (\"ssh-ng://mac aarch64-darwin\"); empty: Nix's own setting (env BUILDER_BUILDERS)")
+	fs.DurationVar(&f.maxSilent, "max-silent-time", envDuration(getenv, "BUILDER_MAX_SILENT_TIME", 30*time.Minute),
+		"fail a build silent this long (env BUILDER_MAX_SILENT_TIME)")
+	fs.DurationVar(&f.buildTimeout, "build-timeout", envDuration(getenv, "BUILDER_BUILD_TIMEOUT", 4*time.Hour),
+		"fail a build running this long (env BUILDER_BUILD_TIMEOUT)")
+	fs.Int64Var(&f.evalMemory, "eval-memory", int64(envInt(getenv, "BUILDER_EVAL_MEMORY_MB", 0))<<20,
+		"memory budget of one host's evaluation in bytes (env BUILDER_EVAL_MEMORY_MB in MiB; 0: a quarter of free memory, 2-4 GiB)")
+	fs.StringVar(&f.cacheURL, "cache-public-url", getenv("BUILDER_CACHE_PUBLIC_URL"),
+		"substituter `URL` hosts realise closures from (env BUILDER_CACHE_PUBLIC_URL; default <public_url>/nix-cache)")
+}
+
+// farm is the pipeline with what serves its results.
+type farm struct {
+	state    *state.Store
+	pipeline *pipeline.Pipeline
+	api      *farmAPI
+	metrics  *metrics
+}
+
+// newFarm opens the builder's state and assembles the pipeline. Keys that
+// are not configured are made once in the state directory, so that the
+// embedded defaults work; their public halves are logged.
+func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cache.Backend, statuses *statusSender, f farmFlags, log *slog.Logger) (*farm, error) {
+	st, err := state.Open(ctx, filepath.Join(cfg.StateDir, "state.db"))
+	if err != nil {
+		return nil, err
+	}
+	cacheKey, err := loadOrCreateKey(cfg.SigningKeyFile, filepath.Join(cfg.StateDir, "cache-signing.key"), "farm-cache-1", log)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("cache signing key: %w", err)
+	}
+	deployKey, err := loadOrCreateKey(cfg.DeployKeyFile, filepath.Join(cfg.StateDir, "deploy-signing.key"), "farm-deploy-1", log)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("deploy key: %w", err)
+	}
+	var admin []byte
+	if f.adminTokenFile != "" {
+		b, err := os.ReadFile(f.adminTokenFile)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("admin token: %w", err)
+		}
+		if admin = []byte(strings.TrimSpace(string(b))); len(admin) == 0 {
+			st.Close()
+			return nil, fmt.Errorf("admin token file %s is empty", f.adminTokenFile)
+		}
+	}
+	publicURL := strings.TrimSuffix(cfg.PublicURL, "/")
+	if publicURL == "" {
+		publicURL = "http://" + cfg.Listen
+	}
+	cacheURL := f.cacheURL
+	if cacheURL == "" {
+		cacheURL = publicURL + "/nix-cache"
+	}
+	m := newMetrics(q)
+	mirrors := filepath.Join(cfg.StateDir, "mirrors")
+	p := &pipeline.Pipeline{
+		Queue: q, State: st, Nix: &nix.Client{StoreDB: nix.DefaultStoreDB},
+		Mirrors:  func(repo string) *git.Mirror { return &git.Mirror{Dir: filepath.Join(mirrors, repo+".git")} },
+		Cache:    backend, CacheKey: cacheKey, DeployKey: &deployKey, CacheURL: cacheURL, PublicURL: publicURL,
+		StatusContext: cfg.Statuses.Context, StatusLimit: cfg.Statuses.PerHostLimit,
+		FlakeDir: f.flakeDir, Builders: f.builders, MaxSilent: f.maxSilent, BuildTimeout: f.buildTimeout,
+		EvalOptions: nix.EvalOptions{MemoryBudget: f.evalMemory},
+		LogDir:      filepath.Join(cfg.StateDir, "logs"),
+		Log:         log, Metrics: m,
+	}
+	if statuses != nil && len(statuses.clients) > 0 {
+		p.Statuses = func(r queue.Remote) forge.StatusClient { return statuses.clients[forge.NormalizeURL(r.URL)] }
+	}
+	api := &farmAPI{cfg: cfg, q: q, state: st, logDir: p.LogDir, adminToken: admin, agentTokens: f.agentTokensDir, now: time.Now}
+	return &farm{state: st, pipeline: p, api: api, metrics: m}, nil
+}
+
+// loadOrCreateKey reads the key in file, or (no file configured) the one in
+// fallback, making it first if it does not exist yet.
+func loadOrCreateKey(file, fallback, name string, log *slog.Logger) (cache.SecretKey, error) {
+	if file != "" {
+		return cache.LoadSecretKeyFile(file)
+	}
+	k, err := cache.LoadSecretKeyFile(fallback)
+	if err == nil {
+		log.Info("using key from the state directory", "file", fallback, "public_key", k.Public().String())
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return cache.SecretKey{}, err
+	}
+	k, err = cache.GenerateKey(name)
+	if err != nil {
+		return cache.SecretKey{}, err
+	}
+	tmp := fallback + ".tmp"
+	if err := os.WriteFile(tmp, []byte(k.String()+"\n"), 0o600); err != nil {
+		return cache.SecretKey{}, fmt.Errorf("write %s: %w", fallback, err)
+	}
+	if err := os.Rename(tmp, fallback); err != nil {
+		return cache.SecretKey{}, fmt.Errorf("write %s: %w", fallback, err)
+	}
+	log.Info("made a new key in the state directory", "file", fallback, "public_key", k.Public().String())
+	return k, nil
+}

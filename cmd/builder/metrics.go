@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/homelab-farm/farm/internal/queue"
+)
+
+// metrics is the builder's Prometheus registry; it implements
+// pipeline.Metrics.
+type metrics struct {
+	reg       *prometheus.Registry
+	evalDur   prometheus.Histogram
+	buildDur  *prometheus.HistogramVec
+	pushDur   prometheus.Histogram
+	pushBytes prometheus.Counter
+	failures  *prometheus.CounterVec
+}
+
+func newMetrics(q queue.Queue) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		evalDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "farm_evaluation_duration_seconds", Help: "Time to evaluate every host of a commit.",
+			Buckets: prometheus.ExponentialBuckets(0.5, 2, 12),
+		}),
+		buildDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "farm_build_duration_seconds", Help: "Time to build one host's closure, by system.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14),
+		}, []string{"system"}),
+		pushDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "farm_push_duration_seconds", Help: "Time to push one host's closure to the cache.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
+		}),
+		pushBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "farm_pushed_bytes_total", Help: "Compressed bytes uploaded to the binary cache.",
+		}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "farm_failures_total", Help: "Failures by kind: eval, build, push, status.",
+		}, []string{"kind"}),
+	}
+	for _, kind := range []string{"eval", "build", "push", "status"} {
+		m.failures.WithLabelValues(kind)
+	}
+	queued := func() []queue.Job {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		jobs, _ := q.List(ctx, queue.ListOptions{Kind: queue.KindEval, States: []queue.State{queue.Queued}, Limit: 10000})
+		return jobs
+	}
+	m.reg.MustRegister(
+		m.evalDur, m.buildDur, m.pushDur, m.pushBytes, m.failures,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "farm_queue_depth", Help: "Evaluation jobs waiting in the queue.",
+		}, func() float64 { return float64(len(queued())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "farm_queue_oldest_job_age_seconds", Help: "Age of the oldest job waiting in the queue (0 when empty).",
+		}, func() float64 {
+			var oldest time.Time
+			for _, j := range queued() {
+				if oldest.IsZero() || j.CreatedAt.Before(oldest) {
+					oldest = j.CreatedAt
+				}
+			}
+			if oldest.IsZero() {
+				return 0
+			}
+			return time.Since(oldest).Seconds()
+		}),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (m *metrics) EvalDuration(d time.Duration) { m.evalDur.Observe(d.Seconds()) }
+func (m *metrics) BuildDuration(system string, d time.Duration) {
+	m.buildDur.WithLabelValues(system).Observe(d.Seconds())
+}
+func (m *metrics) PushDuration(d time.Duration, bytes int64) {
+	m.pushDur.Observe(d.Seconds())
+	m.pushBytes.Add(float64(bytes))
+}
+func (m *metrics) Failure(kind string) { m.failures.WithLabelValues(kind).Inc() }
