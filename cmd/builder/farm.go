@@ -102,8 +102,8 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 	mirrors := filepath.Join(cfg.StateDir, "mirrors")
 	p := &pipeline.Pipeline{
 		Queue: q, State: st, Nix: &nix.Client{StoreDB: nix.DefaultStoreDB},
-		Mirrors:  func(repo string) *git.Mirror { return &git.Mirror{Dir: filepath.Join(mirrors, repo+".git")} },
-		Cache:    backend, CacheKey: cacheKey, DeployKey: &deployKey, CacheURL: cacheURL, PublicURL: publicURL,
+		Mirrors: func(repo string) *git.Mirror { return &git.Mirror{Dir: filepath.Join(mirrors, repo+".git")} },
+		Cache:   backend, CacheKey: cacheKey, DeployKey: &deployKey, CacheURL: cacheURL, PublicURL: publicURL,
 		StatusContext: cfg.Statuses.Context, StatusLimit: cfg.Statuses.PerHostLimit,
 		FlakeDir: f.flakeDir, Builders: f.builders, MaxSilent: f.maxSilent, BuildTimeout: f.buildTimeout,
 		EvalOptions: nix.EvalOptions{MemoryBudget: f.evalMemory},
