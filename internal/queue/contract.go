@@ -290,6 +290,23 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 		wantState(t, q, n.JobID, Queued)
 	})
 
+	t.Run("PullRequestCommitPushedToDeployBranchDeploys", func(t *testing.T) {
+		q, _, _ := setup(t)
+		pr := push("c1", "pull/7", gh, "github:d1")
+		pr.Deploy = false
+		a := mustEnqueue(t, q, pr)
+		if j := wantState(t, q, a.JobID, Queued); j.Deploy {
+			t.Fatalf("pull request job deploys")
+		}
+		b := mustEnqueue(t, q, push("c1", "main", gh, "github:d2"))
+		if b.JobID != a.JobID || b.Created {
+			t.Fatalf("push of the same commit = %+v, want job %d", b, a.JobID)
+		}
+		if j := wantState(t, q, a.JobID, Queued); !j.Deploy || j.Branch != "main" {
+			t.Fatalf("after the push to main: deploy=%v branch=%q, want true, main", j.Deploy, j.Branch)
+		}
+	})
+
 	t.Run("ClaimByKind", func(t *testing.T) {
 		q, _, _ := setup(t)
 		mustEnqueue(t, q, EnqueueRequest{Kind: "build", Key: "build:1", Repo: "homelab", Commit: "c1", Remote: gh})

@@ -77,7 +77,7 @@ func Open(ctx context.Context, path string, opts queue.Options) (*sqlqueue.Queue
 		return nil, fmt.Errorf("open queue %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	q, err := sqlqueue.New(ctx, w, r, sqlqueue.Dialect{Schema: schema}, opts)
+	q, err := sqlqueue.New(ctx, w, r, sqlqueue.Dialect{Schema: schema, GroupCommit: true, CacheStatements: true}, opts)
 	if err != nil {
 		w.Close()
 		r.Close()

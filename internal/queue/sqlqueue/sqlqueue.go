@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/queue"
@@ -29,14 +30,109 @@ type Dialect struct {
 	// LockBranch, when set, runs first in an Enqueue transaction that
 	// supersedes, so that two enqueues on one branch serialise.
 	LockBranch func(ctx context.Context, tx *sql.Tx, repo, branch string) error
+	// GroupCommit makes concurrent Enqueue calls share transactions: one
+	// goroutine commits whatever has arrived while the previous commit was
+	// syncing. Worth it where a commit costs an fsync and transactions
+	// serialise anyway (SQLite).
+	GroupCommit bool
+	// CacheStatements keeps Enqueue's statements prepared on the write
+	// database. Worth it where the driver does not cache them itself
+	// (modernc.org/sqlite parses every statement anew) and the write
+	// database has one connection.
+	CacheStatements bool
 }
 
 // Queue is a queue.Queue on a database/sql database.
 type Queue struct {
-	w    *sql.DB // writes (and reads inside write transactions)
-	r    *sql.DB // reads outside transactions
-	d    Dialect
-	opts queue.Options
+	w     *sql.DB // writes (and reads inside write transactions)
+	r     *sql.DB // reads outside transactions
+	d     Dialect
+	opts  queue.Options
+	batch *batcher // nil without GroupCommit
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
+}
+
+// sqlEnqueue are the statements of Enqueue, prepared up front when the
+// dialect caches statements.
+var sqlEnqueue = []string{
+	`INSERT INTO deliveries (key, job_id, received_at) VALUES ($1, 0, $2) ON CONFLICT (key) DO NOTHING`,
+	`SELECT job_id FROM deliveries WHERE key = $1`,
+	`SELECT id, deploy FROM jobs WHERE key = $1`,
+	`UPDATE jobs SET deploy = $1, branch = $2, updated_at = $3 WHERE id = $4 AND state <> $5`,
+	`INSERT INTO job_remotes (job_id, forge, url, full_name) VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, forge, url) DO NOTHING`,
+	`UPDATE deliveries SET job_id = $1 WHERE key = $2`,
+	`SELECT id FROM jobs WHERE kind = $1 AND repo = $2 AND branch = $3 AND before_commit = $4 ORDER BY id DESC LIMIT 1`,
+	`INSERT INTO jobs
+		(kind, key, repo, branch, commit_id, before_commit, deploy, state, attempts, max_attempts,
+		 run_after, worker, lease_until, token, last_error, payload, superseded_by, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, '', 0, '', '', $11, $12, $10, $10)
+		ON CONFLICT (key) DO NOTHING RETURNING id`,
+	`SELECT id FROM jobs WHERE key = $1`,
+	`UPDATE jobs SET state = $1, superseded_by = $2, updated_at = $3
+		WHERE kind = $4 AND repo = $5 AND branch = $6 AND state = $7 AND id < $2 RETURNING id`,
+}
+
+// prepared returns query's statement bound to tx when it was prepared at
+// New, else nil.
+func (q *Queue) prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	if !q.d.CacheStatements {
+		return nil, nil
+	}
+	q.stmtMu.Lock()
+	st, ok := q.stmts[query]
+	q.stmtMu.Unlock()
+	if !ok {
+		return nil, nil
+	}
+	return tx.StmtContext(ctx, st), nil
+}
+
+func (q *Queue) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := q.prepared(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return tx.ExecContext(ctx, query, args...)
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (q *Queue) query(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
+	st, err := q.prepared(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return tx.QueryContext(ctx, query, args...)
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// rowScanner is *sql.Row, or a preparation error waiting for Scan.
+type rowScanner struct {
+	row *sql.Row
+	err error
+}
+
+func (r rowScanner) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.row.Scan(dest...)
+}
+
+func (q *Queue) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) rowScanner {
+	st, err := q.prepared(ctx, tx, query)
+	if err != nil {
+		return rowScanner{err: err}
+	}
+	if st == nil {
+		return rowScanner{row: tx.QueryRowContext(ctx, query, args...)}
+	}
+	return rowScanner{row: st.QueryRowContext(ctx, args...)}
 }
 
 var _ queue.Queue = (*Queue)(nil)
@@ -50,11 +146,35 @@ func New(ctx context.Context, write, read *sql.DB, d Dialect, opts queue.Options
 			return nil, fmt.Errorf("create queue schema: %w", err)
 		}
 	}
-	return &Queue{w: write, r: read, d: d, opts: opts.WithDefaults()}, nil
+	q := &Queue{w: write, r: read, d: d, opts: opts.WithDefaults()}
+	if d.CacheStatements {
+		q.stmts = map[string]*sql.Stmt{}
+		for _, query := range sqlEnqueue {
+			st, err := write.PrepareContext(ctx, query)
+			if err != nil {
+				q.Close()
+				return nil, fmt.Errorf("prepare %q: %w", query, err)
+			}
+			q.stmts[query] = st
+		}
+	}
+	if d.GroupCommit {
+		q.batch = newBatcher(q)
+	}
+	return q, nil
 }
 
-// Close closes both databases.
+// Close stops group commits and closes both databases.
 func (q *Queue) Close() error {
+	if q.batch != nil {
+		q.batch.close()
+	}
+	q.stmtMu.Lock()
+	for _, st := range q.stmts {
+		st.Close()
+	}
+	q.stmts = nil
+	q.stmtMu.Unlock()
 	err := q.w.Close()
 	if q.r != q.w {
 		err = errors.Join(err, q.r.Close())
@@ -97,60 +217,78 @@ func (q *Queue) Enqueue(ctx context.Context, req queue.EnqueueRequest) (queue.En
 	if req.Kind == "" || req.Key == "" {
 		return queue.EnqueueResult{}, errors.New("enqueue: kind and key are required")
 	}
+	if q.batch != nil {
+		return q.batch.enqueue(ctx, req)
+	}
+	var res queue.EnqueueResult
+	err := q.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = q.enqueueTx(ctx, tx, req)
+		return err
+	})
+	if err != nil {
+		return queue.EnqueueResult{}, fmt.Errorf("enqueue %s: %w", req.Key, err)
+	}
+	return res, nil
+}
+
+// enqueueTx does one Enqueue inside tx.
+func (q *Queue) enqueueTx(ctx context.Context, tx *sql.Tx, req queue.EnqueueRequest) (queue.EnqueueResult, error) {
+	var res queue.EnqueueResult
 	maxAttempts := req.MaxAttempts
 	if maxAttempts <= 0 {
 		maxAttempts = q.opts.MaxAttempts
 	}
-	var res queue.EnqueueResult
-	err := q.inTx(ctx, func(tx *sql.Tx) error {
-		res = queue.EnqueueResult{}
-		now := q.now()
-		if req.Branch != "" && q.d.LockBranch != nil {
-			if err := q.d.LockBranch(ctx, tx, req.Repo, req.Branch); err != nil {
-				return fmt.Errorf("lock branch: %w", err)
-			}
+	now := q.now()
+	if req.Branch != "" && q.d.LockBranch != nil {
+		if err := q.d.LockBranch(ctx, tx, req.Repo, req.Branch); err != nil {
+			return res, fmt.Errorf("lock branch: %w", err)
 		}
-		if req.DeliveryKey != "" {
-			// Claim the delivery first: a concurrent duplicate waits on
-			// this row and then sees the replay.
-			r, err := tx.ExecContext(ctx,
-				`INSERT INTO deliveries (key, job_id, received_at) VALUES ($1, 0, $2) ON CONFLICT (key) DO NOTHING`,
-				req.DeliveryKey, now)
+	}
+	if req.DeliveryKey != "" {
+		// Claim the delivery first: a concurrent duplicate waits on
+		// this row and then sees the replay.
+		r, err := q.exec(ctx, tx,
+			sqlEnqueue[0],
+			req.DeliveryKey, now)
+		if err != nil {
+			return res, fmt.Errorf("record delivery: %w", err)
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			res.Replay = true
+			err := q.queryRow(ctx, tx, sqlEnqueue[1], req.DeliveryKey).Scan(&res.JobID)
 			if err != nil {
-				return fmt.Errorf("record delivery: %w", err)
+				return res, fmt.Errorf("read delivery: %w", err)
 			}
-			if n, _ := r.RowsAffected(); n == 0 {
-				res.Replay = true
-				err := tx.QueryRowContext(ctx, `SELECT job_id FROM deliveries WHERE key = $1`, req.DeliveryKey).Scan(&res.JobID)
-				if err != nil {
-					return fmt.Errorf("read delivery: %w", err)
-				}
-				return nil
-			}
+			return res, nil
 		}
-		err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE key = $1`, req.Key).Scan(&res.JobID)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			if err := q.insertJob(ctx, tx, req, maxAttempts, now, &res); err != nil {
-				return err
-			}
-		case err != nil:
-			return fmt.Errorf("find job: %w", err)
+	}
+	var deploy bool
+	err := q.queryRow(ctx, tx, sqlEnqueue[2], req.Key).Scan(&res.JobID, &deploy)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if err := q.insertJob(ctx, tx, req, maxAttempts, now, &res); err != nil {
+			return res, err
 		}
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO job_remotes (job_id, forge, url, full_name) VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, forge, url) DO NOTHING`,
-			res.JobID, req.Remote.Forge, req.Remote.URL, req.Remote.FullName); err != nil {
-			return fmt.Errorf("record remote: %w", err)
+	case err != nil:
+		return res, fmt.Errorf("find job: %w", err)
+	case req.Deploy && !deploy:
+		// Known as build-only work (a pull request), now pushed to the
+		// deploy branch: it deploys after all.
+		if _, err := q.exec(ctx, tx, sqlEnqueue[3],
+			true, req.Branch, now, res.JobID, string(queue.Superseded)); err != nil {
+			return res, fmt.Errorf("mark deployable: %w", err)
 		}
-		if req.DeliveryKey != "" {
-			if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET job_id = $1 WHERE key = $2`, res.JobID, req.DeliveryKey); err != nil {
-				return fmt.Errorf("record delivery: %w", err)
-			}
+	}
+	if _, err := q.exec(ctx, tx,
+		sqlEnqueue[4],
+		res.JobID, req.Remote.Forge, req.Remote.URL, req.Remote.FullName); err != nil {
+		return res, fmt.Errorf("record remote: %w", err)
+	}
+	if req.DeliveryKey != "" {
+		if _, err := q.exec(ctx, tx, sqlEnqueue[5], res.JobID, req.DeliveryKey); err != nil {
+			return res, fmt.Errorf("record delivery: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return queue.EnqueueResult{}, fmt.Errorf("enqueue %s: %w", req.Key, err)
 	}
 	return res, nil
 }
@@ -162,8 +300,8 @@ func (q *Queue) insertJob(ctx context.Context, tx *sql.Tx, req queue.EnqueueRequ
 	if req.Branch != "" {
 		// A job on this branch whose push started from our commit is newer:
 		// we arrived late.
-		err := tx.QueryRowContext(ctx,
-			`SELECT id FROM jobs WHERE kind = $1 AND repo = $2 AND branch = $3 AND before_commit = $4 ORDER BY id DESC LIMIT 1`,
+		err := q.queryRow(ctx, tx,
+			sqlEnqueue[6],
 			req.Kind, req.Repo, req.Branch, req.Commit).Scan(&newerID)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
@@ -175,17 +313,13 @@ func (q *Queue) insertJob(ctx context.Context, tx *sql.Tx, req queue.EnqueueRequ
 			deploy = false
 		}
 	}
-	err := tx.QueryRowContext(ctx, `INSERT INTO jobs
-		(kind, key, repo, branch, commit_id, before_commit, deploy, state, attempts, max_attempts,
-		 run_after, worker, lease_until, token, last_error, payload, superseded_by, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, '', 0, '', '', $11, $12, $10, $10)
-		ON CONFLICT (key) DO NOTHING RETURNING id`,
+	err := q.queryRow(ctx, tx, sqlEnqueue[7],
 		req.Kind, req.Key, req.Repo, req.Branch, req.Commit, req.Before, deploy, string(state), maxAttempts,
 		now, req.Payload, newerID).Scan(&res.JobID)
 	if errors.Is(err, sql.ErrNoRows) {
 		// A concurrent enqueue of the same key committed first.
 		res.Late = false
-		if err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE key = $1`, req.Key).Scan(&res.JobID); err != nil {
+		if err := q.queryRow(ctx, tx, sqlEnqueue[8], req.Key).Scan(&res.JobID); err != nil {
 			return fmt.Errorf("find job: %w", err)
 		}
 		return nil
@@ -197,8 +331,7 @@ func (q *Queue) insertJob(ctx context.Context, tx *sql.Tx, req queue.EnqueueRequ
 	if !req.Supersede || res.Late || req.Branch == "" {
 		return nil
 	}
-	rows, err := tx.QueryContext(ctx, `UPDATE jobs SET state = $1, superseded_by = $2, updated_at = $3
-		WHERE kind = $4 AND repo = $5 AND branch = $6 AND state = $7 AND id < $2 RETURNING id`,
+	rows, err := q.query(ctx, tx, sqlEnqueue[9],
 		string(queue.Superseded), res.JobID, now, req.Kind, req.Repo, req.Branch, string(queue.Queued))
 	if err != nil {
 		return fmt.Errorf("supersede: %w", err)
