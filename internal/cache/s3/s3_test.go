@@ -200,13 +200,14 @@ func TestPrefix(t *testing.T) {
 	}
 }
 
-// TestStageLarge streams 80 MiB through Stage and Commit (an upload of five
+// TestStageLarge streams 96 MiB through Stage and Commit (an upload of six
 // parts, a server-side copy of two), and checks that the process did not
-// buffer the object: it allocates far less than the object's size.
+// buffer the object: it allocates little more than the two 16 MiB parts in
+// flight, far less than the object's size.
 func TestStageLarge(t *testing.T) {
 	ctx := context.Background()
 	b, srv, bucket := newBackend(t)
-	const size = 80 << 20
+	const size, maxAlloc = 96 << 20, 56 << 20
 
 	runtime.GC()
 	var before, after runtime.MemStats
@@ -253,8 +254,8 @@ func TestStageLarge(t *testing.T) {
 		t.Errorf("content type = %q, %v; want application/x-nix-nar", info.ContentType, err)
 	}
 	assertNoLeftovers(t, srv, bucket, "nar/large.nar.zst")
-	if allocated > size/2 {
-		t.Errorf("Stage+Commit of %d MiB allocated %d MiB, want far less: it must stream", size>>20, allocated>>20)
+	if allocated > maxAlloc {
+		t.Errorf("Stage+Commit of %d MiB allocated %d MiB, want at most %d MiB: it must stream", size>>20, allocated>>20, maxAlloc>>20)
 	}
 
 	// The same bytes with a plain Put of a known size, for comparison.

@@ -49,7 +49,7 @@ type staged struct {
 }
 
 // Stage starts an object whose key is given at Commit. Memory stays at
-// 1 MiB plus one 16 MiB upload part whatever the object's size. An upload
+// 1 MiB plus two 16 MiB upload parts whatever the object's size. An upload
 // lives as long as ctx: cancelling ctx fails the next Write and Commit.
 // The caller must end every Staged with Commit or Abort.
 //
@@ -180,8 +180,8 @@ func (s *staged) abort() error {
 	if s.pw == nil {
 		return nil // nothing left this process
 	}
-	// Failing the pipe (rather than cancelling the upload's context) lets
-	// minio-go abort its multipart upload on the server.
+	// Failing the pipe ends the upload; minio-go then aborts its multipart
+	// upload on the server.
 	s.pw.CloseWithError(errAborted)
 	<-s.done
 	if s.err == nil {
