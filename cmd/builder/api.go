@@ -18,7 +18,6 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/homelab-farm/farm/internal/config"
-	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/state"
 )
@@ -121,19 +120,21 @@ type evaluationView struct {
 	Targets []state.Target `json:"targets"`
 }
 
+// evaluationTargets shows the evaluation of a job (the id is the job's, as
+// in /api/evaluations/{id}) with its targets.
 func (a *farmAPI) evaluationTargets(w http.ResponseWriter, r *http.Request) error {
 	id, err := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
 	if err != nil {
 		return errorf(http.StatusBadRequest, "bad evaluation id", err)
 	}
-	ev, err := a.state.Evaluation(r.Context(), id)
+	ev, err := a.state.EvaluationByJob(r.Context(), id)
 	if errors.Is(err, state.ErrNotFound) {
 		return errorf(http.StatusNotFound, "no such evaluation", nil)
 	}
 	if err != nil {
 		return err
 	}
-	ts, err := a.state.Targets(r.Context(), id)
+	ts, err := a.state.Targets(r.Context(), ev.ID)
 	if err != nil {
 		return err
 	}
@@ -380,5 +381,3 @@ func fullName(u string) string {
 	}
 	return parts[len(parts)-2] + "/" + parts[len(parts)-1]
 }
-
-var _ = pipeline.EventEvalStarted

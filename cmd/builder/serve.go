@@ -54,10 +54,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	queueURL := fs.String("queue", getenv("BUILDER_QUEUE"), "queue `URL`: sqlite:[PATH] or postgres://… (env BUILDER_QUEUE)")
 	signingKeyFile := fs.String("signing-key-file", getenv("BUILDER_SIGNING_KEY_FILE"), "`file` with the cache signing key (env BUILDER_SIGNING_KEY_FILE)")
 	deployKeyFile := fs.String("deploy-key-file", getenv("BUILDER_DEPLOY_KEY_FILE"), "`file` with the deploy manifest key (env BUILDER_DEPLOY_KEY_FILE)")
-	workers := fs.Int("workers", envInt(getenv, "BUILDER_WORKERS", 0), "evaluation workers (env BUILDER_WORKERS)")
+	workers := fs.Int("workers", envInt(getenv, "BUILDER_WORKERS", 1), "evaluation workers (env BUILDER_WORKERS)")
 	lease := fs.Duration("lease", envDuration(getenv, "BUILDER_LEASE", 0), "job lease without heartbeat (env BUILDER_LEASE; default from config, 5m)")
 	placeholderEval := fs.Duration("placeholder-eval", envDuration(getenv, "BUILDER_PLACEHOLDER_EVAL", 0),
-		"until evaluation lands (issue 4): workers hold each job this `long`, then complete it without evaluating (tests, demo)")
+		"testing only: workers hold each job this `long`, then complete it without evaluating")
+	var ff farmFlags
+	ff.register(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -120,19 +122,22 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	s := newServer(cfg, q, backend, log)
-	var eval evaluator
-	if *placeholderEval > 0 {
-		eval = placeholderEvaluator(*placeholderEval)
-	}
-	if *workers > 0 && eval == nil {
-		log.Warn("no evaluator yet (issue 4): --workers ignored; jobs stay queued")
-		*workers = 0
-	}
 	statuses, err := newStatusSender(cfg, nil, log)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("serve: %w", err)
+	}
+	f, err := newFarm(ctx, cfg, q, backend, statuses, ff, log)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer f.state.Close()
+	s := newServer(cfg, q, backend, log)
+	s.farm = f
+	eval := evaluator(f.pipeline.Process)
+	if *placeholderEval > 0 {
+		eval = placeholderEvaluator(*placeholderEval)
 	}
 	return serve(ctx, ln, s, workerPool{q: q, n: *workers, lease: cfg.Queue.Lease.Duration, eval: eval, log: log, statuses: statuses})
 }

@@ -31,6 +31,7 @@ type server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	remotes []remote
+	farm    *farm // nil in tests of the webhook surface alone
 }
 
 // remote is a configured remote with its repository, for matching webhooks.
@@ -60,6 +61,19 @@ func (s *server) routes() http.Handler {
 	r.Handle("/api/evaluations", s.handle(s.listEvaluations)).Methods(http.MethodGet)
 	r.Handle("/api/evaluations/{id:[0-9]+}", s.handle(s.getEvaluation)).Methods(http.MethodGet)
 	r.Handle("/healthz", s.handle(s.health)).Methods(http.MethodGet)
+	if f := s.farm; f != nil {
+		a := f.api
+		r.Handle("/api/evaluations", s.handle(a.trigger)).Methods(http.MethodPost)
+		r.Handle("/api/evaluations/{id:[0-9]+}/targets", s.handle(a.evaluationTargets)).Methods(http.MethodGet)
+		r.Handle("/api/targets/{id:[0-9]+}", s.handle(a.target)).Methods(http.MethodGet)
+		r.Handle("/api/targets/{id:[0-9]+}/log", s.handle(a.targetLog)).Methods(http.MethodGet)
+		r.Handle("/api/hosts", s.handle(a.hosts)).Methods(http.MethodGet)
+		r.Handle("/api/hosts/{host}", s.handle(a.host)).Methods(http.MethodGet)
+		r.Handle("/api/hosts/{host}/manifest", s.handle(a.manifest)).Methods(http.MethodGet)
+		r.Handle("/api/hosts/{host}/report", s.handle(a.report)).Methods(http.MethodPost)
+		r.Handle("/api/events", s.handle(a.events)).Methods(http.MethodGet)
+		r.Handle("/metrics", f.metrics.handler()).Methods(http.MethodGet)
+	}
 	if s.cache != nil {
 		r.PathPrefix("/nix-cache/").Handler(cacheHandler(s.cache)).Methods(http.MethodGet, http.MethodHead)
 	}

@@ -136,7 +136,8 @@ func startServe(t *testing.T, args ...string) (string, *logWatcher) {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLogWatcher()
 	errc := make(chan error, 1)
-	args = append([]string{"--listen", "127.0.0.1:0"}, args...)
+	// No workers unless a test asks: these tests look at the queue itself.
+	args = append([]string{"--listen", "127.0.0.1:0", "--workers", "0"}, args...)
 	go func() { errc <- runServe(ctx, args, mapEnv(nil), io.Discard, logs) }()
 	addr := logs.waitAddr(t, errc)
 	t.Cleanup(func() {

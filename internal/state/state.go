@@ -218,6 +218,11 @@ func (s *Store) Evaluation(ctx context.Context, id int64) (Evaluation, error) {
 	return s.evaluationBy(ctx, "id", id)
 }
 
+// EvaluationByJob returns the evaluation of a queue job.
+func (s *Store) EvaluationByJob(ctx context.Context, jobID int64) (Evaluation, error) {
+	return s.evaluationBy(ctx, "job_id", jobID)
+}
+
 // Evaluations returns the newest evaluations first.
 func (s *Store) Evaluations(ctx context.Context, limit int) ([]Evaluation, error) {
 	if limit <= 0 {
