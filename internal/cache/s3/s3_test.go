@@ -498,6 +498,40 @@ func TestDeadEndpoint(t *testing.T) {
 	}
 }
 
+// TestHungEndpoint: a server that accepts connections but never answers
+// holds Open only as long as the caller's context allows.
+func TestHungEndpoint(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		var conns []net.Conn // held open, never answered
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	env := map[string]string{"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "s3cr3t-key"}
+	u, _ := url.Parse("s3://cache?region=us-east-1&endpoint=http://" + l.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = s3.Open(ctx, u, func(k string) string { return env[k] })
+	if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took > 3*time.Second {
+		t.Errorf("Open of a hung endpoint with a 1 s deadline: %v after %v; want the deadline's error within it", err, took)
+	}
+}
+
 // TestMinIOStopped: a backend keeps working across a MinIO restart, and
 // fails fast while MinIO is down.
 func TestMinIOStopped(t *testing.T) {
