@@ -70,9 +70,10 @@ type Server struct {
 }
 
 var shared struct {
-	once sync.Once
-	srv  *Server
-	err  error
+	once  sync.Once
+	srv   *Server
+	err   error
+	ready atomic.Pointer[Server] // srv, once it runs
 }
 
 // Start returns the MinIO shared by every test of this test binary,
@@ -80,10 +81,14 @@ var shared struct {
 // Docker or the MinIO binary is missing. Stop and Restart are refused on it.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	if s := shared.ready.Load(); s != nil {
+		return s // Docker and MinIO are there: no need to ask again
+	}
 	testenv.Docker(t)
 	bin := testenv.Tool(t, "minio")
 	shared.once.Do(func() {
 		shared.srv, shared.err = start(bin, false)
+		shared.ready.Store(shared.srv)
 	})
 	if shared.err != nil {
 		t.Fatalf("start shared MinIO: %v", shared.err)
@@ -348,6 +353,8 @@ func start(bin string, dedicated bool) (*Server, error) {
 		BucketLookup: minio.BucketLookupPath,
 	})
 	if err != nil {
+		pool.Purge(res)
+		wd.release()
 		return nil, err
 	}
 	s := &Server{pool: pool, res: res, port: port, dedicated: dedicated, client: client, watchdog: wd}
