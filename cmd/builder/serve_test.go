@@ -267,6 +267,9 @@ func TestServeWebhookResponses(t *testing.T) {
 		{"forgejo GitHub-style signature only", hookRequest{path: "/hooks/forgejo", body: fjPush,
 			headers: map[string]string{"X-Forgejo-Event": "push", "X-Hub-Signature-256": github.Sign(fjPush, fjSecret)}}, http.StatusUnauthorized, 3},
 		{"forgejo wrong secret", forgejoRequest("push", "f1", fjPush, cbSecret), http.StatusUnauthorized, 3},
+		{"bad X-Forgejo-Signature not rescued by a good X-Gitea-Signature", hookRequest{path: "/hooks/forgejo", body: fjPush,
+			headers: map[string]string{"X-Forgejo-Event": "push", "X-Forgejo-Signature": forge.SignHex(fjPush, []byte("x")),
+				"X-Gitea-Signature": forge.SignHex(fjPush, fjSecret)}}, http.StatusUnauthorized, 3},
 		{"forgejo malformed JSON", forgejoRequest("push", "f1", []byte(`[`), fjSecret), http.StatusBadRequest, 3},
 		{"forgejo unknown event", forgejoRequest("issues", "f1", fjPush, fjSecret), http.StatusNoContent, 3},
 		{"forgejo ping", forgejoRequest("ping", "f0", []byte(`{}`), fjSecret), http.StatusOK, 3},
@@ -298,6 +301,27 @@ func TestServeWebhookResponses(t *testing.T) {
 		}
 	}
 
+	t.Run("chunked body over the limit", func(t *testing.T) {
+		// No Content-Length: the limit is enforced while reading.
+		body := io.MultiReader(bytes.NewReader(big), bytes.NewReader(nil))
+		r, err := http.NewRequest(http.MethodPost, base+"/hooks/github", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header.Set("X-GitHub-Event", "push")
+		r.Header.Set("X-Hub-Signature-256", github.Sign(big, ghSecret))
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || r.ContentLength != 0 {
+			t.Errorf("status = %d (content length %d), want 413", resp.StatusCode, r.ContentLength)
+		}
+		if got := len(evaluations(t, base, "")); got != 5 {
+			t.Errorf("evaluations = %d, want 5", got)
+		}
+	})
 	t.Run("method not allowed", func(t *testing.T) {
 		resp, err := http.Get(base + "/hooks/github")
 		if err != nil {
@@ -383,6 +407,38 @@ func TestServeSameCommitThreeRemotes(t *testing.T) {
 	}
 	if !evs[0].Deploy || evs[0].Branch != "main" {
 		t.Errorf("evaluation deploy=%v branch=%q, want true, main", evs[0].Deploy, evs[0].Branch)
+	}
+}
+
+// TestServeCacheMounted: the binary cache is served read-only at /nix-cache/.
+func TestServeCacheMounted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	if err := os.MkdirAll(filepath.Join(state, "cache"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	info := "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 30\n"
+	if err := os.WriteFile(filepath.Join(state, "cache", "nix-cache-info"), []byte(info), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base, _ := startServe(t, "--state-dir", state)
+	resp, err := http.Get(base + "/nix-cache/nix-cache-info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != info {
+		t.Errorf("GET /nix-cache/nix-cache-info = %d %q, want 200 %q", resp.StatusCode, b, info)
+	}
+	resp, err = http.Post(base+"/nix-cache/nix-cache-info", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /nix-cache/ = %d, want 405", resp.StatusCode)
 	}
 }
 
