@@ -47,7 +47,8 @@ name = "homelab"
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startBuilderProcess(t, "--config", cfg, "--state-dir", filepath.Join(dir, "state"))
+	// No workers: the benchmark measures the webhook path alone.
+	p := startBuilderProcess(t, "--config", cfg, "--state-dir", filepath.Join(dir, "state"), "--workers", "0")
 	push := readFixture(t, githubFixture+"push.json")
 	var seq atomic.Int64
 	var failures atomic.Int64
