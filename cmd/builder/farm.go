@@ -110,6 +110,7 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 		LogDir:      filepath.Join(cfg.StateDir, "logs"),
 		Log:         log, Metrics: m,
 	}
+	p.CloneURLs = func(job queue.Job) []string { return cloneURLs(cfg, job) }
 	if statuses != nil && len(statuses.clients) > 0 {
 		p.Statuses = func(r queue.Remote) forge.StatusClient { return statuses.clients[forge.NormalizeURL(r.URL)] }
 	}
@@ -144,4 +145,39 @@ func loadOrCreateKey(file, fallback, name string, log *slog.Logger) (cache.Secre
 	}
 	log.Info("made a new key in the state directory", "file", fallback, "public_key", k.Public().String())
 	return k, nil
+}
+
+// cloneURLs lists where a job's commit can be fetched: first the remotes it
+// arrived from, then the repository's other remotes.
+func cloneURLs(cfg *config.Config, job queue.Job) []string {
+	var repo *config.Repository
+	for i := range cfg.Repositories {
+		if cfg.Repositories[i].Name == job.Repo {
+			repo = &cfg.Repositories[i]
+		}
+	}
+	var first, rest []string
+	came := map[string]bool{}
+	for _, r := range job.Remotes {
+		came[forge.NormalizeURL(r.URL)] = true
+	}
+	if repo != nil {
+		for _, m := range repo.Remotes {
+			u := m.CloneURL
+			if u == "" {
+				u = m.URL
+			}
+			if came[forge.NormalizeURL(m.URL)] {
+				first = append(first, u)
+			} else {
+				rest = append(rest, u)
+			}
+		}
+	}
+	if len(first) == 0 {
+		for _, r := range job.Remotes {
+			first = append(first, r.URL)
+		}
+	}
+	return append(first, rest...)
 }

@@ -77,6 +77,9 @@ type Remote struct {
 	Forge forge.Kind `toml:"forge"`
 	// URL is the repository's web URL, e.g. https://codeberg.org/alice/homelab.
 	URL string `toml:"url"`
+	// CloneURL is where the builder fetches commits from; default URL. It
+	// may be any URL git fetches (ssh://, a local path for a mirror).
+	CloneURL string `toml:"clone_url"`
 	// APIURL is the forge's API base. Defaults: https://api.github.com/ for
 	// GitHub, <scheme>://<host>/api/v1/ for Forgejo.
 	APIURL string `toml:"api_url"`

@@ -52,6 +52,10 @@ type Pipeline struct {
 	State    *state.Store
 	Nix      *nix.Client
 	Mirrors  func(repo string) *git.Mirror
+	// CloneURLs returns where to fetch a job's commit from, in order: the
+	// remotes it came from, then the repository's others. Nil means the
+	// job's remotes' URLs.
+	CloneURLs func(job queue.Job) []string
 	Cache    cache.Backend
 	CacheKey cache.SecretKey
 
@@ -92,11 +96,6 @@ type Metrics interface {
 	BuildDuration(system string, d time.Duration)
 	PushDuration(d time.Duration, bytes int64)
 	Failure(kind string)
-}
-
-// Payload is what the webhook stores with an evaluation job.
-type Payload struct {
-	Remotes []string `json:"remotes,omitempty"` // clone URLs, in preference order
 }
 
 func (p *Pipeline) log() *slog.Logger {
@@ -229,11 +228,11 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 	p.event(ctx, EventEvalStarted, evData)
 
 	mirror := p.Mirrors(job.Repo)
-	var payload Payload
-	_ = json.Unmarshal(job.Payload, &payload)
-	remotes := payload.Remotes
-	for _, r := range job.Remotes {
-		if !slices.Contains(remotes, r.URL) {
+	var remotes []string
+	if p.CloneURLs != nil {
+		remotes = p.CloneURLs(job)
+	} else {
+		for _, r := range job.Remotes {
 			remotes = append(remotes, r.URL)
 		}
 	}

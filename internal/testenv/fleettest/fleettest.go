@@ -29,6 +29,7 @@ type Host struct {
 	Kind    string `json:"kind,omitempty"`   // "nixos" (default) or "darwin"
 	Broken  bool   `json:"broken,omitempty"` // evaluation fails
 	Fail    bool   `json:"fail,omitempty"`   // build fails
+	Sleep   int    `json:"sleep,omitempty"`  // seconds the build takes
 }
 
 // Repo is an example fleet repository.
