@@ -48,16 +48,16 @@ const (
 // Pipeline runs evaluation jobs. The zero values of the optional fields
 // turn their feature off.
 type Pipeline struct {
-	Queue    queue.Queue
-	State    *state.Store
-	Nix      *nix.Client
-	Mirrors  func(repo string) *git.Mirror
+	Queue   queue.Queue
+	State   *state.Store
+	Nix     *nix.Client
+	Mirrors func(repo string) *git.Mirror
 	// CloneURLs returns where to fetch a job's commit from, in order: the
 	// remotes it came from, then the repository's others. Nil means the
 	// job's remotes' URLs.
 	CloneURLs func(job queue.Job) []string
-	Cache    cache.Backend
-	CacheKey cache.SecretKey
+	Cache     cache.Backend
+	CacheKey  cache.SecretKey
 
 	// DeployKey signs deploy manifests; without it nothing is deployed.
 	DeployKey *cache.SecretKey
