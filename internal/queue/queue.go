@@ -19,6 +19,27 @@
 // Complete and Fail with a stale token return ErrLeaseLost, so a job is
 // completed at most once even when two workers raced for it.
 //
+// Deduplication and ordering, all decided inside Enqueue's transaction:
+//
+//   - DeliveryKey ("github:<X-GitHub-Delivery>"): a delivery seen before is
+//     a replay; Enqueue changes nothing and returns Replay with its job.
+//   - Key (EvalKey(repo, commit)): one job per key. The same commit arriving
+//     from another remote adds that remote to the job (Job.Remotes) and
+//     creates nothing; a commit first seen as build-only work (a pull
+//     request) that is then pushed to the deploy branch becomes deployable.
+//   - Supersede: a new job cancels the queued (not yet running) jobs of the
+//     same kind, repository and branch enqueued before it; they end in
+//     Superseded with SupersededBy set.
+//   - Late arrival: a commit that an existing job of its branch names as
+//     its Before is older than that job. It is recorded (Late, state
+//     Superseded, Deploy false) so it can be built on request, but never
+//     queued to deploy over the newer commit. Deploy manifests carry their
+//     own sequence numbers as the last line of defence.
+//
+// Group commit (queue/sqlite): concurrent Enqueue calls share one
+// transaction and one fsync; each call still returns only after the
+// transaction holding its job has committed.
+//
 // Two implementations pass the one contract suite in this package
 // (RunContractTests): queue/sqlite (embedded, the default) and
 // queue/postgres (several builder instances sharing work).
