@@ -380,6 +380,18 @@ func TestStageContextCancelled(t *testing.T) {
 	if err := st.Commit(context.Background(), "nar/x.nar.zst"); err == nil {
 		t.Errorf("Commit after cancel succeeded, want an error")
 	}
+
+	// A small object, still in memory, fails the same way.
+	ctx, cancel = context.WithCancel(context.Background())
+	st, err = b.Stage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(st, "small")
+	cancel()
+	if err := st.Commit(context.Background(), "nar/y.nar.zst"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Commit of a small object after cancel: %v, want context.Canceled", err)
+	}
 	assertNoLeftovers(t, srv, bucket)
 }
 

@@ -118,6 +118,9 @@ func (s *staged) Commit(ctx context.Context, key string) error {
 	}
 
 	if s.pw == nil {
+		if err := s.ctx.Err(); err != nil { // as a streamed upload would
+			return fmt.Errorf("commit %s: %w", s.b.where(key), err)
+		}
 		err := s.b.put(ctx, s.b.object(key), bytes.NewReader(s.buf[:s.n]), int64(s.n), contentType(key))
 		if err != nil {
 			return fmt.Errorf("commit %s: %w", s.b.where(key), err)
