@@ -1,0 +1,528 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/homelab-farm/farm/internal/cache"
+	"github.com/homelab-farm/farm/internal/cache/file"
+	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/testenv"
+)
+
+// fakeBuilder serves one host's signed manifest, a real directory cache,
+// and records the agent's reports.
+type fakeBuilder struct {
+	t     *testing.T
+	srv   *httptest.Server
+	token string
+
+	mu       sync.Mutex
+	manifest []byte // nil: 404
+	reports  []Outcome
+}
+
+func newFakeBuilder(t *testing.T, backend cache.Backend) *fakeBuilder {
+	t.Helper()
+	fb := &fakeBuilder{t: t, token: "host-token-123"}
+	mux := http.NewServeMux()
+	mux.Handle("/nix-cache/", http.StripPrefix("/nix-cache", cache.NewHandler(backend)))
+	mux.HandleFunc("GET /api/hosts/{host}/manifest", func(w http.ResponseWriter, r *http.Request) {
+		fb.mu.Lock()
+		defer fb.mu.Unlock()
+		if fb.manifest == nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(fb.manifest)
+	})
+	mux.HandleFunc("POST /api/hosts/{host}/report", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+fb.token {
+			http.Error(w, "bad token", http.StatusUnauthorized)
+			return
+		}
+		var o Outcome
+		if err := json.NewDecoder(r.Body).Decode(&o); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fb.mu.Lock()
+		fb.reports = append(fb.reports, o)
+		fb.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	fb.srv = httptest.NewServer(mux)
+	t.Cleanup(fb.srv.Close)
+	return fb
+}
+
+func (fb *fakeBuilder) serve(s deploy.Signed) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		fb.t.Fatal(err)
+	}
+	fb.serveRaw(b)
+}
+
+func (fb *fakeBuilder) serveRaw(b []byte) {
+	fb.mu.Lock()
+	fb.manifest = b
+	fb.mu.Unlock()
+}
+
+func (fb *fakeBuilder) lastReport() Outcome {
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if len(fb.reports) == 0 {
+		fb.t.Fatal("no report received")
+	}
+	return fb.reports[len(fb.reports)-1]
+}
+
+// fixture is one host: a chroot store, its current-system link, profile,
+// state and activation log, and an agent for it.
+type fixture struct {
+	root, current, profile, stateDir, activations string
+	cfg                                           Config
+	client                                        *nix.Client
+	fb                                            *fakeBuilder
+	deployKey                                     cache.SecretKey
+}
+
+func newFixture(t *testing.T, fb *fakeBuilder, deployKey cache.SecretKey, cacheKey cache.PublicKey, env []string) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &fixture{
+		root:        filepath.Join(dir, "root"),
+		current:     filepath.Join(dir, "run", "current-system"),
+		profile:     filepath.Join(dir, "profiles", "system"),
+		stateDir:    filepath.Join(dir, "state"),
+		activations: filepath.Join(dir, "activations.log"),
+		fb:          fb,
+		deployKey:   deployKey,
+	}
+	if err := os.MkdirAll(filepath.Dir(f.current), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.client = &nix.Client{Env: env}
+	f.cfg = Config{
+		Host:            "stolas",
+		BuilderURL:      fb.srv.URL,
+		Token:           fb.token,
+		DeployKeys:      []cache.PublicKey{deployKey.Public()},
+		CacheURL:        fb.srv.URL + "/nix-cache",
+		CacheKey:        cacheKey.String(),
+		SwitchMode:      ModeSwitch,
+		HealthChecks:    []string{fmt.Sprintf(`test ! -e "%s$(readlink %s)/unhealthy"`, f.root, f.current)},
+		KeepGenerations: 2,
+		CurrentSystem:   f.current,
+		Profile:         f.profile,
+		Store:           "local?root=" + f.root,
+		StateDir:        f.stateDir,
+		Env:             append(append([]string(nil), env...), "FARM_ACTIVATION_LOG="+f.activations),
+	}
+	if err := f.cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// agent returns a fresh agent, as after a restart: only the state directory
+// carries over.
+func (f *fixture) agent() *Agent {
+	return New(f.cfg, f.client, nil, slog.New(slog.DiscardHandler))
+}
+
+func (f *fixture) sign(t *testing.T, key cache.SecretKey, host, path string, seq uint64) deploy.Signed {
+	t.Helper()
+	s, err := deploy.Sign(deploy.Manifest{Host: host, StorePath: path, Commit: "c0ffee", Seq: seq, IssuedAt: time.Now().UTC()}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (f *fixture) currentPath(t *testing.T) string {
+	t.Helper()
+	p, err := os.Readlink(f.current)
+	if err != nil {
+		t.Fatalf("read current system: %v", err)
+	}
+	return p
+}
+
+func (f *fixture) activationLog(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(f.activations)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+func (f *fixture) profilePath(t *testing.T) string {
+	t.Helper()
+	gen, err := os.Readlink(f.profile)
+	if err != nil {
+		t.Fatalf("read profile: %v", err)
+	}
+	p, err := os.Readlink(filepath.Join(filepath.Dir(f.profile), gen))
+	if err != nil {
+		t.Fatalf("read profile generation: %v", err)
+	}
+	return p
+}
+
+// buildSystems builds the test closures named in specs (name → extra
+// nix-build args) and pushes them to the cache.
+func buildSystems(t *testing.T, client *nix.Client, p *cache.Pusher, names map[string][]string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	salt := fmt.Sprint(time.Now().UnixNano())
+	paths := map[string]string{}
+	var all []string
+	for name, extra := range names {
+		args := append([]string{"--argstr", "name", name, "--argstr", "salt", salt}, extra...)
+		out, err := client.BuildFile(ctx, "testdata/system.nix", args...)
+		if err != nil || len(out) != 1 {
+			t.Fatalf("build %s: %v %v", name, out, err)
+		}
+		paths[name] = out[0]
+		all = append(all, out[0])
+	}
+	if _, err := p.Push(ctx, all...); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	return paths
+}
+
+type world struct {
+	fb        *fakeBuilder
+	deployKey cache.SecretKey
+	cacheKey  cache.SecretKey
+	env       []string
+	paths     map[string]string
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	env := testenv.Nix(t)
+	backend, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cacheKey, err := cache.GenerateKey("farm-test-cache-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployKey, err := cache.GenerateKey("farm-test-deploy-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &nix.Client{Env: env}
+	paths := buildSystems(t, client, &cache.Pusher{Backend: backend, Key: cacheKey, Store: client}, map[string][]string{
+		"v1":        nil,
+		"v2":        nil,
+		"v3":        nil,
+		"unhealthy": {"--argstr", "unhealthy", "true"},
+		"broken":    {"--argstr", "failActivation", "true"},
+	})
+	return &world{fb: newFakeBuilder(t, backend), deployKey: deployKey, cacheKey: cacheKey, env: env, paths: paths}
+}
+
+func (w *world) fixture(t *testing.T) *fixture {
+	return newFixture(t, w.fb, w.deployKey, w.cacheKey.Public(), w.env)
+}
+
+func check(t *testing.T, a *Agent) Outcome {
+	t.Helper()
+	out, err := a.Check(context.Background())
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	return out
+}
+
+// TestDeploy walks one host through a life: first install, update, failed
+// health check, failed activation, refused manifests, restart, pruning.
+func TestDeploy(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	f := w.fixture(t)
+	p := w.paths
+
+	// No manifest yet: nothing happens.
+	if out := check(t, f.agent()); out.Result != ResultUpToDate || out.Current != "" {
+		t.Fatalf("no manifest: got %+v, want up-to-date with no current system", out)
+	}
+
+	steps := []struct {
+		name        string
+		serve       func() deploy.Signed
+		raw         []byte // served instead of serve() when set
+		want        Outcome
+		activations []string // new lines in the activation log
+	}{
+		{
+			name:        "first install",
+			serve:       func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["v1"], 1) },
+			want:        Outcome{Current: p["v1"], Result: ResultSwitched, Seq: 1},
+			activations: []string{"activated v1 switch"},
+		},
+		{
+			name:  "same manifest again is up to date",
+			serve: func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["v1"], 1) },
+			want:  Outcome{Current: p["v1"], Result: ResultUpToDate, Seq: 1},
+		},
+		{
+			name:        "update",
+			serve:       func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["v2"], 5) },
+			want:        Outcome{Current: p["v2"], Result: ResultSwitched, Seq: 5},
+			activations: []string{"activated v2 switch"},
+		},
+		{
+			name:        "failed health check rolls back to exactly the previous path",
+			serve:       func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["unhealthy"], 6) },
+			want:        Outcome{Current: p["v2"], Result: ResultRolledBack, Seq: 6},
+			activations: []string{"activated unhealthy switch", "activated v2 switch"},
+		},
+		{
+			name:  "the rolled-back manifest is not tried again",
+			serve: func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["unhealthy"], 6) },
+			want:  Outcome{Current: p["v2"], Result: ResultUpToDate, Seq: 6},
+		},
+		{
+			name:        "failed activation rolls back",
+			serve:       func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["broken"], 7) },
+			want:        Outcome{Current: p["v2"], Result: ResultRolledBack, Seq: 7},
+			activations: []string{"activated broken switch", "activated v2 switch"},
+		},
+		{
+			name:  "replayed older manifest changes nothing",
+			serve: func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["v1"], 1) },
+			want:  Outcome{Current: p["v2"], Result: ResultFailed, Seq: 7},
+		},
+		{
+			name: "tampered manifest changes nothing",
+			serve: func() deploy.Signed {
+				s := f.sign(t, w.deployKey, "stolas", p["v1"], 8)
+				s.Manifest = []byte(strings.Replace(string(s.Manifest), p["v1"], p["v3"], 1))
+				return s
+			},
+			want: Outcome{Current: p["v2"], Result: ResultFailed, Seq: 7},
+		},
+		{
+			name: "manifest signed by another key changes nothing",
+			serve: func() deploy.Signed {
+				other, err := cache.GenerateKey("farm-test-deploy-1") // same name, other key
+				if err != nil {
+					t.Fatal(err)
+				}
+				return f.sign(t, other, "stolas", p["v3"], 9)
+			},
+			want: Outcome{Current: p["v2"], Result: ResultFailed, Seq: 7},
+		},
+		{
+			name:  "manifest for another host changes nothing",
+			serve: func() deploy.Signed { return f.sign(t, w.deployKey, "malphas", p["v3"], 10) },
+			want:  Outcome{Current: p["v2"], Result: ResultFailed, Seq: 7},
+		},
+		{
+			name: "garbage changes nothing",
+			raw:  []byte(`{"manifest": 12`),
+			want: Outcome{Current: p["v2"], Result: ResultFailed, Seq: 7},
+		},
+		{
+			name:        "next update after failures",
+			serve:       func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["v3"], 11) },
+			want:        Outcome{Current: p["v3"], Result: ResultSwitched, Seq: 11},
+			activations: []string{"activated v3 switch"},
+		},
+	}
+	var log []string
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if st.raw != nil {
+				w.fb.serveRaw(st.raw)
+			} else {
+				w.fb.serve(st.serve())
+			}
+			out := check(t, f.agent()) // a fresh agent each time: state is on disk
+			got := out
+			got.Reason = ""
+			if got != st.want {
+				t.Fatalf("outcome = %+v, want %+v", out, st.want)
+			}
+			if (st.want.Result == ResultRolledBack || st.want.Result == ResultFailed) && out.Reason == "" {
+				t.Errorf("outcome %q has no reason", out.Result)
+			}
+			if rep := w.fb.lastReport(); rep != out {
+				t.Errorf("reported %+v, want %+v", rep, out)
+			}
+			if got := f.currentPath(t); got != st.want.Current {
+				t.Errorf("current system = %s, want %s", got, st.want.Current)
+			}
+			if got := f.profilePath(t); got != st.want.Current {
+				t.Errorf("profile = %s, want %s", got, st.want.Current)
+			}
+			log = append(log, st.activations...)
+			if got := f.activationLog(t); strings.Join(got, "\n") != strings.Join(log, "\n") {
+				t.Errorf("activation log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(log, "\n"))
+			}
+		})
+	}
+
+	t.Run("generations pruned", func(t *testing.T) {
+		gens, err := f.client.Generations(context.Background(), f.cfg.Store, f.profile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(gens) != f.cfg.KeepGenerations || !gens[len(gens)-1].Current {
+			t.Errorf("generations = %+v, want %d with the newest current", gens, f.cfg.KeepGenerations)
+		}
+	})
+}
+
+// TestRealiseFailureRetries: a manifest whose closure the cache does not
+// have (or signed by a key the host does not trust for the cache) changes
+// nothing and is tried again at the next check.
+func TestRealiseFailureRetries(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	f := w.fixture(t)
+	wrongKey, err := cache.GenerateKey("farm-test-cache-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := f.cfg
+	f.cfg.CacheKey = wrongKey.Public().String()
+	w.fb.serve(f.sign(t, w.deployKey, "stolas", w.paths["v1"], 3))
+	out := check(t, f.agent())
+	if out.Result != ResultFailed || out.Current != "" || !strings.Contains(out.Reason, "signature") {
+		t.Fatalf("untrusted cache: got %+v, want failed for lack of a valid signature", out)
+	}
+	if _, err := os.Lstat(f.current); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("current system exists after a failed realise: %v", err)
+	}
+	f.cfg = good
+	if out := check(t, f.agent()); out.Result != ResultSwitched || out.Current != w.paths["v1"] {
+		t.Fatalf("retry with the right key: got %+v, want switched to v1", out)
+	}
+}
+
+// TestBootMode installs for the next boot without touching the running
+// system or running health checks.
+func TestBootMode(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	f := w.fixture(t)
+	f.cfg.SwitchMode = ModeBoot
+	w.fb.serve(f.sign(t, w.deployKey, "stolas", w.paths["unhealthy"], 1))
+	out := check(t, f.agent())
+	if out.Result != ResultSwitched {
+		t.Fatalf("boot mode: got %+v, want switched", out)
+	}
+	if got := f.profilePath(t); got != w.paths["unhealthy"] {
+		t.Errorf("profile = %s, want %s", got, w.paths["unhealthy"])
+	}
+	if _, err := os.Lstat(f.current); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("boot mode changed the current system: %v", err)
+	}
+	if got := f.activationLog(t); len(got) != 1 || got[0] != "activated unhealthy boot" {
+		t.Errorf("activation log = %q, want one boot activation", got)
+	}
+}
+
+func TestPokeHandler(t *testing.T) {
+	pokes := make(chan Poke, 1)
+	srv := httptest.NewServer(PokeHandler([]byte("poke-secret"), pokes))
+	defer srv.Close()
+	tests := []struct {
+		name   string
+		auth   string
+		body   string
+		status int
+		poked  bool
+		woken  bool
+	}{
+		{"no token", "", "", http.StatusUnauthorized, false, false},
+		{"wrong token", "Bearer nope", "", http.StatusUnauthorized, false, false},
+		{"poke", "Bearer poke-secret", "", http.StatusAccepted, true, false},
+		{"woken", "Bearer poke-secret", `{"woken":true}`, http.StatusAccepted, true, true},
+		{"malformed", "Bearer poke-secret", `{`, http.StatusBadRequest, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/poke", strings.NewReader(tt.body))
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tt.status)
+			}
+			select {
+			case p := <-pokes:
+				if !tt.poked || p.Woken != tt.woken {
+					t.Errorf("got poke %+v, want poked=%v woken=%v", p, tt.poked, tt.woken)
+				}
+			default:
+				if tt.poked {
+					t.Error("no poke delivered")
+				}
+			}
+		})
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	key, _ := cache.GenerateKey("k-1")
+	base := func() Config {
+		return Config{Host: "h", BuilderURL: "http://b", DeployKeys: []cache.PublicKey{key.Public()},
+			CacheKey: key.Public().String(), KeepGenerations: 1, CurrentSystem: "/c", Profile: "/p", StateDir: "/s"}
+	}
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		ok     bool
+	}{
+		{"valid", func(*Config) {}, true},
+		{"no host", func(c *Config) { c.Host = "" }, false},
+		{"relative builder URL", func(c *Config) { c.BuilderURL = "builder" }, false},
+		{"no deploy key", func(c *Config) { c.DeployKeys = nil }, false},
+		{"bad cache key", func(c *Config) { c.CacheKey = "nope" }, false},
+		{"bad mode", func(c *Config) { c.SwitchMode = "test" }, false},
+		{"keep zero", func(c *Config) { c.KeepGenerations = 0 }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.modify(&c)
+			if err := c.Validate(); (err == nil) != tt.ok {
+				t.Errorf("Validate() = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}

@@ -1,0 +1,113 @@
+package agent
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// Poke asks a running agent to check now. Woken says a Wake-on-LAN packet
+// started the host for this update (see RunOptions.SuspendAfterWake).
+type Poke struct {
+	Woken bool `json:"woken,omitempty"`
+}
+
+// RunOptions tune Run.
+type RunOptions struct {
+	// Interval between checks; a poke or a resume also starts one.
+	Interval time.Duration
+	// Pokes delivers pokes (see PokeHandler); nil: none.
+	Pokes <-chan Poke
+	// ResumeTick is how often the wall clock is compared with the monotonic
+	// one to notice a resume from sleep (the monotonic clock stops while
+	// the machine sleeps); 0 means 30 s.
+	ResumeTick time.Duration
+	// SuspendAfterWake is the command (argv) run after a check that a
+	// woken poke asked for; nil: the host stays up.
+	SuspendAfterWake []string
+}
+
+// Run checks on start, every Interval, when poked and after a resume from
+// sleep, until ctx is done. Checks never overlap; pokes that arrive during
+// a check are coalesced into one more check.
+func (a *Agent) Run(ctx context.Context, o RunOptions) error {
+	if o.ResumeTick <= 0 {
+		o.ResumeTick = 30 * time.Second
+	}
+	timer := time.NewTimer(0) // the first check, right away
+	defer timer.Stop()
+	tick := time.NewTicker(o.ResumeTick)
+	defer tick.Stop()
+	lastTick := time.Now()
+	for {
+		var woken bool
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+			a.log.Debug("check: timer")
+		case p := <-o.Pokes:
+			woken = p.Woken
+			a.log.Info("check: poked", "woken", woken)
+		case now := <-tick.C:
+			// Round(0) strips the monotonic reading: the wall clock keeps
+			// running while the machine sleeps, the monotonic one does not.
+			slept := now.Round(0).Sub(lastTick.Round(0)) - now.Sub(lastTick)
+			lastTick = now
+			if slept < o.ResumeTick {
+				continue
+			}
+			a.log.Info("check: resumed from sleep", "slept", slept.Round(time.Second).String())
+		}
+		out, err := a.Check(ctx)
+		if err != nil {
+			a.log.Warn("check", logErr, err)
+		}
+		if woken && len(o.SuspendAfterWake) > 0 && err == nil && out.Result != ResultFailed {
+			a.log.Info("suspending again after a woken update", "command", strings.Join(o.SuspendAfterWake, " "))
+			if err := exec.CommandContext(ctx, o.SuspendAfterWake[0], o.SuspendAfterWake[1:]...).Run(); err != nil {
+				a.log.Warn("suspend", logErr, err)
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(o.Interval)
+	}
+}
+
+// PokeHandler serves POST /poke for the notifier: with the right bearer
+// token it sends a Poke on pokes (dropping it when one is already waiting)
+// and answers 202; else 401.
+func PokeHandler(token []byte, pokes chan<- Poke) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /poke", func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || len(token) == 0 || subtle.ConstantTimeCompare([]byte(got), token) != 1 {
+			http.Error(w, "bad or missing poke token", http.StatusUnauthorized)
+			return
+		}
+		var p Poke
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
+		if len(strings.TrimSpace(string(body))) > 0 {
+			if err := json.Unmarshal(body, &p); err != nil {
+				http.Error(w, "malformed poke", http.StatusBadRequest)
+				return
+			}
+		}
+		select {
+		case pokes <- p:
+		default: // a check is already asked for
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	return mux
+}

@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// State is what the agent remembers across restarts (and sleeps).
+type State struct {
+	// LastSeq is the seq of the last manifest the agent acted on: switched
+	// to, found already running, or tried and rolled back. A manifest with
+	// a seq not above it is never applied.
+	LastSeq uint64 `json:"last_seq"`
+	// StorePath is the store path of that manifest.
+	StorePath string `json:"store_path,omitempty"`
+	// Result is what came of it ("switched", "rolled back", ...).
+	Result string    `json:"result,omitempty"`
+	Time   time.Time `json:"time,omitzero"`
+}
+
+const stateFile = "state.json"
+
+// loadState reads the state in dir; a missing file is the zero State.
+func loadState(dir string) (State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return State{}, nil
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("read agent state: %w", err)
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return State{}, fmt.Errorf("parse agent state %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	return s, nil
+}
+
+// saveState replaces the state in dir atomically and durably: after a crash
+// the file holds either the old state or the new one.
+func saveState(dir string, s State) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode agent state: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, stateFile), append(b, '\n'))
+}
+
+// writeFileAtomic writes through a temporary file, fsyncs it, renames it
+// over path and fsyncs the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op once renamed
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
