@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/homelab-farm/farm/internal/cache"
+)
+
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRunOnce wires the agent from environment variables alone and checks
+// once against a builder that has no manifest for the host: it reports
+// up-to-date with its token, and never prints the token.
+func TestRunOnce(t *testing.T) {
+	dir := t.TempDir()
+	deployKey, _ := cache.GenerateKey("farm-deploy-1")
+	cacheKey, _ := cache.GenerateKey("farm-cache-1")
+	const token = "s3cret-host-token"
+	var mu sync.Mutex
+	var reports []map[string]any
+	var auth []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/api/hosts/andras/manifest":
+			http.NotFound(w, r)
+		case r.Method == http.MethodPost && r.URL.Path == "/api/hosts/andras/report":
+			var rep map[string]any
+			_ = json.NewDecoder(r.Body).Decode(&rep)
+			mu.Lock()
+			reports = append(reports, rep)
+			auth = append(auth, r.Header.Get("Authorization"))
+			mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusTeapot)
+		}
+	}))
+	defer srv.Close()
+	env := map[string]string{
+		"AGENT_BUILDER_URL":            srv.URL,
+		"AGENT_HOST":                   "andras",
+		"AGENT_TOKEN_FILE":             writeFile(t, dir, "token", token+"\n"),
+		"AGENT_DEPLOY_PUBLIC_KEY_FILE": writeFile(t, dir, "deploy.pub", deployKey.Public().String()+"\n"),
+		"AGENT_CACHE_PUBLIC_KEY":       cacheKey.Public().String(),
+		"AGENT_CACHE_URL":              srv.URL + "/nix-cache",
+		"AGENT_CURRENT_SYSTEM":         filepath.Join(dir, "current-system"),
+		"AGENT_PROFILE":                filepath.Join(dir, "profiles", "system"),
+		"AGENT_STATE_DIR":              filepath.Join(dir, "state"),
+		"AGENT_LOG_LEVEL":              "debug",
+	}
+	var stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := run(ctx, []string{"--once"}, func(k string) string { return env[k] }, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reports) != 1 || reports[0]["result"] != "up-to-date" {
+		t.Fatalf("reports = %v, want one up-to-date", reports)
+	}
+	if auth[0] != "Bearer "+token {
+		t.Errorf("report authorization = %q, want the token from the file", auth[0])
+	}
+	if strings.Contains(stderr.String(), token) {
+		t.Errorf("the log shows the token:\n%s", stderr.String())
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	key, _ := cache.GenerateKey("farm-deploy-1")
+	pub := writeFile(t, dir, "deploy.pub", key.Public().String())
+	bad := writeFile(t, dir, "bad.pub", "not a key")
+	base := []string{"--builder-url", "http://127.0.0.1:1", "--host", "h", "--cache-public-key", key.Public().String(),
+		"--state-dir", dir, "--current-system", dir + "/cur", "--profile", dir + "/p/system", "--once"}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no deploy key", nil, "--deploy-public-key-file is required"},
+		{"bad deploy key", []string{"--deploy-public-key-file", bad}, "deploy public key file"},
+		{"missing token file", []string{"--deploy-public-key-file", pub, "--token-file", dir + "/nope"}, "read token"},
+		{"bad switch mode", []string{"--deploy-public-key-file", pub, "--switch-mode", "test"}, "switch mode"},
+		{"zero interval", []string{"--deploy-public-key-file", pub, "--interval", "0s"}, "--interval"},
+		{"stray argument", []string{"--deploy-public-key-file", pub, "extra"}, "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := run(context.Background(), append(append([]string(nil), base...), tt.args...), func(string) string { return "" }, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run error = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}
