@@ -256,23 +256,26 @@ func TestFarmEndToEnd(t *testing.T) {
 	}
 }
 
-// readEvents reads n events from the SSE stream, resuming after lastID.
+// readEvents reads events from the SSE stream, resuming after lastID, until
+// it has n of them or none came for a second.
 func readEvents(t *testing.T, base string, lastID int64, n int) []state.Event {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, base+"/api/events", nil)
 	if lastID > 0 {
 		req.Header.Set("Last-Event-ID", strconv.FormatInt(lastID, 10))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	idle := time.AfterFunc(time.Second, cancel)
 	var out []state.Event
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() && len(out) < n {
+		idle.Reset(time.Second)
 		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
 			var ev state.Event
 			if err := json.Unmarshal([]byte(data), &ev); err != nil {
@@ -319,7 +322,9 @@ func TestFarmKilledMidBuild(t *testing.T) {
 	<-first.exit
 
 	second := startBuilderProcessEnv(t, env, f.args("--lease", "2s")...)
+	restarted := time.Now()
 	ev := waitEvaluation(t, second.base, job, 2*time.Minute)
+	t.Logf("evaluation completed %s after the restart", time.Since(restarted).Round(time.Millisecond))
 	got := byHost(ev)
 	if got["slow"].State != state.TargetBuilt || (got["alpha"].State != state.TargetBuilt && got["alpha"].State != state.TargetCached) {
 		t.Fatalf("after restart: %+v", got)
