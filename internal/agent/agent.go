@@ -202,6 +202,11 @@ func (a *Agent) check(ctx context.Context) (Outcome, error) {
 		// already acted on, or a replay of an older one.
 		old, verr := deploy.Verify(signed, a.cfg.DeployKeys, a.cfg.Host, 0)
 		if verr == nil && old.Seq == st.LastSeq && old.StorePath == st.StorePath {
+			if st.Result == ResultRolledBack || st.Result == ResultFailed {
+				// Still the manifest that failed here: say so again, so
+				// the builder does not take the host for up to date.
+				return Outcome{Current: current, Result: st.Result, Reason: st.Reason, Seq: old.Seq}, nil
+			}
 			return Outcome{Current: current, Result: ResultUpToDate, Seq: old.Seq}, nil
 		}
 		a.log.Warn("refused manifest", logErr, err)
@@ -212,7 +217,7 @@ func (a *Agent) check(ctx context.Context) (Outcome, error) {
 		return Outcome{Current: current, Result: ResultFailed, Reason: "refused manifest: " + err.Error(), Seq: st.LastSeq}, nil
 	}
 	if m.StorePath == current {
-		if err := a.remember(m, ResultUpToDate); err != nil {
+		if err := a.remember(m, ResultUpToDate, ""); err != nil {
 			return Outcome{}, err
 		}
 		return Outcome{Current: current, Result: ResultUpToDate, Seq: m.Seq}, nil
@@ -244,7 +249,7 @@ func (a *Agent) apply(ctx context.Context, m deploy.Manifest, previous string) (
 		failure = a.healthCheck(ctx)
 	}
 	if failure == nil {
-		if err := a.remember(m, ResultSwitched); err != nil {
+		if err := a.remember(m, ResultSwitched, ""); err != nil {
 			return Outcome{}, err
 		}
 		a.pruneGenerations(ctx)
@@ -254,21 +259,23 @@ func (a *Agent) apply(ctx context.Context, m deploy.Manifest, previous string) (
 
 	log.Warn("update failed, rolling back", logReason, failure.Error())
 	// The manifest is spent: it is not tried again, only a newer one is.
-	if err := a.remember(m, ResultRolledBack); err != nil {
+	out := Outcome{Current: previous, Result: ResultRolledBack, Reason: failure.Error(), Seq: m.Seq}
+	switch {
+	case previous == "":
+		out.Result, out.Reason = ResultFailed, failure.Error()+"; no previous system to roll back to"
+	default:
+		if err := a.rollback(ctx, previous); err != nil {
+			out.Result, out.Reason = ResultFailed, failure.Error()+"; rollback: "+err.Error()
+		}
+	}
+	if out.Result == ResultFailed {
+		out.Current, _ = a.currentSystem()
+	}
+	if err := a.remember(m, out.Result, out.Reason); err != nil {
 		return Outcome{}, err
 	}
-	if previous == "" {
-		current, _ := a.currentSystem()
-		return Outcome{Current: current, Result: ResultFailed, Seq: m.Seq,
-			Reason: failure.Error() + "; no previous system to roll back to"}, nil
-	}
-	if err := a.rollback(ctx, previous); err != nil {
-		current, _ := a.currentSystem()
-		return Outcome{Current: current, Result: ResultFailed, Seq: m.Seq,
-			Reason: failure.Error() + "; rollback: " + err.Error()}, nil
-	}
 	a.pruneGenerations(ctx)
-	return Outcome{Current: previous, Result: ResultRolledBack, Reason: failure.Error(), Seq: m.Seq}, nil
+	return out, nil
 }
 
 // rollback re-activates exactly the previous store path (not the profile's
@@ -287,8 +294,8 @@ func (a *Agent) setProfile(ctx context.Context, path string) error {
 	return a.nix.SetProfile(ctx, a.cfg.Store, a.cfg.Profile, path)
 }
 
-func (a *Agent) remember(m deploy.Manifest, result string) error {
-	return saveState(a.cfg.StateDir, State{LastSeq: m.Seq, StorePath: m.StorePath, Result: result, Time: a.now().UTC()})
+func (a *Agent) remember(m deploy.Manifest, result, reason string) error {
+	return saveState(a.cfg.StateDir, State{LastSeq: m.Seq, StorePath: m.StorePath, Result: result, Reason: reason, Time: a.now().UTC()})
 }
 
 // onDisk is where a store path's files are: under the chroot store's root

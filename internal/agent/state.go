@@ -19,6 +19,7 @@ type State struct {
 	StorePath string `json:"store_path,omitempty"`
 	// Result is what came of it ("switched", "rolled back", ...).
 	Result string    `json:"result,omitempty"`
+	Reason string    `json:"reason,omitempty"`
 	Time   time.Time `json:"time,omitzero"`
 }
 

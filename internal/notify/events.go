@@ -1,0 +1,181 @@
+// Package notify turns the builder's event stream into things a person and
+// the fleet notice: ntfy notifications on failures and recoveries, Wake-on-LAN
+// magic packets for sleeping hosts with a new desired closure, and pokes that
+// make agents check at once. Its cursor into the stream is kept on disk with
+// the rest of its state, so across restarts it neither misses nor repeats a
+// notification.
+package notify
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Event is one entry of the builder's event log.
+type Event struct {
+	ID   int64           `json:"id"`
+	Time time.Time       `json:"time"`
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+}
+
+// Follower reads the builder's event stream (GET /api/events, Server-Sent
+// Events), reconnecting with Last-Event-ID after every interruption.
+type Follower struct {
+	// BuilderURL is the builder's base URL.
+	BuilderURL string
+	// Client makes the streaming request; it must have no overall timeout.
+	// nil: a client without one.
+	Client *http.Client
+	// RetryWait is the pause before reconnecting or retrying a failed
+	// handler; 0 means one second. It doubles up to 30 s.
+	RetryWait time.Duration
+	Log       *slog.Logger
+}
+
+// Follow calls handle for every event after the one with id after, in
+// order, until ctx is done (it then returns nil). An event is handed on
+// again and again until handle accepts it (returns nil): a failed delivery
+// holds the stream back rather than losing an event.
+func (f *Follower) Follow(ctx context.Context, after int64, handle func(context.Context, Event) error) error {
+	client := f.Client
+	if client == nil {
+		client = &http.Client{}
+	}
+	log := f.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	wait := f.retryWait()
+	for ctx.Err() == nil {
+		last, err := f.stream(ctx, client, after, handle)
+		if last > after {
+			after = last
+			wait = f.retryWait()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		log.Warn("event stream interrupted; reconnecting", "after", after, "err", err, "wait", wait.String())
+		if !sleep(ctx, wait) {
+			return nil
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+	return nil
+}
+
+func (f *Follower) retryWait() time.Duration {
+	if f.RetryWait > 0 {
+		return f.RetryWait
+	}
+	return time.Second
+}
+
+// errStreamEnded is returned when the builder closes the stream.
+var errStreamEnded = errors.New("the builder closed the event stream")
+
+// stream reads one connection's events and returns the id of the last one
+// handled.
+func (f *Follower) stream(ctx context.Context, client *http.Client, after int64, handle func(context.Context, Event) error) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(f.BuilderURL, "/")+"/api/events", nil)
+	if err != nil {
+		return after, fmt.Errorf("events request: %w", err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if after > 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return after, fmt.Errorf("connect to event stream: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return after, fmt.Errorf("event stream: builder answered %s", resp.Status)
+	}
+	r := bufio.NewReaderSize(resp.Body, 64<<10)
+	var data strings.Builder
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return after, errStreamEnded
+			}
+			return after, fmt.Errorf("read event stream: %w", err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case line == "":
+			if data.Len() == 0 {
+				continue
+			}
+			var ev Event
+			err := json.Unmarshal([]byte(data.String()), &ev)
+			data.Reset()
+			if err != nil {
+				return after, fmt.Errorf("parse event: %w", err)
+			}
+			if ev.ID <= after {
+				continue // already handled
+			}
+			if ctx.Err() != nil {
+				return after, ctx.Err() // stopping: hand on nothing more
+			}
+			if err := f.deliver(ctx, ev, handle); err != nil {
+				return after, err
+			}
+			after = ev.ID
+		case strings.HasPrefix(line, "data:"):
+			if data.Len() > 0 {
+				data.WriteByte('\n')
+			}
+			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+		default:
+			// id:, event:, retry: and comments: the data line carries
+			// the id and the type too.
+		}
+	}
+}
+
+// deliver calls handle until it accepts ev or ctx is done.
+func (f *Follower) deliver(ctx context.Context, ev Event, handle func(context.Context, Event) error) error {
+	wait := f.retryWait()
+	for {
+		err := handle(ctx, ev)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if f.Log != nil {
+			f.Log.Warn("event not delivered; retrying", "event", ev.ID, "type", ev.Type, "err", err, "wait", wait.String())
+		}
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// sleep waits d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

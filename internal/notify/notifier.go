@@ -1,0 +1,501 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Event types of the builder's log that the notifier acts on (the builder's
+// pipeline and API define them).
+const (
+	EventEvalStarted   = "evaluation.started"
+	EventEvalFinished  = "evaluation.finished"
+	EventTargetBuilt   = "target.built"
+	EventTargetCached  = "target.cached"
+	EventTargetFailed  = "target.failed"
+	EventHostDesired   = "host.desired"
+	EventHostReport    = "host.report"
+	reportRolledBack   = "rolled back"
+	reportFailed       = "failed"
+	reportSwitched     = "switched"
+	reportUpToDate     = "up-to-date"
+	evalStateFailed    = "failed"
+	evalStateDone      = "done"
+	deliveryGrace      = 2 * time.Minute
+	defaultPollEvery   = 5 * time.Second
+	defaultMagicEvery  = 30 * time.Second
+	defaultPokeTimeout = 5 * time.Second
+)
+
+// Log attribute keys.
+const (
+	logHost  = "host"
+	logEvent = "event"
+	logErr   = "err"
+)
+
+// Options wire a Notifier.
+type Options struct {
+	Config     Config // validated
+	BuilderURL string
+	StateDir   string
+	// Publisher delivers notifications; nil: none are sent (pokes and
+	// wakes still are).
+	Publisher Publisher
+	// PokeToken authenticates pokes to agents; empty: agents are not poked.
+	PokeToken string
+	// HTTP makes pokes and follows the event stream; nil: a default client.
+	HTTP *http.Client
+	// Wake sends a magic packet; nil: Wake.
+	Wake func(ctx context.Context, mac net.HardwareAddr, addr string) error
+	// PollEvery and MagicEvery pace a wake: how often the host is poked
+	// and how often the magic packet is sent again. 0: 5 s and 30 s.
+	PollEvery, MagicEvery time.Duration
+	// RetryWait is the Follower's (0: one second).
+	RetryWait time.Duration
+	Log       *slog.Logger
+}
+
+// state is what the notifier keeps on disk, written atomically after each
+// event: the cursor and what it needs to notice a recovery.
+type state struct {
+	// Cursor is the id of the last event fully handled.
+	Cursor int64 `json:"cursor"`
+	// Failing maps what is broken ("build:<repo>/<branch>/<host>",
+	// "eval:<repo>/<branch>", "deploy:<host>") to why.
+	Failing map[string]string `json:"failing,omitempty"`
+	// Evals are the running evaluations, for the repository and branch
+	// their targets' events do not carry.
+	Evals map[int64]evalInfo `json:"evals,omitempty"`
+}
+
+type evalInfo struct {
+	Repo   string `json:"repo"`
+	Branch string `json:"branch"`
+	Commit string `json:"commit"`
+}
+
+const stateFile = "notifier.json"
+
+// Notifier handles the builder's events. Handle must not be called
+// concurrently with itself; Run calls it in order.
+type Notifier struct {
+	o   Options
+	log *slog.Logger
+
+	mu       sync.Mutex
+	st       state
+	waking   map[string]uint64 // host → newest desired seq being woken for
+	reported map[string]uint64 // host → seq of its last report
+	wakers   sync.WaitGroup
+}
+
+// New loads the notifier's state from o.StateDir.
+func New(o Options) (*Notifier, error) {
+	if o.StateDir == "" {
+		return nil, errors.New("notifier: no state directory")
+	}
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{}
+	}
+	if o.Wake == nil {
+		o.Wake = Wake
+	}
+	if o.PollEvery <= 0 {
+		o.PollEvery = defaultPollEvery
+	}
+	if o.MagicEvery <= 0 {
+		o.MagicEvery = defaultMagicEvery
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	n := &Notifier{o: o, log: o.Log, waking: map[string]uint64{}, reported: map[string]uint64{}}
+	b, err := os.ReadFile(filepath.Join(o.StateDir, stateFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("read notifier state: %w", err)
+	default:
+		if err := json.Unmarshal(b, &n.st); err != nil {
+			return nil, fmt.Errorf("parse notifier state: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// Cursor is the id of the last event handled.
+func (n *Notifier) Cursor() int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.st.Cursor
+}
+
+// Run follows the builder's events from the persisted cursor until ctx is
+// done, then waits for the wakes it started to stop.
+func (n *Notifier) Run(ctx context.Context) error {
+	f := &Follower{BuilderURL: n.o.BuilderURL, Client: n.o.HTTP, RetryWait: n.o.RetryWait, Log: n.log}
+	n.log.Info("following events", "after", n.Cursor())
+	err := f.Follow(ctx, n.Cursor(), n.Handle)
+	n.wakers.Wait()
+	return err
+}
+
+// Handle acts on one event and then records it as handled. Each event
+// makes at most one notification; it is delivered under a context that
+// outlives ctx by up to two minutes, so a shutdown in the middle of a
+// delivery finishes it and records it rather than repeat it after a
+// restart. An error means nothing was recorded: the event is to be handled
+// again.
+func (n *Notifier) Handle(ctx context.Context, ev Event) error {
+	n.mu.Lock()
+	if ev.ID <= n.st.Cursor {
+		n.mu.Unlock()
+		return nil
+	}
+	next := n.st.clone()
+	n.mu.Unlock()
+
+	msg, err := n.decide(&next, ev)
+	if err != nil {
+		// An event the notifier cannot read is logged and passed over: it
+		// would block the stream forever.
+		n.log.Warn("unreadable event", logEvent, ev.ID, "type", ev.Type, logErr, err)
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryGrace)
+	defer cancel()
+	if msg != nil && n.o.Publisher != nil {
+		if err := n.o.Publisher.Publish(dctx, *msg); err != nil {
+			return fmt.Errorf("event %d: %w", ev.ID, err)
+		}
+		n.log.Info("notified", logEvent, ev.ID, "title", msg.Title)
+	}
+	next.Cursor = ev.ID
+	if err := saveState(n.o.StateDir, next); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.st = next
+	n.mu.Unlock()
+	n.act(ctx, ev)
+	return nil
+}
+
+func (s state) clone() state {
+	c := state{Cursor: s.Cursor, Failing: map[string]string{}, Evals: map[int64]evalInfo{}}
+	for k, v := range s.Failing {
+		c.Failing[k] = v
+	}
+	for k, v := range s.Evals {
+		c.Evals[k] = v
+	}
+	return c
+}
+
+func saveState(dir string, s state) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode notifier state: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, stateFile), append(b, '\n'))
+}
+
+// eventData is the union of the fields of the events acted on.
+type eventData struct {
+	Eval      int64  `json:"eval"`
+	Target    int64  `json:"target"`
+	Repo      string `json:"repo"`
+	Branch    string `json:"branch"`
+	Commit    string `json:"commit"`
+	State     string `json:"state"`
+	Failed    int    `json:"failed"`
+	Host      string `json:"host"`
+	System    string `json:"system"`
+	Reason    string `json:"reason"`
+	StorePath string `json:"store_path"`
+	Current   string `json:"current"`
+	Result    string `json:"result"`
+	Seq       uint64 `json:"seq"`
+}
+
+// decide updates s for ev and returns the notification ev calls for.
+func (n *Notifier) decide(s *state, ev Event) (*Message, error) {
+	var d eventData
+	if len(ev.Data) > 0 {
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return nil, fmt.Errorf("event %d data: %w", ev.ID, err)
+		}
+	}
+	switch ev.Type {
+	case EventEvalStarted:
+		s.Evals[d.Eval] = evalInfo{Repo: d.Repo, Branch: d.Branch, Commit: d.Commit}
+	case EventEvalFinished:
+		delete(s.Evals, d.Eval)
+		key := "eval:" + d.Repo + "/" + d.Branch
+		switch {
+		case d.State == evalStateFailed && d.Failed == 0:
+			// Failed as a whole (no target to blame): nothing else says so.
+			s.Failing[key] = "evaluation failed"
+			return &Message{
+				Title:    "Evaluation failed: " + d.Repo + " " + d.Branch,
+				Body:     fmt.Sprintf("Evaluation %d of %s %s at %s failed.", d.Eval, d.Repo, d.Branch, short(d.Commit)),
+				Priority: 4, Tags: []string{"rotating_light"},
+			}, nil
+		case d.State == evalStateDone && s.Failing[key] != "":
+			delete(s.Failing, key)
+			return &Message{
+				Title: "Evaluation recovered: " + d.Repo + " " + d.Branch,
+				Body:  fmt.Sprintf("%s %s evaluates again at %s.", d.Repo, d.Branch, short(d.Commit)),
+				Tags:  []string{"white_check_mark"},
+			}, nil
+		}
+	case EventTargetFailed:
+		e := s.Evals[d.Eval]
+		key := "build:" + e.Repo + "/" + e.Branch + "/" + d.Host
+		s.Failing[key] = d.Reason
+		where := strings.TrimSpace(e.Repo + " " + e.Branch)
+		if e.Commit != "" {
+			where += " at " + short(e.Commit)
+		}
+		body := fmt.Sprintf("%s (%s) failed", d.Host, d.System)
+		if where != "" {
+			body += " on " + where
+		}
+		if d.Reason != "" {
+			body += ": " + d.Reason
+		}
+		return &Message{
+			Title: "Build failed: " + d.Host, Body: body, Priority: 4,
+			Tags:  []string{"rotating_light", d.Host},
+			Click: n.link(fmt.Sprintf("/api/targets/%d/log", d.Target)),
+		}, nil
+	case EventTargetBuilt, EventTargetCached:
+		e := s.Evals[d.Eval]
+		key := "build:" + e.Repo + "/" + e.Branch + "/" + d.Host
+		if _, failing := s.Failing[key]; failing {
+			delete(s.Failing, key)
+			return &Message{
+				Title: "Build recovered: " + d.Host,
+				Body:  fmt.Sprintf("%s (%s) builds again on %s %s at %s.", d.Host, d.System, e.Repo, e.Branch, short(e.Commit)),
+				Tags:  []string{"white_check_mark", d.Host},
+			}, nil
+		}
+	case EventHostReport:
+		key := "deploy:" + d.Host
+		switch d.Result {
+		case reportRolledBack, reportFailed:
+			why := d.Result + ": " + d.Reason
+			if s.Failing[key] == why {
+				return nil, nil // the same failure again: told already
+			}
+			s.Failing[key] = why
+			title := "Deploy failed: " + d.Host
+			if d.Result == reportRolledBack {
+				title = "Deploy rolled back: " + d.Host
+			}
+			return &Message{
+				Title: title, Priority: 4, Tags: []string{"warning", d.Host},
+				Body: fmt.Sprintf("%s %s (manifest %d); it runs %s. %s", d.Host, d.Result, d.Seq, d.Current, d.Reason),
+			}, nil
+		case reportSwitched, reportUpToDate:
+			if _, failing := s.Failing[key]; failing {
+				delete(s.Failing, key)
+				return &Message{
+					Title: "Deploy recovered: " + d.Host, Tags: []string{"white_check_mark", d.Host},
+					Body: fmt.Sprintf("%s is %s, running %s.", d.Host, d.Result, d.Current),
+				}, nil
+			}
+			if d.Result == reportSwitched && n.o.Config.NotifySuccess {
+				return &Message{
+					Title: "Deployed: " + d.Host, Priority: 2, Tags: []string{"rocket", d.Host},
+					Body: fmt.Sprintf("%s switched to %s (manifest %d).", d.Host, d.Current, d.Seq),
+				}, nil
+			}
+		}
+	}
+	return nil, nil
+}
+
+// act does what an event asks beyond notifying: wake and poke hosts for a
+// new desired closure, and note reports for the wakes waiting on them.
+func (n *Notifier) act(ctx context.Context, ev Event) {
+	var d eventData
+	if json.Unmarshal(ev.Data, &d) != nil || d.Host == "" {
+		return
+	}
+	switch ev.Type {
+	case EventHostReport:
+		n.mu.Lock()
+		if d.Seq > n.reported[d.Host] {
+			n.reported[d.Host] = d.Seq
+		}
+		n.mu.Unlock()
+	case EventHostDesired:
+		n.startWake(ctx, d.Host, d.Seq)
+	}
+}
+
+func (n *Notifier) link(path string) string {
+	base := n.o.Config.PublicURL
+	if base == "" {
+		base = n.o.BuilderURL
+	}
+	return strings.TrimSuffix(base, "/") + path
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
+
+// startWake makes sure host hears of desired closure seq: it pokes the
+// host's agent and, if the host does not answer, wakes it.
+func (n *Notifier) startWake(ctx context.Context, host string, seq uint64) {
+	agentURL := n.o.Config.Agents[host]
+	if n.o.PokeToken == "" {
+		agentURL = ""
+	}
+	wt, canWake := n.o.Config.WakeOnLAN[host]
+	if agentURL == "" && !canWake {
+		return
+	}
+	n.mu.Lock()
+	if cur, busy := n.waking[host]; busy {
+		n.waking[host] = max(cur, seq)
+		n.mu.Unlock()
+		return
+	}
+	n.waking[host] = seq
+	n.mu.Unlock()
+	n.wakers.Add(1)
+	go func() {
+		defer n.wakers.Done()
+		n.wake(ctx, host, agentURL, wt, canWake)
+		n.mu.Lock()
+		delete(n.waking, host)
+		n.mu.Unlock()
+	}()
+}
+
+func (n *Notifier) wake(ctx context.Context, host, agentURL string, wt WakeTarget, canWake bool) {
+	log := n.log.With(logHost, host)
+	if agentURL != "" {
+		err := n.poke(ctx, agentURL, false)
+		if err == nil {
+			log.Info("poked agent")
+			return
+		}
+		log.Info("agent does not answer", logErr, err)
+	}
+	if !canWake {
+		return
+	}
+	deadline := time.Now().Add(n.o.Config.wakeTimeout)
+	var lastMagic time.Time
+	poked := false
+	for {
+		n.mu.Lock()
+		done := n.reported[host] >= n.waking[host]
+		n.mu.Unlock()
+		if done {
+			log.Info("woken host reported")
+			return
+		}
+		if time.Now().After(deadline) {
+			log.Warn("host did not wake and report", "timeout", n.o.Config.wakeTimeout.String())
+			if n.o.Publisher != nil {
+				_ = n.o.Publisher.Publish(context.WithoutCancel(ctx), Message{
+					Title: "Host did not wake: " + host, Priority: 3, Tags: []string{"zzz", host},
+					Body: fmt.Sprintf("%s got a new closure, was sent Wake-on-LAN packets for %s, and has not reported.", host, n.o.Config.wakeTimeout),
+				})
+			}
+			return
+		}
+		if !poked && time.Since(lastMagic) >= n.o.MagicEvery {
+			if err := n.o.Wake(ctx, wt.hw, wt.Address); err != nil {
+				log.Warn("wake-on-lan", logErr, err)
+			} else {
+				log.Info("sent wake-on-lan packet", "address", wt.Address)
+			}
+			lastMagic = time.Now()
+		}
+		if agentURL != "" && !poked {
+			if err := n.poke(ctx, agentURL, true); err == nil {
+				log.Info("poked woken agent")
+				poked = true
+			}
+		}
+		if !sleep(ctx, n.o.PollEvery) {
+			return
+		}
+	}
+}
+
+// poke asks the agent at base to check now.
+func (n *Notifier) poke(ctx context.Context, base string, woken bool) error {
+	ctx, cancel := context.WithTimeout(ctx, defaultPokeTimeout)
+	defer cancel()
+	body, _ := json.Marshal(map[string]bool{"woken": woken})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/poke", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("poke: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+n.o.PokeToken)
+	resp, err := n.o.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("poke: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode/100 != 2 {
+		return fmt.Errorf("poke: agent answered %s", resp.Status)
+	}
+	return nil
+}
+
+// writeFileAtomic writes through a temporary file, fsyncs it, renames it
+// over path and fsyncs the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,487 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestMagicPacket(t *testing.T) {
+	tests := []struct {
+		mac     string
+		wantErr bool
+	}{
+		{"a8:a1:59:3c:10:7e", false},
+		{"00-11-22-33-44-55", false},
+		{"00:00:00:00:fe:80:00:00:00:00:00:00:02:00:5e:10:00:00:00:01", true}, // 20-byte IPoIB
+	}
+	for _, tt := range tests {
+		t.Run(tt.mac, func(t *testing.T) {
+			hw, err := net.ParseMAC(tt.mac)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := MagicPacket(hw)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("MagicPacket error = %v, want error %v", err, tt.wantErr)
+			}
+			if tt.wantErr {
+				return
+			}
+			want := append(bytes.Repeat([]byte{0xff}, 6), bytes.Repeat(hw, 16)...)
+			if !bytes.Equal(p, want) || len(p) != 102 {
+				t.Errorf("packet = %x, want %x", p, want)
+			}
+		})
+	}
+}
+
+// udpListener stands in for a sleeping host's NIC: a loopback UDP socket.
+func udpListener(t *testing.T) (*net.UDPConn, string) {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, c.LocalAddr().String()
+}
+
+func readPacket(t *testing.T, c *net.UDPConn, d time.Duration) []byte {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, 1500)
+	n, _, err := c.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatalf("no magic packet arrived: %v", err)
+	}
+	return buf[:n]
+}
+
+func TestWakeLoopback(t *testing.T) {
+	c, addr := udpListener(t)
+	hw, _ := net.ParseMAC("a8:a1:59:3c:10:7e")
+	if err := Wake(context.Background(), hw, addr); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := MagicPacket(hw)
+	if got := readPacket(t, c, 5*time.Second); !bytes.Equal(got, want) {
+		t.Errorf("received %x, want %x", got, want)
+	}
+}
+
+func TestNtfyPublish(t *testing.T) {
+	fn := newFakeNtfy(t)
+	fn.failNext = 2 // retried
+	n, err := NewNtfy(fn.srv.URL, "farm", NtfyOptions{Token: "tk_secret", WaitMin: time.Millisecond, WaitMax: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n.Publish(context.Background(), Message{
+		Title: "Build failed: malphas\n", Body: "malphas (aarch64-linux) failed: boom ✗",
+		Priority: 4, Tags: []string{"rotating_light", "malphas"}, Click: "https://farm/api/targets/7/log",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fn.messages()
+	want := ntfyMessage{Topic: "farm", Title: "Build failed: malphas", Priority: "4", Tags: "rotating_light,malphas",
+		Click: "https://farm/api/targets/7/log", Auth: "Bearer tk_secret", Body: "malphas (aarch64-linux) failed: boom ✗"}
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("ntfy got %+v, want [%+v]", got, want)
+	}
+
+	fn.mu.Lock()
+	fn.failNext = 100
+	fn.mu.Unlock()
+	if err := n.Publish(context.Background(), Message{Title: "x"}); err == nil {
+		t.Error("publish to a server that keeps failing: no error")
+	}
+}
+
+func TestFollowerResumes(t *testing.T) {
+	fe := newFakeEvents(t)
+	for i := range 6 {
+		fe.add("target.built", map[string]any{"host": fmt.Sprint("h", i)})
+	}
+	fe.dropAt[2] = true
+	fe.dropAt[5] = true
+	f := &Follower{BuilderURL: fe.srv.URL, RetryWait: time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []int64
+	failOnce := map[int64]bool{4: true}
+	err := f.Follow(ctx, 1, func(_ context.Context, ev Event) error {
+		if failOnce[ev.ID] {
+			delete(failOnce, ev.ID)
+			return errors.New("ntfy down")
+		}
+		got = append(got, ev.ID)
+		if ev.ID == 6 {
+			cancel()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int64{2, 3, 4, 5, 6}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("handled %v, want %v", got, want)
+	}
+	if want := []int64{1, 2, 5}; fmt.Sprint(fe.requests) != fmt.Sprint(want) {
+		t.Errorf("connections resumed after %v, want %v", fe.requests, want)
+	}
+}
+
+// recorder is a Publisher that keeps what it is given.
+type recorder struct {
+	mu   sync.Mutex
+	msgs []Message
+}
+
+func (r *recorder) Publish(_ context.Context, m Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, m)
+	return nil
+}
+
+// TestDecide feeds a history of events and checks which notifications it
+// makes: failures, and recovery on the first success after a failure.
+func TestDecide(t *testing.T) {
+	type ev struct {
+		typ  string
+		data map[string]any
+	}
+	started := func(id int, branch string) ev {
+		return ev{EventEvalStarted, map[string]any{"eval": id, "repo": "fleet", "branch": branch, "commit": fmt.Sprintf("%040d", id)}}
+	}
+	target := func(typ string, eval, target int, host string) ev {
+		return ev{typ, map[string]any{"eval": eval, "target": target, "host": host, "system": "x86_64-linux", "reason": "build failed: exit 1"}}
+	}
+	report := func(host, result, reason string, seq int) ev {
+		return ev{EventHostReport, map[string]any{"host": host, "current": "/nix/store/aaaa-" + host, "result": result, "reason": reason, "seq": seq}}
+	}
+	finished := func(id int, branch, st string, failed int) ev {
+		return ev{EventEvalFinished, map[string]any{"eval": id, "repo": "fleet", "branch": branch, "commit": fmt.Sprintf("%040d", id), "state": st, "failed": failed}}
+	}
+	tests := []struct {
+		name    string
+		success bool
+		events  []ev
+		want    []string // "title | click"
+	}{
+		{
+			name: "build failure then recovery",
+			events: []ev{
+				started(1, "main"), target(EventTargetFailed, 1, 11, "malphas"), target(EventTargetBuilt, 1, 12, "andras"),
+				finished(1, "main", "failed", 1),
+				started(2, "main"), target(EventTargetBuilt, 2, 21, "malphas"), target(EventTargetCached, 2, 22, "andras"),
+				finished(2, "main", "done", 0),
+				started(3, "main"), target(EventTargetCached, 3, 31, "malphas"),
+			},
+			want: []string{"Build failed: malphas | https://farm.example/api/targets/11/log", "Build recovered: malphas | "},
+		},
+		{
+			name: "a failure on another branch is not recovered by main",
+			events: []ev{
+				started(1, "wip"), target(EventTargetFailed, 1, 11, "malphas"),
+				started(2, "main"), target(EventTargetBuilt, 2, 21, "malphas"),
+				started(3, "wip"), target(EventTargetCached, 3, 31, "malphas"),
+			},
+			want: []string{"Build failed: malphas | https://farm.example/api/targets/11/log", "Build recovered: malphas | "},
+		},
+		{
+			name: "whole evaluation failure and recovery",
+			events: []ev{
+				started(1, "main"), finished(1, "main", "failed", 0),
+				started(2, "main"), finished(2, "main", "done", 0),
+				started(3, "main"), finished(3, "main", "done", 0),
+			},
+			want: []string{"Evaluation failed: fleet main | ", "Evaluation recovered: fleet main | "},
+		},
+		{
+			name: "deploy rolled back once, repeated reports quiet, recovery",
+			events: []ev{
+				report("stolas", "switched", "", 1),
+				report("stolas", "rolled back", "health check failed", 2),
+				report("stolas", "rolled back", "health check failed", 2),
+				report("stolas", "up-to-date", "", 3),
+				report("stolas", "up-to-date", "", 3),
+			},
+			want: []string{"Deploy rolled back: stolas | ", "Deploy recovered: stolas | "},
+		},
+		{
+			name:    "successes when asked for",
+			success: true,
+			events:  []ev{report("stolas", "switched", "", 1), report("stolas", "up-to-date", "", 1)},
+			want:    []string{"Deployed: stolas | "},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			cfg := Config{PublicURL: "https://farm.example", NotifySuccess: tt.success}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			n, err := New(Options{Config: cfg, BuilderURL: "http://127.0.0.1:1", StateDir: t.TempDir(), Publisher: rec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, e := range tt.events {
+				b, _ := json.Marshal(e.data)
+				if err := n.Handle(context.Background(), Event{ID: int64(i + 1), Type: e.typ, Data: b}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got []string
+			for _, m := range rec.msgs {
+				got = append(got, m.Title+" | "+m.Click)
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("notifications:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		wantErr bool
+		check   func(t *testing.T, c Config)
+	}{
+		{
+			name: "as the NixOS module writes it",
+			body: "[wake_on_lan]\nmalphas = \"a8:a1:59:3c:10:7e\"\n",
+			check: func(t *testing.T, c Config) {
+				if w := c.WakeOnLAN["malphas"]; w.Address != DefaultWakeAddress || w.hw.String() != "a8:a1:59:3c:10:7e" {
+					t.Errorf("malphas = %+v", w)
+				}
+			},
+		},
+		{
+			name: "tables, agents, timeout",
+			body: "public_url = \"https://farm\"\nwake_timeout = \"3m\"\n[wake_on_lan.andras]\nmac = \"00:11:22:33:44:55\"\naddress = \"127.0.0.1:9\"\n[agents]\nandras = \"http://andras:7741\"\n",
+			check: func(t *testing.T, c Config) {
+				if c.WakeOnLAN["andras"].Address != "127.0.0.1:9" || c.Agents["andras"] != "http://andras:7741" || c.wakeTimeout != 3*time.Minute {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{name: "bad MAC", body: "[wake_on_lan]\nx = \"nope\"\n", wantErr: true},
+		{name: "unknown key", body: "colour = \"red\"\n", wantErr: true},
+		{name: "bad agent URL", body: "[agents]\nx = \"x\"\n", wantErr: true},
+		{name: "bad timeout", body: "wake_timeout = \"soon\"\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "notifier.toml")
+			if err := os.WriteFile(p, []byte(tt.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := LoadConfig(p)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("LoadConfig error = %v, want error %v", err, tt.wantErr)
+			}
+			if tt.check != nil && err == nil {
+				tt.check(t, c)
+			}
+		})
+	}
+}
+
+// TestRestartExactlyOnce stops the notifier again and again in the middle
+// of a stream of events — while a notification is on its way — and starts
+// a new one on the same state directory: every notification arrives once.
+func TestRestartExactlyOnce(t *testing.T) {
+	fe := newFakeEvents(t)
+	fn := newFakeNtfy(t)
+	const hosts = 12
+	var want []string
+	for i := range hosts {
+		h := fmt.Sprintf("host%02d", i)
+		fe.add(EventEvalStarted, map[string]any{"eval": i + 1, "repo": "fleet", "branch": "main", "commit": "abc"})
+		fe.add(EventTargetFailed, map[string]any{"eval": i + 1, "target": 100 + i, "host": h, "system": "x86_64-linux"})
+		fe.add(EventTargetBuilt, map[string]any{"eval": i + 1, "target": 200 + i, "host": "other"})
+		fe.add(EventHostReport, map[string]any{"host": h, "result": "rolled back", "reason": "boom", "seq": 1})
+		want = append(want, "Build failed: "+h, "Deploy rolled back: "+h)
+	}
+	for i := range hosts {
+		h := fmt.Sprintf("host%02d", i)
+		fe.add(EventEvalStarted, map[string]any{"eval": 100 + i, "repo": "fleet", "branch": "main", "commit": "abd"})
+		fe.add(EventTargetCached, map[string]any{"eval": 100 + i, "target": 300 + i, "host": h})
+		fe.add(EventHostReport, map[string]any{"host": h, "result": "switched", "seq": 2})
+		want = append(want, "Build recovered: "+h, "Deploy recovered: "+h)
+	}
+
+	dir := t.TempDir()
+	pub, err := NewNtfy(fn.srv.URL, "farm", NtfyOptions{WaitMin: time.Millisecond, WaitMax: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cancelRun context.CancelFunc
+	var mu sync.Mutex
+	count := 0
+	fn.onPost = func(ntfyMessage) {
+		mu.Lock()
+		defer mu.Unlock()
+		count++
+		if count%3 == 0 && cancelRun != nil {
+			cancelRun() // stop while this very notification is in flight
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	restarts := 0
+	for len(fn.messages()) < len(want) && time.Now().Before(deadline) {
+		n, err := New(Options{Config: Config{}, BuilderURL: fe.srv.URL, StateDir: dir, Publisher: pub, RetryWait: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		mu.Lock()
+		cancelRun = cancel
+		mu.Unlock()
+		done := make(chan error, 1)
+		go func() { done <- n.Run(ctx) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(2 * time.Second): // quiet: everything delivered
+			cancel()
+			<-done
+		}
+		cancel()
+		restarts++
+	}
+	var got []string
+	for _, m := range fn.messages() {
+		got = append(got, m.Title)
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("after %d restarts ntfy got:\n%s\nwant each once, in order:\n%s", restarts, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if restarts < 5 {
+		t.Errorf("only %d restarts: the test did not interrupt the stream", restarts)
+	}
+}
+
+// TestWakeSleepingHost: a host with a new desired closure whose agent does
+// not answer gets magic packets (on a loopback listener standing in for its
+// NIC); once it runs again it is poked as woken, and the wake ends with its
+// report.
+func TestWakeSleepingHost(t *testing.T) {
+	fe := newFakeEvents(t)
+	nic, nicAddr := udpListener(t)
+
+	// The agent's address, free for now: the host sleeps.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentAddr := ln.Addr().String()
+	ln.Close()
+
+	cfg := Config{
+		WakeOnLAN:   map[string]WakeTarget{"malphas": {MAC: "a8:a1:59:3c:10:7e", Address: nicAddr}},
+		Agents:      map[string]string{"malphas": "http://" + agentAddr},
+		WakeTimeout: "20s",
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	n, err := New(Options{Config: cfg, BuilderURL: fe.srv.URL, StateDir: t.TempDir(), Publisher: rec, PokeToken: "poke-secret",
+		PollEvery: 20 * time.Millisecond, MagicEvery: 200 * time.Millisecond, RetryWait: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	fe.add(EventHostDesired, map[string]any{"host": "malphas", "store_path": "/nix/store/x-malphas", "commit": "abc", "seq": 7})
+	want, _ := MagicPacket(cfg.WakeOnLAN["malphas"].hw)
+	if got := readPacket(t, nic, 10*time.Second); !bytes.Equal(got, want) {
+		t.Fatalf("NIC got %x, want the magic packet %x", got, want)
+	}
+
+	// The host wakes: its agent takes pokes again.
+	pokes := make(chan string, 10)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]bool
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		pokes <- fmt.Sprintf("%s %s woken=%v", r.URL.Path, r.Header.Get("Authorization"), body["woken"])
+		w.WriteHeader(http.StatusAccepted)
+	})}
+	ln, err = net.Listen("tcp", agentAddr)
+	if err != nil {
+		t.Fatalf("listen again on the agent's address: %v", err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	select {
+	case p := <-pokes:
+		if p != "/poke Bearer poke-secret woken=true" {
+			t.Errorf("poke = %q", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the woken agent was not poked")
+	}
+	fe.add(EventHostReport, map[string]any{"host": "malphas", "current": "/nix/store/x-malphas", "result": "switched", "seq": 7})
+	waitFor(t, func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		_, busy := n.waking["malphas"]
+		return !busy
+	})
+	// Awake now: the next desired closure is a plain poke, no packet.
+	for { // drop the packets sent while the host slept
+		_ = nic.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, _, err := nic.ReadFromUDP(make([]byte, 1500)); err != nil {
+			break
+		}
+	}
+	fe.add(EventHostDesired, map[string]any{"host": "malphas", "store_path": "/nix/store/y-malphas", "commit": "abd", "seq": 8})
+	select {
+	case p := <-pokes:
+		if p != "/poke Bearer poke-secret woken=false" {
+			t.Errorf("poke = %q", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the awake agent was not poked")
+	}
+	_ = nic.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, _, err := nic.ReadFromUDP(make([]byte, 1500)); err == nil {
+		t.Error("a magic packet was sent to an awake host")
+	}
+	if len(rec.msgs) != 0 {
+		t.Errorf("notifications: %+v, want none", rec.msgs)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

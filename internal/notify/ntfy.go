@@ -1,0 +1,135 @@
+package notify
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// Message is one notification.
+type Message struct {
+	Title    string
+	Body     string
+	Priority int      // 1 (min) to 5 (urgent); 0: the server's default (3)
+	Tags     []string // ntfy tags; emoji short codes show as emoji
+	Click    string   // URL opened when the notification is tapped
+}
+
+// Publisher delivers notifications. Publish may be called from several
+// goroutines at once; it returns an error only once the message is known
+// not to be delivered (after its own retries).
+type Publisher interface {
+	Publish(ctx context.Context, m Message) error
+}
+
+// Ntfy publishes to a topic of an ntfy server through its HTTP publish API:
+// POST <server>/<topic> with the message as body and Title, Priority, Tags
+// and Click headers.
+type Ntfy struct {
+	url   string
+	token string
+	http  *retryablehttp.Client
+}
+
+var _ Publisher = (*Ntfy)(nil)
+
+// NtfyOptions tune NewNtfy.
+type NtfyOptions struct {
+	Token    string        // access token; empty: anonymous
+	RetryMax int           // retries after the first try; 0 means 5
+	WaitMin  time.Duration // first backoff; 0 means 1 s
+	WaitMax  time.Duration // longest backoff; 0 means 30 s
+	Log      *slog.Logger
+}
+
+// NewNtfy returns a publisher to topic on the ntfy server at server. It
+// retries connection errors, 429 and 5xx with exponential backoff.
+func NewNtfy(server, topic string, o NtfyOptions) (*Ntfy, error) {
+	if server == "" || topic == "" {
+		return nil, fmt.Errorf("ntfy needs a server URL and a topic")
+	}
+	if strings.ContainsAny(topic, "/?#") {
+		return nil, fmt.Errorf("ntfy topic %q: no slashes or query", topic)
+	}
+	c := retryablehttp.NewClient()
+	c.HTTPClient.Timeout = 30 * time.Second
+	c.RetryMax = cmp(o.RetryMax, 5)
+	c.RetryWaitMin = cmp(o.WaitMin, time.Second)
+	c.RetryWaitMax = cmp(o.WaitMax, 30*time.Second)
+	c.Logger = nil
+	if o.Log != nil {
+		c.RequestLogHook = func(_ retryablehttp.Logger, _ *http.Request, attempt int) {
+			if attempt > 0 {
+				o.Log.Warn("ntfy: retrying publish", "attempt", attempt)
+			}
+		}
+	}
+	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	return &Ntfy{url: strings.TrimSuffix(server, "/") + "/" + topic, token: o.Token, http: c}, nil
+}
+
+func cmp[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Publish sends m.
+func (n *Ntfy) Publish(ctx context.Context, m Message) error {
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, n.url, strings.NewReader(m.Body))
+	if err != nil {
+		return fmt.Errorf("ntfy request: %w", err)
+	}
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	if m.Title != "" {
+		req.Header.Set("Title", headerSafe(m.Title))
+	}
+	if m.Priority > 0 {
+		req.Header.Set("Priority", strconv.Itoa(m.Priority))
+	}
+	if len(m.Tags) > 0 {
+		req.Header.Set("Tags", strings.Join(m.Tags, ","))
+	}
+	if m.Click != "" {
+		req.Header.Set("Click", m.Click)
+	}
+	if n.token != "" {
+		req.Header.Set("Authorization", "Bearer "+n.token)
+	}
+	resp, err := n.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("ntfy publish: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("ntfy publish: server answered %s", resp.Status)
+	}
+	return nil
+}
+
+// headerSafe keeps a header value to printable ASCII (ntfy reads headers
+// as such) and one line.
+func headerSafe(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n' || r == '\r' || r == '\t':
+			b.WriteByte(' ')
+		case r < 0x20 || r > 0x7e:
+			b.WriteByte('?')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
