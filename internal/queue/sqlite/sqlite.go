@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/queue/sqlqueue"
@@ -56,15 +57,33 @@ var schema = []string{
 	)`,
 }
 
+// Queue is the SQLite queue. Close it to stop its checkpointer.
+type Queue struct {
+	*sqlqueue.Queue
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+var _ queue.Queue = (*Queue)(nil)
+
+// checkpointEvery is how often the background checkpointer copies the
+// write-ahead log into the database file.
+const checkpointEvery = time.Second
+
 // Open opens (creating if needed) the queue in the SQLite file at path.
-func Open(ctx context.Context, path string, opts queue.Options) (*sqlqueue.Queue, error) {
+//
+// Checkpoints run in the background (every second, PASSIVE) instead of
+// inside whichever commit happens to fill the log, so that no webhook waits
+// for the database file's fsync.
+func Open(ctx context.Context, path string, opts queue.Options) (*Queue, error) {
 	pragmas := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"} {
 		pragmas.Add("_pragma", p)
 	}
 	pragmas.Set("_txlock", "immediate")
 	dsn := "file:" + path + "?" + pragmas.Encode()
-	w, err := sql.Open("sqlite", dsn)
+	pragmas.Add("_pragma", "wal_autocheckpoint(0)")
+	w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", path, err)
 	}
@@ -83,5 +102,31 @@ func Open(ctx context.Context, path string, opts queue.Options) (*sqlqueue.Queue
 		r.Close()
 		return nil, fmt.Errorf("open queue %s: %w", path, err)
 	}
-	return q, nil
+	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	sq := &Queue{Queue: q, stop: stop, done: make(chan struct{})}
+	go sq.checkpoint(cctx, r)
+	return sq, nil
+}
+
+// checkpoint copies the log into the database file until ctx ends.
+func (q *Queue) checkpoint(ctx context.Context, db *sql.DB) {
+	defer close(q.done)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			// Errors (SQLITE_BUSY while another checkpoint runs) are retried next tick.
+			_, _ = db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}
+}
+
+// Close stops the checkpointer and closes the database.
+func (q *Queue) Close() error {
+	q.stop()
+	<-q.done
+	return q.Queue.Close()
 }
