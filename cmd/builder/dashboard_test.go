@@ -575,6 +575,17 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Errorf("charlie's state badge class = %q, %v; want badge s-built", got, err)
 	}
 	waitText(t, bctx, "#log", "building charlie under qemu\ncopying path")
+	waitText(t, bctx, "main dl.facts", "finished") // the page reloaded its facts
+
+	// The dashboard refreshes itself while an evaluation runs.
+	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(cell)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, bctx, fmt.Sprintf(`#matrix a[href="/targets/%d"]`, charlie.ID), "built")
+	if err := f.state.FinishEvaluation(context.Background(), f.evals[1].ID, state.EvalFailed, "", "bravo failed"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, bctx, "#evaluations tbody tr:first-child", "bravo failed")
 
 	stopConsole()
 	for _, m := range <-consoleDone {
@@ -587,7 +598,7 @@ func waitText(t *testing.T, ctx context.Context, sel, want string) {
 	t.Helper()
 	expr := fmt.Sprintf(`(document.querySelector(%q)?.textContent ?? "").includes(%q)`, sel, want)
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(8*time.Second))); err != nil {
 		got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%q)?.textContent ?? "(none)"`, sel)))
 		t.Fatalf("%s never showed %q: %v; it has %q", sel, want, err, got)
 	}

@@ -40,6 +40,11 @@ async function followLog(pre) {
 		}
 		if (!live) {
 			status.textContent = "";
+			try {
+				await reloadMain(); // the build's times, and its whole log
+			} catch (e) {
+				// the page keeps what it has
+			}
 			return;
 		}
 		await sleep(wait);
@@ -74,8 +79,24 @@ async function stream(body, pre) {
 	}
 }
 
-// refresh swaps in the server's current <main> until the page says that
-// nothing on it is in progress any more.
+// reloadMain replaces the page's <main> with the server's current one. It
+// returns whether that one asks to be refreshed again.
+async function reloadMain() {
+	const resp = await fetch(location.href, { cache: "no-store" });
+	if (!resp.ok) {
+		return true;
+	}
+	const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
+	const next = doc.getElementById("main");
+	if (!next) {
+		return true;
+	}
+	document.getElementById("main").replaceChildren(...next.childNodes);
+	return "refresh" in next.dataset;
+}
+
+// refresh reloads the page's <main> every few seconds until the page says
+// that nothing on it is in progress any more.
 async function refresh(main) {
 	const every = Number(main.dataset.refresh) || 3000;
 	for (;;) {
@@ -84,17 +105,7 @@ async function refresh(main) {
 			continue;
 		}
 		try {
-			const resp = await fetch(location.href, { cache: "no-store" });
-			if (!resp.ok) {
-				continue;
-			}
-			const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
-			const next = doc.getElementById("main");
-			if (!next) {
-				continue;
-			}
-			main.replaceChildren(...next.childNodes);
-			if (!next.dataset.refresh) {
+			if (!(await reloadMain())) {
 				return;
 			}
 		} catch (e) {
