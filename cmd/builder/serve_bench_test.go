@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -82,14 +83,17 @@ name = "homelab"
 				t0 := time.Now()
 				resp, err := client.Do(r)
 				d := time.Since(t0)
-				if err != nil || resp.StatusCode != http.StatusAccepted {
+				if err != nil {
 					failures.Add(1)
-					if resp != nil {
-						resp.Body.Close()
-					}
 					continue
 				}
+				// Read to the end so that the connection is reused.
+				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					failures.Add(1)
+					continue
+				}
 				lat[c] = append(lat[c], d)
 			}
 		})
