@@ -180,14 +180,25 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request, h hook) error {
 	event, delivery, signature := h.headers(r.Header)
 
 	// Which remotes of this forge does the signature belong to? Checked
-	// before the body is trusted for anything.
+	// before the body is trusted for anything; each distinct secret is
+	// tried once, however many remotes share it.
 	var signedBy []remote
+	tried := map[string]bool{}
 	for _, rm := range s.remotes {
 		if rm.cfg.Forge != h.forge {
 			continue
 		}
-		if _, err := h.verify(signature, body, rm.cfg.Secrets); err == nil {
-			signedBy = append(signedBy, rm)
+		for _, secret := range rm.cfg.Secrets {
+			ok, seen := tried[string(secret)]
+			if !seen {
+				_, err := h.verify(signature, body, [][]byte{secret})
+				ok = err == nil
+				tried[string(secret)] = ok
+			}
+			if ok {
+				signedBy = append(signedBy, rm)
+				break
+			}
 		}
 	}
 	if len(signedBy) == 0 {
