@@ -33,7 +33,7 @@ type farmSetup struct {
 	nixEnv                []string
 }
 
-func newFarmSetup(t *testing.T, hosts map[string]fleettest.Host) *farmSetup {
+func newFarmSetup(t testing.TB, hosts map[string]fleettest.Host) *farmSetup {
 	t.Helper()
 	env := testenv.Nix(t)
 	f := &farmSetup{dir: t.TempDir(), repo: fleettest.New(t, hosts), nixEnv: env}
@@ -81,7 +81,7 @@ func (f *farmSetup) args(extra ...string) []string {
 }
 
 // setNixEnv gives the in-process builder the tests' Nix configuration.
-func (f *farmSetup) setNixEnv(t *testing.T) {
+func (f *farmSetup) setNixEnv(t testing.TB) {
 	for _, kv := range f.nixEnv {
 		if k, v, ok := strings.Cut(kv, "="); ok && (k == "NIX_CONFIG" || k == "XDG_CACHE_HOME") {
 			t.Setenv(k, v)
@@ -90,7 +90,7 @@ func (f *farmSetup) setNixEnv(t *testing.T) {
 }
 
 // pushHook is a signed GitHub push of commit to main.
-func pushHook(t *testing.T, commit, delivery string) hookRequest {
+func pushHook(t testing.TB, commit, delivery string) hookRequest {
 	t.Helper()
 	var payload map[string]any
 	if err := json.Unmarshal(readFixture(t, "../../internal/forge/github/testdata/push.json"), &payload); err != nil {
@@ -103,7 +103,7 @@ func pushHook(t *testing.T, commit, delivery string) hookRequest {
 	return githubRequest("push", delivery, body, ghSecret)
 }
 
-func getJSON(t *testing.T, url string, v any) int {
+func getJSON(t testing.TB, url string, v any) int {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -119,7 +119,7 @@ func getJSON(t *testing.T, url string, v any) int {
 }
 
 // waitEvaluation waits until job's evaluation is finished and returns it.
-func waitEvaluation(t *testing.T, base string, job int64, timeout time.Duration) evaluationView {
+func waitEvaluation(t testing.TB, base string, job int64, timeout time.Duration) evaluationView {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
@@ -134,7 +134,7 @@ func waitEvaluation(t *testing.T, base string, job int64, timeout time.Duration)
 	return evaluationView{}
 }
 
-func jobID(t *testing.T, body []byte) int64 {
+func jobID(t testing.TB, body []byte) int64 {
 	t.Helper()
 	var r struct {
 		JobID int64 `json:"evaluation"`
@@ -354,7 +354,7 @@ func TestFarmKilledMidBuild(t *testing.T) {
 
 // startBuilderProcessEnv is startBuilderProcess with the environment given
 // (the tests' Nix configuration).
-func startBuilderProcessEnv(t *testing.T, env []string, args ...string) *builderProcess {
+func startBuilderProcessEnv(t testing.TB, env []string, args ...string) *builderProcess {
 	t.Helper()
 	bin, err := buildBuilder()
 	if err != nil {

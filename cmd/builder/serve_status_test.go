@@ -18,7 +18,7 @@ type statusCall struct {
 }
 
 // fakeStatusAPI records commit status calls; the first answer is a 502.
-func fakeStatusAPI(t *testing.T) (*httptest.Server, func() []statusCall) {
+func fakeStatusAPI(t testing.TB) (*httptest.Server, func() []statusCall) {
 	t.Helper()
 	var mu sync.Mutex
 	var calls []statusCall

@@ -112,7 +112,7 @@ func (l *logWatcher) String() string {
 var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 // waitAddr waits for the "listening" line and returns the address.
-func (l *logWatcher) waitAddr(t *testing.T, errc <-chan error) string {
+func (l *logWatcher) waitAddr(t testing.TB, errc <-chan error) string {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
@@ -154,7 +154,7 @@ func startServe(t *testing.T, args ...string) (string, *logWatcher) {
 	return "http://" + addr, logs
 }
 
-func readFixture(t *testing.T, path string) []byte {
+func readFixture(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -187,7 +187,7 @@ func forgejoRequest(event, delivery string, body, secret []byte) hookRequest {
 	return hookRequest{path: "/hooks/forgejo", headers: h, body: body}
 }
 
-func post(t *testing.T, base string, req hookRequest) (int, []byte) {
+func post(t testing.TB, base string, req hookRequest) (int, []byte) {
 	t.Helper()
 	r, err := http.NewRequest(http.MethodPost, base+req.path, bytes.NewReader(req.body))
 	if err != nil {
