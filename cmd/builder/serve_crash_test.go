@@ -155,8 +155,8 @@ name = "homelab"
 	var jobs []queue.Job
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		jobs = evaluations(t, second.base, "?limit=1000")
-		if len(jobs) > 0 && len(evaluations(t, second.base, "?state=queued,running")) == 0 {
+		if len(evaluations(t, second.base, "?state=queued,running")) == 0 {
+			jobs = evaluations(t, second.base, "?limit=1000")
 			break
 		}
 		if time.Now().After(deadline) {
