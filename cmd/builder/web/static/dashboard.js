@@ -11,34 +11,20 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // target's final state. It tries again while the target is still pending or
 // building (no log yet, or a dropped connection).
 async function followLog(pre) {
-	const badge = document.getElementById("state");
-	const reason = document.getElementById("reason");
 	const status = document.getElementById("log-status");
 	let wait = 1000;
 	for (;;) {
 		try {
 			const resp = await fetch(pre.dataset.follow, { cache: "no-store" });
 			if (resp.ok) {
+				showState(); // a log appeared: the build has likely started
 				await stream(resp.body, pre);
 				wait = 1000;
 			}
 		} catch (e) {
 			// the build's state decides what happens next
 		}
-		let live = true;
-		try {
-			const resp = await fetch(badge.dataset.target, { cache: "no-store" });
-			if (resp.ok) {
-				const t = await resp.json();
-				badge.textContent = t.state;
-				badge.className = "badge s-" + t.state;
-				reason.textContent = t.reason || "";
-				live = t.state === "pending" || t.state === "building";
-			}
-		} catch (e) {
-			// the builder is unreachable: keep trying
-		}
-		if (!live) {
+		if (!(await showState())) {
 			status.textContent = "";
 			try {
 				await reloadMain(); // the build's times, and its whole log
@@ -48,7 +34,26 @@ async function followLog(pre) {
 			return;
 		}
 		await sleep(wait);
-		wait = Math.min(wait * 2, 10000);
+		wait = Math.min(wait * 2, 5000);
+	}
+}
+
+// showState puts the target's current state and reason on the page, and
+// returns whether the build may still change them.
+async function showState() {
+	const badge = document.getElementById("state");
+	try {
+		const resp = await fetch(badge.dataset.target, { cache: "no-store" });
+		if (!resp.ok) {
+			return true;
+		}
+		const t = await resp.json();
+		badge.textContent = t.state;
+		badge.className = "badge s-" + t.state;
+		document.getElementById("reason").textContent = t.reason || "";
+		return t.state === "pending" || t.state === "building";
+	} catch (e) {
+		return true; // the builder is unreachable: keep trying
 	}
 }
 
