@@ -25,13 +25,11 @@ type Object struct {
 // caller may retry.
 type Backend interface {
 	// Put stores the bytes of r under key, replacing any object there.
-	// size is the length of r, or -1 when unknown.
+	// size is the length of r, or -1 when unknown (the object then streams:
+	// memory does not grow with its size). If reading r fails, Put fails
+	// and nothing is stored under key: a caller that finds its data bad
+	// while streaming it returns an error from Read.
 	Put(ctx context.Context, key string, r io.Reader, size int64) error
-
-	// Stage starts an object whose key is known only once its content has been
-	// written (a NAR is named by the hash of its compressed bytes). Nothing is
-	// visible under any key until Commit returns nil.
-	Stage(ctx context.Context) (Staged, error)
 
 	// Get opens the object under key. The caller closes the reader.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
@@ -49,15 +47,4 @@ type Backend interface {
 
 	// String names the backend for messages, without credentials.
 	String() string
-}
-
-// Staged is an object being written by Backend.Stage.
-type Staged interface {
-	io.Writer
-	// Commit makes what was written visible under key. After Commit or Abort
-	// the Staged must not be used again.
-	Commit(ctx context.Context, key string) error
-	// Abort discards what was written. It is safe to call after Commit, where
-	// it does nothing.
-	Abort() error
 }

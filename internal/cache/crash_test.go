@@ -88,15 +88,6 @@ func (k *killer) Put(ctx context.Context, key string, r io.Reader, size int64) e
 	return nil
 }
 
-func (k *killer) Stage(ctx context.Context) (cache.Staged, error) {
-	k.step()
-	s, err := k.Backend.Stage(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &stepStaged{Staged: s, k: k}, nil
-}
-
 // stepReader counts a step after the first read and after every 2 MiB.
 type stepReader struct {
 	r    io.Reader
@@ -111,29 +102,6 @@ func (s *stepReader) Read(p []byte) (int, error) {
 	}
 	s.read += int64(n)
 	return n, err
-}
-
-type stepStaged struct {
-	cache.Staged
-	k       *killer
-	written int64
-}
-
-func (s *stepStaged) Write(p []byte) (int, error) {
-	if s.written == 0 || s.written/(2<<20) != (s.written+int64(len(p)))/(2<<20) {
-		s.k.step()
-	}
-	s.written += int64(len(p))
-	return s.Staged.Write(p)
-}
-
-func (s *stepStaged) Commit(ctx context.Context, key string) error {
-	s.k.step()
-	if err := s.Staged.Commit(ctx, key); err != nil {
-		return err
-	}
-	s.k.step()
-	return nil
 }
 
 // TestCrashSafety kills a push with SIGKILL at every write step in turn (at

@@ -143,52 +143,43 @@ func TestBackend(t *testing.T, newBackend func(t *testing.T) cache.Backend) {
 		}
 	})
 
-	t.Run("StageCommit", func(t *testing.T) {
+	t.Run("PutStreaming", func(t *testing.T) {
 		b := newBackend(t)
 		body := make([]byte, 3<<20+17)
 		_, _ = rand.Read(body)
-		st, err := b.Stage(ctx)
-		if err != nil {
-			t.Fatalf("Stage: %v", err)
-		}
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() { done <- b.Put(ctx, "nar/big.nar.zst", pr, -1) }()
 		for chunk := range bytes.SplitSeq(body, []byte{0}) { // uneven writes
-			if _, err := st.Write(append(chunk, 0)); err != nil {
+			if _, err := pw.Write(append(chunk, 0)); err != nil {
 				t.Fatalf("Write: %v", err)
 			}
 		}
 		if got := list(t, b, "nar/"); len(got) != 0 {
-			t.Errorf("before Commit List(nar/) = %v, want nothing visible", got)
+			t.Errorf("while streaming List(nar/) = %v, want nothing visible", got)
 		}
-		if err := st.Commit(ctx, "nar/big.nar.zst"); err != nil {
-			t.Fatalf("Commit: %v", err)
-		}
-		if err := st.Abort(); err != nil {
-			t.Errorf("Abort after Commit = %v, want nil", err)
+		pw.Close()
+		if err := <-done; err != nil {
+			t.Fatalf("Put: %v", err)
 		}
 		want := append(bytes.Clone(body), 0)
 		if got := get(t, b, "nar/big.nar.zst"); !bytes.Equal(got, want) {
-			t.Errorf("Get after Commit: %d bytes, want %d", len(got), len(want))
-		}
-		if got := list(t, b, "nar/"); len(got) != 1 {
-			t.Errorf("after Commit List(nar/) = %v, want exactly the committed NAR", got)
+			t.Errorf("Get: %d bytes, want %d", len(got), len(want))
 		}
 	})
 
-	t.Run("StageAbort", func(t *testing.T) {
+	t.Run("PutFailingReader", func(t *testing.T) {
 		b := newBackend(t)
-		st, err := b.Stage(ctx)
-		if err != nil {
-			t.Fatalf("Stage: %v", err)
-		}
-		if _, err := st.Write([]byte("half a nar")); err != nil {
-			t.Fatalf("Write: %v", err)
-		}
-		if err := st.Abort(); err != nil {
-			t.Fatalf("Abort: %v", err)
-		}
-		for _, dir := range []string{"", "nar/"} {
-			if got := list(t, b, dir); len(got) != 0 {
-				t.Errorf("after Abort List(%q) = %v, want nothing", dir, got)
+		bad := errors.New("the store path changed while it was read")
+		for _, n := range []int64{0, 100, 3 << 20} { // nothing, small, streamed in parts
+			r := io.MultiReader(io.LimitReader(rand.Reader, n), errReader{bad})
+			if err := b.Put(ctx, "nar/bad.nar.zst", r, -1); err == nil {
+				t.Fatalf("Put from a reader failing after %d bytes succeeded", n)
+			}
+			for _, dir := range []string{"", "nar/"} {
+				if got := list(t, b, dir); len(got) != 0 {
+					t.Errorf("after a failed Put of %d bytes List(%q) = %v, want nothing", n, dir, got)
+				}
 			}
 		}
 	})
@@ -238,3 +229,7 @@ func list(t *testing.T, b cache.Backend, dir string) []string {
 	sort.Strings(got)
 	return got
 }
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }

@@ -79,11 +79,6 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	return st.Commit(ctx, key)
 }
 
-// Stage writes to a temporary file in the directory of NARs.
-func (b *Backend) Stage(ctx context.Context) (cache.Staged, error) {
-	return b.stage("nar/x")
-}
-
 func (b *Backend) stage(key string) (*staged, error) {
 	p, err := b.path(key)
 	if err != nil {

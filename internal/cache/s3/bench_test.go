@@ -7,46 +7,31 @@ import (
 	"testing"
 )
 
-// BenchmarkStage stages and commits objects of several sizes, one at a time
-// (b.SetBytes: MB/s is the end-to-end rate including the server-side copy).
-func BenchmarkStage(b *testing.B) {
-	for _, size := range []int64{1 << 10, 512 << 10, 4 << 20, 64 << 20} {
-		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
-			ctx := context.Background()
-			be, _, _ := newBackend(b)
-			b.SetBytes(size)
-			i := 0
-			for b.Loop() {
-				st, err := be.Stage(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.Copy(st, io.LimitReader(newRandReader(uint64(i)), size)); err != nil {
-					b.Fatal(err)
-				}
-				if err := st.Commit(ctx, fmt.Sprintf("nar/%d.nar.zst", i)); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
-		})
-	}
-}
-
-// BenchmarkPut puts objects of several sizes with their size known.
+// BenchmarkPut puts objects of several sizes, with their size known and
+// streamed with size -1 (as the pusher streams NARs).
 func BenchmarkPut(b *testing.B) {
 	for _, size := range []int64{1 << 10, 512 << 10, 4 << 20, 64 << 20} {
-		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
-			ctx := context.Background()
-			be, _, _ := newBackend(b)
-			b.SetBytes(size)
-			i := 0
-			for b.Loop() {
-				if err := be.Put(ctx, fmt.Sprintf("nar/%d.nar.zst", i), io.LimitReader(newRandReader(uint64(i)), size), size); err != nil {
-					b.Fatal(err)
-				}
-				i++
+		for _, known := range []bool{true, false} {
+			name := fmt.Sprintf("%dKiB/size=known", size>>10)
+			if !known {
+				name = fmt.Sprintf("%dKiB/size=-1", size>>10)
 			}
-		})
+			b.Run(name, func(b *testing.B) {
+				ctx := context.Background()
+				be, _, _ := newBackend(b)
+				b.SetBytes(size)
+				declared := size
+				if !known {
+					declared = -1
+				}
+				i := 0
+				for b.Loop() {
+					if err := be.Put(ctx, fmt.Sprintf("nar/%d.nar.zst", i), io.LimitReader(newRandReader(uint64(i)), size), declared); err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+			})
+		}
 	}
 }

@@ -50,19 +50,9 @@ const (
 	// maxParts is S3's limit on the number of parts in an upload.
 	maxParts = 10_000
 	// smallObject is how much of an upload of unknown size (Put with size
-	// -1, Stage) is held in memory before deciding: an object that ends
-	// within it goes up in one PUT under its key.
+	// -1) is held in memory before deciding: an object that ends within it
+	// goes up in one PUT under its key.
 	smallObject = 1 << 20
-	// stagingDir holds staged objects until Commit copies them to their key.
-	// Being a "directory", it never shows in List of the root.
-	stagingDir = ".staging/"
-
-	// copyPartSize is the part size of the server-side copy by which Commit
-	// publishes a staged object, copyThreads how many parts are copied at
-	// once. MinIO answers a copy only when it is done, so parts keep each
-	// request well inside responseHeaderTimeout.
-	copyPartSize = 64 << 20
-	copyThreads  = 4
 
 	// Timeouts that make a dead endpoint fail within seconds. minio-go
 	// tries every request up to maxRetries times, with a backoff of at most
@@ -341,11 +331,10 @@ func notFound(err error) error {
 }
 
 // checkKey refuses keys that cannot name an object of the cache: empty,
-// not in clean slash-separated form ("..", "//", a leading or trailing
-// "/"), or inside the staging area.
+// or not in clean slash-separated form ("..", "//", a leading or trailing
+// "/").
 func checkKey(key string) error {
-	if key == "" || path.Clean("/"+key) != "/"+key || strings.Contains(key, "\\") ||
-		strings.HasPrefix(key, stagingDir) {
+	if key == "" || path.Clean("/"+key) != "/"+key || strings.Contains(key, "\\") {
 		return fmt.Errorf("invalid cache key %q", key)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -200,11 +201,10 @@ func TestPrefix(t *testing.T) {
 	}
 }
 
-// TestStageLarge streams 96 MiB through Stage and Commit (an upload of six
-// parts, a server-side copy of two), and checks that the process did not
-// buffer the object: it allocates little more than the two 16 MiB parts in
-// flight, far less than the object's size.
-func TestStageLarge(t *testing.T) {
+// TestPutStreamingLarge streams 96 MiB of unknown size through Put (an
+// upload of six parts), and checks that the process did not buffer the
+// object: it allocates little more than the two 16 MiB parts in flight.
+func TestPutStreamingLarge(t *testing.T) {
 	ctx := context.Background()
 	b, srv, bucket := newBackend(t)
 	const size, maxAlloc = 96 << 20, 56 << 20
@@ -213,24 +213,12 @@ func TestStageLarge(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	start := time.Now()
-	st, err := b.Stage(ctx)
-	if err != nil {
-		t.Fatalf("Stage: %v", err)
-	}
-	defer st.Abort()
 	h := sha256.New()
 	src := io.TeeReader(io.LimitReader(newRandReader(1), size), h)
-	if _, err := io.CopyBuffer(st, src, make([]byte, 256<<10)); err != nil {
-		t.Fatalf("write: %v", err)
+	if err := b.Put(ctx, "nar/large.nar.zst", src, -1); err != nil {
+		t.Fatalf("Put: %v", err)
 	}
-	if got := list(t, b, "nar/"); len(got) != 0 {
-		t.Errorf("before Commit List(nar/) = %v, want nothing", got)
-	}
-	writesTook := time.Since(start)
-	if err := st.Commit(ctx, "nar/large.nar.zst"); err != nil {
-		t.Fatalf("Commit: %v", err)
-	}
-	stageTook := time.Since(start)
+	took := time.Since(start)
 	runtime.ReadMemStats(&after)
 	allocated := after.TotalAlloc - before.TotalAlloc
 
@@ -247,7 +235,7 @@ func TestStageLarge(t *testing.T) {
 	}
 	rc.Close()
 	if !bytes.Equal(got.Sum(nil), h.Sum(nil)) {
-		t.Errorf("content read back differs from what was staged")
+		t.Errorf("content read back differs from what was put")
 	}
 	info, err := srv.Client().StatObject(ctx, bucket, "nar/large.nar.zst", minio.StatObjectOptions{})
 	if err != nil || info.ContentType != "application/x-nix-nar" {
@@ -255,31 +243,15 @@ func TestStageLarge(t *testing.T) {
 	}
 	assertNoLeftovers(t, srv, bucket, "nar/large.nar.zst")
 	if allocated > maxAlloc {
-		t.Errorf("Stage+Commit of %d MiB allocated %d MiB, want at most %d MiB: it must stream", size>>20, allocated>>20, maxAlloc>>20)
+		t.Errorf("Put of %d MiB allocated %d MiB, want at most %d MiB: it must stream", size>>20, allocated>>20, maxAlloc>>20)
 	}
-
-	// The same bytes with a plain Put of a known size, for comparison.
-	start = time.Now()
-	if err := b.Put(ctx, "nar/plain.nar.zst", io.LimitReader(newRandReader(1), size), size); err != nil {
-		t.Fatal(err)
-	}
-	putTook := time.Since(start)
-	start = time.Now()
-	if err := b.Put(ctx, "nar/unknown.nar.zst", io.LimitReader(newRandReader(1), size), -1); err != nil {
-		t.Fatal(err)
-	}
-	unknownTook := time.Since(start)
-	mibps := func(d time.Duration) float64 { return float64(size>>20) / d.Seconds() }
-	t.Logf("%d MiB: Stage+Commit %v (%.0f MiB/s; writes %v, Commit %v; %d MiB allocated); Put known size %v (%.0f MiB/s); Put size -1 %v (%.0f MiB/s)",
-		size>>20, stageTook.Round(time.Millisecond), mibps(stageTook),
-		writesTook.Round(time.Millisecond), (stageTook - writesTook).Round(time.Millisecond), allocated>>20,
-		putTook.Round(time.Millisecond), mibps(putTook),
-		unknownTook.Round(time.Millisecond), mibps(unknownTook))
+	t.Logf("%d MiB of unknown size: %v (%.0f MiB/s, %d MiB allocated)",
+		size>>20, took.Round(time.Millisecond), float64(size>>20)/took.Seconds(), allocated>>20)
 }
 
-// TestStageSizes crosses the 1 MiB boundary between objects held in memory
-// and put in one PUT, and objects streamed to a temporary object and copied.
-func TestStageSizes(t *testing.T) {
+// TestPutUnknownSizes crosses the 1 MiB boundary between objects held in
+// memory and put in one PUT, and objects streamed in parts.
+func TestPutUnknownSizes(t *testing.T) {
 	ctx := context.Background()
 	b, srv, bucket := newBackend(t)
 	const mib = 1 << 20
@@ -288,22 +260,8 @@ func TestStageSizes(t *testing.T) {
 		key := fmt.Sprintf("nar/%08d.nar.zst", n)
 		keys = append(keys, key)
 		body := randomBytes(n)
-		st, err := b.Stage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rest := body; len(rest) > 0; { // uneven writes
-			k := min(len(rest), 7919)
-			if _, err := st.Write(rest[:k]); err != nil {
-				t.Fatalf("%d bytes: Write: %v", n, err)
-			}
-			rest = rest[k:]
-		}
-		if err := st.Commit(ctx, key); err != nil {
-			t.Fatalf("%d bytes: Commit: %v", n, err)
-		}
-		if _, err := st.Write([]byte("x")); err == nil {
-			t.Errorf("%d bytes: Write after Commit succeeded, want an error", n)
+		if err := b.Put(ctx, key, iotest.OneByteReader(bytes.NewReader(body)), -1); err != nil {
+			t.Fatalf("%d bytes: Put: %v", n, err)
 		}
 		if got := get(t, b, key); !bytes.Equal(got, body) {
 			t.Errorf("%d bytes: Get returned %d bytes that differ", n, len(got))
@@ -316,82 +274,36 @@ func TestStageSizes(t *testing.T) {
 	assertNoLeftovers(t, srv, bucket, keys...)
 }
 
-func TestStageAbort(t *testing.T) {
+// TestPutFailingReaderLeavesNothing: a reader that fails (the pusher found
+// the store path corrupt) aborts the upload, multipart uploads included.
+func TestPutFailingReaderLeavesNothing(t *testing.T) {
 	ctx := context.Background()
 	b, srv, bucket := newBackend(t)
+	bad := errors.New("corrupt")
 	for _, n := range []int64{0, 100, 20 << 20} { // nothing, one PUT, a multipart upload
-		st, err := b.Stage(ctx)
-		if err != nil {
-			t.Fatalf("Stage: %v", err)
-		}
-		if _, err := io.Copy(st, io.LimitReader(newRandReader(2), n)); err != nil {
-			t.Fatalf("write %d bytes: %v", n, err)
-		}
-		if err := st.Abort(); err != nil {
-			t.Errorf("Abort after %d bytes: %v", n, err)
-		}
-		if err := st.Abort(); err != nil {
-			t.Errorf("second Abort: %v", err)
-		}
-		if err := st.Commit(ctx, "nar/x.nar.zst"); err == nil {
-			t.Errorf("Commit after Abort succeeded, want an error")
-		}
-		if _, err := st.Write([]byte("more")); err == nil {
-			t.Errorf("Write after Abort succeeded, want an error")
+		r := io.MultiReader(io.LimitReader(newRandReader(2), n), iotest.ErrReader(bad))
+		if err := b.Put(ctx, "nar/x.nar.zst", r, -1); !errors.Is(err, bad) {
+			t.Errorf("Put failing after %d bytes = %v, want %v", n, err, bad)
 		}
 	}
 	assertNoLeftovers(t, srv, bucket)
 }
 
-func TestStageCommitInvalidKey(t *testing.T) {
-	ctx := context.Background()
-	b, srv, bucket := newBackend(t)
-	st, err := b.Stage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(st, "x")
-	if err := st.Commit(ctx, "../x"); err == nil {
-		t.Errorf("Commit(../x) succeeded, want an error")
-	}
-	assertNoLeftovers(t, srv, bucket)
-}
-
-func TestStageContextCancelled(t *testing.T) {
+func TestPutContextCancelled(t *testing.T) {
 	b, srv, bucket := newBackend(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := b.Stage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(st, io.LimitReader(newRandReader(3), 2<<20)); err != nil {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- b.Put(ctx, "nar/x.nar.zst", pr, -1) }()
+	if _, err := io.Copy(pw, io.LimitReader(newRandReader(3), 2<<20)); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
-	var werr error
-	for range 100 { // the upload notices the cancellation within a Write or two
-		if _, werr = st.Write(make([]byte, 1<<20)); werr != nil {
-			break
-		}
+	go func() { _, _ = io.Copy(pw, newRandReader(4)) }() // keeps writing until Put gives up
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Put after cancel: %v, want context.Canceled", err)
 	}
-	if !errors.Is(werr, context.Canceled) {
-		t.Errorf("Write after cancel: %v, want context.Canceled", werr)
-	}
-	if err := st.Commit(context.Background(), "nar/x.nar.zst"); err == nil {
-		t.Errorf("Commit after cancel succeeded, want an error")
-	}
-
-	// A small object, still in memory, fails the same way.
-	ctx, cancel = context.WithCancel(context.Background())
-	st, err = b.Stage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(st, "small")
-	cancel()
-	if err := st.Commit(context.Background(), "nar/y.nar.zst"); !errors.Is(err, context.Canceled) {
-		t.Errorf("Commit of a small object after cancel: %v, want context.Canceled", err)
-	}
+	pr.CloseWithError(context.Canceled)
 	assertNoLeftovers(t, srv, bucket)
 }
 
