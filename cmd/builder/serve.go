@@ -172,7 +172,7 @@ func serve(ctx context.Context, ln net.Listener, s *server, wp workerPool) error
 	if err := srv.Shutdown(drainCtx); err != nil {
 		serveErr = errors.Join(serveErr, fmt.Errorf("shutdown: %w", err))
 	}
-	// Workers stop claiming; a job in progress is abandoned to its lease.
+	// Workers stop claiming; a job in progress is released back to the queue.
 	stopWork()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()

@@ -18,6 +18,7 @@ import (
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/forge/github"
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/queue/sqlite"
 )
 
 // Secrets of the test configuration's remotes.
@@ -478,5 +479,46 @@ func TestServeEnvOverrides(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(state, "queue.db")); err != nil {
 		t.Errorf("queue not in BUILDER_STATE_DIR: %v", err)
+	}
+}
+
+// TestServeShutdownReleasesJobs: a builder stopping cleanly gives the job it
+// holds back to the queue at once instead of leaving it to its lease.
+func TestServeShutdownReleasesJobs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := newLogWatcher()
+	errc := make(chan error, 1)
+	args := []string{"--listen", "127.0.0.1:0", "--config", writeServeConfig(t, dir, ""), "--state-dir", state,
+		"--workers", "1", "--placeholder-eval", "1h", "--lease", "1h"}
+	go func() { errc <- runServe(ctx, args, mapEnv(nil), io.Discard, logs) }()
+	base := "http://" + logs.waitAddr(t, errc)
+	if s, b := post(t, base, githubRequest("push", "d1", readFixture(t, githubFixture+"push.json"), ghSecret)); s != http.StatusAccepted {
+		t.Fatalf("push = %d %s", s, b)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(evaluations(t, base, "?state=running")) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("job never claimed\n%s", logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	q, err := sqlite.Open(context.Background(), filepath.Join(state, "queue.db"), queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	j, err := q.Get(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.State != queue.Queued || j.Attempts != 0 {
+		t.Errorf("after shutdown: job %s with %d attempts, want queued with 0", j.State, j.Attempts)
 	}
 }

@@ -108,7 +108,15 @@ func (p workerPool) run(ctx context.Context, log *slog.Logger, job queue.Job) {
 	cancel()
 	<-hbDone
 	if ctx.Err() != nil {
-		log.Info("job abandoned at shutdown; its lease will expire")
+		// Stopping: give the job back at once rather than making it wait
+		// out its lease. Should that fail, the lease expires as after a crash.
+		relCtx, relCancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer relCancel()
+		if err := p.q.Release(relCtx, job.ID, job.Token); err != nil {
+			log.Warn("job left to its lease at shutdown", logErr, err)
+			return
+		}
+		log.Info("job released at shutdown")
 		return
 	}
 	// Record the outcome even though jobCtx is gone.

@@ -231,6 +231,25 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 		wantState(t, q, first.ID, Done)
 	})
 
+	t.Run("ReleaseGivesTheJobBackUncounted", func(t *testing.T) {
+		q, _, ctx := setup(t)
+		a := mustEnqueue(t, q, push("c1", "main", gh, "github:d1"))
+		j := mustClaim(t, q, time.Hour)
+		if err := q.Release(ctx, j.ID, "wrong"); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("Release(wrong token) = %v, want ErrLeaseLost", err)
+		}
+		if err := q.Release(ctx, j.ID, j.Token); err != nil {
+			t.Fatalf("Release = %v", err)
+		}
+		if err := q.Complete(ctx, j.ID, j.Token, nil); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("Complete after Release = %v, want ErrLeaseLost", err)
+		}
+		again := mustClaim(t, q, time.Minute) // at once, not after the hour
+		if again.ID != a.JobID || again.Attempts != 1 {
+			t.Fatalf("claimed after release: job %d attempt %d, want job %d attempt 1", again.ID, again.Attempts, a.JobID)
+		}
+	})
+
 	t.Run("ExpiredLeaseOnLastAttemptIsDead", func(t *testing.T) {
 		q, clk, _ := setup(t)
 		a := mustEnqueue(t, q, push("c1", "main", gh, "github:d1"))

@@ -208,6 +208,11 @@ type Queue interface {
 	// backoff, or to Dead after its last attempt.
 	Fail(ctx context.Context, id int64, token string, reason string) (FailResult, error)
 
+	// Release gives a job held under token back to the queue at once,
+	// without counting the attempt: for a worker that stops cleanly (the
+	// builder shuts down) rather than making the job wait out its lease.
+	Release(ctx context.Context, id int64, token string) error
+
 	// Get returns one job with its remotes.
 	Get(ctx context.Context, id int64) (Job, error)
 

@@ -446,6 +446,19 @@ func (q *Queue) Complete(ctx context.Context, id int64, token string, result []b
 	return leaseHeld(r, id)
 }
 
+// Release implements queue.Queue.
+func (q *Queue) Release(ctx context.Context, id int64, token string) error {
+	now := q.now()
+	r, err := q.w.ExecContext(ctx, `UPDATE jobs SET state = $1, token = '', lease_until = 0, run_after = $2,
+		attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $2
+		WHERE id = $3 AND token = $4 AND state = $5`,
+		string(queue.Queued), now, id, token, string(queue.Running))
+	if err != nil {
+		return fmt.Errorf("release job %d: %w", id, err)
+	}
+	return leaseHeld(r, id)
+}
+
 // Fail implements queue.Queue.
 func (q *Queue) Fail(ctx context.Context, id int64, token string, reason string) (queue.FailResult, error) {
 	var res queue.FailResult
