@@ -395,6 +395,25 @@ func TestStoreName(t *testing.T) {
 	}
 }
 
+func TestDashboardEmpty(t *testing.T) {
+	st, err := state.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h := dashboardRoutes(&farmAPI{state: st, logDir: t.TempDir()}) // no queue, no clock
+	for path, want := range map[string]string{
+		"/":      "Nothing evaluated yet",
+		"/hosts": "no hosts yet",
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("GET %s: status %d, want 200 with %q\n%s", path, rec.Code, want, rec.Body)
+		}
+	}
+}
+
 // TestDashboardManyEvaluations checks that the dashboard stays a bounded
 // amount of work with hundreds of evaluations in the state.
 func TestDashboardManyEvaluations(t *testing.T) {
@@ -507,7 +526,8 @@ func TestDashboardBrowser(t *testing.T) {
 
 	// Every console error, uncaught exception and CSP violation fails the test.
 	consoleCtx, stopConsole := context.WithCancel(bctx)
-	consoleDone := make(chan []string)
+	defer stopConsole()
+	consoleDone := make(chan []string, 1)
 	messages := chromedp.Console(consoleCtx)
 	go func() {
 		var bad []string
