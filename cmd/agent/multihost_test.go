@@ -10,10 +10,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +25,7 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/cache"
+	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/forge/github"
 	"github.com/homelab-farm/farm/internal/notify"
 	"github.com/homelab-farm/farm/internal/testenv"
@@ -417,6 +422,7 @@ deploy_branch = "main"
 		t.Errorf("h1 rolled back for %q, want the health check", v.LastReason)
 	}
 	waitHost("h2", "switched", d2["h2"])
+	staleManifest := getRaw(t, base+"/api/hosts/h1/manifest") // for a replay, later
 	waitUntil(t, 30*time.Second, "ntfy told of the rollback", func() bool {
 		return strings.Contains(strings.Join(titles(), "\n"), "Deploy rolled back: h1")
 	})
@@ -454,19 +460,146 @@ deploy_branch = "main"
 	t.Logf("push to every host switched, closures already cached: %s", time.Since(start).Round(time.Millisecond))
 
 	// Activations: each host activated exactly what it ran, in order.
-	wantAct := map[string][]string{
-		"h1": {"activated_h1_switch", "activated_h1_switch", "activated_h1_switch", "activated_h1_switch", "activated_h1_switch"},
-		"h2": {"activated_h2_switch", "activated_h2_switch", "activated_h2_switch", "activated_h2_switch"},
-	}
+	wantAct := map[string]int{"h1": 5, "h2": 4}
 	for name, want := range wantAct {
-		if got := hp[name].activations(t); strings.Join(got, " ") != strings.Join(want, " ") {
-			t.Errorf("%s activations = %v, want %v", name, got, want)
+		got := hp[name].activations(t)
+		if len(got) != want || strings.Trim(strings.Repeat("activated_"+name+"_switch ", want), " ") != strings.Join(got, " ") {
+			t.Errorf("%s activations = %v, want %d switches", name, got, want)
 		}
 	}
 	// Notifications: one rollback, one recovery, nothing else.
 	if got, want := strings.Join(titles(), "\n"), "Deploy rolled back: h1\nDeploy recovered: h1"; got != want {
 		t.Errorf("ntfy got:\n%s\nwant:\n%s", got, want)
 	}
+
+	// More rounds of cached pushes for scripts/bench-deploy.
+	if rounds := benchRounds(); rounds > 1 {
+		times := []time.Duration{time.Since(start)}
+		for i := 1; i < rounds; i++ {
+			v := map[bool]string{true: "3", false: "1"}[i%2 == 1]
+			hosts = map[string]fleettest.Host{"h1": {System: "x86_64-linux", Version: v}, "h2": {System: "x86_64-linux", Version: v}}
+			start, d := push(hosts, "bench round "+fmt.Sprint(i))
+			waitHost("h1", "switched", d["h1"])
+			waitHost("h2", "switched", d["h2"])
+			times = append(times, time.Since(start))
+		}
+		slices.Sort(times)
+		t.Logf("BENCH deploy rounds=%d hosts=2 median=%s min=%s max=%s", rounds,
+			times[len(times)/2].Round(time.Millisecond), times[0].Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond))
+	}
+
+	// 5. Tampered, foreign-signed and replayed manifests change nothing:
+	// h1's agent checks once through a proxy that serves them.
+	hp["h1"].stop()
+	before, _ := getHost(base, "h1")
+	acts := len(hp["h1"].activations(t))
+	other, _ := cache.GenerateKey("farm-mh-deploy-1") // same name, other key
+	var mode string
+	var modeMu sync.Mutex
+	rp := httputil.NewSingleHostReverseProxy(mustURL(t, base))
+	proxy := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		modeMu.Lock()
+		m := mode
+		modeMu.Unlock()
+		if r.Method != http.MethodGet || r.URL.Path != "/api/hosts/h1/manifest" {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		var body []byte
+		switch m {
+		case "tampered": // the genuine manifest, pointing at another closure
+			body = bytes.ReplaceAll(getRaw(t, base+"/api/hosts/h1/manifest"), []byte(before.DesiredPath), []byte(d2["h1"]))
+		case "foreign":
+			sgn, err := deploy.Sign(deploy.Manifest{Host: "h1", StorePath: d2["h1"], Commit: "f00", Seq: 1 << 40, IssuedAt: time.Now()}, other)
+			if err != nil {
+				t.Error(err)
+			}
+			body, _ = json.Marshal(sgn)
+		case "replayed":
+			body = staleManifest
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+	proxyLn, err := net.Listen("tcp", lab.addr(1)+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.Listener = proxyLn
+	proxy.Start()
+	defer proxy.Close()
+	var onceArgs []string
+	for i := 0; i < len(hp["h1"].args); i++ {
+		switch a := hp["h1"].args[i]; a {
+		case "--listen":
+			i++
+		case "--builder-url":
+			onceArgs = append(onceArgs, a, proxy.URL)
+			i++
+		default:
+			onceArgs = append(onceArgs, a)
+		}
+	}
+	onceArgs = append(onceArgs, "--once")
+	for _, m := range []string{"tampered", "foreign", "replayed"} {
+		modeMu.Lock()
+		mode = m
+		modeMu.Unlock()
+		cmd := exec.Command("ip", append([]string{"netns", "exec", hp["h1"].ns, os.Args[0]}, onceArgs...)...)
+		cmd.Env = hp["h1"].env
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("%s manifest: agent --once succeeded\n%s", m, out)
+		}
+		v, _ := getHost(base, "h1")
+		if v.CurrentPath != before.CurrentPath || v.LastResult != "failed" || !strings.Contains(v.LastReason, "refused manifest") {
+			t.Errorf("%s manifest: builder shows %+v, want failed (refused) on %s", m, v, before.CurrentPath)
+		}
+		if got := hp["h1"].currentSystem(t); got != before.CurrentPath {
+			t.Errorf("%s manifest: h1 runs %s, want %s", m, got, before.CurrentPath)
+		}
+		if got := len(hp["h1"].activations(t)); got != acts {
+			t.Errorf("%s manifest: %d activations, want %d", m, got, acts)
+		}
+	}
+}
+
+func benchRounds() int {
+	n, err := strconv.Atoi(os.Getenv("FARM_BENCH_DEPLOY_ROUNDS"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func getRaw(t *testing.T, u string) []byte {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return b
+}
+
+func (h *hostProc) currentSystem(t *testing.T) string {
+	t.Helper()
+	p, err := os.Readlink(filepath.Join(h.dir, "run", "current-system"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 var sha1RE = regexp.MustCompile(`^[0-9a-f]{40}$`)
