@@ -73,6 +73,11 @@ func (s *server) routes() http.Handler {
 		r.Handle("/api/hosts/{host}/report", s.handle(a.report)).Methods(http.MethodPost)
 		r.Handle("/api/events", s.handle(a.events)).Methods(http.MethodGet)
 		r.Handle("/metrics", f.metrics.handler()).Methods(http.MethodGet)
+		r.Handle("/", s.handle(a.dashboard)).Methods(http.MethodGet)
+		r.Handle("/evaluations/{id:[0-9]+}", s.handle(a.evaluationPage)).Methods(http.MethodGet)
+		r.Handle("/targets/{id:[0-9]+}", s.handle(a.targetPage)).Methods(http.MethodGet)
+		r.Handle("/hosts", s.handle(a.hostsPage)).Methods(http.MethodGet)
+		r.PathPrefix("/static/").Handler(s.handle(a.static)).Methods(http.MethodGet, http.MethodHead)
 	}
 	if s.cache != nil {
 		r.PathPrefix("/nix-cache/").Handler(cacheHandler(s.cache)).Methods(http.MethodGet, http.MethodHead)
