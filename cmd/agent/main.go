@@ -164,7 +164,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		log.Info("taking pokes", "addr", ln.Addr().String())
 		srvErr = make(chan error, 1)
-		go func() { srvErr <- srv.Serve(ln) }()
+		go func() {
+			err := srv.Serve(ln)
+			if !errors.Is(err, http.ErrServerClosed) {
+				log.Error("poke server stopped; checks go on by timer", "err", err)
+			}
+			srvErr <- err
+		}()
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()

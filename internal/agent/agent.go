@@ -159,6 +159,10 @@ type Outcome struct {
 	Result  string `json:"result"`
 	Reason  string `json:"reason,omitempty"`
 	Seq     uint64 `json:"seq,omitempty"` // the manifest acted on
+	// Retry says the failure may pass by itself (the cache unreachable, a
+	// path not pushed yet): check again soon rather than at the next
+	// interval.
+	Retry bool `json:"-"`
 }
 
 // errNoManifest means the builder has no desired closure for this host.
@@ -239,10 +243,10 @@ func (a *Agent) apply(ctx context.Context, m deploy.Manifest, previous string) (
 	})
 	if err != nil {
 		// Nothing changed on the host; the next check tries again.
-		return Outcome{Current: previous, Result: ResultFailed, Reason: err.Error(), Seq: m.Seq}, nil
+		return Outcome{Current: previous, Result: ResultFailed, Reason: err.Error(), Seq: m.Seq, Retry: true}, nil
 	}
 	if err := a.setProfile(ctx, m.StorePath); err != nil {
-		return Outcome{Current: previous, Result: ResultFailed, Reason: err.Error(), Seq: m.Seq}, nil
+		return Outcome{Current: previous, Result: ResultFailed, Reason: err.Error(), Seq: m.Seq, Retry: true}, nil
 	}
 	failure := a.activate(ctx, m.StorePath)
 	if failure == nil && a.cfg.SwitchMode == ModeSwitch {

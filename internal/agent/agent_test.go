@@ -523,3 +523,80 @@ func TestParseConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestRun checks on start, when poked, and again soon after a failure
+// that may pass; a woken poke suspends the host again after its check.
+func TestRun(t *testing.T) {
+	var mu sync.Mutex
+	gets := 0
+	down := true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		gets++
+		if down {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return gets
+	}
+	key, _ := cache.GenerateKey("k-1")
+	dir := t.TempDir()
+	cfg := Config{Host: "h", BuilderURL: srv.URL, DeployKeys: []cache.PublicKey{key.Public()}, CacheKey: key.Public().String(),
+		KeepGenerations: 1, CurrentSystem: dir + "/current", Profile: dir + "/p/system", StateDir: dir + "/state"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a := New(cfg, &nix.Client{}, nil, nil)
+	pokes := make(chan Poke, 1)
+	suspended := filepath.Join(dir, "suspended")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- a.Run(ctx, RunOptions{Interval: time.Hour, Pokes: pokes, RetryMin: 20 * time.Millisecond,
+			SuspendAfterWake: []string{"/bin/sh", "-c", "echo zzz > " + suspended}})
+	}()
+	defer func() { cancel(); <-done }()
+
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitFor("retries while the builder is down", func() bool { return count() >= 3 })
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	waitFor("a check that succeeds", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !down && gets >= 4
+	})
+	time.Sleep(100 * time.Millisecond)
+	settled := count()
+	time.Sleep(100 * time.Millisecond)
+	if count() != settled {
+		t.Fatalf("checks go on after success: %d then %d, want the hourly interval", settled, count())
+	}
+	if _, err := os.Stat(suspended); err == nil {
+		t.Fatal("suspended without a woken poke")
+	}
+	pokes <- Poke{Woken: true}
+	waitFor("the poked check", func() bool { return count() > settled })
+	waitFor("suspend after the woken check", func() bool { _, err := os.Stat(suspended); return err == nil })
+}

@@ -30,6 +30,10 @@ type RunOptions struct {
 	// SuspendAfterWake is the command (argv) run after a check that a
 	// woken poke asked for; nil: the host stays up.
 	SuspendAfterWake []string
+	// RetryMin is the first wait after a check that failed in a way that
+	// may pass (builder or cache unreachable); it doubles up to Interval.
+	// 0 means 30 s.
+	RetryMin time.Duration
 }
 
 // Run checks on start, every Interval, when poked and after a resume from
@@ -39,8 +43,12 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 	if o.ResumeTick <= 0 {
 		o.ResumeTick = 30 * time.Second
 	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 30 * time.Second
+	}
 	timer := time.NewTimer(0) // the first check, right away
 	defer timer.Stop()
+	retry := o.RetryMin
 	tick := time.NewTicker(o.ResumeTick)
 	defer tick.Stop()
 	lastTick := time.Now()
@@ -74,13 +82,21 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 				a.log.Warn("suspend", logErr, err)
 			}
 		}
+		next := o.Interval
+		if err != nil || out.Retry {
+			next = min(retry, o.Interval)
+			retry = min(2*retry, o.Interval)
+			a.log.Info("checking again soon", "in", next.String())
+		} else {
+			retry = o.RetryMin
+		}
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
 			default:
 			}
 		}
-		timer.Reset(o.Interval)
+		timer.Reset(next)
 	}
 }
 
