@@ -40,8 +40,10 @@ var schema = []string{
 		created_at INTEGER NOT NULL,
 		updated_at INTEGER NOT NULL
 	)`,
-	`CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_after)`,
-	`CREATE INDEX IF NOT EXISTS jobs_branch ON jobs (kind, repo, branch, state)`,
+	// Live jobs only: Claim and the dead-letter sweep never read the history.
+	`CREATE INDEX IF NOT EXISTS jobs_live ON jobs (kind, id) WHERE state IN ('queued', 'running')`,
+	// Superseding looks only at queued jobs of a branch.
+	`CREATE INDEX IF NOT EXISTS jobs_branch_queued ON jobs (kind, repo, branch) WHERE state = 'queued'`,
 	`CREATE INDEX IF NOT EXISTS jobs_before ON jobs (repo, before_commit)`,
 	`CREATE TABLE IF NOT EXISTS job_remotes (
 		job_id INTEGER NOT NULL,

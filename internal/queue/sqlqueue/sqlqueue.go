@@ -71,7 +71,7 @@ var sqlEnqueue = []string{
 		ON CONFLICT (key) DO NOTHING RETURNING id`,
 	`SELECT id FROM jobs WHERE key = $1`,
 	`UPDATE jobs SET state = $1, superseded_by = $2, updated_at = $3
-		WHERE kind = $4 AND repo = $5 AND branch = $6 AND state = $7 AND id < $2 RETURNING id`,
+		WHERE kind = $4 AND repo = $5 AND branch = $6 AND state = 'queued' AND id < $2 RETURNING id`,
 }
 
 // prepared returns query's statement bound to tx when it was prepared at
@@ -332,7 +332,7 @@ func (q *Queue) insertJob(ctx context.Context, tx *sql.Tx, req queue.EnqueueRequ
 		return nil
 	}
 	rows, err := q.query(ctx, tx, sqlEnqueue[9],
-		string(queue.Superseded), res.JobID, now, req.Kind, req.Repo, req.Branch, string(queue.Queued))
+		string(queue.Superseded), res.JobID, now, req.Kind, req.Repo, req.Branch)
 	if err != nil {
 		return fmt.Errorf("supersede: %w", err)
 	}
@@ -359,9 +359,11 @@ func (q *Queue) Claim(ctx context.Context, req queue.ClaimRequest) (queue.Job, e
 	err := q.inTx(ctx, func(tx *sql.Tx) error {
 		now := q.now()
 		// A job whose worker died during its last allowed attempt is dead.
+		// The literal "state IN ('queued', 'running')" lets both databases
+		// use the partial index of live jobs instead of the whole history.
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = $1, token = '', updated_at = $2,
 			last_error = 'lease expired on the last attempt'
-			WHERE state = $3 AND lease_until < $2 AND attempts >= max_attempts`,
+			WHERE state IN ('queued', 'running') AND state = $3 AND lease_until < $2 AND attempts >= max_attempts`,
 			string(queue.Dead), now, string(queue.Running)); err != nil {
 			return fmt.Errorf("dead-letter expired: %w", err)
 		}
@@ -377,7 +379,8 @@ func (q *Queue) Claim(ctx context.Context, req queue.ClaimRequest) (queue.Job, e
 		}
 		var prev string
 		err := tx.QueryRowContext(ctx, `SELECT id, state FROM jobs
-			WHERE ((state = $1 AND run_after <= $2) OR (state = $3 AND lease_until < $2))`+kindFilter+`
+			WHERE state IN ('queued', 'running')
+			AND ((state = $1 AND run_after <= $2) OR (state = $3 AND lease_until < $2))`+kindFilter+`
 			ORDER BY id LIMIT 1 `+q.d.ClaimLock, args...).Scan(&id, &prev)
 		if errors.Is(err, sql.ErrNoRows) {
 			id = 0 // commit the dead-lettering above
@@ -555,6 +558,13 @@ func (q *Queue) List(ctx context.Context, opts queue.ListOptions) ([]queue.Job, 
 		where = append(where, "repo = "+arg(opts.Repo))
 	}
 	if len(opts.States) > 0 {
+		live := true
+		for _, st := range opts.States {
+			live = live && (st == queue.Queued || st == queue.Running)
+		}
+		if live { // the partial index of live jobs, not the history
+			where = append(where, "state IN ('queued', 'running')")
+		}
 		ph := make([]string, len(opts.States))
 		for i, s := range opts.States {
 			ph[i] = arg(string(s))
