@@ -256,7 +256,6 @@ func (a *Agent) apply(ctx context.Context, m deploy.Manifest, previous string) (
 		if err := a.remember(m, ResultSwitched, ""); err != nil {
 			return Outcome{}, err
 		}
-		a.pruneGenerations(ctx)
 		current, _ := a.currentSystem()
 		return Outcome{Current: current, Result: ResultSwitched, Seq: m.Seq}, nil
 	}
@@ -278,7 +277,6 @@ func (a *Agent) apply(ctx context.Context, m deploy.Manifest, previous string) (
 	if err := a.remember(m, out.Result, out.Reason); err != nil {
 		return Outcome{}, err
 	}
-	a.pruneGenerations(ctx)
 	return out, nil
 }
 
@@ -291,11 +289,18 @@ func (a *Agent) rollback(ctx context.Context, previous string) error {
 	return a.activate(ctx, previous)
 }
 
+// setProfile makes path the profile's newest generation and prunes the old
+// ones before anything is activated, so that the boot menu the activation
+// writes lists only the generations kept.
 func (a *Agent) setProfile(ctx context.Context, path string) error {
 	if err := os.MkdirAll(filepath.Dir(a.cfg.Profile), 0o755); err != nil {
 		return fmt.Errorf("set profile: %w", err)
 	}
-	return a.nix.SetProfile(ctx, a.cfg.Store, a.cfg.Profile, path)
+	if err := a.nix.SetProfile(ctx, a.cfg.Store, a.cfg.Profile, path); err != nil {
+		return err
+	}
+	a.pruneGenerations(ctx)
+	return nil
 }
 
 func (a *Agent) remember(m deploy.Manifest, result, reason string) error {

@@ -485,3 +485,33 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestWakeTimeout: a host that never answers gets magic packets until the
+// wake times out, and then a person is told.
+func TestWakeTimeout(t *testing.T) {
+	fe := newFakeEvents(t)
+	nic, nicAddr := udpListener(t)
+	cfg := Config{WakeOnLAN: map[string]WakeTarget{"andras": {MAC: "00:11:22:33:44:55", Address: nicAddr}}, WakeTimeout: "300ms"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	n, err := New(Options{Config: cfg, BuilderURL: fe.srv.URL, StateDir: t.TempDir(), Publisher: rec,
+		PollEvery: 10 * time.Millisecond, MagicEvery: 100 * time.Millisecond, RetryWait: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	fe.add(EventHostDesired, map[string]any{"host": "andras", "store_path": "/nix/store/x-andras", "seq": 3})
+	for range 2 { // sent again while the host stays silent
+		readPacket(t, nic, 5*time.Second)
+	}
+	waitFor(t, func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.msgs) == 1 && rec.msgs[0].Title == "Host did not wake: andras"
+	})
+}
