@@ -338,14 +338,18 @@ func (a *farmAPI) trigger(w http.ResponseWriter, r *http.Request) error {
 	if req.Branch == "" {
 		req.Branch = deployBranch
 	}
+	rem := repo.Remotes[0]
 	if req.Commit == "" {
-		c, err := lsRemote(r.Context(), repo.Remotes[0].URL, req.Branch)
+		from := rem.CloneURL
+		if from == "" {
+			from = rem.URL
+		}
+		c, err := lsRemote(r.Context(), from, req.Branch)
 		if err != nil {
 			return errorf(http.StatusBadGateway, "cannot resolve the branch head", err)
 		}
 		req.Commit = c
 	}
-	rem := repo.Remotes[0]
 	res, err := a.q.Enqueue(r.Context(), queue.EnqueueRequest{
 		Kind: queue.KindEval, Key: fmt.Sprintf("%s@%s#manual-%d", repo.Name, req.Commit, a.now().UnixNano()),
 		Repo: repo.Name, Branch: req.Branch, Commit: req.Commit, Deploy: req.Branch == deployBranch,

@@ -110,7 +110,19 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 		LogDir:      filepath.Join(cfg.StateDir, "logs"),
 		Log:         log, Metrics: m,
 	}
-	p.CloneURLs = func(job queue.Job) []string { return cloneURLs(cfg, job) }
+	p.CloneURLs = func(job queue.Job) []string {
+		came, others := cloneURLs(cfg, job)
+		return append(came, others...)
+	}
+	p.SyncRemotes = func(job queue.Job) []string {
+		for _, r := range cfg.Repositories {
+			if r.Name == job.Repo && r.SyncRemotes {
+				came, others := cloneURLs(cfg, job)
+				return append(came, others...)
+			}
+		}
+		return nil
+	}
 	if statuses != nil && len(statuses.clients) > 0 {
 		p.Statuses = func(r queue.Remote) forge.StatusClient { return statuses.clients[forge.NormalizeURL(r.URL)] }
 	}
@@ -147,19 +159,18 @@ func loadOrCreateKey(file, fallback, name string, log *slog.Logger) (cache.Secre
 	return k, nil
 }
 
-// cloneURLs lists where a job's commit can be fetched: first the remotes it
-// arrived from, then the repository's other remotes.
-func cloneURLs(cfg *config.Config, job queue.Job) []string {
+// cloneURLs returns where a job's commit can be fetched: the remotes it
+// arrived from, and the repository's other remotes.
+func cloneURLs(cfg *config.Config, job queue.Job) (first, rest []string) {
 	var repo *config.Repository
 	for i := range cfg.Repositories {
 		if cfg.Repositories[i].Name == job.Repo {
 			repo = &cfg.Repositories[i]
 		}
 	}
-	var first, rest []string
-	came := map[string]bool{}
+	arrived := map[string]bool{}
 	for _, r := range job.Remotes {
-		came[forge.NormalizeURL(r.URL)] = true
+		arrived[forge.NormalizeURL(r.URL)] = true
 	}
 	if repo != nil {
 		for _, m := range repo.Remotes {
@@ -167,7 +178,7 @@ func cloneURLs(cfg *config.Config, job queue.Job) []string {
 			if u == "" {
 				u = m.URL
 			}
-			if came[forge.NormalizeURL(m.URL)] {
+			if arrived[forge.NormalizeURL(m.URL)] {
 				first = append(first, u)
 			} else {
 				rest = append(rest, u)
@@ -179,5 +190,5 @@ func cloneURLs(cfg *config.Config, job queue.Job) []string {
 			first = append(first, r.URL)
 		}
 	}
-	return append(first, rest...)
+	return first, rest
 }

@@ -34,6 +34,12 @@ type farmSetup struct {
 }
 
 func newFarmSetup(t testing.TB, hosts map[string]fleettest.Host) *farmSetup {
+	return newFarmSetupWith(t, hosts, "", "")
+}
+
+// newFarmSetupWith adds TOML to the repository table (repoExtra) and
+// after its first remote (remotesExtra).
+func newFarmSetupWith(t testing.TB, hosts map[string]fleettest.Host, repoExtra, remotesExtra string) *farmSetup {
 	t.Helper()
 	env := testenv.Nix(t)
 	f := &farmSetup{dir: t.TempDir(), repo: fleettest.New(t, hosts), nixEnv: env}
@@ -60,6 +66,7 @@ deploy_key_file = "deploy.key"
 [[repository]]
 name = "homelab"
 deploy_branch = "main"
+%s
   [[repository.remote]]
   forge = "github"
   url = "https://github.com/alice/homelab"
@@ -67,7 +74,8 @@ deploy_branch = "main"
   api_url = %q
   secret_files = ["gh"]
   token_file = "gh-token"
-`, f.repo.Dir, api.URL+"/")
+%s
+`, repoExtra, f.repo.Dir, api.URL+"/", remotesExtra)
 	if err := os.WriteFile(f.config, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -377,4 +385,129 @@ func startBuilderProcessEnv(t testing.TB, env []string, args ...string) *builder
 	})
 	p.base = "http://" + p.logs.waitAddr(t, p.done)
 	return p
+}
+
+func gitOut(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func request(t testing.TB, method, url, token, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// TestFarmRemotesTriggerReports: a commit is fetched from another remote
+// when the one it came from lacks it; the deploy branch is fast-forwarded
+// on the other remotes (sync_remotes); an admin triggers an evaluation by
+// hand; an agent reports with its token.
+func TestFarmRemotesTriggerReports(t *testing.T) {
+	hosts := map[string]fleettest.Host{"alpha": {System: "x86_64-linux", Version: "r1"}}
+	mirrorDir := filepath.Join(t.TempDir(), "codeberg.git")
+	f := newFarmSetupWith(t, hosts, "sync_remotes = true", fmt.Sprintf(`
+  [[repository.remote]]
+  forge = "forgejo"
+  url = "https://codeberg.org/alice/homelab"
+  clone_url = %q
+  secret_files = ["gh"]
+`, mirrorDir))
+	c1 := f.repo.CommitAll(t, "first")
+	gitOut(t, "/", "clone", "--quiet", "--bare", f.repo.Dir, mirrorDir)
+	f.setNixEnv(t)
+	base, _ := startServe(t, f.args()...)
+
+	// A commit pushed to GitHub but arriving (first) through the Codeberg
+	// mirror's webhook, which does not have it yet.
+	hosts["alpha"] = fleettest.Host{System: "x86_64-linux", Version: "r2"}
+	c2 := f.repo.Commit(t, hosts, "alpha r2")
+	var payload map[string]any
+	if err := json.Unmarshal(readFixture(t, "../../internal/forge/forgejo/testdata/push.json"), &payload); err != nil {
+		t.Fatal(err)
+	}
+	payload["after"], payload["before"], payload["ref"] = c2, c1, "refs/heads/main"
+	repo := payload["repository"].(map[string]any)
+	repo["html_url"], repo["clone_url"], repo["full_name"] = "https://codeberg.org/alice/homelab", "https://codeberg.org/alice/homelab.git", "alice/homelab"
+	body, _ := json.Marshal(payload)
+	status, answer := post(t, base, forgejoRequest("push", "fj-1", body, ghSecret))
+	if status != http.StatusAccepted {
+		t.Fatalf("forgejo webhook: %d %s", status, answer)
+	}
+	ev := waitEvaluation(t, base, jobID(t, answer), 2*time.Minute)
+	if got := byHost(ev)["alpha"]; ev.Commit != c2 || got.State != state.TargetBuilt {
+		t.Fatalf("evaluation of %s: %+v", c2, ev)
+	}
+	// sync_remotes: the mirror's main now points at c2, fast-forwarded.
+	if head := gitOut(t, mirrorDir, "rev-parse", "refs/heads/main"); head != c2 {
+		t.Errorf("mirror main = %s, want %s", head, c2)
+	}
+
+	// A manual trigger needs the admin token and resolves the branch head.
+	hosts["alpha"] = fleettest.Host{System: "x86_64-linux", Version: "r3"}
+	c3 := f.repo.Commit(t, hosts, "alpha r3")
+	if code, _ := request(t, "POST", base+"/api/evaluations", "wrong", `{"repo":"homelab"}`); code != http.StatusUnauthorized {
+		t.Errorf("trigger with a wrong token: %d, want 401", code)
+	}
+	if code, _ := request(t, "POST", base+"/api/evaluations", "admin-secret", `{"repo":"nope"}`); code != http.StatusNotFound {
+		t.Errorf("trigger of an unknown repository: %d, want 404", code)
+	}
+	code, answer := request(t, "POST", base+"/api/evaluations", "admin-secret", `{"repo":"homelab"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("trigger: %d %s", code, answer)
+	}
+	var trig struct {
+		JobID  int64  `json:"job_id"`
+		Commit string `json:"commit"`
+	}
+	_ = json.Unmarshal(answer, &trig)
+	if trig.Commit != c3 {
+		t.Errorf("trigger resolved main to %s, want %s", trig.Commit, c3)
+	}
+	ev = waitEvaluation(t, base, trig.JobID, 2*time.Minute)
+	alpha := byHost(ev)["alpha"]
+	if alpha.State != state.TargetBuilt {
+		t.Fatalf("triggered evaluation: %+v", ev)
+	}
+
+	// Agent reports.
+	report := fmt.Sprintf(`{"current":%q,"result":"switched","seq":3}`, alpha.OutPath)
+	for _, tc := range []struct {
+		host, token, body string
+		want              int
+	}{
+		{"alpha", "", report, http.StatusUnauthorized},
+		{"alpha", "beta-token", report, http.StatusUnauthorized},
+		{"beta", "alpha-token", report, http.StatusUnauthorized},
+		{"../agents/alpha", "alpha-token", report, http.StatusNotFound},
+		{"alpha", "alpha-token", `{"current": "/etc/passwd", "result": "switched"}`, http.StatusBadRequest},
+		{"alpha", "alpha-token", `not json`, http.StatusBadRequest},
+		{"alpha", "alpha-token", report, http.StatusNoContent},
+	} {
+		if code, b := request(t, "POST", base+"/api/hosts/"+tc.host+"/report", tc.token, tc.body); code != tc.want {
+			t.Errorf("report %s with %q: %d %s, want %d", tc.host, tc.token, code, b, tc.want)
+		}
+	}
+	var h state.Host
+	getJSON(t, base+"/api/hosts/alpha", &h)
+	if h.CurrentPath != alpha.OutPath || h.LastResult != "switched" || h.DesiredPath != alpha.OutPath || h.LastSeen.IsZero() {
+		t.Errorf("host alpha after the report: %+v", h)
+	}
 }

@@ -69,6 +69,10 @@ type Repository struct {
 	// Branches are the glob patterns (path.Match) of branches to evaluate;
 	// empty means every branch. The deploy branch is always evaluated.
 	Branches []string `toml:"branches"`
+	// SyncRemotes keeps the remotes in step: once a commit of the deploy
+	// branch is evaluated, the deploy branch is fast-forwarded to it on
+	// every other remote (with clone_url credentials; never forced).
+	SyncRemotes bool `toml:"sync_remotes"`
 	Remotes  []Remote `toml:"remote"`
 }
 

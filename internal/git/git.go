@@ -82,6 +82,15 @@ func (m *Mirror) TreeHash(ctx context.Context, commit, dir string) (string, erro
 	return strings.TrimSpace(out), nil
 }
 
+// FastForward moves branch on remote to commit, only if that is a
+// fast-forward: git refuses anything else, and nothing is ever forced.
+func (m *Mirror) FastForward(ctx context.Context, remote, branch, commit string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, err := m.git(ctx, "push", "--quiet", "--porcelain", remote, commit+":refs/heads/"+branch)
+	return err
+}
+
 // IsAncestor reports whether a is an ancestor of b (or equal to it).
 func (m *Mirror) IsAncestor(ctx context.Context, a, b string) bool {
 	_, err := m.git(ctx, "merge-base", "--is-ancestor", a, b)

@@ -43,6 +43,7 @@ const (
 	EventTargetFailed   = "target.failed"
 	EventTargetSkipped  = "target.skipped"
 	EventDesiredChanged = "host.desired"
+	EventRemoteSynced   = "remote.synced"
 )
 
 // Pipeline runs evaluation jobs. The zero values of the optional fields
@@ -56,6 +57,10 @@ type Pipeline struct {
 	// remotes it came from, then the repository's others. Nil means the
 	// job's remotes' URLs.
 	CloneURLs func(job queue.Job) []string
+	// SyncRemotes returns the remotes whose deploy branch is fast-forwarded
+	// to a deployed commit (nil: none); the remote the commit was fetched
+	// from is left alone.
+	SyncRemotes func(job queue.Job) []string
 	Cache     cache.Backend
 	CacheKey  cache.SecretKey
 
@@ -236,7 +241,8 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 			remotes = append(remotes, r.URL)
 		}
 	}
-	if _, err := mirror.Fetch(ctx, remotes, job.Commit); err != nil {
+	fetchedFrom, err := mirror.Fetch(ctx, remotes, job.Commit)
+	if err != nil {
 		return Result{}, err
 	}
 	flakeDir := p.FlakeDir
@@ -294,6 +300,18 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 	if job.Deploy && p.DeployKey != nil {
 		if err := p.deploy(ctx, job, mirror, recs); err != nil {
 			return Result{}, err
+		}
+	}
+	if job.Deploy && p.SyncRemotes != nil {
+		for _, remote := range p.SyncRemotes(job) {
+			if remote == fetchedFrom {
+				continue
+			}
+			if err := mirror.FastForward(ctx, remote, job.Branch, job.Commit); err != nil {
+				p.log().Warn("remote not kept in step", "remote", remote, "branch", job.Branch, "err", err)
+				continue
+			}
+			p.event(ctx, EventRemoteSynced, map[string]any{"repo": job.Repo, "remote": remote, "branch": job.Branch, "commit": job.Commit})
 		}
 	}
 	overall := forge.Status{State: forge.StateSuccess, Description: fmt.Sprintf("%d hosts built", len(recs))}
