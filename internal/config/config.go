@@ -72,8 +72,8 @@ type Repository struct {
 	// SyncRemotes keeps the remotes in step: once a commit of the deploy
 	// branch is evaluated, the deploy branch is fast-forwarded to it on
 	// every other remote (with clone_url credentials; never forced).
-	SyncRemotes bool `toml:"sync_remotes"`
-	Remotes  []Remote `toml:"remote"`
+	SyncRemotes bool     `toml:"sync_remotes"`
+	Remotes     []Remote `toml:"remote"`
 }
 
 // Remote is one forge repository that mirrors a Repository.

@@ -61,8 +61,8 @@ type Pipeline struct {
 	// to a deployed commit (nil: none); the remote the commit was fetched
 	// from is left alone.
 	SyncRemotes func(job queue.Job) []string
-	Cache     cache.Backend
-	CacheKey  cache.SecretKey
+	Cache       cache.Backend
+	CacheKey    cache.SecretKey
 
 	// DeployKey signs deploy manifests; without it nothing is deployed.
 	DeployKey *cache.SecretKey
