@@ -522,3 +522,17 @@ func TestServeShutdownReleasesJobs(t *testing.T) {
 		t.Errorf("after shutdown: job %s with %d attempts, want queued with 0", j.State, j.Attempts)
 	}
 }
+
+// TestServeExampleConfig: examples/builder.toml starts a builder that takes
+// a webhook signed with its demo secret.
+func TestServeExampleConfig(t *testing.T) {
+	t.Parallel()
+	base, _ := startServe(t, "--config", "../../examples/builder.toml", "--state-dir", filepath.Join(t.TempDir(), "state"))
+	push := readFixture(t, githubFixture+"push.json")
+	if s, b := post(t, base, githubRequest("push", "ex1", push, []byte("demo-github-webhook-secret"))); s != http.StatusAccepted {
+		t.Fatalf("push signed with the example's secret = %d %s", s, b)
+	}
+	if s, _ := post(t, base, githubRequest("push", "ex2", push, []byte("demo-codeberg-webhook-secret"))); s != http.StatusUnauthorized {
+		t.Fatalf("push signed with another remote's secret = %d, want 401", s)
+	}
+}
