@@ -108,6 +108,7 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 		FlakeDir: f.flakeDir, Builders: f.builders, MaxSilent: f.maxSilent, BuildTimeout: f.buildTimeout,
 		EvalOptions: nix.EvalOptions{MemoryBudget: f.evalMemory},
 		LogDir:      filepath.Join(cfg.StateDir, "logs"),
+		GCRootDir:   filepath.Join(mustAbs(cfg.StateDir), "gcroots"),
 		Log:         log, Metrics: m,
 	}
 	p.CloneURLs = func(job queue.Job) []string {

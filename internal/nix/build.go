@@ -23,6 +23,9 @@ type BuildOptions struct {
 	Builders string
 	// Log receives the build's output as it runs.
 	Log io.Writer
+	// AddRoot, if set, is a symlink made a garbage-collector root of the
+	// outputs, so that no GC removes them before they are pushed.
+	AddRoot string
 }
 
 // Realise builds a derivation (or substitutes its outputs) and returns its
@@ -37,6 +40,9 @@ func (c *Client) Realise(ctx context.Context, drvPath string, opts BuildOptions)
 	}
 	if opts.Builders != "" {
 		args = append(args, "--option", "builders", opts.Builders)
+	}
+	if opts.AddRoot != "" {
+		args = append(args, "--add-root", opts.AddRoot)
 	}
 	cmd := c.command(ctx, "nix-store", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -54,7 +60,16 @@ func (c *Client) Realise(ctx context.Context, drvPath string, opts BuildOptions)
 		}
 		return nil, &Error{Cmd: "nix-store --realise", Stderr: tail.String(), Err: err}
 	}
-	return strings.Fields(string(out)), nil
+	paths := strings.Fields(string(out))
+	if opts.AddRoot != "" {
+		// nix-store prints the roots it made; the outputs are their targets.
+		for i, p := range paths {
+			if target, err := os.Readlink(p); err == nil {
+				paths[i] = target
+			}
+		}
+	}
+	return paths, nil
 }
 
 // tailWriter keeps the last max bytes written to it.

@@ -100,12 +100,16 @@ func TestRealiseAndSystems(t *testing.T) {
 			t.Fatal(err)
 		}
 		var log strings.Builder
-		out, err := c.Realise(ctx, tg.DrvPath, nix.BuildOptions{Log: &log, MaxSilent: time.Minute})
+		root := filepath.Join(t.TempDir(), "root-"+host)
+		out, err := c.Realise(ctx, tg.DrvPath, nix.BuildOptions{Log: &log, MaxSilent: time.Minute, AddRoot: root})
 		if err != nil {
 			t.Fatalf("Realise(%s): %v", host, err)
 		}
 		if len(out) != 1 || out[0] != tg.OutPath {
 			t.Errorf("Realise(%s) = %v, want [%s]", host, out, tg.OutPath)
+		}
+		if target, err := os.Readlink(root); err != nil || target != tg.OutPath {
+			t.Errorf("GC root of %s -> %q, %v; want %s", host, target, err, tg.OutPath)
 		}
 		if !strings.Contains(log.String(), "building") {
 			t.Errorf("build log of %s = %q, want nix's build output", host, log.String())

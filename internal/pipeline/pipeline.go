@@ -89,7 +89,10 @@ type Pipeline struct {
 	Worker string
 	Lease  time.Duration // default 2m
 	LogDir string        // build logs, one file per target
-	Log    *slog.Logger
+	// GCRootDir holds one garbage-collector root per host (its latest
+	// build); empty: none.
+	GCRootDir string
+	Log       *slog.Logger
 
 	// Metrics, if set, is told about durations and outcomes.
 	Metrics Metrics
@@ -441,6 +444,7 @@ func (p *Pipeline) buildTarget(ctx context.Context, t state.Target, buildable bo
 		}
 		_, buildErr = p.Nix.Realise(ctx, t.DrvPath, nix.BuildOptions{
 			MaxSilent: p.MaxSilent, Timeout: p.BuildTimeout, Builders: p.Builders, Log: logFile,
+			AddRoot: p.gcRoot(t.Host),
 		})
 		if buildErr == nil || ctx.Err() != nil || !transient(buildErr) {
 			break
@@ -497,6 +501,19 @@ func transient(err error) bool {
 		}
 	}
 	return false
+}
+
+// gcRoot is the garbage-collector root of a host's latest build: its
+// closure stays in the builder's store until a newer build replaces it.
+func (p *Pipeline) gcRoot(host string) string {
+	if p.GCRootDir == "" {
+		return ""
+	}
+	if err := os.MkdirAll(p.GCRootDir, 0o755); err != nil {
+		p.log().Warn("gc root directory", "err", err)
+		return ""
+	}
+	return filepath.Join(p.GCRootDir, host)
 }
 
 // LogPath is where the build log of a target is kept.
