@@ -105,6 +105,7 @@ func (f *Follower) stream(ctx context.Context, client *http.Client, after int64,
 	}
 	r := bufio.NewReaderSize(resp.Body, 64<<10)
 	var data strings.Builder
+	var lineID int64 // the id: line of the event being read
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -123,6 +124,15 @@ func (f *Follower) stream(ctx context.Context, client *http.Client, after int64,
 			err := json.Unmarshal([]byte(data.String()), &ev)
 			data.Reset()
 			if err != nil {
+				if lineID > after {
+					// Unreadable now, unreadable on every reconnect:
+					// pass it over rather than stall the stream.
+					if f.Log != nil {
+						f.Log.Warn("unreadable event passed over", "event", lineID, "err", err)
+					}
+					after = lineID
+					continue
+				}
 				return after, fmt.Errorf("parse event: %w", err)
 			}
 			if ev.ID <= after {
@@ -140,9 +150,11 @@ func (f *Follower) stream(ctx context.Context, client *http.Client, after int64,
 				data.WriteByte('\n')
 			}
 			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+		case strings.HasPrefix(line, "id:"):
+			lineID, _ = strconv.ParseInt(strings.TrimSpace(strings.TrimPrefix(line, "id:")), 10, 64)
 		default:
-			// id:, event:, retry: and comments: the data line carries
-			// the id and the type too.
+			// event:, retry: and comments: the data line carries the
+			// type too.
 		}
 	}
 }

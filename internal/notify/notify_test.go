@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -514,4 +515,30 @@ func TestWakeTimeout(t *testing.T) {
 		defer rec.mu.Unlock()
 		return len(rec.msgs) == 1 && rec.msgs[0].Title == "Host did not wake: andras"
 	})
+}
+
+// TestFollowerPassesOverGarbage: an event whose data cannot be read is
+// passed over (by its id line), not retried forever.
+func TestFollowerPassesOverGarbage(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "id: 1\nevent: x\ndata: {\"id\":1,\"type\":\"x\"}\n\n")
+		fmt.Fprint(w, "id: 2\nevent: x\ndata: {not json\n\n")
+		fmt.Fprint(w, "id: 3\nevent: x\ndata: {\"id\":3,\"type\":\"x\"}\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []int64
+	_ = (&Follower{BuilderURL: srv.URL}).Follow(ctx, 0, func(_ context.Context, ev Event) error {
+		got = append(got, ev.ID)
+		if ev.ID == 3 {
+			cancel()
+		}
+		return nil
+	})
+	if fmt.Sprint(got) != "[1 3]" {
+		t.Errorf("handled %v, want [1 3]", got)
+	}
 }
