@@ -94,7 +94,12 @@ func (c *Client) PathInfo(ctx context.Context, paths ...string) ([]PathInfo, err
 		return nil, nil
 	}
 	if c.StoreDB != "" && storeDBReadable(c.StoreDB) {
-		return pathInfoDB(ctx, c.StoreDB, paths)
+		infos, err := pathInfoDB(ctx, c.StoreDB, paths)
+		if err == nil || errors.Is(err, ErrNotInStore) || ctx.Err() != nil {
+			return infos, err
+		}
+		// The database cannot be read here (a WAL database needs write
+		// access to its -shm file): ask nix, which goes through the daemon.
 	}
 	args := append([]string{"path-info", "--json", "--recursive", "--"}, paths...)
 	out, err := c.output(ctx, "nix", args...)
