@@ -600,3 +600,57 @@ func TestRun(t *testing.T) {
 	waitFor("the poked check", func() bool { return count() > settled })
 	waitFor("suspend after the woken check", func() bool { _, err := os.Stat(suspended); return err == nil })
 }
+
+// TestRunAfterResume: a check follows a resume from sleep, and only that.
+func TestRunAfterResume(t *testing.T) {
+	var mu sync.Mutex
+	gets := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			mu.Lock()
+			gets++
+			mu.Unlock()
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return gets }
+	key, _ := cache.GenerateKey("k-1")
+	dir := t.TempDir()
+	cfg := Config{Host: "h", BuilderURL: srv.URL, DeployKeys: []cache.PublicKey{key.Public()}, CacheKey: key.Public().String(),
+		KeepGenerations: 1, CurrentSystem: dir + "/current", Profile: dir + "/p/system", StateDir: dir + "/state"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	sleeps := make(chan time.Duration, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- New(cfg, &nix.Client{}, nil, nil).Run(ctx, RunOptions{Interval: time.Hour, ResumeTick: 10 * time.Millisecond,
+			slept: func(time.Time, time.Time) time.Duration {
+				select {
+				case d := <-sleeps:
+					return d
+				default:
+					return 0
+				}
+			}})
+	}()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for count() < 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	sleeps <- 5 * time.Millisecond // shorter than a tick: clock jitter, not sleep
+	time.Sleep(100 * time.Millisecond)
+	if got := count(); got != 1 {
+		t.Fatalf("checks = %d after jitter, want 1 (the start)", got)
+	}
+	sleeps <- 8 * time.Hour
+	for count() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := count(); got != 2 {
+		t.Fatalf("checks = %d after a resume, want 2", got)
+	}
+}

@@ -34,6 +34,16 @@ type RunOptions struct {
 	// may pass (builder or cache unreachable); it doubles up to Interval.
 	// 0 means 30 s.
 	RetryMin time.Duration
+
+	// slept replaces sleptBetween in tests.
+	slept func(prev, now time.Time) time.Duration
+}
+
+// sleptBetween is how long the machine slept between two readings of the
+// clock: Round(0) strips the monotonic reading, and the wall clock keeps
+// running while the machine sleeps, the monotonic one does not.
+func sleptBetween(prev, now time.Time) time.Duration {
+	return now.Round(0).Sub(prev.Round(0)) - now.Sub(prev)
 }
 
 // Run checks on start, every Interval, when poked and after a resume from
@@ -45,6 +55,9 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 	}
 	if o.RetryMin <= 0 {
 		o.RetryMin = 30 * time.Second
+	}
+	if o.slept == nil {
+		o.slept = sleptBetween
 	}
 	timer := time.NewTimer(0) // the first check, right away
 	defer timer.Stop()
@@ -63,9 +76,7 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 			woken = p.Woken
 			a.log.Info("check: poked", "woken", woken)
 		case now := <-tick.C:
-			// Round(0) strips the monotonic reading: the wall clock keeps
-			// running while the machine sleeps, the monotonic one does not.
-			slept := now.Round(0).Sub(lastTick.Round(0)) - now.Sub(lastTick)
+			slept := o.slept(lastTick, now)
 			lastTick = now
 			if slept < o.ResumeTick {
 				continue
