@@ -37,6 +37,13 @@ const (
 	logWorker   = "worker"
 	logAttempt  = "attempt"
 	logPath     = "path"
+	logWorkers  = "workers"
+	logReason   = "reason"
+	logRef      = "ref"
+	logCreated  = "created"
+	logReplay   = "replay"
+	logNext     = "next"
+	logRunAfter = "run_after"
 )
 
 // drainTimeout bounds the graceful shutdown of the HTTP server and workers.
@@ -159,7 +166,7 @@ func serve(ctx context.Context, ln net.Listener, s *server, wp workerPool) error
 	var wg sync.WaitGroup
 	wp.start(workCtx, &wg)
 
-	s.log.Info("listening", logAddr, ln.Addr().String(), "workers", wp.n)
+	s.log.Info("listening", logAddr, ln.Addr().String(), logWorkers, wp.n)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var serveErr error

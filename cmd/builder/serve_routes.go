@@ -276,7 +276,7 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request, h hook) error {
 		return errorf(http.StatusServiceUnavailable, "queue unavailable", err)
 	}
 	s.log.Info("push queued", logForge, h.forge, logDelivery, delivery, logRepo, rm.repo.Name,
-		logCommit, push.After, logJob, res.JobID, "created", res.Created, "replay", res.Replay)
+		logCommit, push.After, logJob, res.JobID, logCreated, res.Created, logReplay, res.Replay)
 	writeJSON(w, http.StatusAccepted, enqueueResponse{
 		Evaluation: res.JobID, Created: res.Created, Replay: res.Replay, Late: res.Late, Superseded: res.Superseded,
 	})
@@ -292,7 +292,7 @@ type enqueueResponse struct {
 }
 
 func (s *server) ignore(w http.ResponseWriter, p forge.Push, why string) error {
-	s.log.Info("webhook ignored", logForge, p.Forge, logDelivery, p.DeliveryID, "reason", why, "ref", p.Ref)
+	s.log.Info("webhook ignored", logForge, p.Forge, logDelivery, p.DeliveryID, logReason, why, logRef, p.Ref)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -128,7 +128,7 @@ func (p workerPool) run(ctx context.Context, log *slog.Logger, job queue.Job) {
 			log.Error("record failure", logErr, ferr)
 			return
 		}
-		log.Warn("job failed", logErr, err, "next", res.State, "run_after", res.RunAfter)
+		log.Warn("job failed", logErr, err, logNext, res.State, logRunAfter, res.RunAfter)
 		if res.State == queue.Dead {
 			p.status(ctx, &sending, log, job, forge.Status{State: forge.StateError, Description: "evaluation failed: " + err.Error()})
 		}

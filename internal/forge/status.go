@@ -51,6 +51,12 @@ type HostResult struct {
 	TargetURL   string
 }
 
+// Log attribute keys.
+const (
+	logCommit = "commit"
+	logFailed = "failed"
+)
+
 // MaxDescription is the longest description forges keep.
 const MaxDescription = 140
 
@@ -124,7 +130,7 @@ func Report(ctx context.Context, log *slog.Logger, targets []StatusTarget, commi
 		}
 	}
 	if len(errs) > 0 && log != nil {
-		log.Warn("commit statuses not all sent", "commit", commit, "failed", len(errs))
+		log.Warn("commit statuses not all sent", logCommit, commit, logFailed, len(errs))
 	}
 	return errors.Join(errs...)
 }

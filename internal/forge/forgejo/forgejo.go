@@ -100,13 +100,13 @@ func Parse(event string, body []byte) (forge.Push, error) {
 		// Forgejo's "test delivery" sends a push; a ping is answered all the same.
 		var v map[string]any
 		if err := decode(body, &v); err != nil {
-			return forge.Push{}, fmt.Errorf("forgejo ping: %w: %v", forge.ErrMalformed, err)
+			return forge.Push{}, fmt.Errorf("forgejo ping: %v: %w", err, forge.ErrMalformed)
 		}
 		return forge.Push{Event: forge.EventPing, Forge: forge.Forgejo}, nil
 	case "push":
 		var e pushPayload
 		if err := decode(body, &e); err != nil {
-			return forge.Push{}, fmt.Errorf("forgejo push: %w: %v", forge.ErrMalformed, err)
+			return forge.Push{}, fmt.Errorf("forgejo push: %v: %w", err, forge.ErrMalformed)
 		}
 		p := forge.Push{
 			Event:   forge.EventPush,
@@ -128,7 +128,7 @@ func Parse(event string, body []byte) (forge.Push, error) {
 	case "pull_request":
 		var e pullRequestPayload
 		if err := decode(body, &e); err != nil {
-			return forge.Push{}, fmt.Errorf("forgejo pull_request: %w: %v", forge.ErrMalformed, err)
+			return forge.Push{}, fmt.Errorf("forgejo pull_request: %v: %w", err, forge.ErrMalformed)
 		}
 		switch e.Action {
 		case "opened", "reopened", "synchronized":
@@ -136,7 +136,7 @@ func Parse(event string, body []byte) (forge.Push, error) {
 			return forge.Push{}, fmt.Errorf("forgejo pull_request action %q: %w", e.Action, forge.ErrIgnored)
 		}
 		if e.PullRequest == nil {
-			return forge.Push{}, fmt.Errorf("forgejo pull_request: %w: no pull_request", forge.ErrMalformed)
+			return forge.Push{}, fmt.Errorf("forgejo pull_request: no pull_request: %w", forge.ErrMalformed)
 		}
 		p := forge.Push{
 			Event:      forge.EventPullRequest,
@@ -164,14 +164,14 @@ func decode(body []byte, v any) error {
 
 func finish(p forge.Push, r *repository) (forge.Push, error) {
 	if r == nil || r.FullName == "" || (r.HTMLURL == "" && r.CloneURL == "") {
-		return forge.Push{}, fmt.Errorf("forgejo %s: %w: no repository", p.Event, forge.ErrMalformed)
+		return forge.Push{}, fmt.Errorf("forgejo %s: no repository: %w", p.Event, forge.ErrMalformed)
 	}
 	p.FullName, p.WebURL, p.CloneURL = r.FullName, r.HTMLURL, r.CloneURL
 	if p.Event == forge.EventPush && p.Ref == "" {
-		return forge.Push{}, fmt.Errorf("forgejo push: %w: no ref", forge.ErrMalformed)
+		return forge.Push{}, fmt.Errorf("forgejo push: no ref: %w", forge.ErrMalformed)
 	}
 	if !p.Deleted && !forge.IsCommitID(p.After) {
-		return forge.Push{}, fmt.Errorf("forgejo %s: %w: bad commit id %q", p.Event, forge.ErrMalformed, p.After)
+		return forge.Push{}, fmt.Errorf("forgejo %s: bad commit id %q: %w", p.Event, p.After, forge.ErrMalformed)
 	}
 	return p, nil
 }

@@ -54,7 +54,7 @@ func Parse(event string, body []byte) (forge.Push, error) {
 	}
 	v, err := gh.ParseWebHook(event, body)
 	if err != nil {
-		return forge.Push{}, fmt.Errorf("github %s: %w: %v", event, forge.ErrMalformed, err)
+		return forge.Push{}, fmt.Errorf("github %s: %v: %w", event, err, forge.ErrMalformed)
 	}
 	switch e := v.(type) {
 	case *gh.PingEvent:
@@ -127,13 +127,13 @@ func parsePullRequest(e *gh.PullRequestEvent) (forge.Push, error) {
 // deleted, a commit.
 func check(p forge.Push) error {
 	if p.FullName == "" || (p.WebURL == "" && p.CloneURL == "") {
-		return fmt.Errorf("github %s: %w: no repository", p.Event, forge.ErrMalformed)
+		return fmt.Errorf("github %s: no repository: %w", p.Event, forge.ErrMalformed)
 	}
 	if p.Ref == "" {
-		return fmt.Errorf("github %s: %w: no ref", p.Event, forge.ErrMalformed)
+		return fmt.Errorf("github %s: no ref: %w", p.Event, forge.ErrMalformed)
 	}
 	if !p.Deleted && !forge.IsCommitID(p.After) {
-		return fmt.Errorf("github %s: %w: bad commit id %q", p.Event, forge.ErrMalformed, p.After)
+		return fmt.Errorf("github %s: bad commit id %q: %w", p.Event, p.After, forge.ErrMalformed)
 	}
 	return nil
 }
