@@ -193,6 +193,9 @@ func (a *Agent) check(ctx context.Context) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
+	if st.Pending != nil {
+		return a.finishInterrupted(ctx, *st.Pending, current)
+	}
 	signed, err := a.fetchManifest(ctx)
 	if errors.Is(err, errNoManifest) {
 		return Outcome{Current: current, Result: ResultUpToDate, Reason: "no desired closure"}, nil
@@ -226,12 +229,12 @@ func (a *Agent) check(ctx context.Context) (Outcome, error) {
 		}
 		return Outcome{Current: current, Result: ResultUpToDate, Seq: m.Seq}, nil
 	}
-	return a.apply(ctx, m, current)
+	return a.apply(ctx, st, m, current)
 }
 
 // apply realises, installs and activates m's closure, checks the host's
 // health and undoes it all on failure.
-func (a *Agent) apply(ctx context.Context, m deploy.Manifest, previous string) (Outcome, error) {
+func (a *Agent) apply(ctx context.Context, st State, m deploy.Manifest, previous string) (Outcome, error) {
 	log := a.log.With(logSeq, m.Seq, logPath, m.StorePath)
 	from := a.cfg.CacheURL
 	if from == "" {
@@ -245,13 +248,47 @@ func (a *Agent) apply(ctx context.Context, m deploy.Manifest, previous string) (
 		// Nothing changed on the host; the next check tries again.
 		return Outcome{Current: previous, Result: ResultFailed, Reason: err.Error(), Seq: m.Seq, Retry: true}, nil
 	}
+	// From here on the host changes: a shutdown of the agent lets the
+	// update finish (each step has its own timeout) rather than leave the
+	// host half switched.
+	ctx = context.WithoutCancel(ctx)
 	if err := a.setProfile(ctx, m.StorePath); err != nil {
 		return Outcome{Current: previous, Result: ResultFailed, Reason: err.Error(), Seq: m.Seq, Retry: true}, nil
+	}
+	st.Pending = &Pending{Seq: m.Seq, StorePath: m.StorePath, Previous: previous}
+	if err := saveState(a.cfg.StateDir, st); err != nil {
+		return Outcome{}, err
 	}
 	failure := a.activate(ctx, m.StorePath)
 	if failure == nil && a.cfg.SwitchMode == ModeSwitch {
 		failure = a.healthCheck(ctx)
 	}
+	return a.settle(ctx, m, previous, failure)
+}
+
+// finishInterrupted completes an update the agent (or the host) stopped in
+// the middle of: a closure that became the running system and passes the
+// health checks stays; anything else goes back to exactly the previous one.
+func (a *Agent) finishInterrupted(ctx context.Context, p Pending, current string) (Outcome, error) {
+	ctx = context.WithoutCancel(ctx)
+	a.log.Warn("an update was interrupted; finishing it", logSeq, p.Seq, logPath, p.StorePath, "running", current)
+	m := deploy.Manifest{Seq: p.Seq, StorePath: p.StorePath}
+	var failure error
+	switch {
+	case a.cfg.SwitchMode == ModeBoot:
+		failure = a.activate(ctx, p.StorePath) // idempotent: the boot entry again
+	case current == p.StorePath:
+		failure = a.healthCheck(ctx)
+	default:
+		failure = fmt.Errorf("the update to manifest %d was interrupted during activation", p.Seq)
+	}
+	return a.settle(ctx, m, p.Previous, failure)
+}
+
+// settle records the outcome of an activation: kept when failure is nil,
+// else undone by re-activating exactly previous.
+func (a *Agent) settle(ctx context.Context, m deploy.Manifest, previous string, failure error) (Outcome, error) {
+	log := a.log.With(logSeq, m.Seq, logPath, m.StorePath)
 	if failure == nil {
 		if err := a.remember(m, ResultSwitched, ""); err != nil {
 			return Outcome{}, err

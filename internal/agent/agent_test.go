@@ -190,10 +190,9 @@ func (f *fixture) profilePath(t *testing.T) string {
 	return p
 }
 
-// buildSystems builds the test closures named in specs (name → extra
+// buildSystems builds the test closures named in names (name → extra
 // nix-build args) and pushes them to the cache.
-func buildSystems(t *testing.T, client *nix.Client, p *cache.Pusher, names map[string][]string) map[string]string {
-	t.Helper()
+func buildSystems(client *nix.Client, p *cache.Pusher, names map[string][]string) (map[string]string, error) {
 	ctx := context.Background()
 	salt := fmt.Sprint(time.Now().UnixNano())
 	paths := map[string]string{}
@@ -202,15 +201,15 @@ func buildSystems(t *testing.T, client *nix.Client, p *cache.Pusher, names map[s
 		args := append([]string{"--argstr", "name", name, "--argstr", "salt", salt}, extra...)
 		out, err := client.BuildFile(ctx, "testdata/system.nix", args...)
 		if err != nil || len(out) != 1 {
-			t.Fatalf("build %s: %v %v", name, out, err)
+			return nil, fmt.Errorf("build %s: %v %v", name, out, err)
 		}
 		paths[name] = out[0]
 		all = append(all, out[0])
 	}
 	if _, err := p.Push(ctx, all...); err != nil {
-		t.Fatalf("push: %v", err)
+		return nil, fmt.Errorf("push: %w", err)
 	}
-	return paths
+	return paths, nil
 }
 
 type world struct {
@@ -221,30 +220,56 @@ type world struct {
 	paths     map[string]string
 }
 
+// systems are the test closures, built once per test binary and pushed to
+// one directory cache that every world's fake builder serves.
+var systems struct {
+	once     sync.Once
+	dir      string
+	backend  cache.Backend
+	cacheKey cache.SecretKey
+	paths    map[string]string
+	err      error
+}
+
+// TestMain removes the shared cache directory.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if systems.dir != "" {
+		os.RemoveAll(systems.dir)
+	}
+	os.Exit(code)
+}
+
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	env := testenv.Nix(t)
-	backend, err := file.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cacheKey, err := cache.GenerateKey("farm-test-cache-1")
-	if err != nil {
-		t.Fatal(err)
+	systems.once.Do(func() {
+		if systems.dir, systems.err = os.MkdirTemp("", "agent-test-cache-"); systems.err != nil {
+			return
+		}
+		if systems.backend, systems.err = file.Open(systems.dir); systems.err != nil {
+			return
+		}
+		if systems.cacheKey, systems.err = cache.GenerateKey("farm-test-cache-1"); systems.err != nil {
+			return
+		}
+		client := &nix.Client{Env: env}
+		systems.paths, systems.err = buildSystems(client, &cache.Pusher{Backend: systems.backend, Key: systems.cacheKey, Store: client}, map[string][]string{
+			"v1":        nil,
+			"v2":        nil,
+			"v3":        nil,
+			"unhealthy": {"--argstr", "unhealthy", "true"},
+			"broken":    {"--argstr", "failActivation", "true"},
+		})
+	})
+	if systems.err != nil {
+		t.Fatalf("test systems: %v", systems.err)
 	}
 	deployKey, err := cache.GenerateKey("farm-test-deploy-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := &nix.Client{Env: env}
-	paths := buildSystems(t, client, &cache.Pusher{Backend: backend, Key: cacheKey, Store: client}, map[string][]string{
-		"v1":        nil,
-		"v2":        nil,
-		"v3":        nil,
-		"unhealthy": {"--argstr", "unhealthy", "true"},
-		"broken":    {"--argstr", "failActivation", "true"},
-	})
-	return &world{fb: newFakeBuilder(t, backend), deployKey: deployKey, cacheKey: cacheKey, env: env, paths: paths}
+	return &world{fb: newFakeBuilder(t, systems.backend), deployKey: deployKey, cacheKey: systems.cacheKey, env: env, paths: systems.paths}
 }
 
 func (w *world) fixture(t *testing.T) *fixture {
@@ -652,5 +677,75 @@ func TestRunAfterResume(t *testing.T) {
 	}
 	if got := count(); got != 2 {
 		t.Fatalf("checks = %d after a resume, want 2", got)
+	}
+}
+
+// TestInterruptedUpdate: the agent (or the host) stopped in the middle of
+// an activation. At the next start a closure that became the running
+// system and is healthy stays; anything else goes back to exactly the
+// previous closure.
+func TestInterruptedUpdate(t *testing.T) {
+	w := newWorld(t)
+	p := w.paths
+	tests := []struct {
+		name    string
+		target  string // the closure being activated
+		running string // what current-system names after the crash
+		want    Outcome
+		acts    []string // activations after the restart
+	}{
+		{"activated and healthy", "v2", "v2", Outcome{Result: ResultSwitched, Seq: 2}, nil},
+		{"activated and unhealthy", "unhealthy", "unhealthy", Outcome{Result: ResultRolledBack, Seq: 2}, []string{"activated v1 switch"}},
+		{"stopped before the link changed", "v2", "v1", Outcome{Result: ResultRolledBack, Seq: 2}, []string{"activated v1 switch"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := w.fixture(t)
+			w.fb.serve(f.sign(t, w.deployKey, "stolas", p["v1"], 1))
+			if out := check(t, f.agent()); out.Result != ResultSwitched {
+				t.Fatalf("install v1: %+v", out)
+			}
+			// The crash: the new closure realised and in the profile, the
+			// pending record written, current-system as the case says.
+			ctx := context.Background()
+			if err := f.client.RealiseFrom(ctx, p[tt.target], nix.SubstituteOptions{From: f.cfg.CacheURL, TrustedKeys: []string{f.cfg.CacheKey}, Store: f.cfg.Store}); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.client.SetProfile(ctx, f.cfg.Store, f.profile, p[tt.target]); err != nil {
+				t.Fatal(err)
+			}
+			st, _ := loadState(f.stateDir)
+			st.Pending = &Pending{Seq: 2, StorePath: p[tt.target], Previous: p["v1"]}
+			if err := saveState(f.stateDir, st); err != nil {
+				t.Fatal(err)
+			}
+			if err := replaceSymlink(p[tt.running], f.current); err != nil {
+				t.Fatal(err)
+			}
+			w.fb.serve(f.sign(t, w.deployKey, "stolas", p[tt.target], 2))
+			actsBefore := len(f.activationLog(t))
+
+			out := check(t, f.agent())
+			want := tt.want
+			want.Current = p["v1"]
+			if tt.want.Result == ResultSwitched {
+				want.Current = p[tt.target]
+			}
+			got := out
+			got.Reason = ""
+			if got != want {
+				t.Fatalf("outcome = %+v, want %+v", out, want)
+			}
+			if c, pp := f.currentPath(t), f.profilePath(t); c != want.Current || pp != want.Current {
+				t.Errorf("current %s, profile %s, want both %s", c, pp, want.Current)
+			}
+			if got := f.activationLog(t)[actsBefore:]; strings.Join(got, "\n") != strings.Join(tt.acts, "\n") {
+				t.Errorf("activations after the restart = %q, want %q", got, tt.acts)
+			}
+			// The next check: the manifest is spent, nothing moves.
+			if again := check(t, f.agent()); again.Current != want.Current || again.Result == ResultSwitched {
+				t.Errorf("next check: %+v", again)
+			}
+		})
 	}
 }

@@ -21,6 +21,16 @@ type State struct {
 	Result string    `json:"result,omitempty"`
 	Reason string    `json:"reason,omitempty"`
 	Time   time.Time `json:"time,omitzero"`
+	// Pending is set while a closure is being activated: found at start,
+	// it means the agent (or the host) stopped in the middle of an update.
+	Pending *Pending `json:"pending,omitempty"`
+}
+
+// Pending is an activation in progress.
+type Pending struct {
+	Seq       uint64 `json:"seq"`
+	StorePath string `json:"store_path"`
+	Previous  string `json:"previous"` // the store path to go back to
 }
 
 const stateFile = "state.json"
