@@ -540,7 +540,10 @@ func (a *Agent) report(ctx context.Context, out Outcome) error {
 	if a.cfg.Token == "" {
 		return nil
 	}
-	body, err := json.Marshal(out)
+	body, err := json.Marshal(struct {
+		Outcome
+		Time time.Time `json:"time"`
+	}{out, a.now().UTC()})
 	if err != nil {
 		return fmt.Errorf("encode report: %w", err)
 	}
