@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -78,6 +79,9 @@ type state struct {
 	// Evals are the running evaluations, for the repository and branch
 	// their targets' events do not carry.
 	Evals map[int64]evalInfo `json:"evals,omitempty"`
+	// Waking maps the hosts told of a new desired closure (poked, woken)
+	// to its seq until they report it: a restart takes the wakes up again.
+	Waking map[string]uint64 `json:"waking,omitempty"`
 }
 
 type evalInfo struct {
@@ -146,6 +150,13 @@ func (n *Notifier) Cursor() int64 {
 // done, then waits for the wakes it started to stop.
 func (n *Notifier) Run(ctx context.Context) error {
 	f := &Follower{BuilderURL: n.o.BuilderURL, Client: n.o.HTTP, RetryWait: n.o.RetryWait, Log: n.log}
+	n.mu.Lock()
+	pending := maps.Clone(n.st.Waking)
+	n.mu.Unlock()
+	for host, seq := range pending {
+		n.log.Info("taking up a wake", logHost, host, "seq", seq)
+		n.startWake(ctx, host, seq)
+	}
 	n.log.Info("following events", "after", n.Cursor())
 	err := f.Follow(ctx, n.Cursor(), n.Handle)
 	n.wakers.Wait()
@@ -193,7 +204,8 @@ func (n *Notifier) Handle(ctx context.Context, ev Event) error {
 }
 
 func (s state) clone() state {
-	c := state{Cursor: s.Cursor, Failing: map[string]string{}, Evals: map[int64]evalInfo{}}
+	c := state{Cursor: s.Cursor, Failing: map[string]string{}, Evals: map[int64]evalInfo{}, Waking: map[string]uint64{}}
+	maps.Copy(c.Waking, s.Waking)
 	for k, v := range s.Failing {
 		c.Failing[k] = v
 	}
@@ -291,7 +303,14 @@ func (n *Notifier) decide(s *state, ev Event) (*Message, error) {
 				Tags:  []string{"white_check_mark", d.Host},
 			}, nil
 		}
+	case EventHostDesired:
+		if n.wakeable(d.Host) && d.Seq > s.Waking[d.Host] {
+			s.Waking[d.Host] = d.Seq
+		}
 	case EventHostReport:
+		if w, ok := s.Waking[d.Host]; ok && d.Seq >= w {
+			delete(s.Waking, d.Host)
+		}
 		key := "deploy:" + d.Host
 		switch d.Result {
 		case reportRolledBack, reportFailed:
@@ -361,17 +380,23 @@ func short(commit string) string {
 	return commit
 }
 
+// wakeable reports whether the notifier pokes or wakes host.
+func (n *Notifier) wakeable(host string) bool {
+	_, canWake := n.o.Config.WakeOnLAN[host]
+	return canWake || (n.o.PokeToken != "" && n.o.Config.Agents[host] != "")
+}
+
 // startWake makes sure host hears of desired closure seq: it pokes the
 // host's agent and, if the host does not answer, wakes it.
 func (n *Notifier) startWake(ctx context.Context, host string, seq uint64) {
+	if !n.wakeable(host) {
+		return
+	}
 	agentURL := n.o.Config.Agents[host]
 	if n.o.PokeToken == "" {
 		agentURL = ""
 	}
 	wt, canWake := n.o.Config.WakeOnLAN[host]
-	if agentURL == "" && !canWake {
-		return
-	}
 	n.mu.Lock()
 	if cur, busy := n.waking[host]; busy {
 		n.waking[host] = max(cur, seq)

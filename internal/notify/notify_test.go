@@ -542,3 +542,41 @@ func TestFollowerPassesOverGarbage(t *testing.T) {
 		t.Errorf("handled %v, want [1 3]", got)
 	}
 }
+
+// TestWakeSurvivesRestart: a notifier stopped while a host sleeps takes the
+// wake up again when it starts, and drops it once the host reports.
+func TestWakeSurvivesRestart(t *testing.T) {
+	fe := newFakeEvents(t)
+	nic, nicAddr := udpListener(t)
+	cfg := Config{WakeOnLAN: map[string]WakeTarget{"andras": {MAC: "00:11:22:33:44:55", Address: nicAddr}}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	start := func() (*Notifier, func()) {
+		n, err := New(Options{Config: cfg, BuilderURL: fe.srv.URL, StateDir: dir,
+			PollEvery: 10 * time.Millisecond, MagicEvery: time.Hour, RetryWait: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.Run(ctx) }()
+		return n, func() { cancel(); <-done }
+	}
+	_, stop := start()
+	fe.add(EventHostDesired, map[string]any{"host": "andras", "store_path": "/nix/store/x-andras", "seq": 3})
+	readPacket(t, nic, 5*time.Second)
+	stop()
+
+	n, stop := start()
+	defer stop()
+	readPacket(t, nic, 5*time.Second) // the wake, taken up again
+	fe.add(EventHostReport, map[string]any{"host": "andras", "current": "/nix/store/x-andras", "result": "switched", "seq": 3})
+	waitFor(t, func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		_, busy := n.waking["andras"]
+		return !busy && len(n.st.Waking) == 0
+	})
+}
