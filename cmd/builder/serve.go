@@ -146,7 +146,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if *placeholderEval > 0 {
 		eval = placeholderEvaluator(*placeholderEval)
 	}
-	return serve(ctx, ln, s, workerPool{q: q, n: *workers, lease: cfg.Queue.Lease.Duration, eval: eval, log: log, statuses: statuses})
+	s.wake = make(chan struct{}, 1)
+	return serve(ctx, ln, s, workerPool{q: q, n: *workers, lease: cfg.Queue.Lease.Duration, eval: eval, log: log, statuses: statuses, wake: s.wake})
 }
 
 // serve runs s on ln and the worker pool until ctx ends, then drains both,

@@ -32,6 +32,8 @@ type server struct {
 	now     func() time.Time
 	remotes []remote
 	farm    *farm // nil in tests of the webhook surface alone
+	// wake is signalled (without blocking) when a webhook queues a new job.
+	wake chan struct{}
 }
 
 // remote is a configured remote with its repository, for matching webhooks.
@@ -274,6 +276,12 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request, h hook) error {
 	res, err := s.q.Enqueue(r.Context(), req)
 	if err != nil {
 		return errorf(http.StatusServiceUnavailable, "queue unavailable", err)
+	}
+	if res.Created && s.wake != nil {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 	s.log.Info("push queued", logForge, h.forge, logDelivery, delivery, logRepo, rm.repo.Name,
 		logCommit, push.After, logJob, res.JobID, logCreated, res.Created, logReplay, res.Replay)

@@ -40,6 +40,9 @@ type workerPool struct {
 	eval  evaluator
 	log   *slog.Logger
 	idle  time.Duration // wait between claims when the queue is empty; default 500ms
+	// wake, if set, cuts an idle wait short: the webhook handler signals it
+	// after queueing a new job (buffered, one slot; sends never block).
+	wake chan struct{}
 	// statuses, if set, tells the forges an evaluation started ("pending")
 	// and when it went to the dead letter state ("error"). Issue 4's
 	// evaluator reports the outcome with per-host results.
@@ -67,6 +70,7 @@ func (p workerPool) work(ctx context.Context, name string) {
 			select {
 			case <-ctx.Done():
 			case <-time.After(p.idle):
+			case <-p.wake: // a webhook just queued work
 			}
 			continue
 		}
