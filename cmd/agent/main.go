@@ -80,7 +80,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.switchMode, "switch-mode", envOr(getenv, "AGENT_SWITCH_MODE", agent.ModeSwitch), "switch (activate now) or boot (at next boot) (env AGENT_SWITCH_MODE)")
 	fs.Var(&o.healthChecks, "health-check", "shell `command` that must succeed after a switch; repeatable (env AGENT_HEALTH_CHECKS, one per line)")
 	fs.DurationVar(&o.healthTimeout, "health-timeout", envDuration(getenv, "AGENT_HEALTH_TIMEOUT", 2*time.Minute), "time each health check may take (env AGENT_HEALTH_TIMEOUT)")
-	fs.BoolVar(&o.systemdHealth, "systemd-health", envBool(getenv, "AGENT_SYSTEMD_HEALTH", true), "where systemd runs, require `systemctl is-system-running` to say running (env AGENT_SYSTEMD_HEALTH)")
+	fs.BoolVar(&o.systemdHealth, "systemd-health", envBool(getenv, "AGENT_SYSTEMD_HEALTH", true), "where systemd runs, fail a switch after which units have failed that had not before (env AGENT_SYSTEMD_HEALTH)")
 	fs.DurationVar(&o.switchTimeout, "switch-timeout", envDuration(getenv, "AGENT_SWITCH_TIMEOUT", 10*time.Minute), "time switch-to-configuration may take (env AGENT_SWITCH_TIMEOUT)")
 	fs.StringVar(&o.currentSystem, "current-system", envOr(getenv, "AGENT_CURRENT_SYSTEM", "/run/current-system"), "`link` to the running system (env AGENT_CURRENT_SYSTEM)")
 	fs.StringVar(&o.profile, "profile", envOr(getenv, "AGENT_PROFILE", "/nix/var/nix/profiles/system"), "system `profile` (env AGENT_PROFILE)")
@@ -191,7 +191,7 @@ func (o *options) config() (agent.Config, error) {
 	cfg := agent.Config{
 		Host: o.host, BuilderURL: o.builderURL, CacheURL: o.cacheURL, CacheKey: strings.TrimSpace(o.cacheKey),
 		SwitchMode: o.switchMode, HealthChecks: o.healthChecks, HealthTimeout: o.healthTimeout,
-		SystemdHealth: o.systemdHealth, KeepGenerations: o.keep, CurrentSystem: o.currentSystem,
+		SystemdHealth: o.systemdHealth && systemdRuns(), KeepGenerations: o.keep, CurrentSystem: o.currentSystem,
 		Profile: o.profile, Store: o.store, StateDir: o.stateDir, SwitchTimeout: o.switchTimeout,
 	}
 	if o.tokenFile != "" {
@@ -219,6 +219,12 @@ func (o *options) config() (agent.Config, error) {
 		cfg.DeployKeys = append(cfg.DeployKeys, k)
 	}
 	return cfg, nil
+}
+
+// systemdRuns reports whether systemd is the init system here.
+func systemdRuns() bool {
+	_, err := os.Stat("/run/systemd/system")
+	return err == nil
 }
 
 // readSecret reads a secret from a file. Errors name the file, never its

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -81,7 +82,10 @@ type Config struct {
 	SwitchMode      string   // ModeSwitch or ModeBoot
 	HealthChecks    []string // shell commands that must succeed after a switch
 	HealthTimeout   time.Duration
-	SystemdHealth   bool // require `systemctl is-system-running` not degraded, where systemd runs
+	// SystemdHealth makes a switch fail when systemd units that had not
+	// failed before it have failed after it (systemd must run).
+	SystemdHealth bool
+	Systemctl     string // the systemctl to ask; "" means systemctl on PATH
 	KeepGenerations int
 
 	CurrentSystem string // /run/current-system
@@ -259,9 +263,10 @@ func (a *Agent) apply(ctx context.Context, st State, m deploy.Manifest, previous
 	if err := saveState(a.cfg.StateDir, st); err != nil {
 		return Outcome{}, err
 	}
+	failedBefore := a.failedUnits(ctx)
 	failure := a.activate(ctx, m.StorePath)
 	if failure == nil && a.cfg.SwitchMode == ModeSwitch {
-		failure = a.healthCheck(ctx)
+		failure = a.healthCheck(ctx, failedBefore)
 	}
 	return a.settle(ctx, m, previous, failure)
 }
@@ -278,7 +283,7 @@ func (a *Agent) finishInterrupted(ctx context.Context, p Pending, current string
 	case a.cfg.SwitchMode == ModeBoot:
 		failure = a.activate(ctx, p.StorePath) // idempotent: the boot entry again
 	case current == p.StorePath:
-		failure = a.healthCheck(ctx)
+		failure = a.healthCheck(ctx, nil) // what failed before is unknown
 	default:
 		failure = fmt.Errorf("the update to manifest %d was interrupted during activation", p.Seq)
 	}
@@ -415,18 +420,27 @@ func replaceSymlink(target, link string) error {
 }
 
 // healthCheck runs every configured check; the first failure is returned.
-func (a *Agent) healthCheck(ctx context.Context) error {
+// failedBefore are the systemd units that had failed before the switch.
+func (a *Agent) healthCheck(ctx context.Context, failedBefore map[string]bool) error {
 	for _, c := range a.cfg.HealthChecks {
 		if err := a.runCheck(ctx, "/bin/sh", "-c", c); err != nil {
 			return fmt.Errorf("health check %q: %w", c, err)
 		}
 	}
-	if a.cfg.SystemdHealth && systemdRuns() {
-		ctx, cancel := context.WithTimeout(ctx, a.cfg.HealthTimeout)
-		defer cancel()
-		out, _ := exec.CommandContext(ctx, "systemctl", "is-system-running", "--wait").Output()
-		if s := strings.TrimSpace(string(out)); s != "running" {
-			return fmt.Errorf("health check: system is %s", s)
+	if a.cfg.SystemdHealth {
+		// Wait for the units the switch started to settle; the answer
+		// itself ("degraded" because of a unit that failed long ago)
+		// does not decide, the failed units do.
+		_ = a.runCheck(ctx, a.systemctl(), "is-system-running", "--wait")
+		var fresh []string
+		for u := range a.failedUnits(ctx) {
+			if !failedBefore[u] {
+				fresh = append(fresh, u)
+			}
+		}
+		if len(fresh) > 0 {
+			sort.Strings(fresh)
+			return fmt.Errorf("health check: units failed after the switch: %s", strings.Join(fresh, ", "))
 		}
 	}
 	if err := a.builderReachable(ctx); err != nil {
@@ -435,9 +449,35 @@ func (a *Agent) healthCheck(ctx context.Context) error {
 	return nil
 }
 
-func systemdRuns() bool {
-	_, err := os.Stat("/run/systemd/system")
-	return err == nil
+func (a *Agent) systemctl() string {
+	if a.cfg.Systemctl != "" {
+		return a.cfg.Systemctl
+	}
+	return "systemctl"
+}
+
+// failedUnits are the systemd units in the failed state (nil when systemd
+// health checks are off or systemctl does not answer).
+func (a *Agent) failedUnits(ctx context.Context) map[string]bool {
+	if !a.cfg.SystemdHealth {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.HealthTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, a.systemctl(), "list-units", "--state=failed", "--plain", "--no-legend", "--no-pager")
+	cmd.Env = a.cfg.Env
+	out, err := cmd.Output()
+	if err != nil {
+		a.log.Warn("list failed units", logErr, err)
+		return nil
+	}
+	units := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			units[f[0]] = true
+		}
+	}
+	return units
 }
 
 func (a *Agent) runCheck(ctx context.Context, name string, args ...string) error {

@@ -749,3 +749,42 @@ func TestInterruptedUpdate(t *testing.T) {
 		})
 	}
 }
+
+// TestSystemdHealth: a unit that had failed before a switch does not undo
+// it; a unit failing after it does.
+func TestSystemdHealth(t *testing.T) {
+	w := newWorld(t)
+	f := w.fixture(t)
+	p := w.paths
+	dir := t.TempDir()
+	systemctl := filepath.Join(dir, "systemctl")
+	// A fake systemctl: old.service has failed all along; new.service fails
+	// whenever v3 runs.
+	script := fmt.Sprintf(`#!/bin/sh
+echo "$*" >> %[1]s/calls
+case "$1" in
+is-system-running) echo degraded; exit 1 ;;
+list-units)
+	echo "old.service loaded failed failed An old failure"
+	case "$(readlink %[2]s)" in *-v3) echo "new.service loaded failed failed Broken by v3" ;; esac ;;
+esac
+`, dir, f.current)
+	if err := os.WriteFile(systemctl, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.cfg.SystemdHealth, f.cfg.Systemctl = true, systemctl
+
+	w.fb.serve(f.sign(t, w.deployKey, "stolas", p["v1"], 1))
+	if out := check(t, f.agent()); out.Result != ResultSwitched || out.Current != p["v1"] {
+		t.Fatalf("v1 with old.service failed all along: %+v, want switched", out)
+	}
+	w.fb.serve(f.sign(t, w.deployKey, "stolas", p["v3"], 2))
+	out := check(t, f.agent())
+	if out.Result != ResultRolledBack || out.Current != p["v1"] || !strings.Contains(out.Reason, "new.service") || strings.Contains(out.Reason, "old.service") {
+		t.Fatalf("v3 breaking new.service: %+v, want rolled back to v1 for new.service alone", out)
+	}
+	calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
+	if !strings.Contains(string(calls), "is-system-running --wait") {
+		t.Errorf("systemctl calls:\n%s\nwant a wait for the system to settle", calls)
+	}
+}
