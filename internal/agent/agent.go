@@ -79,13 +79,13 @@ type Config struct {
 	CacheURL string
 	CacheKey string // the only key ("name:base64") trusted for substitution
 
-	SwitchMode      string   // ModeSwitch or ModeBoot
-	HealthChecks    []string // shell commands that must succeed after a switch
-	HealthTimeout   time.Duration
+	SwitchMode    string   // ModeSwitch or ModeBoot
+	HealthChecks  []string // shell commands that must succeed after a switch
+	HealthTimeout time.Duration
 	// SystemdHealth makes a switch fail when systemd units that had not
 	// failed before it have failed after it (systemd must run).
-	SystemdHealth bool
-	Systemctl     string // the systemctl to ask; "" means systemctl on PATH
+	SystemdHealth   bool
+	Systemctl       string // the systemctl to ask; "" means systemctl on PATH
 	KeepGenerations int
 
 	CurrentSystem string // /run/current-system
