@@ -245,9 +245,8 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request, h hook) error {
 	var deploy bool
 	switch push.Event {
 	case forge.EventPush:
-		evaluate := false
-		evaluate, deploy = rm.repo.Branch(push.Branch)
-		if !evaluate {
+		var evaluate bool
+		if evaluate, deploy = rm.repo.Branch(push.Branch); !evaluate {
 			return s.ignore(w, push, "branch not evaluated")
 		}
 		branch = push.Branch
