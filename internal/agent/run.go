@@ -112,9 +112,9 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 }
 
 // PokeHandler serves POST /poke for the notifier: with the right bearer
-// token it sends a Poke on pokes (dropping it when one is already waiting)
-// and answers 202; else 401.
-func PokeHandler(token []byte, pokes chan<- Poke) http.Handler {
+// token it sends a Poke on pokes (coalescing it with one already waiting,
+// a woken mark winning) and answers 202; else 401.
+func PokeHandler(token []byte, pokes chan Poke) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /poke", func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -132,7 +132,17 @@ func PokeHandler(token []byte, pokes chan<- Poke) http.Handler {
 		}
 		select {
 		case pokes <- p:
-		default: // a check is already asked for
+		default: // a check is already asked for; keep the woken mark
+			if p.Woken {
+				select {
+				case <-pokes:
+				default:
+				}
+				select {
+				case pokes <- p:
+				default:
+				}
+			}
 		}
 		w.WriteHeader(http.StatusAccepted)
 	})
