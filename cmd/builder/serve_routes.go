@@ -20,6 +20,7 @@ import (
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/forge/forgejo"
 	"github.com/homelab-farm/farm/internal/forge/github"
+	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 )
 
@@ -280,6 +281,16 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request, h hook) error {
 		select {
 		case s.wake <- struct{}{}:
 		default:
+		}
+	}
+	if res.Created && s.farm != nil {
+		// The push is queued already: a failure to record the event is
+		// logged, never turned into an error the forge would retry.
+		if _, err := s.farm.state.Append(r.Context(), pipeline.EventEvalQueued, map[string]any{
+			"job": res.JobID, "repo": rm.repo.Name, "branch": push.Branch, "commit": push.After,
+			"forge": h.forge, "superseded": res.Superseded, "late": res.Late,
+		}); err != nil {
+			s.log.Error("record queued event", logJob, res.JobID, logErr, err)
 		}
 	}
 	s.log.Info("push queued", logForge, h.forge, logDelivery, delivery, logRepo, rm.repo.Name,

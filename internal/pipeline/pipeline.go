@@ -35,6 +35,7 @@ import (
 
 // Event types appended to the state's event log.
 const (
+	EventEvalQueued     = "evaluation.queued" // appended by the webhook handler
 	EventEvalStarted    = "evaluation.started"
 	EventEvalFinished   = "evaluation.finished"
 	EventTargetBuilding = "target.building"
