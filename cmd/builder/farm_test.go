@@ -511,3 +511,28 @@ func TestFarmRemotesTriggerReports(t *testing.T) {
 		t.Errorf("host alpha after the report: %+v", h)
 	}
 }
+
+// TestErrorPages: a browser gets an HTML error page, an API client JSON.
+func TestErrorPages(t *testing.T) {
+	f := newFarmSetup(t, map[string]fleettest.Host{"alpha": {System: "x86_64-linux", Version: "e"}})
+	f.setNixEnv(t)
+	base, _ := startServe(t, f.args()...)
+	for _, tc := range []struct{ path, accept, ctype string }{
+		{"/targets/999", "text/html,application/xhtml+xml", "text/html; charset=utf-8"},
+		{"/api/targets/999", "text/html", "application/json"},
+		{"/targets/999", "", "application/json"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, base+tc.path, nil)
+		if tc.accept != "" {
+			req.Header.Set("Accept", tc.accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != tc.ctype {
+			t.Errorf("GET %s (Accept %q): %d %s, want 404 %s", tc.path, tc.accept, resp.StatusCode, resp.Header.Get("Content-Type"), tc.ctype)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"mime"
@@ -126,8 +127,30 @@ func (s *server) handle(h func(w http.ResponseWriter, r *http.Request) error) ht
 			level = slog.LevelError
 		}
 		s.log.Log(r.Context(), level, "request refused", logPath, r.URL.Path, logStatus, he.status, logErr, he)
+		if wantsHTML(r) {
+			writeHTMLError(w, he.status, he.msg)
+			return
+		}
 		writeJSON(w, he.status, map[string]string{"error": he.msg})
 	})
+}
+
+// wantsHTML reports whether the client is a browser on a dashboard page
+// (API, hook and cache paths always answer JSON or plain text).
+func wantsHTML(r *http.Request) bool {
+	p := r.URL.Path
+	if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/hooks/") || strings.HasPrefix(p, "/nix-cache/") {
+		return false
+	}
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+func writeHTMLError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "<!doctype html><meta charset=utf-8><title>%d</title><p>%d %s</p><p><a href=\"/\">farm</a></p>\n",
+		status, status, html.EscapeString(msg))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
