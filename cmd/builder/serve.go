@@ -166,6 +166,7 @@ func serve(ctx context.Context, ln net.Listener, s *server, wp workerPool) error
 	defer stopWork()
 	var wg sync.WaitGroup
 	wp.start(workCtx, &wg)
+	wg.Go(func() { pruneDeliveries(workCtx, s.q, s.log) })
 
 	s.log.Info("listening", logAddr, ln.Addr().String(), logWorkers, wp.n)
 	errc := make(chan error, 1)
@@ -234,4 +235,26 @@ func envDuration(getenv func(string) string, key string, def time.Duration) time
 // cacheHandler serves the cache read-only under /nix-cache/.
 func cacheHandler(b cache.Backend) http.Handler {
 	return http.StripPrefix("/nix-cache", cache.NewHandler(b))
+}
+
+// deliveryRetention is how long webhook delivery ids are remembered for
+// replay detection: forges redeliver within hours.
+const deliveryRetention = 30 * 24 * time.Hour
+
+// pruneDeliveries forgets old delivery ids once a day until ctx ends.
+func pruneDeliveries(ctx context.Context, q queue.Queue, log *slog.Logger) {
+	t := time.NewTicker(24 * time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := q.PruneDeliveries(ctx, time.Now().Add(-deliveryRetention)); err != nil && ctx.Err() == nil {
+			log.Warn("prune webhook deliveries", logErr, err)
+		} else if n > 0 {
+			log.Info("pruned webhook deliveries", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

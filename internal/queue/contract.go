@@ -134,6 +134,26 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 		wantEmpty(t, q)
 	})
 
+	t.Run("PruneDeliveries", func(t *testing.T) {
+		q, clk, ctx := setup(t)
+		a := mustEnqueue(t, q, push("c1", "main", gh, "github:old"))
+		clk.Advance(48 * time.Hour)
+		b := mustEnqueue(t, q, push("c2", "main", gh, "github:new"))
+		n, err := q.PruneDeliveries(ctx, clk.Now().Add(-24*time.Hour))
+		if err != nil || n != 1 {
+			t.Fatalf("PruneDeliveries = %d, %v; want 1 forgotten", n, err)
+		}
+		// The recent delivery is still a replay; the forgotten one is
+		// caught by its job's key: still one job, nothing new.
+		if r := mustEnqueue(t, q, push("c2", "main", gh, "github:new")); !r.Replay {
+			t.Fatalf("recent delivery again = %+v, want a replay", r)
+		}
+		if r := mustEnqueue(t, q, push("c1", "main", gh, "github:old")); r.Created || r.JobID != a.JobID {
+			t.Fatalf("forgotten delivery again = %+v, want job %d, not a new one", r, a.JobID)
+		}
+		_ = b
+	})
+
 	t.Run("ClaimCompleteOnce", func(t *testing.T) {
 		q, _, ctx := setup(t)
 		wantEmpty(t, q)

@@ -219,6 +219,12 @@ type Queue interface {
 	// List returns jobs, newest first, with their remotes.
 	List(ctx context.Context, opts ListOptions) ([]Job, error)
 
+	// PruneDeliveries forgets the delivery ids received before t (forges
+	// redeliver within hours, so weeks of them are plenty) and returns how
+	// many it forgot. A delivery forgotten and then replayed is deduplicated
+	// by its job's key instead.
+	PruneDeliveries(ctx context.Context, before time.Time) (int64, error)
+
 	// Close releases the storage.
 	Close() error
 }

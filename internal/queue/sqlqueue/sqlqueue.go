@@ -462,6 +462,15 @@ func (q *Queue) Release(ctx context.Context, id int64, token string) error {
 	return leaseHeld(r, id)
 }
 
+// PruneDeliveries implements queue.Queue.
+func (q *Queue) PruneDeliveries(ctx context.Context, before time.Time) (int64, error) {
+	r, err := q.w.ExecContext(ctx, `DELETE FROM deliveries WHERE received_at < $1`, before.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("prune deliveries: %w", err)
+	}
+	return r.RowsAffected()
+}
+
 // Fail implements queue.Queue.
 func (q *Queue) Fail(ctx context.Context, id int64, token string, reason string) (queue.FailResult, error) {
 	var res queue.FailResult
