@@ -249,4 +249,25 @@ func gitHead(t *testing.T, r *fleettest.Repo) string {
 	return r.CommitAll(t, "head")
 }
 
-var _ = time.Second
+
+
+// TestSilentBuildTimesOut: a build that prints nothing for longer than
+// MaxSilent fails with Nix's reason; the other hosts are not held up.
+func TestSilentBuildTimesOut(t *testing.T) {
+	hosts := map[string]fleettest.Host{
+		"quiet": {System: "x86_64-linux", Version: "t" + time.Now().Format("150405.000"), Sleep: 5},
+		"alpha": {System: "x86_64-linux", Version: "t" + time.Now().Format("150405.000")},
+	}
+	f := newFarm(t, hosts)
+	f.p.MaxSilent = 2 * time.Second
+	f.p.BuildRetries = -1
+	f.push(t, f.repo.CommitAll(t, "quiet"))
+	f.runAll(t)
+	got := f.targets(t)
+	if q := got["quiet"]; q.State != state.TargetFailed || !strings.Contains(q.Reason, "silence") {
+		t.Errorf("quiet = %s (%s), want failed after 2 s of silence", q.State, q.Reason)
+	}
+	if got["alpha"].State != state.TargetBuilt {
+		t.Errorf("alpha = %s (%s), want built", got["alpha"].State, got["alpha"].Reason)
+	}
+}
