@@ -249,8 +249,6 @@ func gitHead(t *testing.T, r *fleettest.Repo) string {
 	return r.CommitAll(t, "head")
 }
 
-
-
 // TestSilentBuildTimesOut: a build that prints nothing for longer than
 // MaxSilent fails with Nix's reason; the other hosts are not held up.
 func TestSilentBuildTimesOut(t *testing.T) {
