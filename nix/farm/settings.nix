@@ -18,7 +18,9 @@
   # The fleet's repository on each forge, in the order hosts not served by the farm
   # try them. `forge` is github, forgejo, codeberg or gitea; each remote's webhook
   # secret and status token are `webhook-secret-<name>` and `status-token-<name>`
-  # in nix/secrets/farm.yaml.
+  # in nix/secrets/farm.yaml. A remote may set `cloneUrl`, where the builder
+  # fetches from (default `url`; e.g. "ssh://git@github.com/o/r.git" or a local
+  # mirror): the builder's `clone_url`.
   remotes = [
     {
       name = "github";
@@ -38,6 +40,13 @@
   ];
   branch = "main";
   flakeDir = "nix";
+  # Once a commit of `branch` is evaluated, fast-forward `branch` on every other
+  # remote to it (the builder's `sync_remotes`; needs clone URLs that may push).
+  syncRemotes = false;
+
+  # Hosts are <name>.<domain>; their agents take the notifier's pokes on this port.
+  domain = "home.arpa";
+  pokePort = 7741;
 
   # Notifications.
   ntfyUrl = "https://ntfy.home.arpa";

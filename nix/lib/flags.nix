@@ -53,6 +53,9 @@ let
       ]
     else if entry.type == "bool" then
       (if v then [ (word entry.flag) ] else [ ])
+    # A Go bool flag whose default is true: written out either way, as one word.
+    else if entry.type == "explicitBool" then
+      [ (word "${entry.flag}=${str v}") ]
     else if entry.type == "list" then
       concatLists (
         map (x: [
@@ -134,6 +137,47 @@ let
         type = "secret";
         cred = "deploy-key";
       }
+      {
+        opt = "adminTokenFile";
+        flag = "--admin-token-file";
+        type = "secret";
+        cred = "admin-token";
+      }
+      {
+        opt = "agentTokensDir";
+        flag = "--agent-tokens-dir";
+        type = "value";
+      }
+      {
+        opt = "flakeDir";
+        flag = "--flake-dir";
+        type = "value";
+      }
+      {
+        opt = "builders";
+        flag = "--builders";
+        type = "value";
+      }
+      {
+        opt = "maxSilentTime";
+        flag = "--max-silent-time";
+        type = "value";
+      }
+      {
+        opt = "buildTimeout";
+        flag = "--build-timeout";
+        type = "value";
+      }
+      {
+        opt = "evalMemory";
+        flag = "--eval-memory";
+        type = "value";
+      }
+      {
+        opt = "cachePublicUrl";
+        flag = "--cache-public-url";
+        type = "value";
+      }
     ];
 
     notifier = [
@@ -167,6 +211,17 @@ let
         flag = "--ntfy-token-file";
         type = "secret";
         cred = "ntfy-token";
+      }
+      {
+        opt = "pokeTokenFile";
+        flag = "--poke-token-file";
+        type = "secret";
+        cred = "poke-token";
+      }
+      {
+        opt = "logLevel";
+        flag = "--log-level";
+        type = "value";
       }
     ];
 
@@ -222,11 +277,121 @@ let
         flag = "--health-check";
         type = "list";
       }
+      {
+        opt = "healthTimeout";
+        flag = "--health-timeout";
+        type = "value";
+      }
+      {
+        opt = "systemdHealth";
+        flag = "--systemd-health";
+        type = "explicitBool";
+      }
+      {
+        opt = "switchTimeout";
+        flag = "--switch-timeout";
+        type = "value";
+      }
+      {
+        opt = "currentSystem";
+        flag = "--current-system";
+        type = "value";
+      }
+      {
+        opt = "profile";
+        flag = "--profile";
+        type = "value";
+      }
+      {
+        opt = "store";
+        flag = "--store";
+        type = "value";
+      }
+      {
+        opt = "stateDir";
+        flag = "--state-dir";
+        type = "value";
+      }
+      {
+        opt = "listen";
+        flag = "--listen";
+        type = "value";
+      }
+      {
+        opt = "pokeTokenFile";
+        flag = "--poke-token-file";
+        type = "secret";
+        cred = "poke-token";
+      }
+      {
+        opt = "suspendAfterWake";
+        flag = "--suspend-after-wake";
+        type = "bool";
+      }
+      {
+        opt = "suspendCommand";
+        flag = "--suspend-command";
+        type = "value";
+      }
+      {
+        opt = "logLevel";
+        flag = "--log-level";
+        type = "value";
+      }
     ];
   };
 in
 rec {
   inherit quote schemas;
+
+  # A Go duration as the programs' flags take it ("90s", "1h30m").
+  durationPattern = "([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+";
+
+  # `builder serve --agent-tokens-dir` wants a directory with one file per host
+  # holding that host's token. The module builds it as symlinks into the unit's
+  # credentials directory (each token a credential "agent-token-<host>"), so the
+  # directory in the store holds no secret and the tokens stay root-only files
+  # until systemd hands them to the unit:
+  #   agentTokenLinks "/run/credentials/farm-builder.service" [ "malphas" ]
+  #     -> [ { name = "malphas"; path = "/run/credentials/farm-builder.service/agent-token-malphas"; } ]
+  agentTokenCredential = host: "agent-token-${host}";
+  agentTokenLinks =
+    credentialsDir: hosts:
+    map (h: {
+      name = h;
+      path = "${credentialsDir}/${agentTokenCredential h}";
+    }) hosts;
+
+  # A host name the builder accepts as a token file name and systemd as a
+  # credential name.
+  validHostName = h: builtins.match "[A-Za-z0-9][A-Za-z0-9_-]*" h != null;
+
+  # The notifier's TOML (internal/notify/config.go) from its typed options, the
+  # free-form `settings` underneath: a typed option left null (or empty) is left out.
+  notifierConfig =
+    cfg:
+    let
+      typed = {
+        public_url = cfg.publicUrl or null;
+        notify_success = cfg.notifySuccess or null;
+        wake_timeout = cfg.wakeTimeout or null;
+        agents = cfg.agents or { };
+        # { mac; address = null; } is written as the plain MAC (TOML has no null).
+        wake_on_lan = builtins.mapAttrs (
+          _: w:
+          if !builtins.isAttrs w then
+            w
+          else if (w.address or null) == null then
+            w.mac
+          else
+            { inherit (w) mac address; }
+        ) (cfg.wakeOnLan or { });
+      };
+      set = builtins.removeAttrs typed (
+        builtins.filter (n: typed.${n} == null || typed.${n} == { }) (attrNames typed)
+      );
+    in
+    (cfg.settings or { }) // set;
 
   # render { command, schema, cfg, secretFiles, extraArgs }:
   #   args         the words the program receives (a credential is "%d/<name>")

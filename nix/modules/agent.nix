@@ -5,8 +5,14 @@
 #
 # It runs as root (it switches the system), so its sandbox keeps only what cannot
 # break switch-to-configuration. It is not restarted by a switch (it is usually the
-# one switching). It asks for a manifest every `interval`; a daily timer starts it
-# again should it ever have stopped.
+# one switching).
+#
+# It is a long-running service, not a `--once` oneshot on a timer: it checks on
+# start, every `interval`, after a resume from sleep and when the notifier pokes
+# it (`listen`), and after an update a Wake-on-LAN started it suspends the host
+# again (`suspendAfterWake`); a oneshot would miss the pokes and the resumes. Its
+# daily timer only starts the same service again should it ever have stopped
+# (starting a running service does nothing); `--once` is for running it by hand.
 {
   config,
   lib,
@@ -36,11 +42,26 @@ let
       keepGenerations
       switchMode
       healthChecks
+      healthTimeout
+      systemdHealth
+      switchTimeout
+      currentSystem
+      profile
+      listen
+      pokeTokenFile
+      suspendAfterWake
+      suspendCommand
+      logLevel
       secretFiles
       extraArgs
       ;
     deployPublicKeyFile = deployPublicKeyFile;
+    stateDir = stateDir;
   };
+
+  stateDir = "/var/lib/farm-agent";
+  duration = types.strMatching flags.durationPattern;
+  port = lib.toInt (lib.last (lib.splitString ":" cfg.listen));
 in
 {
   options.services.farm-agent = {
@@ -98,7 +119,7 @@ in
     };
 
     interval = mkOption {
-      type = types.strMatching "[0-9]+(ns|us|ms|s|m|h)([0-9]+(ns|us|ms|s|m|h))*";
+      type = duration;
       default = "15m";
       description = "How often the agent asks for a new manifest (a Go duration). `--interval`.";
     };
@@ -128,10 +149,87 @@ in
       description = "Commands that must succeed after a switch, else it is undone. `--health-check` (repeated).";
     };
 
+    healthTimeout = mkOption {
+      type = types.nullOr duration;
+      default = null;
+      example = "2m";
+      description = "Time each health check may take (null: 2m). `--health-timeout`.";
+    };
+
+    systemdHealth = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Fail a switch after which systemd units have failed that had not before. `--systemd-health`.";
+    };
+
+    switchTimeout = mkOption {
+      type = types.nullOr duration;
+      default = null;
+      example = "10m";
+      description = "Time switch-to-configuration may take (null: 10m). `--switch-timeout`.";
+    };
+
+    currentSystem = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = "Link to the running system (null: /run/current-system). `--current-system`.";
+    };
+
+    profile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = "The system profile the agent sets (null: /nix/var/nix/profiles/system). `--profile`.";
+    };
+
+    listen = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "0.0.0.0:7741";
+      description = "Address to take the notifier's pokes on (POST /poke); null: no pokes. Needs `pokeTokenFile`. `--listen`.";
+    };
+
+    pokeTokenFile = mkOption {
+      type = types.nullOr (types.strMatching "/.*");
+      default = null;
+      description = "The token pokes must carry (the notifier's `pokeTokenFile`), read at runtime. `--poke-token-file`.";
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Open the port of `listen` in the firewall, for the notifier's pokes.";
+    };
+
+    suspendAfterWake = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Suspend the host again after an update a Wake-on-LAN started. `--suspend-after-wake`.";
+    };
+
+    suspendCommand = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "systemctl hibernate";
+      description = "The command that suspends the host, split at spaces, no shell (null: `systemctl suspend`). `--suspend-command`.";
+    };
+
+    logLevel = mkOption {
+      type = types.nullOr (
+        types.enum [
+          "debug"
+          "info"
+          "warn"
+          "error"
+        ]
+      );
+      default = null;
+      description = "debug, info, warn or error (null: info). `--log-level`.";
+    };
+
     onCalendar = mkOption {
       type = types.str;
       default = "daily";
-      description = "When the timer (re)starts the agent, should it have stopped.";
+      description = "When the timer starts the agent's service again, should it have stopped.";
     };
 
     secretFiles = mkOption {
@@ -153,7 +251,17 @@ in
         assertion = cfg.deployPublicKey != null || cfg.deployPublicKeyFile != null;
         message = "services.farm-agent needs deployPublicKey or deployPublicKeyFile: it applies only manifests signed by the farm.";
       }
+      {
+        assertion = cfg.listen == null || cfg.pokeTokenFile != null;
+        message = "services.farm-agent.listen needs pokeTokenFile: pokes are accepted only with the notifier's token.";
+      }
+      {
+        assertion = !cfg.openFirewall || cfg.listen != null;
+        message = "services.farm-agent.openFirewall needs listen.";
+      }
     ];
+
+    networking.firewall.allowedTCPPorts = lib.mkIf (cfg.openFirewall && cfg.listen != null) [ port ];
 
     systemd.services.farm-agent = {
       description = "homelab farm agent";
@@ -178,8 +286,10 @@ in
       };
     };
 
+    # Starts farm-agent.service (the same service, not a `--once` run) should it
+    # have stopped; does nothing while it runs.
     systemd.timers.farm-agent = {
-      description = "start the homelab farm agent daily";
+      description = "start the homelab farm agent again, should it have stopped";
       wantedBy = [ "timers.target" ];
       timerConfig = {
         OnCalendar = cfg.onCalendar;

@@ -7,7 +7,9 @@
 # unit as a systemd credential, so the service runs as a DynamicUser and still
 # reads root-only sops secrets: the key files through their flags, the webhook
 # secrets and forge tokens that `settings` names through `credentials` (readable at
-# `credentialsDir`/<name>). The builder host also emulates aarch64-linux (binfmt).
+# `credentialsDir`/<name>), each host's agent token through `agentTokenFiles` (the
+# `--agent-tokens-dir` is a store directory of symlinks into the credentials, so
+# the store holds no token). The builder host also emulates aarch64-linux (binfmt).
 {
   config,
   lib,
@@ -25,6 +27,11 @@ let
   configFile =
     if cfg.configFile != null then cfg.configFile else toml.generate "farm-builder.toml" cfg.settings;
 
+  # One symlink per host into the credentials directory: no secret in the store.
+  agentTokensLinks = pkgs.linkFarm "farm-agent-tokens" (
+    flags.agentTokenLinks cfg.credentialsDir (builtins.attrNames cfg.agentTokenFiles)
+  );
+
   rendered = flags.builder {
     config = configFile;
     inherit (cfg)
@@ -34,13 +41,22 @@ let
       workers
       signingKeyFile
       deployKeyFile
+      adminTokenFile
+      agentTokensDir
+      flakeDir
+      maxSilentTime
+      buildTimeout
+      cachePublicUrl
       secretFiles
       extraArgs
       ;
+    builders = if cfg.builders == [ ] then null else lib.concatStringsSep " ; " cfg.builders;
+    evalMemory = if cfg.evalMemoryMiB == null then null else cfg.evalMemoryMiB * 1048576;
     stateDir = stateDir;
   };
 
   secretPath = types.nullOr (types.strMatching "/.*");
+  duration = types.nullOr (types.strMatching flags.durationPattern);
 in
 {
   options.services.farm-builder = {
@@ -89,6 +105,74 @@ in
       type = secretPath;
       default = null;
       description = "The deploy manifest signing key, read at runtime. `--deploy-key-file`.";
+    };
+
+    adminTokenFile = mkOption {
+      type = secretPath;
+      default = null;
+      description = "The token for manual triggers (`POST /api/evaluations`); null refuses them. `--admin-token-file`.";
+    };
+
+    agentTokenFiles = mkOption {
+      type = types.attrsOf (types.strMatching "/.*");
+      default = { };
+      example = {
+        malphas = "/run/secrets/agent-token-malphas";
+      };
+      description = ''
+        Each host's agent token (host name -> secret file), with which its agent
+        reports to the builder. Each is a systemd credential `agent-token-<host>`;
+        `agentTokensDir` defaults to a directory of symlinks to them.
+      '';
+    };
+
+    agentTokensDir = mkOption {
+      type = types.nullOr types.path;
+      default = if cfg.agentTokenFiles == { } then null else agentTokensLinks;
+      defaultText = lib.literalExpression "symlinks <host> -> \${credentialsDir}/agent-token-<host>, from agentTokenFiles";
+      description = "A directory with one file per host holding its agent token; null accepts no reports. `--agent-tokens-dir`.";
+    };
+
+    flakeDir = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "nix";
+      description = "The fleet flake's directory inside the repository (null: the program's, `nix`). `--flake-dir`.";
+    };
+
+    builders = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "ssh-ng://mac.home.arpa aarch64-darwin" ];
+      description = "Nix remote builders, one machine each (empty: Nix's own `builders` setting). `--builders`.";
+    };
+
+    maxSilentTime = mkOption {
+      type = duration;
+      default = null;
+      example = "30m";
+      description = "Fail a build silent this long (a Go duration; null: 30m). `--max-silent-time`.";
+    };
+
+    buildTimeout = mkOption {
+      type = duration;
+      default = null;
+      example = "4h";
+      description = "Fail a build running this long (a Go duration; null: 4h). `--build-timeout`.";
+    };
+
+    evalMemoryMiB = mkOption {
+      type = types.nullOr types.ints.positive;
+      default = null;
+      example = 4096;
+      description = "Memory budget of one host's evaluation, in MiB (null: a quarter of free memory, 2-4 GiB). `--eval-memory` (in bytes).";
+    };
+
+    cachePublicUrl = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "https://farm.home.arpa/nix-cache";
+      description = "The substituter URL hosts realise closures from (null: `<public_url>/nix-cache`). `--cache-public-url`.";
     };
 
     credentials = mkOption {
@@ -163,6 +247,13 @@ in
   };
 
   config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = builtins.all flags.validHostName (builtins.attrNames cfg.agentTokenFiles);
+        message = "services.farm-builder.agentTokenFiles: host names must be letters, digits, '-' or '_'.";
+      }
+    ];
+
     boot.binfmt.emulatedSystems = cfg.emulatedSystems;
 
     networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [
@@ -189,7 +280,10 @@ in
       serviceConfig = hardening.dynamicUser // {
         User = "farm-builder";
         ExecStart = flags.execStart (lib.getExe' cfg.package "builder") rendered;
-        LoadCredential = rendered.credentials ++ lib.mapAttrsToList (n: p: "${n}:${p}") cfg.credentials;
+        LoadCredential =
+          rendered.credentials
+          ++ lib.mapAttrsToList (h: p: "${flags.agentTokenCredential h}:${p}") cfg.agentTokenFiles
+          ++ lib.mapAttrsToList (n: p: "${n}:${p}") cfg.credentials;
         StateDirectory = "farm-builder";
         CacheDirectory = "farm-builder";
         # The Nix daemon's socket, to evaluate and build.

@@ -8,8 +8,14 @@
 #     webhook-secret-<remote>                 each forge's webhook HMAC secret
 #     status-token-<remote>                   each forge's token for commit statuses
 #     ntfy-token                              the notifier's ntfy access token
-#   nix/secrets/hosts/<name>.yaml
-#     farm-agent-token                        the host's token for the builder's API
+#   nix/secrets/agent-tokens/<name>.yaml (the host, the builder host, the admins)
+#     farm-agent-token                        the host's token for the builder's API:
+#                                             its agent sends it, the builder checks it
+#   nix/secrets/poke-token.yaml (every host and the admins)
+#     farm-poke-token                         the notifier pokes the agents with it
+#
+# The builder's admin token (manual triggers) is not wired: add `admin-token` to
+# nix/secrets/farm.yaml and set services.farm-builder.adminTokenFile on the host.
 {
   config,
   lib,
@@ -18,8 +24,11 @@
 let
   farm = import ../farm;
   inherit (farm.settings) remotes;
+  flags = import ../lib/flags.nix;
   farmFile = ../secrets/farm.yaml;
-  hostFile = ../secrets/hosts + "/${config.hostSpec.hostName}.yaml";
+  pokeFile = ../secrets/poke-token.yaml;
+  agentTokenFile = h: ../secrets/agent-tokens + "/${h}.yaml";
+  ownTokenFile = agentTokenFile config.hostSpec.hostName;
   builder = config.services.farm-builder;
   notifier = config.services.farm-notifier;
   agent = config.services.farm-agent;
@@ -31,35 +40,43 @@ let
     "webhook-secret-${r.name}"
     "status-token-${r.name}"
   ]) remotes;
+  # The deployed hosts whose agent token exists (scripts/new-host makes it).
+  tokenHosts = builtins.filter (h: builtins.pathExists (agentTokenFile h)) farm.deployHosts;
+  pokes = builtins.pathExists pokeFile;
 in
 {
   config = lib.mkMerge [
     (lib.mkIf builder.enable {
-      sops.secrets = lib.genAttrs (
-        [
-          "cache-signing-key"
-          "deploy-signing-key"
-        ]
-        ++ remoteSecrets
-      ) (_: fromFarm);
+      sops.secrets =
+        lib.genAttrs (
+          [
+            "cache-signing-key"
+            "deploy-signing-key"
+          ]
+          ++ remoteSecrets
+        ) (_: fromFarm)
+        // builtins.listToAttrs (
+          map (h: {
+            name = flags.agentTokenCredential h;
+            value = {
+              sopsFile = agentTokenFile h;
+              key = "farm-agent-token";
+            };
+          }) tokenHosts
+        );
 
       services.farm-builder = {
         signingKeyFile = lib.mkDefault (secret "cache-signing-key");
         deployKeyFile = lib.mkDefault (secret "deploy-signing-key");
         credentials = lib.genAttrs remoteSecrets (n: lib.mkDefault (secret n));
+        agentTokenFiles = lib.genAttrs tokenHosts (
+          h: lib.mkDefault (secret (flags.agentTokenCredential h))
+        );
+        flakeDir = lib.mkDefault farm.settings.flakeDir;
+        cachePublicUrl = lib.mkDefault farm.settings.cacheUrl;
         settings = {
           public_url = lib.mkDefault farm.settings.builderUrl;
-          repository = lib.mkDefault [
-            {
-              name = "fleet";
-              deploy_branch = farm.settings.branch;
-              remote = map (r: {
-                inherit (r) forge url;
-                secret_files = [ "${builder.credentialsDir}/webhook-secret-${r.name}" ];
-                token_file = "${builder.credentialsDir}/status-token-${r.name}";
-              }) remotes;
-            }
-          ];
+          repository = lib.mkDefault [ (farm.repositoryFor farm.settings builder.credentialsDir) ];
         };
       };
     })
@@ -70,8 +87,18 @@ in
         ntfyUrl = lib.mkDefault farm.settings.ntfyUrl;
         ntfyTopic = lib.mkDefault farm.settings.ntfyTopic;
         ntfyTokenFile = lib.mkDefault (secret "ntfy-token");
+        publicUrl = lib.mkDefault farm.settings.builderUrl;
         # host -> MAC of the hosts the notifier may wake (nix/farm/hosts.json).
-        settings.wake_on_lan = lib.mkDefault farm.wakeOnLan;
+        wakeOnLan = builtins.mapAttrs (_: lib.mkDefault) farm.wakeOnLan;
+      };
+    })
+
+    (lib.mkIf (notifier.enable && pokes) {
+      sops.secrets."farm-poke-token".sopsFile = pokeFile;
+      services.farm-notifier = {
+        pokeTokenFile = lib.mkDefault (secret "farm-poke-token");
+        # host -> agent URL of every deployed host (nix/farm: pokePort, domain).
+        agents = builtins.mapAttrs (_: lib.mkDefault) farm.agents;
       };
     })
 
@@ -81,11 +108,23 @@ in
         cacheUrl = lib.mkDefault config.fleet.farmCache.url;
         cachePublicKey = lib.mkDefault config.fleet.farmCache.publicKey;
         deployPublicKey = lib.mkDefault farm.settings.deployPublicKey;
+        # A host the notifier may wake (a MAC in nix/farm/hosts.json) goes back to
+        # sleep after an update it was woken for.
+        suspendAfterWake = lib.mkDefault (farm.wakeOnLan ? ${config.hostSpec.hostName});
       };
     })
 
-    (lib.mkIf (agent.enable && builtins.pathExists hostFile) {
-      sops.secrets."farm-agent-token".sopsFile = hostFile;
+    (lib.mkIf (agent.enable && pokes) {
+      sops.secrets."farm-poke-token".sopsFile = pokeFile;
+      services.farm-agent = {
+        listen = lib.mkDefault ":${toString farm.settings.pokePort}";
+        pokeTokenFile = lib.mkDefault (secret "farm-poke-token");
+        openFirewall = lib.mkDefault true;
+      };
+    })
+
+    (lib.mkIf (agent.enable && builtins.pathExists ownTokenFile) {
+      sops.secrets."farm-agent-token".sopsFile = ownTokenFile;
       services.farm-agent.tokenFile = lib.mkDefault (secret "farm-agent-token");
     })
   ];

@@ -1,6 +1,6 @@
 # services.farm-notifier: follows the builder's event stream and tells a person
 # (ntfy) when something breaks or recovers, wakes sleeping hosts (Wake-on-LAN) and
-# pokes agents. A DynamicUser service; its ntfy token is a *File option.
+# pokes agents. A DynamicUser service; its ntfy and poke tokens are *File options.
 {
   config,
   lib,
@@ -16,7 +16,10 @@ let
   stateDir = "/var/lib/farm-notifier";
 
   configFile =
-    if cfg.configFile != null then cfg.configFile else toml.generate "farm-notifier.toml" cfg.settings;
+    if cfg.configFile != null then
+      cfg.configFile
+    else
+      toml.generate "farm-notifier.toml" (flags.notifierConfig cfg);
 
   rendered = flags.notifier {
     config = configFile;
@@ -25,10 +28,27 @@ let
       ntfyUrl
       ntfyTopic
       ntfyTokenFile
+      pokeTokenFile
+      logLevel
       secretFiles
       extraArgs
       ;
     stateDir = stateDir;
+  };
+
+  wakeTarget = types.submodule {
+    options = {
+      mac = mkOption {
+        type = types.strMatching "([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}";
+        description = "The NIC's MAC address.";
+      };
+      address = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "192.168.1.255:9";
+        description = "Where the magic packet goes (host:port; null: 255.255.255.255:9).";
+      };
+    };
   };
 in
 {
@@ -68,6 +88,67 @@ in
       description = "The ntfy access token, read at runtime. `--ntfy-token-file`.";
     };
 
+    pokeTokenFile = mkOption {
+      type = types.nullOr (types.strMatching "/.*");
+      default = null;
+      description = "The token agents take pokes with (the agents' `pokeTokenFile`); null: no pokes. `--poke-token-file`.";
+    };
+
+    agents = mkOption {
+      type = types.attrsOf types.str;
+      default = { };
+      example = {
+        malphas = "http://malphas.home.arpa:7741";
+      };
+      description = "Agents that take pokes: host -> the agent's URL (its `listen`). `[agents]` of the config.";
+    };
+
+    wakeOnLan = mkOption {
+      type = types.attrsOf (types.either types.str wakeTarget);
+      default = { };
+      example = {
+        malphas = "a8:a1:59:3c:10:7e";
+        andras = {
+          mac = "00:11:22:33:44:55";
+          address = "192.168.1.255:9";
+        };
+      };
+      description = "Hosts the notifier may wake before a deploy: host -> MAC, or { mac; address; }. `[wake_on_lan]` of the config.";
+    };
+
+    publicUrl = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "https://farm.home.arpa";
+      description = "Where the links in notifications point (null: the builder URL). `public_url` of the config.";
+    };
+
+    wakeTimeout = mkOption {
+      type = types.nullOr (types.strMatching flags.durationPattern);
+      default = null;
+      example = "10m";
+      description = "How long a woken host has to report (a Go duration; null: 10m). `wake_timeout` of the config.";
+    };
+
+    notifySuccess = mkOption {
+      type = types.nullOr types.bool;
+      default = null;
+      description = "Also notify of every switched host (null: false). `notify_success` of the config.";
+    };
+
+    logLevel = mkOption {
+      type = types.nullOr (
+        types.enum [
+          "debug"
+          "info"
+          "warn"
+          "error"
+        ]
+      );
+      default = null;
+      description = "debug, info, warn or error (null: info). `--log-level`.";
+    };
+
     secretFiles = mkOption {
       type = types.attrsOf (types.strMatching "/.*");
       default = { };
@@ -77,7 +158,7 @@ in
     settings = mkOption {
       type = toml.type;
       default = { };
-      description = "The notifier's configuration file (`--config`), as TOML.";
+      description = "Further keys of the notifier's configuration file (`--config`, TOML); the typed options above are written over them.";
     };
 
     configFile = mkOption {

@@ -63,6 +63,31 @@ let
         && lib.hasInfix ''"--token-file" "%d/token"'' (unit' "farm-agent" (cfg "malphas")).ExecStart;
     }
     {
+      name = "the agent's token is its agent-tokens file; it takes the notifier's pokes through the firewall";
+      ok =
+        let
+          c = cfg "malphas";
+        in
+        baseNameOf (dirOf (toString c.sops.secrets.farm-agent-token.sopsFile)) == "agent-tokens"
+        && lib.hasInfix ''"--poke-token-file" "%d/poke-token"'' (unit' "farm-agent" c).ExecStart
+        && lib.elem (import ../farm).settings.pokePort c.networking.firewall.allowedTCPPorts;
+    }
+    {
+      name = "stolas' builder checks every deployed host's agent token, from credentials";
+      ok =
+        let
+          s = unit' "farm-builder" (cfg "stolas");
+        in
+        lib.hasInfix ''"--agent-tokens-dir"'' s.ExecStart
+        && lib.all (
+          h: lib.elem "agent-token-${h}:/run/secrets/agent-token-${h}" s.LoadCredential
+        ) (import ../farm).deployHosts;
+    }
+    {
+      name = "stolas' notifier pokes the agents with the poke token";
+      ok = lib.hasInfix ''"--poke-token-file" "%d/poke-token"'' (unit' "farm-notifier" (cfg "stolas")).ExecStart;
+    }
+    {
       name = "stolas runs the builder hardened, secrets as credentials, aarch64 by binfmt";
       ok =
         let

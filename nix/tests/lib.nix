@@ -560,6 +560,260 @@ in
     ];
   }
   {
+    name = "builder: the newer flags; the admin token is a credential";
+    got = flags.builder {
+      adminTokenFile = "/run/secrets/admin-token";
+      agentTokensDir = "/nix/store/x-farm-agent-tokens";
+      flakeDir = "nix";
+      builders = "ssh-ng://mac aarch64-darwin";
+      maxSilentTime = "30m";
+      buildTimeout = "4h";
+      evalMemory = 4294967296;
+      cachePublicUrl = "https://farm.home.arpa/nix-cache";
+    };
+    want = {
+      args = [
+        "serve"
+        "--admin-token-file"
+        "%d/admin-token"
+        "--agent-tokens-dir"
+        "/nix/store/x-farm-agent-tokens"
+        "--flake-dir"
+        "nix"
+        "--builders"
+        "ssh-ng://mac aarch64-darwin"
+        "--max-silent-time"
+        "30m"
+        "--build-timeout"
+        "4h"
+        "--eval-memory"
+        "4294967296"
+        "--cache-public-url"
+        "https://farm.home.arpa/nix-cache"
+      ];
+      execArgs = map flags.quote [
+        "serve"
+        "--admin-token-file"
+      ]
+      ++ [ ''"%d/admin-token"'' ]
+      ++ map flags.quote [
+        "--agent-tokens-dir"
+        "/nix/store/x-farm-agent-tokens"
+        "--flake-dir"
+        "nix"
+        "--builders"
+        "ssh-ng://mac aarch64-darwin"
+        "--max-silent-time"
+        "30m"
+        "--build-timeout"
+        "4h"
+        "--eval-memory"
+        "4294967296"
+        "--cache-public-url"
+        "https://farm.home.arpa/nix-cache"
+      ];
+      credentials = [ "admin-token:/run/secrets/admin-token" ];
+    };
+  }
+  {
+    name = "notifier: the poke token is a credential; the log level a flag";
+    got = flags.notifier {
+      pokeTokenFile = "/run/secrets/farm-poke-token";
+      logLevel = "debug";
+    };
+    want = {
+      args = [
+        "--poke-token-file"
+        "%d/poke-token"
+        "--log-level"
+        "debug"
+      ];
+      execArgs = [
+        ''"--poke-token-file"''
+        ''"%d/poke-token"''
+        ''"--log-level"''
+        ''"debug"''
+      ];
+      credentials = [ "poke-token:/run/secrets/farm-poke-token" ];
+    };
+  }
+  {
+    name = "agent: pokes, suspend, links; --systemd-health written out either way, --suspend-after-wake only when true";
+    got = map (c: (flags.agent c).args) [
+      {
+        listen = ":7741";
+        pokeTokenFile = "/run/secrets/farm-poke-token";
+        suspendAfterWake = true;
+        suspendCommand = "systemctl hibernate";
+        currentSystem = "/run/current-system";
+        profile = "/nix/var/nix/profiles/system";
+        stateDir = "/var/lib/farm-agent";
+        store = "local?root=/mnt";
+      }
+      {
+        systemdHealth = true;
+        suspendAfterWake = false;
+      }
+      { systemdHealth = false; }
+    ];
+    want = [
+      [
+        "--current-system"
+        "/run/current-system"
+        "--profile"
+        "/nix/var/nix/profiles/system"
+        "--store"
+        "local?root=/mnt"
+        "--state-dir"
+        "/var/lib/farm-agent"
+        "--listen"
+        ":7741"
+        "--poke-token-file"
+        "%d/poke-token"
+        "--suspend-after-wake"
+        "--suspend-command"
+        "systemctl hibernate"
+      ]
+      [ "--systemd-health=true" ]
+      [ "--systemd-health=false" ]
+    ];
+  }
+  {
+    name = "agent tokens: one symlink per host into the builder's credentials";
+    got = flags.agentTokenLinks "/run/credentials/farm-builder.service" [
+      "andras"
+      "malphas"
+    ];
+    want = [
+      {
+        name = "andras";
+        path = "/run/credentials/farm-builder.service/agent-token-andras";
+      }
+      {
+        name = "malphas";
+        path = "/run/credentials/farm-builder.service/agent-token-malphas";
+      }
+    ];
+  }
+  {
+    name = "host names a token file and a credential can carry";
+    got = map flags.validHostName [
+      "malphas"
+      "pi-4"
+      "../x"
+      ".hidden"
+      "a:b"
+    ];
+    want = [
+      true
+      true
+      false
+      false
+      false
+    ];
+  }
+  {
+    name = "notifier config: typed values over settings, nulls and empty tables left out";
+    got = flags.notifierConfig {
+      settings = {
+        public_url = "https://old";
+        other = 1;
+      };
+      publicUrl = "https://farm.home.arpa";
+      notifySuccess = false;
+      wakeTimeout = null;
+      agents = { };
+      wakeOnLan = {
+        malphas = "a8:a1:59:3c:10:7e";
+        andras = {
+          mac = "00:11:22:33:44:55";
+          address = null;
+        };
+      };
+    };
+    want = {
+      public_url = "https://farm.home.arpa";
+      other = 1;
+      notify_success = false;
+      wake_on_lan = {
+        malphas = "a8:a1:59:3c:10:7e";
+        andras = "00:11:22:33:44:55";
+      };
+    };
+  }
+  {
+    name = "Go durations: accepted and refused";
+    got = map (d: builtins.match flags.durationPattern d != null) [
+      "15m"
+      "1h30m"
+      "1.5h"
+      "500ms"
+      "15"
+      "m"
+      "1d"
+    ];
+    want = [
+      true
+      true
+      true
+      true
+      false
+      false
+      false
+    ];
+  }
+  {
+    name = "builder repository: clone_url per remote and sync_remotes from the fleet's settings";
+    got = farm.repositoryFor (
+      farm.settings
+      // {
+        syncRemotes = true;
+        remotes = [
+          {
+            name = "github";
+            forge = "github";
+            url = "https://github.com/o/r";
+            cloneUrl = "ssh://git@github.com/o/r.git";
+          }
+          {
+            name = "home";
+            forge = "forgejo";
+            url = "https://git.home.arpa/o/r";
+          }
+        ];
+      }
+    ) "/run/credentials/farm-builder.service";
+    want = {
+      name = "fleet";
+      deploy_branch = "main";
+      sync_remotes = true;
+      remote = [
+        {
+          forge = "github";
+          url = "https://github.com/o/r";
+          clone_url = "ssh://git@github.com/o/r.git";
+          secret_files = [ "/run/credentials/farm-builder.service/webhook-secret-github" ];
+          token_file = "/run/credentials/farm-builder.service/status-token-github";
+        }
+        {
+          forge = "forgejo";
+          url = "https://git.home.arpa/o/r";
+          secret_files = [ "/run/credentials/farm-builder.service/webhook-secret-home" ];
+          token_file = "/run/credentials/farm-builder.service/status-token-home";
+        }
+      ];
+    };
+  }
+  {
+    name = "the notifier pokes every deployed host's agent at <host>.<domain>:<pokePort>";
+    got = farm.agents;
+    want = {
+      andras = "http://andras.home.arpa:7741";
+      malphas = "http://malphas.home.arpa:7741";
+      stolas = "http://stolas.home.arpa:7741";
+    };
+  }
+  {
     name = "every secret flag of every program ends in -file";
     got = builtins.filter (e: e.type == "secret" && !(util.hasSuffix "-file" e.flag)) (
       flags.schemas.builder ++ flags.schemas.notifier ++ flags.schemas.agent

@@ -40,12 +40,14 @@ let
     strMatching = re: typeOf "strMatching" { inherit re; };
     enum = values: typeOf "enum" { inherit values; };
     nullOr = t: typeOf "nullOr" { inherit t; };
+    either = a: b: typeOf "either" { inherit a b; };
     listOf = t: typeOf "listOf" { inherit t; };
     nonEmptyListOf = listOf;
     attrsOf = t: typeOf "attrsOf" { attrs = true; };
     submodule = _: typeOf "submodule" { attrs = true; };
     int = typeOf "int" { };
     ints.positive = typeOf "int" { };
+    ints.unsigned = typeOf "int" { };
   };
 
   lib = rec {
@@ -89,6 +91,7 @@ let
         }) names
       );
     mapAttrsToList = f: set: map (n: f n set.${n}) (attrNames set);
+    concatStringsSep = builtins.concatStringsSep;
   };
 
   # --- pkgs -----------------------------------------------------------------------
@@ -108,6 +111,12 @@ let
       toml = _: format;
     };
     writeText = name: _: store name;
+    # The links are kept, for the tests to read.
+    linkFarm = name: entries: {
+      inherit entries;
+      outPath = store name;
+      __toString = self: self.outPath;
+    };
     writeShellScript = name: _: store name;
     homelab-farm = {
       builder = store "homelab-farm-builder";

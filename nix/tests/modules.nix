@@ -19,21 +19,25 @@ let
           name = n;
           value.path = "/run/secrets/${n}";
         })
-        [
-          "webhook-secret"
-          "cache-signing-key"
-          "deploy-signing-key"
-          "github-token"
-          "forgejo-token"
-          "ntfy-token"
-          "farm-agent-token"
-          "webhook-secret-github"
-          "webhook-secret-codeberg"
-          "webhook-secret-home"
-          "status-token-github"
-          "status-token-codeberg"
-          "status-token-home"
-        ]
+        (
+          [
+            "webhook-secret"
+            "cache-signing-key"
+            "deploy-signing-key"
+            "github-token"
+            "forgejo-token"
+            "ntfy-token"
+            "farm-agent-token"
+            "webhook-secret-github"
+            "webhook-secret-codeberg"
+            "webhook-secret-home"
+            "status-token-github"
+            "status-token-codeberg"
+            "status-token-home"
+            "farm-poke-token"
+          ]
+          ++ map (h: "agent-token-${h}") farm.deployHosts
+        )
     );
   };
   farmModules = [
@@ -88,6 +92,39 @@ let
   unit = c: name: c.systemd.services.${name};
   has = needle: haystack: builtins.match ".*${needle}.*" haystack != null;
   q = s: ''"${s}"'';
+  flags = import ../lib/flags.nix;
+  failedAssertions = c: map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions);
+
+  tuned = host "vassal" {
+    services.farm-builder = {
+      enable = true;
+      workers = 4;
+      adminTokenFile = "/run/secrets/admin-token";
+      builders = [
+        "ssh-ng://mac aarch64-darwin"
+        "ssh-ng://pi aarch64-linux"
+      ];
+      maxSilentTime = "20m";
+      buildTimeout = "2h30m";
+      evalMemoryMiB = 4096;
+      flakeDir = "fleet";
+      cachePublicUrl = "https://cache.example.org";
+    };
+    services.farm-agent = {
+      enable = true;
+      healthTimeout = "90s";
+      systemdHealth = false;
+      switchTimeout = "15m";
+      currentSystem = "/run/booted-system";
+      profile = "/nix/var/nix/profiles/test";
+      listen = "127.0.0.1:7000";
+      suspendAfterWake = true;
+      suspendCommand = "systemctl hibernate";
+      logLevel = "debug";
+      openFirewall = false;
+    };
+  };
+  agentArgs = c: builtins.tail (flags.agent { inherit (c.services.farm-agent) builderUrl; }).args;
 in
 [
   {
@@ -109,15 +146,24 @@ in
         "%d/signing-key"
         "--deploy-key-file"
         "%d/deploy-key"
+        "--agent-tokens-dir"
+        "/nix/store/00000000000000000000000000000000-farm-agent-tokens"
+        "--flake-dir"
+        "nix"
+        "--cache-public-url"
+        farm.settings.cacheUrl
       ]
     );
   }
   {
-    name = "builder: key files and every remote's webhook secret and token are credentials from sops";
+    name = "builder: key files, every deployed host's agent token, every remote's webhook secret and token are credentials from sops";
     got = (unit stolas "farm-builder").serviceConfig.LoadCredential;
     want = [
       "signing-key:/run/secrets/cache-signing-key"
       "deploy-key:/run/secrets/deploy-signing-key"
+      "agent-token-andras:/run/secrets/agent-token-andras"
+      "agent-token-malphas:/run/secrets/agent-token-malphas"
+      "agent-token-stolas:/run/secrets/agent-token-stolas"
       "status-token-codeberg:/run/secrets/status-token-codeberg"
       "status-token-github:/run/secrets/status-token-github"
       "status-token-home:/run/secrets/status-token-home"
@@ -157,6 +203,7 @@ in
         {
           name = "fleet";
           deploy_branch = "main";
+          sync_remotes = false;
           remote = [
             {
               forge = "github";
@@ -191,11 +238,11 @@ in
     throws = (unit malphas "farm-builder").serviceConfig.ExecStart;
   }
   {
-    name = "notifier: follows the local builder, ntfy token from sops, wakes the farm's MACs";
+    name = "notifier: follows the local builder, ntfy and poke tokens from sops, wakes the farm's MACs, pokes its agents";
     got = {
       exec = (unit stolas "farm-notifier").serviceConfig.ExecStart;
       creds = (unit stolas "farm-notifier").serviceConfig.LoadCredential;
-      wol = stolas.services.farm-notifier.settings.wake_on_lan;
+      toml = flags.notifierConfig stolas.services.farm-notifier;
       dynamic = (unit stolas "farm-notifier").serviceConfig.DynamicUser;
     };
     want = {
@@ -214,15 +261,28 @@ in
           farm.settings.ntfyTopic
           "--ntfy-token-file"
           "%d/ntfy-token"
+          "--poke-token-file"
+          "%d/poke-token"
         ]
       );
-      creds = [ "ntfy-token:/run/secrets/ntfy-token" ];
-      wol = farm.wakeOnLan;
+      creds = [
+        "ntfy-token:/run/secrets/ntfy-token"
+        "poke-token:/run/secrets/farm-poke-token"
+      ];
+      toml = {
+        public_url = farm.settings.builderUrl;
+        wake_on_lan.malphas = "a8:a1:59:3c:10:7e";
+        agents = {
+          andras = "http://andras.home.arpa:7741";
+          malphas = "http://malphas.home.arpa:7741";
+          stolas = "http://stolas.home.arpa:7741";
+        };
+      };
       dynamic = true;
     };
   }
   {
-    name = "agent: flags from the host, the farm's cache and deploy keys, its token";
+    name = "agent: flags from the host, the farm's cache and deploy keys, its token, pokes, back to sleep after a wake";
     got = (unit malphas "farm-agent").serviceConfig.ExecStart;
     want = builtins.concatStringsSep " " (
       map q [
@@ -247,6 +307,14 @@ in
         "switch"
         "--health-check"
         "systemctl is-active display-manager.service"
+        "--systemd-health=true"
+        "--state-dir"
+        "/var/lib/farm-agent"
+        "--listen"
+        ":7741"
+        "--poke-token-file"
+        "%d/poke-token"
+        "--suspend-after-wake"
       ]
     );
   }
@@ -267,7 +335,10 @@ in
       restartIfChanged = false;
       stopIfChanged = false;
       nixConfig = "narinfo-cache-negative-ttl = 0";
-      creds = [ "token:/run/secrets/farm-agent-token" ];
+      creds = [
+        "token:/run/secrets/farm-agent-token"
+        "poke-token:/run/secrets/farm-poke-token"
+      ];
     };
   }
   {
@@ -278,6 +349,229 @@ in
       Persistent = true;
       RandomizedDelaySec = "30min";
     };
+  }
+  {
+    name = "builder: --agent-tokens-dir is a store directory of symlinks <host> -> its credential (no token in the store)";
+    got = stolas.services.farm-builder.agentTokensDir.entries;
+    want = map (h: {
+      name = h;
+      path = "/run/credentials/farm-builder.service/agent-token-${h}";
+    }) farm.deployHosts;
+  }
+  {
+    name = "builder: each agent token is the host's sops file, read with the builder host's key";
+    got =
+      let
+        all = stolas.sops.secrets;
+        others = builtins.filter (n: builtins.match "agent-token-.*" n == null) (builtins.attrNames all);
+      in
+      builtins.mapAttrs (_: s: {
+        file = "${baseNameOf (dirOf (toString s.sopsFile))}/${baseNameOf (toString s.sopsFile)}";
+        inherit (s) key;
+      }) (removeAttrs all others);
+    want = {
+      agent-token-andras = {
+        file = "agent-tokens/andras.yaml";
+        key = "farm-agent-token";
+      };
+      agent-token-malphas = {
+        file = "agent-tokens/malphas.yaml";
+        key = "farm-agent-token";
+      };
+      agent-token-stolas = {
+        file = "agent-tokens/stolas.yaml";
+        key = "farm-agent-token";
+      };
+    };
+  }
+  {
+    name = "builder: the newer flags (admin token, workers, builders, timeouts, eval memory in bytes, flake dir, public cache URL)";
+    got = {
+      exec = (unit tuned "farm-builder").serviceConfig.ExecStart;
+      creds = builtins.filter (c: builtins.match "admin-token:.*" c != null) (unit tuned "farm-builder").serviceConfig.LoadCredential;
+    };
+    want = {
+      exec = builtins.concatStringsSep " " (
+        map q [
+          "/nix/store/00000000000000000000000000000000-homelab-farm-builder/bin/builder"
+          "serve"
+          "--config"
+          "/nix/store/00000000000000000000000000000000-farm-builder.toml"
+          "--listen"
+          "127.0.0.1:8080"
+          "--state-dir"
+          "/var/lib/farm-builder"
+          "--cache"
+          "file:///var/lib/farm-builder/cache"
+          "--workers"
+          "4"
+          "--signing-key-file"
+          "%d/signing-key"
+          "--deploy-key-file"
+          "%d/deploy-key"
+          "--admin-token-file"
+          "%d/admin-token"
+          "--agent-tokens-dir"
+          "/nix/store/00000000000000000000000000000000-farm-agent-tokens"
+          "--flake-dir"
+          "fleet"
+          "--builders"
+          "ssh-ng://mac aarch64-darwin ; ssh-ng://pi aarch64-linux"
+          "--max-silent-time"
+          "20m"
+          "--build-timeout"
+          "2h30m"
+          "--eval-memory"
+          "4294967296"
+          "--cache-public-url"
+          "https://cache.example.org"
+        ]
+      );
+      creds = [ "admin-token:/run/secrets/admin-token" ];
+    };
+  }
+  {
+    name = "builder: a host name that cannot be a credential is an assertion";
+    got = failedAssertions (host "vassal" {
+      services.farm-builder = {
+        enable = true;
+        agentTokenFiles."../x" = "/run/secrets/x";
+      };
+    });
+    want = [ "services.farm-builder.agentTokenFiles: host names must be letters, digits, '-' or '_'." ];
+  }
+  {
+    name = "notifier: typed config options over settings; a WoL target with an address is a table";
+    got = flags.notifierConfig (host "vassal" {
+      services.farm-notifier = {
+        enable = true;
+        settings.extra = 1;
+        wakeOnLan.andras = {
+          mac = "00:11:22:33:44:55";
+          address = "192.168.1.255:9";
+        };
+        wakeTimeout = "5m";
+        notifySuccess = true;
+        publicUrl = "https://status.example.org";
+      };
+    }).services.farm-notifier;
+    want = {
+      extra = 1;
+      public_url = "https://status.example.org";
+      notify_success = true;
+      wake_timeout = "5m";
+      wake_on_lan = {
+        andras = {
+          mac = "00:11:22:33:44:55";
+          address = "192.168.1.255:9";
+        };
+        malphas = "a8:a1:59:3c:10:7e";
+      };
+      agents = farm.agents;
+    };
+  }
+  {
+    name = "agent: the newer flags (timeouts, systemd health off, links, pokes, suspend, log level)";
+    got = (unit tuned "farm-agent").serviceConfig.ExecStart;
+    want = builtins.concatStringsSep " " (
+      map q [
+        "/nix/store/00000000000000000000000000000000-homelab-farm-agent/bin/agent"
+        "--builder-url"
+        farm.settings.builderUrl
+        "--host"
+        "vassal"
+        "--deploy-public-key-file"
+        "/nix/store/00000000000000000000000000000000-farm-deploy.pub"
+        "--cache-url"
+        farm.settings.cacheUrl
+        "--cache-public-key"
+        farm.settings.cachePublicKey
+        "--interval"
+        "15m"
+        "--keep-generations"
+        "5"
+        "--switch-mode"
+        "switch"
+        "--health-timeout"
+        "90s"
+        "--systemd-health=false"
+        "--switch-timeout"
+        "15m"
+        "--current-system"
+        "/run/booted-system"
+        "--profile"
+        "/nix/var/nix/profiles/test"
+        "--state-dir"
+        "/var/lib/farm-agent"
+        "--listen"
+        "127.0.0.1:7000"
+        "--poke-token-file"
+        "%d/poke-token"
+        "--suspend-after-wake"
+        "--suspend-command"
+        "systemctl hibernate"
+        "--log-level"
+        "debug"
+      ]
+    );
+  }
+  {
+    name = "agent: a long-running service (pokes, resumes), never --once; the daily timer starts that same service";
+    got =
+      let
+        u = unit malphas "farm-agent";
+        t = malphas.systemd.timers.farm-agent;
+      in
+      {
+        type = u.serviceConfig.Type or "simple";
+        once = builtins.any (a: builtins.match "--once.*" a != null) (
+          flags.agent malphas.services.farm-agent
+        ).args;
+        restart = u.serviceConfig.Restart;
+        wantedBy = u.wantedBy;
+        timerUnit = t.timerConfig.Unit or "farm-agent.service";
+        timerWantedBy = t.wantedBy;
+      };
+    want = {
+      type = "simple";
+      once = false;
+      restart = "on-failure";
+      wantedBy = [ "multi-user.target" ];
+      timerUnit = "farm-agent.service";
+      timerWantedBy = [ "timers.target" ];
+    };
+  }
+  {
+    name = "agent: its token comes from nix/secrets/agent-tokens/<host>.yaml";
+    got = baseNameOf (dirOf (toString (real "malphas").sops.secrets.farm-agent-token.sopsFile));
+    want = "agent-tokens";
+  }
+  {
+    name = "agent: takes pokes on the fleet's port, opened in the firewall";
+    got = malphas.networking.firewall.allowedTCPPorts;
+    want = [ 7741 ];
+  }
+  {
+    name = "agent: listen without a poke token, or a firewall without listen, is an assertion";
+    got = failedAssertions (host "vassal" {
+      services.farm-agent = {
+        enable = true;
+        listen = ":7741";
+        pokeTokenFile = null;
+      };
+    });
+    want = [ "services.farm-agent.listen needs pokeTokenFile: pokes are accepted only with the notifier's token." ];
+  }
+  {
+    name = "agent: a host the notifier may wake suspends again after such a wake; one it never wakes does not";
+    got = [
+      (real "malphas").services.farm-agent.suspendAfterWake
+      (real "stolas").services.farm-agent.suspendAfterWake
+    ];
+    want = [
+      true
+      false
+    ];
   }
   {
     name = "fleet-pull: a daily oneshot for hosts the farm does not serve";
@@ -439,7 +733,7 @@ in
     throws = (fixture "overriding").programs.steam.enable;
   }
   {
-    name = "stolas (server): hardened, runs the farm, aarch64 by binfmt, disk by disko";
+    name = "stolas (server): hardened, runs the farm (its agent takes pokes), aarch64 by binfmt, disk by disko";
     got =
       let
         c = real "stolas";
@@ -460,7 +754,10 @@ in
       notifier = true;
       binfmt = [ "aarch64-linux" ];
       disk = "/dev/nvme0n1";
-      firewall = [ 8080 ];
+      firewall = [
+        8080
+        7741
+      ];
     };
   }
   {

@@ -7,8 +7,10 @@
 # (the fleet's real admin key is not in the repository). Then it adds a host and
 # checks: the files are made, .sops.yaml lists the host, the shared secret was
 # re-encrypted so the host's key (derived from its SSH host key) decrypts it, a key
-# not listed does not, the farm's own secrets stay closed to it, the farm knows
-# the host, and the fleet library discovers it.
+# not listed does not, the farm's own secrets and other hosts' stay closed to it,
+# its agent token is readable by it and the builder host, the farm knows the host
+# (deploy list, MAC, the builder's token, the notifier's pokes), and the fleet
+# library discovers it.
 #
 # Prints "ok - ..." / "not ok - ..." lines; exits non-zero on any failure.
 set -uo pipefail
@@ -60,8 +62,10 @@ sed -i "s|^  - &admin_rain .*|  - \&admin_rain $admin_pub|" "$copy/.sops.yaml"
 cd "$copy" || exit 1
 printf 'wifi-psk: correct-horse-battery-staple\n' >nix/secrets/shared.yaml
 printf 'webhook-secret: farm-only\n' >nix/secrets/farm.yaml
-for f in nix/secrets/hosts/*.yaml; do printf 'farm-agent-token: t\n' >"$f"; done
-for f in nix/secrets/shared.yaml nix/secrets/farm.yaml nix/secrets/hosts/*.yaml; do
+printf 'farm-poke-token: p\n' >nix/secrets/poke-token.yaml
+for f in nix/secrets/hosts/*.yaml; do printf '{}\n' >"$f"; done
+for f in nix/secrets/agent-tokens/*.yaml; do printf 'farm-agent-token: t\n' >"$f"; done
+for f in nix/secrets/shared.yaml nix/secrets/poke-token.yaml nix/secrets/farm.yaml nix/secrets/hosts/*.yaml nix/secrets/agent-tokens/*.yaml; do
 	sops -e -i "$f" || not_ok "encrypt $f for the test admin"
 done
 git add -A
@@ -103,6 +107,8 @@ if command -v ssh-to-age >/dev/null 2>&1; then
 fi
 check ".sops.yaml has a rule for the host's own secrets" \
 	grep -q 'path_regex: nix/secrets/hosts/vepar\\.yaml\$' .sops.yaml
+check ".sops.yaml has a rule for the host's agent token: the host, the builder host, the admins" \
+	bash -c "sed -n '/agent-tokens\/vepar/,/path_regex\|# shared/p' .sops.yaml | grep -c -- '- \*\(admin_rain\|host_vepar\|host_stolas\)\$' | grep -qx 3"
 check ".sops.yaml adds the host to the shared rule" \
 	bash -c "sed -n '/# shared secrets/,\$p' .sops.yaml | grep -q -- '- \*host_vepar'"
 check ".sops.yaml keeps the older hosts" grep -q '&host_malphas ' .sops.yaml
@@ -112,6 +118,12 @@ check "the host's key decrypts the re-encrypted shared secret" \
 	bash -c "SOPS_AGE_KEY_FILE='$work/host.txt' sops -d --extract '[\"wifi-psk\"]' nix/secrets/shared.yaml | grep -qx correct-horse-battery-staple"
 check "the host's key decrypts its own secret file" \
 	env SOPS_AGE_KEY_FILE="$work/host.txt" sops -d nix/secrets/hosts/vepar.yaml
+check "the host's key decrypts its agent token" \
+	bash -c "SOPS_AGE_KEY_FILE='$work/host.txt' sops -d --extract '[\"farm-agent-token\"]' nix/secrets/agent-tokens/vepar.yaml | grep -qE '^[0-9a-f]{64}\$'"
+check "the builder host (stolas) is a recipient of the host's agent token" \
+	grep -q "recipient: $(grep -oE '&host_stolas age1[0-9a-z]+' .sops.yaml | cut -d' ' -f2)" nix/secrets/agent-tokens/vepar.yaml
+check "the host's key decrypts the poke token" \
+	env SOPS_AGE_KEY_FILE="$work/host.txt" sops -d nix/secrets/poke-token.yaml
 check "the admin still decrypts the shared secret" sops -d nix/secrets/shared.yaml
 age-keygen -o "$work/stranger.txt" 2>/dev/null
 refute "a key not listed does not decrypt the shared secret" \
@@ -120,6 +132,8 @@ refute "the new host does not decrypt the farm's own secrets" \
 	env SOPS_AGE_KEY_FILE="$work/host.txt" sops -d nix/secrets/farm.yaml
 refute "the new host does not decrypt another host's secrets" \
 	env SOPS_AGE_KEY_FILE="$work/host.txt" sops -d nix/secrets/hosts/malphas.yaml
+refute "the new host does not decrypt another host's agent token" \
+	env SOPS_AGE_KEY_FILE="$work/host.txt" sops -d nix/secrets/agent-tokens/malphas.yaml
 
 check "the farm deploys the host and knows its MAC" \
 	test "$(nix-instantiate --eval --strict --json --expr \
@@ -136,8 +150,17 @@ check "the new host evaluates through its role: agent on, disko disk, Wake-on-LA
 		     c.networking.interfaces.enp1s0.wakeOnLan.enable c.hostSpec.wakeOnLan.mac
 		     (baseNameOf (toString c.sops.defaultSopsFile)) ]')" \
 	= '[true,"/dev/vda",true,"52:54:00:ab:cd:ef","vepar.yaml"]'
+check "the builder takes the host's agent token, the notifier pokes its agent" \
+	test "$(nix-instantiate --eval --strict --json --expr '
+		let
+		  mm = import ./nix/tests/mini-modules.nix;
+		  c = mm.eval { modules = [ ./nix/modules/farm-config.nix ./nix/modules/builder.nix
+		    ./nix/modules/notifier.nix { hostSpec.hostName = "stolas";
+		      services.farm-builder.enable = true; services.farm-notifier.enable = true; } ]; };
+		in [ (toString c.sops.secrets.agent-token-vepar.sopsFile) c.services.farm-notifier.agents.vepar ]' |
+		sed "s|$PWD/||")" = '["nix/secrets/agent-tokens/vepar.yaml","http://vepar.home.arpa:7741"]'
 check "the new files are staged in git (the flake sees them)" \
-	bash -c "git diff --cached --name-only | grep -qx nix/hosts/vepar/default.nix && git diff --cached --name-only | grep -qx nix/secrets/hosts/vepar.yaml"
+	bash -c "git diff --cached --name-only | grep -qx nix/hosts/vepar/default.nix && git diff --cached --name-only | grep -qx nix/secrets/hosts/vepar.yaml && git diff --cached --name-only | grep -qx nix/secrets/agent-tokens/vepar.yaml"
 check "it prints the nixos-anywhere command with the host key" \
 	grep -q -- "nixos-anywhere --extra-files $keys/vepar/extra-files" "$work/new-host.out"
 check "the command installs the flake's host" grep -q -- "--flake ./nix#vepar --target-host root@vepar.test" "$work/new-host.out"
