@@ -129,7 +129,7 @@ in
     agentTokensDir = mkOption {
       type = types.nullOr types.path;
       default = if cfg.agentTokenFiles == { } then null else agentTokensLinks;
-      defaultText = lib.literalExpression "symlinks <host> -> \${credentialsDir}/agent-token-<host>, from agentTokenFiles";
+      defaultText = lib.literalMD "a store directory of symlinks `<host>` -> `<credentialsDir>/agent-token-<host>`, one per `agentTokenFiles` entry; null if there is none";
       description = "A directory with one file per host holding its agent token; null accepts no reports. `--agent-tokens-dir`.";
     };
 

@@ -69,6 +69,7 @@ let
     mkDefault = mkOverride 1000;
     mkForce = mkOverride 50;
     literalExpression = text: { _type = "literalExpression"; inherit text; };
+    literalMD = text: { _type = "literalMD"; inherit text; };
     getExe' = pkg: exe: "${pkg}/bin/${exe}";
     splitString = sep: s: filter (x: !isList x) (split sep s);
     last = xs: elemAt xs (length xs - 1);
