@@ -30,6 +30,7 @@ import (
 	"github.com/homelab-farm/farm/internal/notify"
 	"github.com/homelab-farm/farm/internal/testenv"
 	"github.com/homelab-farm/farm/internal/testenv/fleettest"
+	"github.com/homelab-farm/farm/internal/testenv/ntfytest"
 )
 
 // TestMain lets the test binary run as the agent itself, so the multi-host
@@ -325,22 +326,8 @@ deploy_branch = "main"
 	}
 
 	// The notifier, with a test ntfy server and h2's NIC on loopback.
-	var ntfyMu sync.Mutex
-	var ntfyTitles []string
-	ntfy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		if r.Method == http.MethodPost && r.URL.Path == "/farm" {
-			ntfyMu.Lock()
-			ntfyTitles = append(ntfyTitles, r.Header.Get("Title"))
-			ntfyMu.Unlock()
-		}
-	}))
-	defer ntfy.Close()
-	titles := func() []string {
-		ntfyMu.Lock()
-		defer ntfyMu.Unlock()
-		return append([]string(nil), ntfyTitles...)
-	}
+	ntfy := ntfytest.New(t)
+	titles := ntfy.Titles
 	nic, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,7 @@ const (
 	evalStateFailed    = "failed"
 	evalStateDone      = "done"
 	deliveryGrace      = 2 * time.Minute
+	inFlightMargin     = 5 * time.Minute // the server's clock may lag ours
 	defaultPollEvery   = 5 * time.Second
 	defaultMagicEvery  = 30 * time.Second
 	defaultPokeTimeout = 5 * time.Second
@@ -43,6 +45,7 @@ const (
 const (
 	logHost  = "host"
 	logEvent = "event"
+	logTitle = "title"
 	logErr   = "err"
 )
 
@@ -52,7 +55,9 @@ type Options struct {
 	BuilderURL string
 	StateDir   string
 	// Publisher delivers notifications; nil: none are sent (pokes and
-	// wakes still are).
+	// wakes still are). If it is also a Ledger (Ntfy is), a notification
+	// whose outcome a crash lost is looked up there before it is
+	// published again: see Handle.
 	Publisher Publisher
 	// PokeToken authenticates pokes to agents; empty: agents are not poked.
 	PokeToken string
@@ -82,6 +87,16 @@ type state struct {
 	// Waking maps the hosts told of a new desired closure (poked, woken)
 	// to its seq until they report it: a restart takes the wakes up again.
 	Waking map[string]uint64 `json:"waking,omitempty"`
+	// InFlight is the event whose notification was being published when
+	// this state was written; the rest of the state is from before that
+	// event. It is cleared when the event is recorded as handled.
+	InFlight *inFlight `json:"in_flight,omitempty"`
+}
+
+// inFlight is a publish whose outcome is not on disk yet.
+type inFlight struct {
+	Event   int64     `json:"event"`
+	Started time.Time `json:"started"` // when the first attempt began
 }
 
 type evalInfo struct {
@@ -103,6 +118,10 @@ type Notifier struct {
 	waking   map[string]uint64 // host → newest desired seq being woken for
 	reported map[string]uint64 // host → seq of its last report
 	wakers   sync.WaitGroup
+	// unsure is the publish a previous process left in flight (nil:
+	// none): it may have been delivered. pending is this process's
+	// publish in progress. Only Handle uses them.
+	unsure, pending *inFlight
 }
 
 // New loads the notifier's state from o.StateDir.
@@ -136,6 +155,10 @@ func New(o Options) (*Notifier, error) {
 			return nil, fmt.Errorf("parse notifier state: %w", err)
 		}
 	}
+	if f := n.st.InFlight; f != nil && f.Event > n.st.Cursor {
+		n.unsure = f
+		n.log.Info("a notification was in flight when the notifier stopped", logEvent, f.Event, "started", f.Started)
+	}
 	return n, nil
 }
 
@@ -163,12 +186,29 @@ func (n *Notifier) Run(ctx context.Context) error {
 	return err
 }
 
-// Handle acts on one event and then records it as handled. Each event
-// makes at most one notification; it is delivered under a context that
-// outlives ctx by up to two minutes, so a shutdown in the middle of a
-// delivery finishes it and records it rather than repeat it after a
-// restart. An error means nothing was recorded: the event is to be handled
-// again.
+// Handle acts on one event and then records it as handled. An error means
+// nothing was recorded: the event is to be handled again.
+//
+// Each event makes at most one notification, delivered exactly once:
+//
+//   - Its click link carries a marker unique to the event (the fragment
+//     "farm-event-<id>"; a message without a link gets the dashboard's).
+//   - Before publishing, the state on disk records the event as in flight
+//     with the time the attempt started; after, the state records the
+//     event as handled.
+//   - A shutdown (ctx done) in the middle of a delivery finishes it under a
+//     context that outlives ctx by up to two minutes, and records it.
+//   - A process killed between the server's answer and the state reaching
+//     disk leaves the event in flight. The next process, before
+//     publishing it, asks the Publisher's Ledger (ntfy's message cache)
+//     for a message with the event's marker since the attempt started
+//     (less a margin for clocks): if there is one, the event is recorded
+//     as delivered without a second publish.
+//
+// Where that cannot be known — the Publisher is no Ledger, or the lookup
+// fails (a server with its cache disabled, a token that may not read) —
+// the notification is published again and a warning says so: the
+// guarantee falls back to at least once.
 func (n *Notifier) Handle(ctx context.Context, ev Event) error {
 	n.mu.Lock()
 	if ev.ID <= n.st.Cursor {
@@ -187,24 +227,101 @@ func (n *Notifier) Handle(ctx context.Context, ev Event) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryGrace)
 	defer cancel()
 	if msg != nil && n.o.Publisher != nil {
-		if err := n.o.Publisher.Publish(dctx, *msg); err != nil {
-			return fmt.Errorf("event %d: %w", ev.ID, err)
+		if err := n.deliver(dctx, ev.ID, *msg); err != nil {
+			return err
 		}
-		n.log.Info("notified", logEvent, ev.ID, "title", msg.Title)
 	}
 	next.Cursor = ev.ID
+	next.InFlight = nil
 	if err := saveState(n.o.StateDir, next); err != nil {
 		return err
 	}
 	n.mu.Lock()
 	n.st = next
 	n.mu.Unlock()
+	n.unsure, n.pending = nil, nil
 	n.act(ctx, ev)
 	return nil
 }
 
+// deliver publishes msg, the notification of event id, exactly once if the
+// Publisher is a Ledger that answers (see Handle).
+func (n *Notifier) deliver(ctx context.Context, id int64, msg Message) error {
+	marker := eventMarker(id)
+	click := msg.Click
+	if click == "" {
+		click = n.link("/")
+	}
+	msg.Click = withFragment(click, marker)
+	log := n.log.With(logEvent, id, logTitle, msg.Title)
+
+	started := time.Now()
+	if p := n.pending; p != nil && p.Event == id {
+		started = p.Started // a failed attempt, retried: keep the first start
+	}
+	if u := n.unsure; u != nil && u.Event == id {
+		started = u.Started
+		ledger, ok := n.o.Publisher.(Ledger)
+		if !ok {
+			n.unsure = nil
+			log.Warn("publishing again a notification that may have been delivered: the publisher keeps no record (at least once)")
+		} else {
+			found, err := ledger.Published(ctx, marker, u.Started.Add(-inFlightMargin))
+			if err == nil {
+				n.unsure = nil // known: from here it is this process's publish
+			}
+			switch {
+			case err != nil:
+				// Kept unsure: should this publish fail too, its retry
+				// asks again.
+				log.Warn("publishing again a notification that may have been delivered: its delivery cannot be checked (at least once)", logErr, err)
+			case found:
+				log.Info("notification was delivered before the restart; not publishing it again")
+				return nil
+			default:
+				log.Info("notification in flight at the restart was not delivered; publishing it")
+			}
+		}
+	}
+
+	// The state as it was before this event, with the event in flight.
+	n.mu.Lock()
+	cur := n.st.clone()
+	n.mu.Unlock()
+	cur.InFlight = &inFlight{Event: id, Started: started.UTC()}
+	if err := saveState(n.o.StateDir, cur); err != nil {
+		return fmt.Errorf("event %d: %w", id, err)
+	}
+	n.pending = cur.InFlight
+	if err := n.o.Publisher.Publish(ctx, msg); err != nil {
+		return fmt.Errorf("event %d: %w", id, err)
+	}
+	log.Info("notified")
+	return nil
+}
+
+// eventMarker is the marker of event id's notification: the fragment of its
+// click link, which ntfy's cache returns verbatim and a browser does not
+// send to the server.
+func eventMarker(id int64) string {
+	return fmt.Sprintf("farm-event-%d", id)
+}
+
+// withFragment returns link with its fragment set to fragment. A link that
+// does not parse gets the fragment appended: the notification goes out
+// (rather than stall the stream), and a Ledger will not find it again.
+func withFragment(link, fragment string) string {
+	u, err := url.Parse(link)
+	if err != nil {
+		return link + "#" + fragment
+	}
+	u.Fragment = fragment
+	u.RawFragment = ""
+	return u.String()
+}
+
 func (s state) clone() state {
-	c := state{Cursor: s.Cursor, Failing: map[string]string{}, Evals: map[int64]evalInfo{}, Waking: map[string]uint64{}}
+	c := state{Cursor: s.Cursor, Failing: map[string]string{}, Evals: map[int64]evalInfo{}, Waking: map[string]uint64{}, InFlight: s.InFlight}
 	maps.Copy(c.Waking, s.Waking)
 	for k, v := range s.Failing {
 		c.Failing[k] = v

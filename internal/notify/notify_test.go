@@ -6,15 +6,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/homelab-farm/farm/internal/testenv/ntfytest"
 )
 
 func TestMagicPacket(t *testing.T) {
@@ -82,9 +87,9 @@ func TestWakeLoopback(t *testing.T) {
 }
 
 func TestNtfyPublish(t *testing.T) {
-	fn := newFakeNtfy(t)
-	fn.failNext = 2 // retried
-	n, err := NewNtfy(fn.srv.URL, "farm", NtfyOptions{Token: "tk_secret", WaitMin: time.Millisecond, WaitMax: 5 * time.Millisecond})
+	fn := ntfytest.New(t)
+	fn.FailNext(2) // retried
+	n, err := NewNtfy(fn.URL, "farm", NtfyOptions{Token: "tk_secret", WaitMin: time.Millisecond, WaitMax: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,16 +100,15 @@ func TestNtfyPublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := fn.messages()
-	want := ntfyMessage{Topic: "farm", Title: "Build failed: malphas", Priority: "4", Tags: "rotating_light,malphas",
-		Click: "https://farm/api/targets/7/log", Auth: "Bearer tk_secret", Body: "malphas (aarch64-linux) failed: boom ✗"}
-	if len(got) != 1 || got[0] != want {
+	got := fn.Messages()
+	want := ntfytest.Message{ID: got[0].ID, Time: got[0].Time, Event: "message", Topic: "farm", Title: "Build failed: malphas",
+		Priority: 4, Tags: []string{"rotating_light", "malphas"}, Click: "https://farm/api/targets/7/log",
+		Auth: "Bearer tk_secret", Message: "malphas (aarch64-linux) failed: boom ✗"}
+	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 		t.Errorf("ntfy got %+v, want [%+v]", got, want)
 	}
 
-	fn.mu.Lock()
-	fn.failNext = 100
-	fn.mu.Unlock()
+	fn.FailNext(100)
 	if err := n.Publish(context.Background(), Message{Title: "x"}); err == nil {
 		t.Error("publish to a server that keeps failing: no error")
 	}
@@ -180,7 +184,7 @@ func TestDecide(t *testing.T) {
 		name    string
 		success bool
 		events  []ev
-		want    []string // "title | click"
+		want    []string // "title | click", the click link marked with the event
 	}{
 		{
 			name: "build failure then recovery",
@@ -191,7 +195,7 @@ func TestDecide(t *testing.T) {
 				finished(2, "main", "done", 0),
 				started(3, "main"), target(EventTargetCached, 3, 31, "malphas"),
 			},
-			want: []string{"Build failed: malphas | https://farm.example/api/targets/11/log", "Build recovered: malphas | "},
+			want: []string{"Build failed: malphas | https://farm.example/api/targets/11/log#farm-event-2", "Build recovered: malphas | https://farm.example/#farm-event-6"},
 		},
 		{
 			name: "a failure on another branch is not recovered by main",
@@ -200,7 +204,7 @@ func TestDecide(t *testing.T) {
 				started(2, "main"), target(EventTargetBuilt, 2, 21, "malphas"),
 				started(3, "wip"), target(EventTargetCached, 3, 31, "malphas"),
 			},
-			want: []string{"Build failed: malphas | https://farm.example/api/targets/11/log", "Build recovered: malphas | "},
+			want: []string{"Build failed: malphas | https://farm.example/api/targets/11/log#farm-event-2", "Build recovered: malphas | https://farm.example/#farm-event-6"},
 		},
 		{
 			name: "whole evaluation failure and recovery",
@@ -209,7 +213,7 @@ func TestDecide(t *testing.T) {
 				started(2, "main"), finished(2, "main", "done", 0),
 				started(3, "main"), finished(3, "main", "done", 0),
 			},
-			want: []string{"Evaluation failed: fleet main | ", "Evaluation recovered: fleet main | "},
+			want: []string{"Evaluation failed: fleet main | https://farm.example/#farm-event-2", "Evaluation recovered: fleet main | https://farm.example/#farm-event-4"},
 		},
 		{
 			name: "deploy rolled back once, repeated reports quiet, recovery",
@@ -220,13 +224,13 @@ func TestDecide(t *testing.T) {
 				report("stolas", "up-to-date", "", 3),
 				report("stolas", "up-to-date", "", 3),
 			},
-			want: []string{"Deploy rolled back: stolas | ", "Deploy recovered: stolas | "},
+			want: []string{"Deploy rolled back: stolas | https://farm.example/#farm-event-2", "Deploy recovered: stolas | https://farm.example/#farm-event-4"},
 		},
 		{
 			name:    "successes when asked for",
 			success: true,
 			events:  []ev{report("stolas", "switched", "", 1), report("stolas", "up-to-date", "", 1)},
-			want:    []string{"Deployed: stolas | "},
+			want:    []string{"Deployed: stolas | https://farm.example/#farm-event-1"},
 		},
 	}
 	for _, tt := range tests {
@@ -309,7 +313,7 @@ func TestLoadConfig(t *testing.T) {
 // a new one on the same state directory: every notification arrives once.
 func TestRestartExactlyOnce(t *testing.T) {
 	fe := newFakeEvents(t)
-	fn := newFakeNtfy(t)
+	fn := ntfytest.New(t)
 	const hosts = 12
 	var want []string
 	for i := range hosts {
@@ -329,24 +333,24 @@ func TestRestartExactlyOnce(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	pub, err := NewNtfy(fn.srv.URL, "farm", NtfyOptions{WaitMin: time.Millisecond, WaitMax: 10 * time.Millisecond})
+	pub, err := NewNtfy(fn.URL, "farm", NtfyOptions{WaitMin: time.Millisecond, WaitMax: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var cancelRun context.CancelFunc
 	var mu sync.Mutex
 	count := 0
-	fn.onPost = func(ntfyMessage) {
+	fn.OnPublish(func(ntfytest.Message) {
 		mu.Lock()
 		defer mu.Unlock()
 		count++
 		if count%3 == 0 && cancelRun != nil {
 			cancelRun() // stop while this very notification is in flight
 		}
-	}
+	})
 	deadline := time.Now().Add(30 * time.Second)
 	restarts := 0
-	for len(fn.messages()) < len(want) && time.Now().Before(deadline) {
+	for len(fn.Messages()) < len(want) && time.Now().Before(deadline) {
 		n, err := New(Options{Config: Config{}, BuilderURL: fe.srv.URL, StateDir: dir, Publisher: pub, RetryWait: time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -369,11 +373,7 @@ func TestRestartExactlyOnce(t *testing.T) {
 		cancel()
 		restarts++
 	}
-	var got []string
-	for _, m := range fn.messages() {
-		got = append(got, m.Title)
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+	if got := fn.Titles(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("after %d restarts ntfy got:\n%s\nwant each once, in order:\n%s", restarts, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	if restarts < 5 {
@@ -580,3 +580,110 @@ func TestWakeSurvivesRestart(t *testing.T) {
 		return !busy && len(n.st.Waking) == 0
 	})
 }
+
+// TestInFlightAtRestart starts a notifier on a state that a killed process
+// left with event 2's notification in flight: it publishes the notification
+// only if ntfy's cache holds no message with the event's marker since the
+// attempt began, and falls back to publishing, with a warning, when it
+// cannot tell.
+func TestInFlightAtRestart(t *testing.T) {
+	started := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	const click = "https://farm.example/#farm-event-2"
+	tests := []struct {
+		name        string
+		cached      []ntfytest.Message // in ntfy's cache before the restart
+		pollStatus  int                // non-zero: polls answer this
+		noLedger    bool               // the publisher keeps no record
+		wantPublish bool
+		wantWarn    bool // at least once, said in the log
+	}{
+		{name: "delivered before the kill", cached: []ntfytest.Message{{Topic: "farm", Title: "Deploy rolled back: stolas", Click: click, Time: started.Unix() + 1}}},
+		{name: "delivered, the server's clock a little behind", cached: []ntfytest.Message{{Topic: "farm", Click: click, Time: started.Unix() - 60}}},
+		{name: "not delivered", wantPublish: true},
+		{name: "only another event's message", cached: []ntfytest.Message{{Topic: "farm", Click: "https://farm.example/#farm-event-20", Time: started.Unix()}}, wantPublish: true},
+		{name: "only another topic's message", cached: []ntfytest.Message{{Topic: "other", Click: click, Time: started.Unix()}}, wantPublish: true},
+		{name: "the marker long before the attempt", cached: []ntfytest.Message{{Topic: "farm", Click: click, Time: started.Add(-time.Hour).Unix()}}, wantPublish: true},
+		{name: "cache disabled: poll refused", pollStatus: http.StatusInternalServerError, wantPublish: true, wantWarn: true},
+		{name: "token may not read", pollStatus: http.StatusForbidden, wantPublish: true, wantWarn: true},
+		{name: "publisher keeps no record", noLedger: true, wantPublish: true, wantWarn: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fn := ntfytest.New(t)
+			for _, m := range tt.cached {
+				fn.Store(m)
+			}
+			fn.FailPolls(tt.pollStatus)
+			dir := t.TempDir()
+			st := state{Cursor: 1, InFlight: &inFlight{Event: 2, Started: started}}
+			if err := saveState(dir, st); err != nil {
+				t.Fatal(err)
+			}
+			ntfy, err := NewNtfy(fn.URL, "farm", NtfyOptions{Token: "tk", RetryMax: 1, WaitMin: time.Millisecond, WaitMax: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pub Publisher = ntfy
+			if tt.noLedger {
+				pub = publisherOnly{ntfy}
+			}
+			// While a notification is published, the disk says it is in
+			// flight, on the state from before its event.
+			fn.OnPublish(func(ntfytest.Message) {
+				var onDisk state
+				b, _ := os.ReadFile(filepath.Join(dir, stateFile))
+				_ = json.Unmarshal(b, &onDisk)
+				if onDisk.Cursor != 1 || len(onDisk.Failing) != 0 || onDisk.InFlight == nil || onDisk.InFlight.Event != 2 || !onDisk.InFlight.Started.Equal(started) {
+					t.Errorf("state on disk while publishing: cursor %d, failing %v, in flight %+v; want cursor 1, nothing failing, event 2 since %v",
+						onDisk.Cursor, onDisk.Failing, onDisk.InFlight, started)
+				}
+			})
+			var logs bytes.Buffer
+			cfg := Config{PublicURL: "https://farm.example"}
+			n, err := New(Options{Config: cfg, BuilderURL: "http://127.0.0.1:1", StateDir: dir, Publisher: pub,
+				Log: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := json.Marshal(map[string]any{"host": "stolas", "result": "rolled back", "reason": "boom", "seq": 2})
+			if err := n.Handle(context.Background(), Event{ID: 2, Type: EventHostReport, Data: data}); err != nil {
+				t.Fatalf("Handle: %v", err)
+			}
+
+			published := len(fn.Messages()) - len(tt.cached)
+			if want := map[bool]int{true: 1, false: 0}[tt.wantPublish]; published != want {
+				t.Errorf("published %d messages, want %d\n%s", published, want, logs.String())
+			}
+			if tt.wantPublish {
+				if m := fn.Messages()[len(fn.Messages())-1]; m.Click != click || m.Title != "Deploy rolled back: stolas" {
+					t.Errorf("published %+v, want the rolled-back notification with click %s", m, click)
+				}
+			}
+			if warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "at least once"); warned != tt.wantWarn {
+				t.Errorf("warned of at least once: %v, want %v\n%s", warned, tt.wantWarn, logs.String())
+			}
+			if polls := fn.Polls(); !tt.noLedger {
+				wantSince := strconv.FormatInt(started.Add(-inFlightMargin).Unix(), 10)
+				if len(polls) == 0 || polls[0] != (ntfytest.Poll{Topic: "farm", Since: wantSince, Auth: "Bearer tk"}) {
+					t.Errorf("polls %+v, want one of farm since %s with the token", polls, wantSince)
+				}
+			}
+			b, err := os.ReadFile(filepath.Join(dir, stateFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var after state
+			if err := json.Unmarshal(b, &after); err != nil {
+				t.Fatal(err)
+			}
+			if after.Cursor != 2 || after.InFlight != nil || after.Failing["deploy:stolas"] == "" {
+				t.Errorf("state after: %+v, want cursor 2, nothing in flight, stolas failing", after)
+			}
+		})
+	}
+}
+
+// publisherOnly hides every method of a Publisher but Publish.
+type publisherOnly struct{ p Publisher }
+
+func (p publisherOnly) Publish(ctx context.Context, m Message) error { return p.p.Publish(ctx, m) }

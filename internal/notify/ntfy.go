@@ -1,11 +1,14 @@
 package notify
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -19,7 +22,9 @@ type Message struct {
 	Body     string
 	Priority int      // 1 (min) to 5 (urgent); 0: the server's default (3)
 	Tags     []string // ntfy tags; emoji short codes show as emoji
-	Click    string   // URL opened when the notification is tapped
+	// Click is the URL opened when the notification is tapped. Its
+	// fragment may be a marker (see Ledger) that finds the message again.
+	Click string
 }
 
 // Publisher delivers notifications. Publish may be called from several
@@ -27,6 +32,17 @@ type Message struct {
 // not to be delivered (after its own retries).
 type Publisher interface {
 	Publish(ctx context.Context, m Message) error
+}
+
+// Ledger is a record of the messages a Publisher delivered, read back when
+// the outcome of a publish is lost: the process died after the server took
+// the message and before the notifier's state reached the disk.
+type Ledger interface {
+	// Published reports whether a message whose Click URL has the fragment
+	// marker was delivered at or after since (by the server's clock). An
+	// error means it cannot tell; the caller decides whether to publish
+	// again. It may be called from several goroutines at once.
+	Published(ctx context.Context, marker string, since time.Time) (bool, error)
 }
 
 // Ntfy publishes to a topic of an ntfy server through its HTTP publish API:
@@ -38,7 +54,10 @@ type Ntfy struct {
 	http  *retryablehttp.Client
 }
 
-var _ Publisher = (*Ntfy)(nil)
+var (
+	_ Publisher = (*Ntfy)(nil)
+	_ Ledger    = (*Ntfy)(nil)
+)
 
 // NtfyOptions tune NewNtfy.
 type NtfyOptions struct {
@@ -115,6 +134,56 @@ func (n *Ntfy) Publish(ctx context.Context, m Message) error {
 		return fmt.Errorf("ntfy publish: server answered %s", resp.Status)
 	}
 	return nil
+}
+
+// Published polls the topic's message cache (GET <server>/<topic>/json
+// ?poll=1&since=<Unix seconds>, with the publishing token) for a message
+// whose click link has the fragment marker. The cache is the only record:
+// a server with the cache disabled, a token that may only write, or a
+// message older than the server's cache duration (12 h by default) make it
+// answer an error or false, and the caller then publishes again.
+func (n *Ntfy) Published(ctx context.Context, marker string, since time.Time) (bool, error) {
+	u := n.url + "/json?poll=1&since=" + strconv.FormatInt(since.Unix(), 10)
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false, fmt.Errorf("ntfy poll request: %w", err)
+	}
+	if n.token != "" {
+		req.Header.Set("Authorization", "Bearer "+n.token)
+	}
+	resp, err := n.http.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("ntfy poll: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return false, fmt.Errorf("ntfy poll: server answered %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for sc.Scan() {
+		var m struct {
+			Event string `json:"event"`
+			Click string `json:"click"`
+		}
+		if len(strings.TrimSpace(sc.Text())) == 0 {
+			continue
+		}
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			return false, fmt.Errorf("ntfy poll: read message: %w", err)
+		}
+		if m.Event != "message" || m.Click == "" {
+			continue
+		}
+		if cu, err := url.Parse(m.Click); err == nil && cu.Fragment == marker {
+			return true, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return false, fmt.Errorf("ntfy poll: %w", err)
+	}
+	return false, nil
 }
 
 // headerSafe keeps a header value to printable ASCII (ntfy reads headers
