@@ -525,10 +525,21 @@ func (n *Notifier) startWake(ctx context.Context, host string, seq uint64) {
 	n.wakers.Add(1)
 	go func() {
 		defer n.wakers.Done()
-		n.wake(ctx, host, agentURL, wt, canWake)
-		n.mu.Lock()
-		delete(n.waking, host)
-		n.mu.Unlock()
+		// A newer desired closure may arrive while this wake runs (it only
+		// raises n.waking[host]): wake again until the newest is handled.
+		var handled uint64
+		for {
+			n.mu.Lock()
+			target := n.waking[host]
+			if target <= handled || ctx.Err() != nil {
+				delete(n.waking, host)
+				n.mu.Unlock()
+				return
+			}
+			n.mu.Unlock()
+			n.wake(ctx, host, agentURL, wt, canWake)
+			handled = target
+		}
 	}()
 }
 
@@ -547,10 +558,11 @@ func (n *Notifier) wake(ctx context.Context, host, agentURL string, wt WakeTarge
 	}
 	deadline := time.Now().Add(n.o.Config.wakeTimeout)
 	var lastMagic time.Time
-	poked := false
+	var pokedFor uint64 // the desired seq the woken agent was last poked for
 	for {
 		n.mu.Lock()
-		done := n.reported[host] >= n.waking[host]
+		target := n.waking[host]
+		done := n.reported[host] >= target
 		n.mu.Unlock()
 		if done {
 			log.Info("woken host reported")
@@ -566,7 +578,7 @@ func (n *Notifier) wake(ctx context.Context, host, agentURL string, wt WakeTarge
 			}
 			return
 		}
-		if !poked && time.Since(lastMagic) >= n.o.MagicEvery {
+		if pokedFor == 0 && time.Since(lastMagic) >= n.o.MagicEvery {
 			if err := n.o.Wake(ctx, wt.hw, wt.Address); err != nil {
 				log.Warn("wake-on-lan", logErr, err)
 			} else {
@@ -574,10 +586,11 @@ func (n *Notifier) wake(ctx context.Context, host, agentURL string, wt WakeTarge
 			}
 			lastMagic = time.Now()
 		}
-		if agentURL != "" && !poked {
+		if agentURL != "" && pokedFor < target {
+			// Poked again when a newer closure came while it woke.
 			if err := n.poke(ctx, agentURL, true); err == nil {
-				log.Info("poked woken agent")
-				poked = true
+				log.Info("poked woken agent", "seq", target)
+				pokedFor = target
 			}
 		}
 		if !sleep(ctx, n.o.PollEvery) {
