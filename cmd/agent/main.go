@@ -20,13 +20,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/agent"
 	"github.com/homelab-farm/farm/internal/cache"
+	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/nix"
 )
 
@@ -42,19 +42,13 @@ func main() {
 	}
 }
 
-// multiFlag is a repeatable string flag.
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, "; ") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
 // options are the parsed flags.
 type options struct {
 	builderURL, host, tokenFile, deployKeyFile, cacheURL, cacheKey string
 	interval, healthTimeout, switchTimeout                         time.Duration
 	keep                                                           int
 	switchMode                                                     string
-	healthChecks                                                   multiFlag
+	healthChecks                                                   envflag.Multi
 	systemdHealth                                                  bool
 	currentSystem, profile, store, stateDir                        string
 	listen, pokeTokenFile                                          string
@@ -70,28 +64,28 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.SetOutput(stderr)
 	hostname, _ := os.Hostname()
 	fs.StringVar(&o.builderURL, "builder-url", getenv("AGENT_BUILDER_URL"), "the builder's `URL` (env AGENT_BUILDER_URL)")
-	fs.StringVar(&o.host, "host", envOr(getenv, "AGENT_HOST", hostname), "the `name` the farm knows this host by (env AGENT_HOST; default the hostname)")
+	fs.StringVar(&o.host, "host", envflag.String(getenv, "AGENT_HOST", hostname), "the `name` the farm knows this host by (env AGENT_HOST; default the hostname)")
 	fs.StringVar(&o.tokenFile, "token-file", getenv("AGENT_TOKEN_FILE"), "`file` with the host's API token for reports (env AGENT_TOKEN_FILE; none: no reports)")
 	fs.StringVar(&o.deployKeyFile, "deploy-public-key-file", getenv("AGENT_DEPLOY_PUBLIC_KEY_FILE"), "`file` with the farm's deploy public key(s), one per line (env AGENT_DEPLOY_PUBLIC_KEY_FILE)")
 	fs.StringVar(&o.cacheURL, "cache-url", getenv("AGENT_CACHE_URL"), "binary cache `URL` to realise from (env AGENT_CACHE_URL; default the manifest's)")
 	fs.StringVar(&o.cacheKey, "cache-public-key", getenv("AGENT_CACHE_PUBLIC_KEY"), "the cache's public `key`, the only one trusted (env AGENT_CACHE_PUBLIC_KEY)")
-	fs.DurationVar(&o.interval, "interval", envDuration(getenv, "AGENT_INTERVAL", 24*time.Hour), "time between checks (env AGENT_INTERVAL)")
-	fs.IntVar(&o.keep, "keep-generations", envInt(getenv, "AGENT_KEEP_GENERATIONS", 5), "system profile generations kept (env AGENT_KEEP_GENERATIONS)")
-	fs.StringVar(&o.switchMode, "switch-mode", envOr(getenv, "AGENT_SWITCH_MODE", agent.ModeSwitch), "switch (activate now) or boot (at next boot) (env AGENT_SWITCH_MODE)")
+	fs.DurationVar(&o.interval, "interval", envflag.Duration(getenv, "AGENT_INTERVAL", 24*time.Hour), "time between checks (env AGENT_INTERVAL)")
+	fs.IntVar(&o.keep, "keep-generations", envflag.Int(getenv, "AGENT_KEEP_GENERATIONS", 5), "system profile generations kept (env AGENT_KEEP_GENERATIONS)")
+	fs.StringVar(&o.switchMode, "switch-mode", envflag.String(getenv, "AGENT_SWITCH_MODE", agent.ModeSwitch), "switch (activate now) or boot (at next boot) (env AGENT_SWITCH_MODE)")
 	fs.Var(&o.healthChecks, "health-check", "shell `command` that must succeed after a switch; repeatable (env AGENT_HEALTH_CHECKS, one per line)")
-	fs.DurationVar(&o.healthTimeout, "health-timeout", envDuration(getenv, "AGENT_HEALTH_TIMEOUT", 2*time.Minute), "time each health check may take (env AGENT_HEALTH_TIMEOUT)")
-	fs.BoolVar(&o.systemdHealth, "systemd-health", envBool(getenv, "AGENT_SYSTEMD_HEALTH", true), "where systemd runs, fail a switch after which units have failed that had not before (env AGENT_SYSTEMD_HEALTH)")
-	fs.DurationVar(&o.switchTimeout, "switch-timeout", envDuration(getenv, "AGENT_SWITCH_TIMEOUT", 10*time.Minute), "time switch-to-configuration may take (env AGENT_SWITCH_TIMEOUT)")
-	fs.StringVar(&o.currentSystem, "current-system", envOr(getenv, "AGENT_CURRENT_SYSTEM", "/run/current-system"), "`link` to the running system (env AGENT_CURRENT_SYSTEM)")
-	fs.StringVar(&o.profile, "profile", envOr(getenv, "AGENT_PROFILE", "/nix/var/nix/profiles/system"), "system `profile` (env AGENT_PROFILE)")
+	fs.DurationVar(&o.healthTimeout, "health-timeout", envflag.Duration(getenv, "AGENT_HEALTH_TIMEOUT", 2*time.Minute), "time each health check may take (env AGENT_HEALTH_TIMEOUT)")
+	fs.BoolVar(&o.systemdHealth, "systemd-health", envflag.Bool(getenv, "AGENT_SYSTEMD_HEALTH", true), "where systemd runs, fail a switch after which units have failed that had not before (env AGENT_SYSTEMD_HEALTH)")
+	fs.DurationVar(&o.switchTimeout, "switch-timeout", envflag.Duration(getenv, "AGENT_SWITCH_TIMEOUT", 10*time.Minute), "time switch-to-configuration may take (env AGENT_SWITCH_TIMEOUT)")
+	fs.StringVar(&o.currentSystem, "current-system", envflag.String(getenv, "AGENT_CURRENT_SYSTEM", "/run/current-system"), "`link` to the running system (env AGENT_CURRENT_SYSTEM)")
+	fs.StringVar(&o.profile, "profile", envflag.String(getenv, "AGENT_PROFILE", "/nix/var/nix/profiles/system"), "system `profile` (env AGENT_PROFILE)")
 	fs.StringVar(&o.store, "store", getenv("AGENT_STORE"), "Nix store `URL` to realise into, e.g. local?root=/tmp/x (env AGENT_STORE; default the system's)")
-	fs.StringVar(&o.stateDir, "state-dir", envOr(getenv, "AGENT_STATE_DIR", "/var/lib/farm-agent"), "`directory` for the last applied manifest (env AGENT_STATE_DIR)")
+	fs.StringVar(&o.stateDir, "state-dir", envflag.String(getenv, "AGENT_STATE_DIR", "/var/lib/farm-agent"), "`directory` for the last applied manifest (env AGENT_STATE_DIR)")
 	fs.StringVar(&o.listen, "listen", getenv("AGENT_LISTEN"), "`address` to take pokes on, POST /poke (env AGENT_LISTEN; none: no pokes)")
 	fs.StringVar(&o.pokeTokenFile, "poke-token-file", getenv("AGENT_POKE_TOKEN_FILE"), "`file` with the token pokes must carry (env AGENT_POKE_TOKEN_FILE)")
-	fs.BoolVar(&o.suspendAfterWake, "suspend-after-wake", envBool(getenv, "AGENT_SUSPEND_AFTER_WAKE", false), "suspend again after an update a Wake-on-LAN started (env AGENT_SUSPEND_AFTER_WAKE)")
-	fs.StringVar(&o.suspendCommand, "suspend-command", envOr(getenv, "AGENT_SUSPEND_COMMAND", "systemctl suspend"), "`command` that suspends the host (env AGENT_SUSPEND_COMMAND)")
-	fs.BoolVar(&o.once, "once", envBool(getenv, "AGENT_ONCE", false), "check once and exit; non-zero unless up to date or switched (env AGENT_ONCE)")
-	fs.StringVar(&o.logLevel, "log-level", envOr(getenv, "AGENT_LOG_LEVEL", "info"), "debug, info, warn or error (env AGENT_LOG_LEVEL)")
+	fs.BoolVar(&o.suspendAfterWake, "suspend-after-wake", envflag.Bool(getenv, "AGENT_SUSPEND_AFTER_WAKE", false), "suspend again after an update a Wake-on-LAN started (env AGENT_SUSPEND_AFTER_WAKE)")
+	fs.StringVar(&o.suspendCommand, "suspend-command", envflag.String(getenv, "AGENT_SUSPEND_COMMAND", "systemctl suspend"), "`command` that suspends the host (env AGENT_SUSPEND_COMMAND)")
+	fs.BoolVar(&o.once, "once", envflag.Bool(getenv, "AGENT_ONCE", false), "check once and exit; non-zero unless up to date or switched (env AGENT_ONCE)")
+	fs.StringVar(&o.logLevel, "log-level", envflag.String(getenv, "AGENT_LOG_LEVEL", "info"), "debug, info, warn or error (env AGENT_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -147,7 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	pokes := make(chan agent.Poke, 1)
 	var srvErr chan error
 	if o.listen != "" {
-		token, err := readSecret(o.pokeTokenFile, "poke token")
+		token, err := envflag.ReadSecret(o.pokeTokenFile, "poke token")
 		if err != nil {
 			return err
 		}
@@ -195,7 +189,7 @@ func (o *options) config() (agent.Config, error) {
 		Profile: o.profile, Store: o.store, StateDir: o.stateDir, SwitchTimeout: o.switchTimeout,
 	}
 	if o.tokenFile != "" {
-		tok, err := readSecret(o.tokenFile, "token")
+		tok, err := envflag.ReadSecret(o.tokenFile, "token")
 		if err != nil {
 			return cfg, err
 		}
@@ -225,49 +219,4 @@ func (o *options) config() (agent.Config, error) {
 func systemdRuns() bool {
 	_, err := os.Stat("/run/systemd/system")
 	return err == nil
-}
-
-// readSecret reads a secret from a file. Errors name the file, never its
-// contents.
-func readSecret(path, what string) (string, error) {
-	if path == "" {
-		return "", fmt.Errorf("no %s file given", what)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", what, err)
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("%s file %s is empty", what, path)
-	}
-	return s, nil
-}
-
-func envOr(getenv func(string) string, key, def string) string {
-	if v := getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-func envDuration(getenv func(string) string, key string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(getenv(key)); err == nil {
-		return d
-	}
-	return def
-}
-
-func envInt(getenv func(string) string, key string, def int) int {
-	if n, err := strconv.Atoi(getenv(key)); err == nil {
-		return n
-	}
-	return def
-}
-
-func envBool(getenv func(string) string, key string, def bool) bool {
-	if b, err := strconv.ParseBool(getenv(key)); err == nil {
-		return b
-	}
-	return def
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/cache/cacheurl"
+	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/nix"
 )
 
@@ -37,19 +38,13 @@ func runCache(ctx context.Context, args []string, getenv func(string) string, st
 	return fmt.Errorf("unknown cache command %q", args[0])
 }
 
-// multiFlag collects a repeatable flag.
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
 func runCachePush(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("builder cache push", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cacheURL := fs.String("cache", getenv("BUILDER_CACHE"), "cache URL: file:///dir or s3://bucket?endpoint=...&region=... (env BUILDER_CACHE)")
 	keyFile := fs.String("signing-key-file", getenv("BUILDER_SIGNING_KEY_FILE"), "file holding the cache's Nix secret key (env BUILDER_SIGNING_KEY_FILE)")
-	compression := fs.String("compression", envDefault(getenv, "BUILDER_COMPRESSION", "zstd"), "NAR compression: zstd, xz or none (env BUILDER_COMPRESSION)")
-	jobs := fs.Int("jobs", 0, "paths uploaded at once (0: two per CPU)")
+	compression := fs.String("compression", envflag.String(getenv, "BUILDER_COMPRESSION", "zstd"), "NAR compression: zstd, xz or none (env BUILDER_COMPRESSION)")
+	jobs := fs.Int("jobs", 0, "paths uploaded at once (0: 16; at most two large NARs stream at once)")
 	budget := fs.Duration("retry-budget", 2*time.Minute, "how long one object's upload is retried")
 	quiet := fs.Bool("quiet", false, "print only the summary")
 	if err := fs.Parse(args); err != nil {
@@ -140,7 +135,7 @@ func runCacheVerify(ctx context.Context, args []string, getenv func(string) stri
 	fs := flag.NewFlagSet("builder cache verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cacheURL := fs.String("cache", getenv("BUILDER_CACHE"), "cache URL (env BUILDER_CACHE)")
-	var trusted multiFlag
+	var trusted envflag.Multi
 	fs.Var(&trusted, "trusted-key", "public key (name:base64) whose signatures are valid; repeatable (env BUILDER_TRUSTED_KEYS, space-separated)")
 	quick := fs.Bool("quick", false, "check NAR sizes only, without downloading and hashing them")
 	if err := fs.Parse(args); err != nil {
@@ -183,7 +178,7 @@ func runCacheServe(ctx context.Context, args []string, getenv func(string) strin
 	fs := flag.NewFlagSet("builder cache serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cacheURL := fs.String("cache", getenv("BUILDER_CACHE"), "cache URL (env BUILDER_CACHE)")
-	listen := fs.String("listen", envDefault(getenv, "BUILDER_LISTEN", "127.0.0.1:8080"), "address to serve on (env BUILDER_LISTEN)")
+	listen := fs.String("listen", envflag.String(getenv, "BUILDER_LISTEN", "127.0.0.1:8080"), "address to serve on (env BUILDER_LISTEN)")
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}

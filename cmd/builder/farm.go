@@ -13,6 +13,7 @@ import (
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/git"
 	"github.com/homelab-farm/farm/internal/nix"
@@ -38,15 +39,15 @@ func (f *farmFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 		"`file` with the token for POST /api/evaluations (env BUILDER_ADMIN_TOKEN_FILE; none: manual triggers refused)")
 	fs.StringVar(&f.agentTokensDir, "agent-tokens-dir", getenv("BUILDER_AGENT_TOKENS_DIR"),
 		"`directory` with one file per host holding its agent's report token (env BUILDER_AGENT_TOKENS_DIR)")
-	fs.StringVar(&f.flakeDir, "flake-dir", envDefault(getenv, "BUILDER_FLAKE_DIR", "nix"),
+	fs.StringVar(&f.flakeDir, "flake-dir", envflag.String(getenv, "BUILDER_FLAKE_DIR", "nix"),
 		"`directory` of the fleet flake inside the repository (env BUILDER_FLAKE_DIR)")
 	fs.StringVar(&f.builders, "builders", getenv("BUILDER_BUILDERS"),
 		"Nix remote `builders` (\"ssh-ng://mac aarch64-darwin\"); empty: Nix's own setting (env BUILDER_BUILDERS)")
-	fs.DurationVar(&f.maxSilent, "max-silent-time", envDuration(getenv, "BUILDER_MAX_SILENT_TIME", 30*time.Minute),
+	fs.DurationVar(&f.maxSilent, "max-silent-time", envflag.Duration(getenv, "BUILDER_MAX_SILENT_TIME", 30*time.Minute),
 		"fail a build silent this long (env BUILDER_MAX_SILENT_TIME)")
-	fs.DurationVar(&f.buildTimeout, "build-timeout", envDuration(getenv, "BUILDER_BUILD_TIMEOUT", 4*time.Hour),
+	fs.DurationVar(&f.buildTimeout, "build-timeout", envflag.Duration(getenv, "BUILDER_BUILD_TIMEOUT", 4*time.Hour),
 		"fail a build running this long (env BUILDER_BUILD_TIMEOUT)")
-	fs.Int64Var(&f.evalMemory, "eval-memory", int64(envInt(getenv, "BUILDER_EVAL_MEMORY_MB", 0))<<20,
+	fs.Int64Var(&f.evalMemory, "eval-memory", int64(envflag.Int(getenv, "BUILDER_EVAL_MEMORY_MB", 0))<<20,
 		"memory budget of one host's evaluation in bytes (env BUILDER_EVAL_MEMORY_MB in MiB; 0: a quarter of free memory, 2-4 GiB)")
 	fs.StringVar(&f.cacheURL, "cache-public-url", getenv("BUILDER_CACHE_PUBLIC_URL"),
 		"substituter `URL` hosts realise closures from (env BUILDER_CACHE_PUBLIC_URL; default <public_url>/nix-cache)")
@@ -80,15 +81,12 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 	}
 	var admin []byte
 	if f.adminTokenFile != "" {
-		b, err := os.ReadFile(f.adminTokenFile)
+		token, err := envflag.ReadSecret(f.adminTokenFile, "admin token")
 		if err != nil {
 			st.Close()
-			return nil, fmt.Errorf("admin token: %w", err)
+			return nil, err
 		}
-		if admin = []byte(strings.TrimSpace(string(b))); len(admin) == 0 {
-			st.Close()
-			return nil, fmt.Errorf("admin token file %s is empty", f.adminTokenFile)
-		}
+		admin = []byte(token)
 	}
 	publicURL := strings.TrimSuffix(cfg.PublicURL, "/")
 	if publicURL == "" {

@@ -69,11 +69,3 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("unknown command %q", args[0])
 	}
 }
-
-// envDefault returns getenv(key), or def when it is empty.
-func envDefault(getenv func(string) string, key, def string) string {
-	if v := getenv(key); v != "" {
-		return v
-	}
-	return def
-}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/cache/cacheurl"
 	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/queue/postgres"
 	"github.com/homelab-farm/farm/internal/queue/sqlite"
@@ -61,9 +61,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	queueURL := fs.String("queue", getenv("BUILDER_QUEUE"), "queue `URL`: sqlite:[PATH] or postgres://… (env BUILDER_QUEUE)")
 	signingKeyFile := fs.String("signing-key-file", getenv("BUILDER_SIGNING_KEY_FILE"), "`file` with the cache signing key (env BUILDER_SIGNING_KEY_FILE)")
 	deployKeyFile := fs.String("deploy-key-file", getenv("BUILDER_DEPLOY_KEY_FILE"), "`file` with the deploy manifest key (env BUILDER_DEPLOY_KEY_FILE)")
-	workers := fs.Int("workers", envInt(getenv, "BUILDER_WORKERS", 1), "evaluation workers (env BUILDER_WORKERS)")
-	lease := fs.Duration("lease", envDuration(getenv, "BUILDER_LEASE", 0), "job lease without heartbeat (env BUILDER_LEASE; default from config, 5m)")
-	placeholderEval := fs.Duration("placeholder-eval", envDuration(getenv, "BUILDER_PLACEHOLDER_EVAL", 0),
+	workers := fs.Int("workers", envflag.Int(getenv, "BUILDER_WORKERS", 1), "evaluation workers (env BUILDER_WORKERS)")
+	lease := fs.Duration("lease", envflag.Duration(getenv, "BUILDER_LEASE", 0), "job lease without heartbeat (env BUILDER_LEASE; default from config, 5m)")
+	placeholderEval := fs.Duration("placeholder-eval", envflag.Duration(getenv, "BUILDER_PLACEHOLDER_EVAL", 0),
 		"testing only: workers hold each job this `long`, then complete it without evaluating")
 	var ff farmFlags
 	ff.register(fs, getenv)
@@ -216,20 +216,6 @@ func mustAbs(p string) string {
 		return a
 	}
 	return p
-}
-
-func envInt(getenv func(string) string, key string, def int) int {
-	if n, err := strconv.Atoi(getenv(key)); err == nil {
-		return n
-	}
-	return def
-}
-
-func envDuration(getenv func(string) string, key string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(getenv(key)); err == nil {
-		return d
-	}
-	return def
 }
 
 // cacheHandler serves the cache read-only under /nix-cache/.

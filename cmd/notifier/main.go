@@ -23,9 +23,9 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
+	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/notify"
 )
 
@@ -46,13 +46,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs := flag.NewFlagSet("notifier", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	builderURL := fs.String("builder-url", getenv("NOTIFIER_BUILDER_URL"), "the builder's `URL` (env NOTIFIER_BUILDER_URL)")
-	stateDir := fs.String("state-dir", envOr(getenv, "NOTIFIER_STATE_DIR", "/var/lib/farm-notifier"), "`directory` for the event cursor (env NOTIFIER_STATE_DIR)")
+	stateDir := fs.String("state-dir", envflag.String(getenv, "NOTIFIER_STATE_DIR", "/var/lib/farm-notifier"), "`directory` for the event cursor (env NOTIFIER_STATE_DIR)")
 	ntfyURL := fs.String("ntfy-url", getenv("NOTIFIER_NTFY_URL"), "ntfy server `URL` (env NOTIFIER_NTFY_URL; none: no notifications)")
 	ntfyTopic := fs.String("ntfy-topic", getenv("NOTIFIER_NTFY_TOPIC"), "ntfy `topic` (env NOTIFIER_NTFY_TOPIC)")
 	ntfyTokenFile := fs.String("ntfy-token-file", getenv("NOTIFIER_NTFY_TOKEN_FILE"), "`file` with the ntfy access token (env NOTIFIER_NTFY_TOKEN_FILE)")
 	configFile := fs.String("config", getenv("NOTIFIER_CONFIG"), "TOML configuration `file`: wake_on_lan, agents, public_url (env NOTIFIER_CONFIG)")
 	pokeTokenFile := fs.String("poke-token-file", getenv("NOTIFIER_POKE_TOKEN_FILE"), "`file` with the token agents take pokes with (env NOTIFIER_POKE_TOKEN_FILE; none: no pokes)")
-	logLevel := fs.String("log-level", envOr(getenv, "NOTIFIER_LOG_LEVEL", "info"), "debug, info, warn or error (env NOTIFIER_LOG_LEVEL)")
+	logLevel := fs.String("log-level", envflag.String(getenv, "NOTIFIER_LOG_LEVEL", "info"), "debug, info, warn or error (env NOTIFIER_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	case *ntfyURL != "" && *ntfyTopic != "":
 		token := ""
 		if *ntfyTokenFile != "" {
-			if token, err = readSecret(*ntfyTokenFile, "ntfy token"); err != nil {
+			if token, err = envflag.ReadSecret(*ntfyTokenFile, "ntfy token"); err != nil {
 				return err
 			}
 		}
@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	pokeToken := ""
 	if *pokeTokenFile != "" {
-		if pokeToken, err = readSecret(*pokeTokenFile, "poke token"); err != nil {
+		if pokeToken, err = envflag.ReadSecret(*pokeTokenFile, "poke token"); err != nil {
 			return err
 		}
 	}
@@ -105,25 +105,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	return n.Run(ctx)
-}
-
-// readSecret reads a secret from a file. Errors name the file, never its
-// contents.
-func readSecret(path, what string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", what, err)
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("%s file %s is empty", what, path)
-	}
-	return s, nil
-}
-
-func envOr(getenv func(string) string, key, def string) string {
-	if v := getenv(key); v != "" {
-		return v
-	}
-	return def
 }
