@@ -1,0 +1,53 @@
+package testenv_test
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPackageComments: every package of the module has a package comment
+// ("Package x ..." or, for a command, "Command x ...").
+func TestPackageComments(t *testing.T) {
+	root := filepath.Join("..", "..")
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		name := d.Name()
+		if path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "node_modules") {
+			return filepath.SkipDir
+		}
+		pkgs, err := parser.ParseDir(token.NewFileSet(), path, func(fi fs.FileInfo) bool {
+			return !strings.HasSuffix(fi.Name(), "_test.go")
+		}, parser.ParseComments|parser.PackageClauseOnly)
+		if err != nil {
+			return err
+		}
+		for pkgName, pkg := range pkgs {
+			want := "Package " + pkgName + " "
+			if pkgName == "main" {
+				want = "Command " + filepath.Base(path) + " "
+			}
+			found := false
+			for _, f := range pkg.Files {
+				if f.Doc != nil && strings.HasPrefix(f.Doc.Text(), want) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("%s: no package comment starting %q", path, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
