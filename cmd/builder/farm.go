@@ -59,6 +59,64 @@ type farm struct {
 	pipeline *pipeline.Pipeline
 	api      *farmAPI
 	metrics  *metrics
+	log      *slog.Logger
+	// later holds events to append in the background (recordLater).
+	later chan laterEvent
+}
+
+type laterEvent struct {
+	typ  string
+	data any
+}
+
+// recordLater queues an event for the event log without waiting for it to
+// be written; when the backlog is full the event is dropped and logged.
+func (f *farm) recordLater(typ string, data any) {
+	select {
+	case f.later <- laterEvent{typ, data}:
+	default:
+		f.log.Warn("event backlog full; event not recorded", "type", typ)
+	}
+}
+
+// writeEvents appends the events of recordLater until ctx ends, then what
+// is left. Events that arrive together are written in one transaction, so
+// the log keeps up with any rate of webhooks.
+func (f *farm) writeEvents(ctx context.Context) {
+	batch := make([]state.NewEvent, 0, 256)
+	flush := func() {
+		if err := f.state.AppendAll(context.WithoutCancel(ctx), batch); err != nil {
+			f.log.Error("record events", "count", len(batch), logErr, err)
+		}
+		batch = batch[:0]
+	}
+	take := func(ev laterEvent) { batch = append(batch, state.NewEvent{Type: ev.typ, Data: ev.data}) }
+	for {
+		select {
+		case ev := <-f.later:
+			take(ev)
+		case <-ctx.Done():
+			for {
+				select {
+				case ev := <-f.later:
+					take(ev)
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case ev := <-f.later:
+				take(ev)
+			default:
+				break drain
+			}
+		}
+		flush()
+	}
 }
 
 // newFarm opens the builder's state and assembles the pipeline. Keys that
@@ -126,7 +184,7 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 		p.Statuses = func(r queue.Remote) forge.StatusClient { return statuses.clients[forge.NormalizeURL(r.URL)] }
 	}
 	api := &farmAPI{cfg: cfg, q: q, state: st, logDir: p.LogDir, adminToken: admin, agentTokens: f.agentTokensDir, now: time.Now}
-	return &farm{state: st, pipeline: p, api: api, metrics: m}, nil
+	return &farm{state: st, pipeline: p, api: api, metrics: m, log: log, later: make(chan laterEvent, 4096)}, nil
 }
 
 // loadOrCreateKey reads the key in file, or (no file configured) the one in

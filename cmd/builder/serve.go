@@ -167,6 +167,9 @@ func serve(ctx context.Context, ln net.Listener, s *server, wp workerPool) error
 	var wg sync.WaitGroup
 	wp.start(workCtx, &wg)
 	wg.Go(func() { pruneDeliveries(workCtx, s.q, s.log) })
+	if s.farm != nil {
+		wg.Go(func() { s.farm.writeEvents(workCtx) })
+	}
 
 	s.log.Info("listening", logAddr, ln.Addr().String(), logWorkers, wp.n)
 	errc := make(chan error, 1)

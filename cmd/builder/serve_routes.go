@@ -307,14 +307,12 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request, h hook) error {
 		}
 	}
 	if res.Created && s.farm != nil {
-		// The push is queued already: a failure to record the event is
-		// logged, never turned into an error the forge would retry.
-		if _, err := s.farm.state.Append(r.Context(), pipeline.EventEvalQueued, map[string]any{
+		// Recorded in the background: the push is durable in the queue
+		// already, and the 202 must not wait for a second fsync.
+		s.farm.recordLater(pipeline.EventEvalQueued, map[string]any{
 			"job": res.JobID, "repo": rm.repo.Name, "branch": push.Branch, "commit": push.After,
 			"forge": h.forge, "superseded": res.Superseded, "late": res.Late,
-		}); err != nil {
-			s.log.Error("record queued event", logJob, res.JobID, logErr, err)
-		}
+		})
 	}
 	s.log.Info("push queued", logForge, h.forge, logDelivery, delivery, logRepo, rm.repo.Name,
 		logCommit, push.After, logJob, res.JobID, logCreated, res.Created, logReplay, res.Replay)

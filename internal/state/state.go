@@ -420,6 +420,43 @@ func (s *Store) Append(ctx context.Context, typ string, data any) (Event, error)
 	return ev, nil
 }
 
+// NewEvent is an event to append with AppendAll.
+type NewEvent struct {
+	Type string
+	Data any
+}
+
+// AppendAll adds events to the log in one transaction (one disk sync), in
+// order, and wakes everyone waiting for one.
+func (s *Store) AppendAll(ctx context.Context, evs []NewEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("append events: %w", err)
+	}
+	defer tx.Rollback()
+	now := ms(s.now().UTC().Truncate(time.Millisecond))
+	for _, ev := range evs {
+		body, err := json.Marshal(ev.Data)
+		if err != nil {
+			return fmt.Errorf("encode %s event: %w", ev.Type, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events (time, type, data) VALUES (?, ?, ?)`, now, ev.Type, body); err != nil {
+			return fmt.Errorf("append %s event: %w", ev.Type, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("append events: %w", err)
+	}
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	return nil
+}
+
 // Changed returns a channel closed at the next Append.
 func (s *Store) Changed() <-chan struct{} {
 	s.mu.Lock()

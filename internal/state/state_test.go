@@ -85,6 +85,21 @@ func TestDesiredNeverGoesBack(t *testing.T) {
 	}
 }
 
+func TestAppendAll(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	if _, err := s.Append(ctx, "one", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAll(ctx, []state.NewEvent{{Type: "two", Data: 2}, {Type: "three", Data: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.EventsAfter(ctx, 0, 0)
+	if err != nil || len(evs) != 3 || evs[1].Type != "two" || evs[2].ID != 3 || string(evs[2].Data) != "3" {
+		t.Fatalf("events = %+v, %v", evs, err)
+	}
+}
+
 func TestEventsSurviveReopen(t *testing.T) {
 	ctx := context.Background()
 	s, path := open(t)
