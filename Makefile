@@ -21,9 +21,13 @@ demo: ## run the farm end to end on embedded defaults
 test: setup ## run every test (Go, Nix); CI=true turns skips into failures
 	scripts/test
 
-lint: ## go vet, gofmt and shellcheck-free checks
+SHELL_SCRIPTS := $(shell grep -lE '^\#!/usr/bin/env bash|^\#!/bin/(ba)?sh|^\# shellcheck shell=' $$(git ls-files scripts .ci nix/pkgs nix/tests) 2>/dev/null)
+
+lint: ## gofmt, go vet, and shellcheck on every shell script (when installed: make setup)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	@if command -v shellcheck >/dev/null; then shellcheck -S warning -x $(SHELL_SCRIPTS); \
+	else echo "shellcheck not installed: run make setup"; fi
 
 bench: setup ## benchmarks, figures as ratios measured side by side
 	scripts/bench

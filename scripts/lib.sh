@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # scripts/lib.sh: shared environment for the project's scripts (sourced, not run).
 
 # Nix 2.8 from Debian, as root, without a build-users group and without any

@@ -138,6 +138,9 @@ func (a *farmAPI) evaluationTargets(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	if ts == nil {
+		ts = []state.Target{} // evaluating: hosts not known yet
+	}
 	writeJSON(w, http.StatusOK, evaluationView{Evaluation: ev, Targets: ts})
 	return nil
 }
