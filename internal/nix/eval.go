@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,7 +40,8 @@ type EvalOptions struct {
 	MemoryBudget int64
 	// Timeout bounds one host's evaluation; 0 means 10 minutes.
 	Timeout time.Duration
-	// Jobs is how many hosts are evaluated at once; 0 means 1.
+	// Jobs is how many hosts are evaluated at once; 0 means as many as
+	// there are CPUs and memory budgets in the memory available now.
 	Jobs int
 }
 
@@ -107,7 +109,15 @@ func (c *Client) Eval(ctx context.Context, flake string, opts EvalOptions) ([]Ta
 	if err != nil {
 		return nil, err
 	}
-	jobs := max(opts.Jobs, 1)
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		budget := opts.MemoryBudget
+		if budget <= 0 {
+			budget = DefaultMemoryBudget()
+		}
+		jobs = min(runtime.GOMAXPROCS(0), int(memAvailable()/budget))
+	}
+	jobs = max(jobs, 1)
 	sem := make(chan struct{}, jobs)
 	done := make(chan struct{})
 	for i := range hosts {
