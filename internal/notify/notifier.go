@@ -294,6 +294,9 @@ func (n *Notifier) deliver(ctx context.Context, id int64, msg Message) error {
 	}
 	n.pending = cur.InFlight
 	if err := n.o.Publisher.Publish(ctx, msg); err != nil {
+		// It may have been stored all the same (the answer was lost): the
+		// retry asks the ledger first, as after a restart.
+		n.unsure = cur.InFlight
 		return fmt.Errorf("event %d: %w", id, err)
 	}
 	log.Info("notified")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -687,3 +688,53 @@ func TestInFlightAtRestart(t *testing.T) {
 type publisherOnly struct{ p Publisher }
 
 func (p publisherOnly) Publish(ctx context.Context, m Message) error { return p.p.Publish(ctx, m) }
+
+// TestLostAnswerNotRepublished: ntfy stores a notification but the answer
+// never arrives (the connection drops). The publish is not blindly retried:
+// the retry finds the message in ntfy's cache and publishes nothing more.
+func TestLostAnswerNotRepublished(t *testing.T) {
+	fn := ntfytest.New(t)
+	dropped := false
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := http.NewRequest(r.Method, fn.URL+r.URL.RequestURI(), r.Body)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		if r.Method == http.MethodPost && !dropped {
+			dropped = true // stored upstream; the client never hears
+			conn, _, _ := http.NewResponseController(w).Hijack()
+			conn.Close()
+			return
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	defer proxy.Close()
+	ntfy, err := NewNtfy(proxy.URL, "farm", NtfyOptions{RetryMax: 3, WaitMin: time.Millisecond, WaitMax: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Options{Config: Config{PublicURL: "https://farm.example"}, BuilderURL: "http://127.0.0.1:1",
+		StateDir: t.TempDir(), Publisher: ntfy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(map[string]any{"host": "stolas", "result": "rolled back", "reason": "boom", "seq": 2})
+	ev := Event{ID: 2, Type: EventHostReport, Data: data}
+	if err := n.Handle(context.Background(), ev); err == nil {
+		t.Fatal("Handle succeeded though the answer was lost")
+	}
+	if err := n.Handle(context.Background(), ev); err != nil { // the stream's retry
+		t.Fatalf("retry: %v", err)
+	}
+	if got := len(fn.Messages()); got != 1 {
+		t.Errorf("ntfy holds %d messages, want the one", got)
+	}
+	if n.Cursor() != 2 {
+		t.Errorf("cursor %d, want 2", n.Cursor())
+	}
+}

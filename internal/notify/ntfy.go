@@ -51,7 +51,8 @@ type Ledger interface {
 type Ntfy struct {
 	url   string
 	token string
-	http  *retryablehttp.Client
+	http  *retryablehttp.Client // polls: retries anything retryable
+	post  *retryablehttp.Client // publishes: retries only answers that say "not stored"
 }
 
 var (
@@ -91,7 +92,21 @@ func NewNtfy(server, topic string, o NtfyOptions) (*Ntfy, error) {
 		}
 	}
 	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
-	return &Ntfy{url: strings.TrimSuffix(server, "/") + "/" + topic, token: o.Token, http: c}, nil
+	// A publish is retried here only when the server answered 429 or 5xx,
+	// which it does without storing the message. A transport error after
+	// the request went out is ambiguous (the message may be stored): it is
+	// returned, and the notifier asks the message cache before trying again.
+	post := retryablehttp.NewClient()
+	post.HTTPClient = c.HTTPClient
+	post.RetryMax, post.RetryWaitMin, post.RetryWaitMax = c.RetryMax, c.RetryWaitMin, c.RetryWaitMax
+	post.Logger, post.RequestLogHook, post.ErrorHandler = c.Logger, c.RequestLogHook, c.ErrorHandler
+	post.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if err != nil {
+			return false, err
+		}
+		return retryablehttp.DefaultRetryPolicy(ctx, resp, nil)
+	}
+	return &Ntfy{url: strings.TrimSuffix(server, "/") + "/" + topic, token: o.Token, http: c, post: post}, nil
 }
 
 func cmp[T comparable](v, def T) T {
@@ -124,7 +139,7 @@ func (n *Ntfy) Publish(ctx context.Context, m Message) error {
 	if n.token != "" {
 		req.Header.Set("Authorization", "Bearer "+n.token)
 	}
-	resp, err := n.http.Do(req)
+	resp, err := n.post.Do(req)
 	if err != nil {
 		return fmt.Errorf("ntfy publish: %w", err)
 	}
