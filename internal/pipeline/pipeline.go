@@ -86,6 +86,9 @@ type Pipeline struct {
 	// BuildRetries is how often a failed build is retried (transient
 	// failures: a remote builder that went away); default 1.
 	BuildRetries int
+	// LaneJobs is how many targets of one system build at once; 0 means 2
+	// (Nix parallelises inside each build too, and shares what they share).
+	LaneJobs int
 
 	Worker string
 	Lease  time.Duration // default 2m
@@ -365,8 +368,8 @@ func anyEvalFailure(ts []state.Target) bool {
 	return false
 }
 
-// build runs one lane per system; within a lane, targets are built one
-// after another (Nix parallelises inside a build).
+// build runs one lane per system; within a lane, LaneJobs targets build at
+// once.
 func (p *Pipeline) build(ctx context.Context, recs []state.Target) error {
 	systems, err := p.Nix.Systems(ctx, p.Builders)
 	if err != nil {
@@ -385,14 +388,17 @@ func (p *Pipeline) build(ctx context.Context, recs []state.Target) error {
 	sort.Strings(names)
 	var wg sync.WaitGroup
 	errs := make([]error, len(names))
+	jobs := p.LaneJobs
+	if jobs <= 0 {
+		jobs = 2
+	}
 	for i, system := range names {
 		wg.Go(func() {
-			for _, t := range lanes[system] {
-				if err := p.buildTarget(ctx, t, slices.Contains(systems, system)); err != nil {
-					errs[i] = err
-					return
-				}
-			}
+			buildable := slices.Contains(systems, system)
+			targets := lanes[system]
+			errs[i] = forEachTarget(ctx, len(targets), jobs, func(k int) error {
+				return p.buildTarget(ctx, targets[k], buildable)
+			})
 		})
 	}
 	wg.Wait()
@@ -631,4 +637,41 @@ func (p *Pipeline) report(ctx context.Context, job queue.Job, overall forge.Stat
 		p.failure("status")
 		p.log().Warn("commit statuses", "commit", job.Commit, "err", err)
 	}
+}
+
+// forEachTarget runs f(0..n-1) on at most jobs goroutines and returns the
+// first error; after an error no new call starts.
+func forEachTarget(ctx context.Context, n, jobs int, f func(int) error) error {
+	var (
+		mu    sync.Mutex
+		first error
+		next  int
+		wg    sync.WaitGroup
+	)
+	for range min(jobs, n) {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				if first != nil || next >= n || ctx.Err() != nil {
+					mu.Unlock()
+					return
+				}
+				k := next
+				next++
+				mu.Unlock()
+				if err := f(k); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
 }
