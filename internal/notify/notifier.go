@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/homelab-farm/farm/internal/atomicfile"
 )
 
 // Event types of the builder's log that the notifier acts on (the builder's
@@ -340,7 +342,7 @@ func saveState(dir string, s state) error {
 	if err != nil {
 		return fmt.Errorf("encode notifier state: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, stateFile), append(b, '\n'))
+	return atomicfile.Write(filepath.Join(dir, stateFile), append(b, '\n'))
 }
 
 // eventData is the union of the fields of the events acted on.
@@ -620,40 +622,6 @@ func (n *Notifier) poke(ctx context.Context, base string, woken bool) error {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted && resp.StatusCode/100 != 2 {
 		return fmt.Errorf("poke: agent answered %s", resp.Status)
-	}
-	return nil
-}
-
-// writeFileAtomic writes through a temporary file, fsyncs it, renames it
-// over path and fsyncs the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }
