@@ -38,7 +38,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cache backend unavailable", http.StatusBadGateway)
 		return
 	}
-	w.Header().Set("Content-Type", contentType(key))
+	w.Header().Set("Content-Type", ContentType(key))
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	if strings.HasPrefix(key, "nar/") {
 		// NARs are named by their hash: they never change.
@@ -78,7 +78,8 @@ func servable(key string) bool {
 	return dir == "nar" || dir == "log"
 }
 
-func contentType(key string) string {
+// ContentType is what Nix's own S3 and HTTP caches serve for a key.
+func ContentType(key string) string {
 	switch {
 	case key == "nix-cache-info":
 		return "text/x-nix-cache-info"
@@ -86,6 +87,10 @@ func contentType(key string) string {
 		return "text/x-nix-narinfo"
 	case strings.HasPrefix(key, "log/"):
 		return "text/plain; charset=utf-8"
+	case strings.HasSuffix(key, ".ls"):
+		return "application/json"
+	case strings.HasPrefix(key, "nar/") || strings.Contains(key, ".nar"):
+		return "application/x-nix-nar"
 	}
-	return "application/x-nix-nar"
+	return "application/octet-stream"
 }

@@ -84,3 +84,21 @@ func TestHandler(t *testing.T) {
 		t.Errorf("narinfo gone after refused requests: %v", err)
 	}
 }
+
+func TestContentType(t *testing.T) {
+	tests := []struct{ key, want string }{
+		{"nix-cache-info", "text/x-nix-cache-info"},
+		{"0123abcd.narinfo", "text/x-nix-narinfo"},
+		{"nar/1abc.nar.zst", "application/x-nix-nar"},
+		{"nar/1abc.nar.xz", "application/x-nix-nar"},
+		{"nar/1abc.nar", "application/x-nix-nar"},
+		{"log/abc-hello.drv", "text/plain; charset=utf-8"},
+		{"0123abcd.ls", "application/json"},
+		{"other", "application/octet-stream"},
+	}
+	for _, tt := range tests {
+		if got := cache.ContentType(tt.key); got != tt.want {
+			t.Errorf("ContentType(%q) = %q, want %q", tt.key, got, tt.want)
+		}
+	}
+}

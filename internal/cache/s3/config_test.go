@@ -232,21 +232,3 @@ func TestResolveCreds(t *testing.T) {
 		})
 	}
 }
-
-func TestContentType(t *testing.T) {
-	tests := []struct{ key, want string }{
-		{"nix-cache-info", "text/x-nix-cache-info"},
-		{"0123abcd.narinfo", "text/x-nix-narinfo"},
-		{"nar/1abc.nar.zst", "application/x-nix-nar"},
-		{"nar/1abc.nar.xz", "application/x-nix-nar"},
-		{"nar/1abc.nar", "application/x-nix-nar"},
-		{"log/abc-hello.drv", "text/plain; charset=utf-8"},
-		{"0123abcd.ls", "application/json"},
-		{"other", "application/octet-stream"},
-	}
-	for _, tt := range tests {
-		if got := contentType(tt.key); got != tt.want {
-			t.Errorf("contentType(%q) = %q, want %q", tt.key, got, tt.want)
-		}
-	}
-}

@@ -185,30 +185,13 @@ func (b *Backend) where(key string) string { return b.whereObject(b.object(key))
 // whereObject names an object in messages.
 func (b *Backend) whereObject(name string) string { return "s3://" + b.cfg.bucket + "/" + name }
 
-// contentType is what Nix's own S3 and HTTP caches serve for a key.
-func contentType(key string) string {
-	switch {
-	case key == "nix-cache-info":
-		return "text/x-nix-cache-info"
-	case strings.HasSuffix(key, ".narinfo"):
-		return "text/x-nix-narinfo"
-	case strings.HasPrefix(key, "log/"):
-		return "text/plain; charset=utf-8"
-	case strings.HasSuffix(key, ".ls"):
-		return "application/json"
-	case strings.HasPrefix(key, "nar/") || strings.Contains(key, ".nar"):
-		return "application/x-nix-nar"
-	}
-	return "application/octet-stream"
-}
-
 // Put stores r under key. With size -1 the object goes up in 16 MiB parts,
 // so memory stays bounded whatever its length.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
-	if err := b.put(ctx, b.object(key), r, size, contentType(key)); err != nil {
+	if err := b.put(ctx, b.object(key), r, size, cache.ContentType(key)); err != nil {
 		return fmt.Errorf("put %s: %w", b.where(key), err)
 	}
 	return nil
