@@ -16,10 +16,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/klauspost/compress/zstd"
 	gonar "github.com/nix-community/go-nix/pkg/nar"
 	"github.com/nix-community/go-nix/pkg/nixbase32"
+
+	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/parallel"
 )
 
 // Store is the local Nix store a push reads path information from.
@@ -230,7 +232,7 @@ func (p *Pusher) present(ctx context.Context, closure []nix.PathInfo) (map[strin
 		return present, nil
 	}
 	var mu sync.Mutex
-	err := forEach(ctx, len(closure), p.jobs(), func(i int) error {
+	err := parallel.ForEach(ctx, len(closure), p.jobs(), func(i int) error {
 		_, err := p.Backend.Stat(ctx, NarInfoKey(closure[i].Path))
 		switch {
 		case err == nil:
@@ -311,7 +313,7 @@ func (u *upload) run(ctx context.Context) error {
 		}
 	}
 	order := topoOrder(u.missing, byPath)
-	return forEach(ctx, len(order), u.p.jobs(), func(i int) error {
+	return parallel.ForEach(ctx, len(order), u.p.jobs(), func(i int) error {
 		pi := order[i]
 		var info *NarInfo
 		err := u.p.Retry.do(ctx, u.log, pi.Path, func() error {
@@ -584,38 +586,6 @@ func topoOrder(paths []nix.PathInfo, byPath map[string]nix.PathInfo) []nix.PathI
 		visit(pi)
 	}
 	return order
-}
-
-// forEach runs f(0..n-1) on at most jobs goroutines and returns the first
-// error; after an error no new call starts.
-func forEach(ctx context.Context, n, jobs int, f func(i int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(jobs, n) {
-		wg.Go(func() {
-			for i := range next {
-				if err := f(i); err != nil {
-					cancel(err)
-				}
-			}
-		})
-	}
-	for i := 0; i < n; i++ {
-		select {
-		case next <- i:
-			continue
-		case <-ctx.Done():
-		}
-		break
-	}
-	close(next)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return err
-	}
-	return nil
 }
 
 // PutLog uploads the build log of the derivation drvPath to log/<drv>, where

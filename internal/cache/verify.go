@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/homelab-farm/farm/internal/parallel"
 )
 
 // Problem is one inconsistency Verify found.
@@ -80,7 +82,7 @@ func Verify(ctx context.Context, b Backend, trusted []PublicKey, opts VerifyOpti
 		rep.Problems = append(rep.Problems, Problem{key, fmt.Sprintf(format, args...)})
 		mu.Unlock()
 	}
-	err = forEach(ctx, len(keys), jobs, func(i int) error {
+	err = parallel.ForEach(ctx, len(keys), jobs, func(i int) error {
 		key := keys[i]
 		ni, err := readNarInfo(ctx, b, key)
 		if err != nil {

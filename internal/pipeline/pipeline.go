@@ -29,6 +29,7 @@ import (
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/git"
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/parallel"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/state"
 )
@@ -396,7 +397,7 @@ func (p *Pipeline) build(ctx context.Context, recs []state.Target) error {
 		wg.Go(func() {
 			buildable := slices.Contains(systems, system)
 			targets := lanes[system]
-			errs[i] = forEachTarget(ctx, len(targets), jobs, func(k int) error {
+			errs[i] = parallel.ForEach(ctx, len(targets), jobs, func(k int) error {
 				return p.buildTarget(ctx, targets[k], buildable)
 			})
 		})
@@ -637,41 +638,4 @@ func (p *Pipeline) report(ctx context.Context, job queue.Job, overall forge.Stat
 		p.failure("status")
 		p.log().Warn("commit statuses", "commit", job.Commit, "err", err)
 	}
-}
-
-// forEachTarget runs f(0..n-1) on at most jobs goroutines and returns the
-// first error; after an error no new call starts.
-func forEachTarget(ctx context.Context, n, jobs int, f func(int) error) error {
-	var (
-		mu    sync.Mutex
-		first error
-		next  int
-		wg    sync.WaitGroup
-	)
-	for range min(jobs, n) {
-		wg.Go(func() {
-			for {
-				mu.Lock()
-				if first != nil || next >= n || ctx.Err() != nil {
-					mu.Unlock()
-					return
-				}
-				k := next
-				next++
-				mu.Unlock()
-				if err := f(k); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
 }
