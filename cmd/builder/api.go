@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +16,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/git"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/state"
 )
@@ -347,7 +346,7 @@ func (a *farmAPI) trigger(w http.ResponseWriter, r *http.Request) error {
 		if from == "" {
 			from = rem.URL
 		}
-		c, err := lsRemote(r.Context(), from, req.Branch)
+		c, err := git.BranchHead(r.Context(), from, req.Branch)
 		if err != nil {
 			return errorf(http.StatusBadGateway, "cannot resolve the branch head", err)
 		}
@@ -363,21 +362,6 @@ func (a *farmAPI) trigger(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"job_id": res.JobID, "commit": req.Commit})
 	return nil
-}
-
-// lsRemote returns the commit a branch points to on a remote.
-func lsRemote(ctx context.Context, remote, branch string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "git", "ls-remote", remote, "refs/heads/"+branch).Output()
-	if err != nil {
-		return "", fmt.Errorf("git ls-remote: %w", err)
-	}
-	f := strings.Fields(string(out))
-	if len(f) == 0 {
-		return "", fmt.Errorf("branch %s not found", branch)
-	}
-	return f[0], nil
 }
 
 // fullName is "owner/name" of a forge repository URL.

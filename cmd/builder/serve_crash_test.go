@@ -40,27 +40,7 @@ type builderProcess struct {
 
 func startBuilderProcess(t *testing.T, args ...string) *builderProcess {
 	t.Helper()
-	bin, err := buildBuilder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &builderProcess{logs: newLogWatcher(), done: make(chan error, 1), exit: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	p.cmd.Env = append(os.Environ(), "BUILDER_CONFIG=", "BUILDER_STATE_DIR=", "BUILDER_LISTEN=", "BUILDER_QUEUE=")
-	p.cmd.Stderr = p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.done <- p.cmd.Wait()
-		close(p.exit)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.exit
-	})
-	p.base = "http://" + p.logs.waitAddr(t, p.done)
-	return p
+	return startBuilderProcessEnv(t, os.Environ(), args...)
 }
 
 var completedRE = regexp.MustCompile(`msg="job completed" .*job=(\d+)`)

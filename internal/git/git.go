@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ErrCommitNotFound is returned when no remote has the commit.
@@ -91,6 +92,21 @@ func (m *Mirror) FastForward(ctx context.Context, remote, branch, commit string)
 	return err
 }
 
+// BranchHead returns the commit branch points to on remote (git ls-remote).
+func BranchHead(ctx context.Context, remote, branch string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := run(ctx, "", "ls-remote", remote, "refs/heads/"+branch)
+	if err != nil {
+		return "", err
+	}
+	f := strings.Fields(out)
+	if len(f) == 0 {
+		return "", fmt.Errorf("branch %s not found", branch)
+	}
+	return f[0], nil
+}
+
 // IsAncestor reports whether a is an ancestor of b (or equal to it).
 func (m *Mirror) IsAncestor(ctx context.Context, a, b string) bool {
 	_, err := m.git(ctx, "merge-base", "--is-ancestor", a, b)
@@ -132,8 +148,13 @@ func remoteName(url string) string {
 }
 
 func (m *Mirror) git(ctx context.Context, args ...string) (string, error) {
+	return run(ctx, m.Dir, args...)
+}
+
+// run runs git in dir ("" for the current directory), never prompting.
+func run(ctx context.Context, dir string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = m.Dir
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=/bin/false")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
