@@ -413,10 +413,7 @@ func (s *Store) Append(ctx context.Context, typ string, data any) (Event, error)
 	if err != nil {
 		return Event{}, fmt.Errorf("append %s event: %w", typ, err)
 	}
-	s.mu.Lock()
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
+	s.wakeWaiters()
 	return ev, nil
 }
 
@@ -450,11 +447,16 @@ func (s *Store) AppendAll(ctx context.Context, evs []NewEvent) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("append events: %w", err)
 	}
+	s.wakeWaiters()
+	return nil
+}
+
+// wakeWaiters closes the channel Changed handed out and makes a new one.
+func (s *Store) wakeWaiters() {
 	s.mu.Lock()
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
-	return nil
 }
 
 // Changed returns a channel closed at the next Append.
