@@ -48,31 +48,9 @@ func newMetrics(q queue.Queue) *metrics {
 	for _, kind := range []string{"eval", "build", "push", "status"} {
 		m.failures.WithLabelValues(kind)
 	}
-	queued := func() []queue.Job {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		jobs, _ := q.List(ctx, queue.ListOptions{Kind: queue.KindEval, States: []queue.State{queue.Queued}, Limit: 10000})
-		return jobs
-	}
 	m.reg.MustRegister(
 		m.evalDur, m.buildDur, m.pushDur, m.pushBytes, m.failures,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "farm_queue_depth", Help: "Evaluation jobs waiting in the queue.",
-		}, func() float64 { return float64(len(queued())) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "farm_queue_oldest_job_age_seconds", Help: "Age of the oldest job waiting in the queue (0 when empty).",
-		}, func() float64 {
-			var oldest time.Time
-			for _, j := range queued() {
-				if oldest.IsZero() || j.CreatedAt.Before(oldest) {
-					oldest = j.CreatedAt
-				}
-			}
-			if oldest.IsZero() {
-				return 0
-			}
-			return time.Since(oldest).Seconds()
-		}),
+		queueCollector{q: q},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -92,3 +70,37 @@ func (m *metrics) PushDuration(d time.Duration, bytes int64) {
 	m.pushBytes.Add(float64(bytes))
 }
 func (m *metrics) Failure(kind string) { m.failures.WithLabelValues(kind).Inc() }
+
+var (
+	queueDepthDesc = prometheus.NewDesc("farm_queue_depth",
+		"Evaluation jobs waiting in the queue.", nil, nil)
+	queueOldestDesc = prometheus.NewDesc("farm_queue_oldest_job_age_seconds",
+		"Age of the oldest job waiting in the queue (0 when empty).", nil, nil)
+)
+
+// queueCollector reports the queue's depth and oldest job from one listing
+// per scrape.
+type queueCollector struct{ q queue.Queue }
+
+func (c queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- queueDepthDesc
+	ch <- queueOldestDesc
+}
+
+func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	jobs, _ := c.q.List(ctx, queue.ListOptions{Kind: queue.KindEval, States: []queue.State{queue.Queued}, Limit: 10000})
+	var oldest time.Time
+	for _, j := range jobs {
+		if oldest.IsZero() || j.CreatedAt.Before(oldest) {
+			oldest = j.CreatedAt
+		}
+	}
+	age := 0.0
+	if !oldest.IsZero() {
+		age = time.Since(oldest).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(len(jobs)))
+	ch <- prometheus.MustNewConstMetric(queueOldestDesc, prometheus.GaugeValue, age)
+}
