@@ -2,13 +2,14 @@ package agent
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/homelab-farm/farm/internal/httpsafe"
 )
 
 // Poke asks a running agent to check now. Woken says a Wake-on-LAN packet
@@ -113,12 +114,12 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 
 // PokeHandler serves POST /poke for the notifier: with the right bearer
 // token it sends a Poke on pokes (coalescing it with one already waiting,
-// a woken mark winning) and answers 202; else 401.
+// a woken mark winning) and answers 202; else 401. Every answer carries
+// X-Content-Type-Options: nosniff.
 func PokeHandler(token []byte, pokes chan Poke) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /poke", func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || len(token) == 0 || subtle.ConstantTimeCompare([]byte(got), token) != 1 {
+		if !httpsafe.Bearer(r, token) {
 			http.Error(w, "bad or missing poke token", http.StatusUnauthorized)
 			return
 		}
@@ -146,5 +147,5 @@ func PokeHandler(token []byte, pokes chan Poke) http.Handler {
 		}
 		w.WriteHeader(http.StatusAccepted)
 	})
-	return mux
+	return httpsafe.NoSniff(mux)
 }
