@@ -6,17 +6,43 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/homelab-farm/farm/internal/httpsafe"
 )
+
+// DefaultStallTimeout is how long one write of a download may block before
+// the client is taken to have stopped reading.
+const DefaultStallTimeout = 60 * time.Second
+
+// HandlerOptions tune NewHandlerWith.
+type HandlerOptions struct {
+	// StallTimeout bounds each write to the client (0: DefaultStallTimeout);
+	// a download as a whole has no time limit, so a NAR of any size comes
+	// through at any steady pace, and a client that stops reading is cut.
+	StallTimeout time.Duration
+}
 
 // NewHandler serves a cache read-only over HTTP, the way Nix's HTTP binary
 // cache client reads it: GET and HEAD of nix-cache-info, <hash>.narinfo,
 // nar/<file> and log/<drv>. Mount it with the prefix stripped
-// (http.StripPrefix("/nix-cache", h)).
+// (http.StripPrefix("/nix-cache", h)). A key CheckKey refuses is a 404.
 func NewHandler(b Backend) http.Handler {
-	return &handler{b: b}
+	return NewHandlerWith(b, HandlerOptions{})
 }
 
-type handler struct{ b Backend }
+// NewHandlerWith is NewHandler with options.
+func NewHandlerWith(b Backend, o HandlerOptions) http.Handler {
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = DefaultStallTimeout
+	}
+	return &handler{b: b, stall: o.StallTimeout}
+}
+
+type handler struct {
+	b     Backend
+	stall time.Duration
+}
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -57,16 +83,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rc.Close()
-	_, _ = io.Copy(w, rc)
+	// Only Read of rc, so that the copy goes through the deadline writer
+	// in chunks rather than through a WriterTo of the backend.
+	_, _ = io.CopyBuffer(httpsafe.NewWriter(w, h.stall), struct{ io.Reader }{rc}, make([]byte, 32<<10))
 }
 
 // servable reports whether key is one of the cache's public objects.
 func servable(key string) bool {
+	if CheckKey(key) != nil {
+		return false
+	}
 	if key == "nix-cache-info" {
 		return true
-	}
-	if strings.Contains(key, "..") || strings.HasPrefix(key, ".") {
-		return false
 	}
 	dir, name, nested := strings.Cut(key, "/")
 	if !nested {

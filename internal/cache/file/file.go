@@ -50,14 +50,15 @@ func (b *Backend) Root() string { return b.root }
 
 func (b *Backend) String() string { return "file://" + b.root }
 
-// path maps a key to a file, refusing keys that would escape the root.
+// path maps a key to a file. A key cache.CheckKey refuses (one that could
+// escape the root, or name a temporary file) is cache.ErrNotFound.
 func (b *Backend) path(key string) (string, error) {
-	clean := path.Clean("/" + key)
-	if key == "" || clean == "/" || strings.Contains(key, "\\") || clean != "/"+key {
-		return "", fmt.Errorf("invalid key %q", key)
+	if err := cache.CheckKey(key); err != nil {
+		return "", err
 	}
-	if strings.HasPrefix(path.Base(clean), tmpPrefix) {
-		return "", fmt.Errorf("invalid key %q", key)
+	clean := path.Clean("/" + key)
+	if clean != "/"+key || strings.HasPrefix(path.Base(clean), tmpPrefix) {
+		return "", fmt.Errorf("invalid key %q: %w", key, cache.ErrNotFound)
 	}
 	return filepath.Join(b.root, filepath.FromSlash(clean)), nil
 }
