@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +14,10 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/homelab-farm/farm/internal/agent"
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/git"
+	"github.com/homelab-farm/farm/internal/httpsafe"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/state"
 )
@@ -34,16 +35,15 @@ type farmAPI struct {
 	// that host's agent reports with; "" refuses every report.
 	agentTokens string
 	now         func() time.Time
+	// streams bounds the open event and log-follow streams (nil: no bound);
+	// stall bounds each write of a stream or log (0: no deadline at all).
+	streams *httpsafe.Slots
+	stall   time.Duration
 }
 
 // keepAlive is how often an idle event stream gets a comment line, so that
 // proxies and clients see the connection is alive.
 const keepAlive = 15 * time.Second
-
-// noDeadline lifts the server's write timeout for a streaming response.
-func noDeadline(w http.ResponseWriter) {
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-}
 
 // events streams the event log as Server-Sent Events, starting after the
 // Last-Event-ID header (or ?after=N): a client that reconnects with the
@@ -53,17 +53,22 @@ func (a *farmAPI) events(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errorf(http.StatusBadRequest, "Last-Event-ID must be a number", err)
 	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		return errors.New("response writer cannot flush")
+	release, err := openStream(a.streams)
+	if err != nil {
+		return err
 	}
-	noDeadline(w)
+	defer release()
+	sw := httpsafe.NewWriter(w, a.stall)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, "retry: 2000\n\n")
-	flusher.Flush()
+	if _, err := io.WriteString(sw, "retry: 2000\n\n"); err != nil {
+		return err
+	}
+	if err := sw.Flush(); err != nil {
+		return err
+	}
 	ctx := r.Context()
 	for {
 		changed := a.state.Changed() // before reading, so no append is missed
@@ -72,11 +77,15 @@ func (a *farmAPI) events(w http.ResponseWriter, r *http.Request) error {
 			return nil // the stream has started: nothing more to tell the client
 		}
 		for _, ev := range evs {
-			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.ID, ev.Type, eventJSON(ev))
+			if _, err := fmt.Fprintf(sw, "id: %d\nevent: %s\ndata: %s\n\n", ev.ID, ev.Type, eventJSON(ev)); err != nil {
+				return err // a client gone or stalled past the deadline
+			}
 			after = ev.ID
 		}
 		if len(evs) > 0 {
-			flusher.Flush()
+			if err := sw.Flush(); err != nil {
+				return err
+			}
 			if len(evs) == 500 {
 				continue
 			}
@@ -86,8 +95,12 @@ func (a *farmAPI) events(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		case <-changed:
 		case <-time.After(keepAlive):
-			fmt.Fprint(w, ": keep-alive\n\n")
-			flusher.Flush()
+			if _, err := io.WriteString(sw, ": keep-alive\n\n"); err != nil {
+				return err
+			}
+			if err := sw.Flush(); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -185,27 +198,32 @@ func (a *farmAPI) targetLog(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer f.Close()
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
 	follow := r.URL.Query().Get("follow") == "1"
-	if !follow {
-		_, _ = io.Copy(w, f)
-		return nil
+	if follow {
+		release, err := openStream(a.streams)
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
-	noDeadline(w)
-	flusher, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	sw := httpsafe.NewWriter(w, a.stall)
+	if !follow {
+		_, err := io.Copy(sw, f)
+		return err
+	}
 	ctx := r.Context()
 	for {
-		if _, err := io.Copy(w, f); err != nil {
-			return nil
+		if _, err := io.Copy(sw, f); err != nil {
+			return err // a client gone or stalled past the deadline
 		}
-		if flusher != nil {
-			flusher.Flush()
+		if err := sw.Flush(); err != nil {
+			return err
 		}
 		cur, err := a.state.Target(ctx, t.ID)
 		if err != nil || (cur.State != state.TargetBuilding && cur.State != state.TargetPending) {
-			_, _ = io.Copy(w, f) // what was written before the state changed
-			return nil
+			_, err := io.Copy(sw, f) // what was written before the state changed
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -263,6 +281,11 @@ type Report struct {
 	Seq     uint64 `json:"seq,omitempty"` // the manifest applied, if any
 }
 
+// reportResults are the results an agent reports; anything else is refused.
+var reportResults = map[string]bool{
+	agent.ResultSwitched: true, agent.ResultUpToDate: true, agent.ResultRolledBack: true, agent.ResultFailed: true,
+}
+
 // EventHostReport is appended for every agent report.
 const EventHostReport = "host.report"
 
@@ -277,6 +300,9 @@ func (a *farmAPI) report(w http.ResponseWriter, r *http.Request) error {
 	}
 	if rep.Result == "" || (rep.Current != "" && !strings.HasPrefix(rep.Current, "/nix/store/")) {
 		return errorf(http.StatusBadRequest, "a report needs a result and a store path", nil)
+	}
+	if !reportResults[rep.Result] {
+		return errorf(http.StatusBadRequest, "unknown report result "+strconv.Quote(rep.Result), nil)
 	}
 	if err := a.state.Report(r.Context(), host, rep.Current, rep.Result, rep.Reason); err != nil {
 		return err
@@ -299,12 +325,7 @@ func (a *farmAPI) agentAuthorized(host string, r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	return bearerMatches(r, []byte(strings.TrimSpace(string(want))))
-}
-
-func bearerMatches(r *http.Request, want []byte) bool {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && len(want) > 0 && subtle.ConstantTimeCompare([]byte(got), want) == 1
+	return httpsafe.Bearer(r, []byte(strings.TrimSpace(string(want))))
 }
 
 // triggerRequest asks for an evaluation by hand.
@@ -317,7 +338,7 @@ type triggerRequest struct {
 // trigger enqueues an evaluation by hand (admin token). Unlike a replayed
 // webhook it always makes a new job, so a commit can be built again.
 func (a *farmAPI) trigger(w http.ResponseWriter, r *http.Request) error {
-	if a.adminToken == nil || !bearerMatches(r, a.adminToken) {
+	if !httpsafe.Bearer(r, a.adminToken) {
 		return errorf(http.StatusUnauthorized, "bad or missing admin token", nil)
 	}
 	var req triggerRequest

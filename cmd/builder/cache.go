@@ -16,6 +16,7 @@ import (
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/cache/cacheurl"
 	"github.com/homelab-farm/farm/internal/envflag"
+	"github.com/homelab-farm/farm/internal/httpsafe"
 	"github.com/homelab-farm/farm/internal/nix"
 )
 
@@ -179,8 +180,13 @@ func runCacheServe(ctx context.Context, args []string, getenv func(string) strin
 	fs.SetOutput(stderr)
 	cacheURL := fs.String("cache", getenv("BUILDER_CACHE"), "cache URL (env BUILDER_CACHE)")
 	listen := fs.String("listen", envflag.String(getenv, "BUILDER_LISTEN", "127.0.0.1:8080"), "address to serve on (env BUILDER_LISTEN)")
+	stall := fs.Duration("stall-timeout", envflag.Duration(getenv, "BUILDER_STALL_TIMEOUT", defaultStallTimeout),
+		"drop a client when one write to it blocks this `long`; a download as a whole has no limit (env BUILDER_STALL_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
+	}
+	if *stall <= 0 {
+		return errors.New("cache serve: --stall-timeout must be positive")
 	}
 	backend, err := cacheurl.Open(ctx, *cacheURL, getenv)
 	if err != nil {
@@ -192,8 +198,8 @@ func runCacheServe(ctx context.Context, args []string, getenv func(string) strin
 	}
 	fmt.Fprintf(stdout, "serving %s at http://%s/nix-cache/\n", backend, ln.Addr())
 	mux := http.NewServeMux()
-	mux.Handle("/nix-cache/", http.StripPrefix("/nix-cache", cache.NewHandler(backend)))
-	return serveHTTP(ctx, ln, mux)
+	mux.Handle("/nix-cache/", cacheHandler(backend, *stall))
+	return serveHTTP(ctx, ln, httpsafe.NoSniff(mux))
 }
 
 // serveHTTP serves h on ln until ctx ends, then drains for at most 10 s.

@@ -19,6 +19,7 @@ import (
 	"github.com/homelab-farm/farm/internal/cache/cacheurl"
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/envflag"
+	"github.com/homelab-farm/farm/internal/httpsafe"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/queue/postgres"
 	"github.com/homelab-farm/farm/internal/queue/sqlite"
@@ -67,6 +68,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		"testing only: workers hold each job this `long`, then complete it without evaluating")
 	var ff farmFlags
 	ff.register(fs, getenv)
+	var lf limitFlags
+	lf.register(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -107,6 +110,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	if err := lf.validate(); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return fmt.Errorf("serve: state directory: %w", err)
 	}
@@ -142,6 +148,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer f.state.Close()
 	s := newServer(cfg, q, backend, log)
 	s.farm = f
+	s.hookBudget, s.stall = httpsafe.NewBudget(lf.webhookBudget), lf.stallTimeout
+	f.api.streams, f.api.stall = httpsafe.NewSlots(lf.maxStreams), lf.stallTimeout
 	eval := evaluator(f.pipeline.Process)
 	if *placeholderEval > 0 {
 		eval = placeholderEvaluator(*placeholderEval)
@@ -222,8 +230,8 @@ func mustAbs(p string) string {
 }
 
 // cacheHandler serves the cache read-only under /nix-cache/.
-func cacheHandler(b cache.Backend) http.Handler {
-	return http.StripPrefix("/nix-cache", cache.NewHandler(b))
+func cacheHandler(b cache.Backend, stall time.Duration) http.Handler {
+	return http.StripPrefix("/nix-cache", cache.NewHandlerWith(b, cache.HandlerOptions{StallTimeout: stall}))
 }
 
 // deliveryRetention is how long webhook delivery ids are remembered for

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"html"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -21,6 +22,7 @@ import (
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/forge/forgejo"
 	"github.com/homelab-farm/farm/internal/forge/github"
+	"github.com/homelab-farm/farm/internal/httpsafe"
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 )
@@ -36,6 +38,10 @@ type server struct {
 	farm    *farm // nil in tests of the webhook surface alone
 	// wake is signalled (without blocking) when a webhook queues a new job.
 	wake chan struct{}
+	// hookBudget bounds the webhook bodies held in memory at once.
+	hookBudget *httpsafe.Budget
+	// stall bounds each write of a cache download.
+	stall time.Duration
 }
 
 // remote is a configured remote with its repository, for matching webhooks.
@@ -46,7 +52,8 @@ type remote struct {
 }
 
 func newServer(cfg *config.Config, q queue.Queue, b cache.Backend, log *slog.Logger) *server {
-	s := &server{cfg: cfg, q: q, cache: b, log: log, now: time.Now}
+	s := &server{cfg: cfg, q: q, cache: b, log: log, now: time.Now,
+		hookBudget: httpsafe.NewBudget(defaultWebhookBudget), stall: defaultStallTimeout}
 	for i := range cfg.Repositories {
 		r := &cfg.Repositories[i]
 		for j := range r.Remotes {
@@ -57,8 +64,14 @@ func newServer(cfg *config.Config, q queue.Queue, b cache.Backend, log *slog.Log
 	return s
 }
 
-// routes is the builder's whole HTTP surface.
+// routes is the builder's whole HTTP surface; every answer carries
+// X-Content-Type-Options: nosniff.
 func (s *server) routes() http.Handler {
+	return httpsafe.NoSniff(s.router())
+}
+
+// router is the route table of routes.
+func (s *server) router() *mux.Router {
 	r := mux.NewRouter()
 	r.Handle("/hooks/github", s.handle(s.githubHook)).Methods(http.MethodPost)
 	r.Handle("/hooks/forgejo", s.handle(s.forgejoHook)).Methods(http.MethodPost)
@@ -84,7 +97,7 @@ func (s *server) routes() http.Handler {
 		r.PathPrefix("/static/").Handler(s.handle(a.static)).Methods(http.MethodGet, http.MethodHead)
 	}
 	if s.cache != nil {
-		r.PathPrefix("/nix-cache/").Handler(cacheHandler(s.cache)).Methods(http.MethodGet, http.MethodHead)
+		r.PathPrefix("/nix-cache/").Handler(cacheHandler(s.cache, s.stall)).Methods(http.MethodGet, http.MethodHead)
 	}
 	return r
 }
@@ -92,9 +105,10 @@ func (s *server) routes() http.Handler {
 // httpError is an error with what the client is told. Err, if any, is
 // logged and never sent.
 type httpError struct {
-	status int
-	msg    string
-	err    error
+	status     int
+	msg        string
+	err        error
+	retryAfter time.Duration // > 0: sent as Retry-After
 }
 
 func (e *httpError) Error() string {
@@ -118,21 +132,39 @@ func (s *server) handle(h func(w http.ResponseWriter, r *http.Request) error) ht
 		if err == nil {
 			return
 		}
+		if clientGone(r, err) {
+			s.log.Debug("client went away", logPath, r.URL.Path, logErr, err)
+			return
+		}
 		var he *httpError
 		if !errors.As(err, &he) {
 			he = &httpError{status: http.StatusInternalServerError, msg: "internal error", err: err}
 		}
 		level := slog.LevelInfo
-		if he.status >= 500 {
+		switch {
+		case he.retryAfter > 0:
+			level = slog.LevelWarn // busy: a bound doing its job
+		case he.status >= 500:
 			level = slog.LevelError
 		}
 		s.log.Log(r.Context(), level, "request refused", logPath, r.URL.Path, logStatus, he.status, logErr, he)
+		if he.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(he.retryAfter/time.Second))))
+		}
 		if wantsHTML(r) {
 			writeHTMLError(w, he.status, he.msg)
 			return
 		}
 		writeJSON(w, he.status, map[string]string{"error": he.msg})
 	})
+}
+
+// clientGone reports whether err comes from the client having gone away
+// (disconnected, or stopped reading past the write deadline) rather than
+// from the server: there is no one to answer and nothing to alert on.
+func clientGone(r *http.Request, err error) bool {
+	return r.Context().Err() != nil || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // wantsHTML reports whether the client is a browser on a dashboard page
@@ -196,18 +228,11 @@ func (s *server) forgejoHook(w http.ResponseWriter, r *http.Request) error {
 // signature, parse, match the repository, enqueue durably, then 202.
 func (s *server) webhook(w http.ResponseWriter, r *http.Request, h hook) error {
 	received := s.now().UTC()
-	limit := s.cfg.MaxBodyBytes
-	if r.ContentLength > limit {
-		return errorf(http.StatusRequestEntityTooLarge, "body too large", nil)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, release, err := readHookBody(w, r, s.hookBudget, s.cfg.MaxBodyBytes)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errorf(http.StatusRequestEntityTooLarge, "body too large", nil)
-		}
-		return errorf(http.StatusBadRequest, "cannot read body", err)
+		return err
 	}
+	defer release()
 	event, delivery, signature := h.headers(r.Header)
 
 	// Which remotes of this forge does the signature belong to? Checked

@@ -116,17 +116,19 @@ type Writer struct {
 	now   func() time.Time
 }
 
-// NewWriter wraps w; stall <= 0 leaves the deadlines alone.
+// NewWriter wraps w; stall <= 0 means no write deadline at all.
 func NewWriter(w http.ResponseWriter, stall time.Duration) *Writer {
 	return &Writer{w: w, rc: http.NewResponseController(w), stall: stall, now: time.Now}
 }
 
 func (w *Writer) extend() {
+	var deadline time.Time
 	if w.stall > 0 {
-		// An error means the writer cannot take deadlines (a recorder in
-		// a test); the server's own timeouts then apply.
-		_ = w.rc.SetWriteDeadline(w.now().Add(w.stall))
+		deadline = w.now().Add(w.stall)
 	}
+	// An error means the writer cannot take deadlines (a recorder in a
+	// test); the server's own timeouts then apply.
+	_ = w.rc.SetWriteDeadline(deadline)
 }
 
 // Write writes p under a fresh deadline.

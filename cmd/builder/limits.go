@@ -1,0 +1,120 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/homelab-farm/farm/internal/envflag"
+	"github.com/homelab-farm/farm/internal/httpsafe"
+)
+
+// What strangers on the network may hold of the builder by default.
+const (
+	defaultWebhookBudget = 64 << 20
+	defaultMaxStreams    = 64
+	defaultStallTimeout  = 60 * time.Second
+	// retryAfter is what a client refused for being one too many is told
+	// to wait.
+	retryAfter = 5 * time.Second
+)
+
+// limitFlags bound what unauthenticated clients can make the builder hold:
+// webhook bodies in memory, open event and log streams, stalled writes.
+type limitFlags struct {
+	webhookBudget int64
+	maxStreams    int
+	stallTimeout  time.Duration
+}
+
+func (l *limitFlags) register(fs *flag.FlagSet, getenv func(string) string) {
+	fs.Int64Var(&l.webhookBudget, "webhook-body-budget", int64(envflag.Int(getenv, "BUILDER_WEBHOOK_BODY_BUDGET", defaultWebhookBudget)),
+		"`bytes` of webhook bodies held in memory at once before their signatures are checked; beyond, 503 (env BUILDER_WEBHOOK_BODY_BUDGET)")
+	fs.IntVar(&l.maxStreams, "max-streams", envflag.Int(getenv, "BUILDER_MAX_STREAMS", defaultMaxStreams),
+		"open /api/events and log-follow streams at once; beyond, 503 (env BUILDER_MAX_STREAMS)")
+	fs.DurationVar(&l.stallTimeout, "stall-timeout", envflag.Duration(getenv, "BUILDER_STALL_TIMEOUT", defaultStallTimeout),
+		"drop a client when one write to it blocks this `long` (streams, cache downloads, logs; env BUILDER_STALL_TIMEOUT)")
+}
+
+func (l *limitFlags) validate() error {
+	if l.webhookBudget <= 0 || l.maxStreams <= 0 || l.stallTimeout <= 0 {
+		return errors.New("--webhook-body-budget, --max-streams and --stall-timeout must be positive")
+	}
+	return nil
+}
+
+// busy is a 503 telling the client to come back later.
+func busy(msg string) error {
+	return &httpError{status: http.StatusServiceUnavailable, msg: msg, retryAfter: retryAfter}
+}
+
+// readHookBody reads a webhook body of at most limit bytes, holding its
+// size in the budget until release is called: a burst of bodies, signed
+// or not, never holds more than the budget in memory. A body of known
+// length takes its length up front; a chunked one takes what it allocates
+// as it grows. A body that does not fit is refused with 503 unread.
+func readHookBody(w http.ResponseWriter, r *http.Request, budget *httpsafe.Budget, limit int64) (body []byte, release func(), err error) {
+	if r.ContentLength > limit {
+		return nil, nil, errorf(http.StatusRequestEntityTooLarge, "body too large", nil)
+	}
+	var taken int64
+	release = func() { budget.Give(taken); taken = 0 }
+	take := func(n int64) bool {
+		if !budget.TryTake(n) {
+			return false
+		}
+		taken += n
+		return true
+	}
+	if r.ContentLength >= 0 {
+		if !take(r.ContentLength) {
+			return nil, nil, busy("too many webhook bodies in flight")
+		}
+		body = make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			release()
+			return nil, nil, errorf(http.StatusBadRequest, "cannot read body", err)
+		}
+		return body, release, nil
+	}
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	const chunk = 64 << 10
+	for {
+		if len(body) == cap(body) {
+			grow := max(int64(cap(body)), chunk)
+			if !take(grow) {
+				release()
+				return nil, nil, busy("too many webhook bodies in flight")
+			}
+			body = append(make([]byte, 0, int64(cap(body))+grow), body...)
+		}
+		n, err := rd.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if errors.Is(err, io.EOF) {
+			return body, release, nil
+		}
+		if err != nil {
+			release()
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, nil, errorf(http.StatusRequestEntityTooLarge, "body too large", nil)
+			}
+			return nil, nil, errorf(http.StatusBadRequest, "cannot read body", err)
+		}
+	}
+}
+
+// openStream takes one of the stream slots for a long-lived answer; the
+// caller defers release. nil slots: no limit.
+func openStream(slots *httpsafe.Slots) (release func(), err error) {
+	if slots == nil {
+		return func() {}, nil
+	}
+	release, ok := slots.TryTake()
+	if !ok {
+		return nil, busy("too many open streams")
+	}
+	return release, nil
+}
