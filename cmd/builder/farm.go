@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/atomicfile"
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/envflag"
@@ -188,7 +189,8 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 }
 
 // loadOrCreateKey reads the key in file, or (no file configured) the one in
-// fallback, making it first if it does not exist yet.
+// fallback, making it first if it does not exist yet. A key file its group
+// or others can read is refused (cache.ErrKeyExposed).
 func loadOrCreateKey(file, fallback, name string, log *slog.Logger) (cache.SecretKey, error) {
 	if file != "" {
 		return cache.LoadSecretKeyFile(file)
@@ -205,12 +207,10 @@ func loadOrCreateKey(file, fallback, name string, log *slog.Logger) (cache.Secre
 	if err != nil {
 		return cache.SecretKey{}, err
 	}
-	tmp := fallback + ".tmp"
-	if err := os.WriteFile(tmp, []byte(k.String()+"\n"), 0o600); err != nil {
-		return cache.SecretKey{}, fmt.Errorf("write %s: %w", fallback, err)
-	}
-	if err := os.Rename(tmp, fallback); err != nil {
-		return cache.SecretKey{}, fmt.Errorf("write %s: %w", fallback, err)
+	// A fresh temporary made 0600 with O_EXCL (never a file left over
+	// with other modes), synced, renamed into place, the directory synced.
+	if err := atomicfile.Write(fallback, []byte(k.String()+"\n")); err != nil {
+		return cache.SecretKey{}, err
 	}
 	log.Info("made a new key in the state directory", "file", fallback, "public_key", k.Public().String())
 	return k, nil

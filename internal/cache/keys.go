@@ -8,6 +8,7 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -41,13 +42,30 @@ func ParseSecretKey(s string) (SecretKey, error) {
 	return SecretKey{key: k}, nil
 }
 
-// LoadSecretKeyFile reads a secret key from a file. The error names the file
-// but never contains any of its bytes.
+// ErrKeyExposed is wrapped by the error about a secret key file that its
+// group or others can read.
+var ErrKeyExposed = errors.New("readable by group or others")
+
+// LoadSecretKeyFile reads a secret key from a file, refusing one that its
+// group or others can read (ErrKeyExposed). The error names the file but
+// never contains any of its bytes.
 func LoadSecretKeyFile(path string) (SecretKey, error) {
 	if path == "" {
 		return SecretKey{}, errors.New("no signing key file given")
 	}
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return SecretKey{}, fmt.Errorf("read signing key: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return SecretKey{}, fmt.Errorf("read signing key: %w", err)
+	}
+	if mode := fi.Mode().Perm(); mode&0o044 != 0 {
+		return SecretKey{}, fmt.Errorf("signing key file %s has mode %04o: %w (chmod 600 it)", path, mode, ErrKeyExposed)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
 	if err != nil {
 		return SecretKey{}, fmt.Errorf("read signing key: %w", err)
 	}
