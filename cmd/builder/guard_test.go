@@ -372,3 +372,24 @@ func TestNoSniffEveryRoute(t *testing.T) {
 		cancel()
 	}
 }
+
+func TestLimitFlagsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		l          limitFlags
+		maxBody    int64
+		wantBudget int64
+		ok         bool
+	}{
+		{"defaults", limitFlags{maxStreams: 64, stallTimeout: time.Minute}, 25 << 20, 32 << 20, true},
+		{"default budget holds a larger max body", limitFlags{maxStreams: 64, stallTimeout: time.Minute}, 50 << 20, 50 << 20, true},
+		{"budget below max body", limitFlags{webhookBudget: 1 << 20, maxStreams: 64, stallTimeout: time.Minute}, 25 << 20, 0, false},
+		{"no streams", limitFlags{maxStreams: 0, stallTimeout: time.Minute}, 25 << 20, 0, false},
+		{"no stall timeout", limitFlags{maxStreams: 1}, 25 << 20, 0, false},
+	} {
+		err := tc.l.validate(tc.maxBody)
+		if (err == nil) != tc.ok || (tc.ok && tc.l.webhookBudget != tc.wantBudget) {
+			t.Errorf("%s: validate = %v, budget %d; want ok=%v, budget %d", tc.name, err, tc.l.webhookBudget, tc.ok, tc.wantBudget)
+		}
+	}
+}

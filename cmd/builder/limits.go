@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -11,9 +12,12 @@ import (
 	"github.com/homelab-farm/farm/internal/httpsafe"
 )
 
-// What strangers on the network may hold of the builder by default.
+// What strangers on the network may hold of the builder by default. The
+// webhook budget holds one body of the largest size (25 MiB) at a time, and
+// many of the usual few kilobytes: a burst of 20 MiB posts keeps the
+// builder near 100 MiB resident, garbage included (BenchmarkWebhookBurst).
 const (
-	defaultWebhookBudget = 64 << 20
+	defaultWebhookBudget = 32 << 20
 	defaultMaxStreams    = 64
 	defaultStallTimeout  = 60 * time.Second
 	// retryAfter is what a client refused for being one too many is told
@@ -30,17 +34,25 @@ type limitFlags struct {
 }
 
 func (l *limitFlags) register(fs *flag.FlagSet, getenv func(string) string) {
-	fs.Int64Var(&l.webhookBudget, "webhook-body-budget", int64(envflag.Int(getenv, "BUILDER_WEBHOOK_BODY_BUDGET", defaultWebhookBudget)),
-		"`bytes` of webhook bodies held in memory at once before their signatures are checked; beyond, 503 (env BUILDER_WEBHOOK_BODY_BUDGET)")
+	fs.Int64Var(&l.webhookBudget, "webhook-body-budget", int64(envflag.Int(getenv, "BUILDER_WEBHOOK_BODY_BUDGET", 0)),
+		"`bytes` of webhook bodies held in memory at once before their signatures are checked; beyond, 503 (env BUILDER_WEBHOOK_BODY_BUDGET; default 32 MiB or max_body_bytes if larger)")
 	fs.IntVar(&l.maxStreams, "max-streams", envflag.Int(getenv, "BUILDER_MAX_STREAMS", defaultMaxStreams),
 		"open /api/events and log-follow streams at once; beyond, 503 (env BUILDER_MAX_STREAMS)")
 	fs.DurationVar(&l.stallTimeout, "stall-timeout", envflag.Duration(getenv, "BUILDER_STALL_TIMEOUT", defaultStallTimeout),
 		"drop a client when one write to it blocks this `long` (streams, cache downloads, logs; env BUILDER_STALL_TIMEOUT)")
 }
 
-func (l *limitFlags) validate() error {
-	if l.webhookBudget <= 0 || l.maxStreams <= 0 || l.stallTimeout <= 0 {
-		return errors.New("--webhook-body-budget, --max-streams and --stall-timeout must be positive")
+// validate checks the limits and fills in the default budget; maxBody is the largest webhook body accepted,
+// which the budget must hold.
+func (l *limitFlags) validate(maxBody int64) error {
+	if l.webhookBudget == 0 {
+		l.webhookBudget = max(defaultWebhookBudget, maxBody)
+	}
+	if l.maxStreams <= 0 || l.stallTimeout <= 0 {
+		return errors.New("--max-streams and --stall-timeout must be positive")
+	}
+	if l.webhookBudget < maxBody {
+		return fmt.Errorf("--webhook-body-budget %d is below max_body_bytes %d: the largest webhook could never be read", l.webhookBudget, maxBody)
 	}
 	return nil
 }

@@ -110,7 +110,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	if err := lf.validate(); err != nil {
+	if err := lf.validate(cfg.MaxBodyBytes); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
