@@ -131,13 +131,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestWebhookBodyBudget(t *testing.T) {
 	f := newGuardFixture(t, 4, time.Second)
 	const mib = 1 << 20
-	f.s.hookBudget = httpsafe.NewBudget(2 * mib)
+	full := int64(2*mib + hookFirstRead)
+	f.s.hookBudget = httpsafe.NewBudget(full)
+	// A body announced and not sent holds only the first read's buffer.
+	idle := f.rawConn(t, fmt.Sprintf("POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nContent-Length: %d\r\n\r\n", mib))
+	defer idle.Close()
+	// Two bodies of 1 MiB each sent in part and stalled: they hold their
+	// full length, the rest of the budget.
 	var slow []net.Conn
 	for range 2 {
-		c := f.rawConn(t, fmt.Sprintf("POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"ref\":", mib))
+		c := f.rawConn(t, fmt.Sprintf("POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", mib, strings.Repeat(" ", 64<<10)))
 		slow = append(slow, c)
 	}
-	waitFor(t, "the slow bodies to take the budget", func() bool { return f.s.hookBudget.Used() == 2*mib })
+	waitFor(t, "the slow bodies to take the budget", func() bool { return f.s.hookBudget.Used() == full })
 
 	for _, body := range []struct {
 		name string
@@ -152,13 +158,20 @@ func TestWebhookBodyBudget(t *testing.T) {
 				body.name, resp.StatusCode, b, resp.Header.Get("Retry-After"))
 		}
 	}
-	for _, c := range slow {
+	for _, c := range append(slow, idle) {
 		c.Close()
 	}
 	waitFor(t, "the budget to be given back", func() bool { return f.s.hookBudget.Used() == 0 })
-	for _, body := range []io.Reader{strings.NewReader(`{"zen":"x"}`), io.MultiReader(strings.NewReader(strings.Repeat("x", 200<<10)))} {
+	for _, body := range []io.Reader{strings.NewReader(`{"zen":"x"}`), io.MultiReader(strings.NewReader(strings.Repeat("x", 200<<10))),
+		strings.NewReader(strings.Repeat("x", 2*mib-1))} {
 		if resp, b := f.do(t, http.MethodPost, "/hooks/github", "", body); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("unsigned webhook after the budget came back: %d %q, want 401", resp.StatusCode, b)
+		}
+	}
+	f.s.cfg.MaxBodyBytes = mib
+	for _, body := range []io.Reader{strings.NewReader(strings.Repeat("x", mib+1)), io.MultiReader(strings.NewReader(strings.Repeat("x", mib+1)))} {
+		if resp, b := f.do(t, http.MethodPost, "/hooks/github", "", body); resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("webhook over max_body_bytes: %d %q, want 413", resp.StatusCode, b)
 		}
 	}
 	if got := f.s.hookBudget.Used(); got != 0 {

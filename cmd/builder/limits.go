@@ -62,58 +62,66 @@ func busy(msg string) error {
 	return &httpError{status: http.StatusServiceUnavailable, msg: msg, retryAfter: retryAfter}
 }
 
-// readHookBody reads a webhook body of at most limit bytes, holding its
-// size in the budget until release is called: a burst of bodies, signed
-// or not, never holds more than the budget in memory. A body of known
-// length takes its length up front; a chunked one takes what it allocates
-// as it grows. A body that does not fit is refused with 503 unread.
+// hookFirstRead is the buffer a webhook body is first read into (it then
+// doubles): what a client that announces a body and sends nothing holds.
+const hookFirstRead = 4 << 10
+
+// readHookBody reads a webhook body of at most limit bytes, holding the
+// memory it reads into in the budget until release is called: a burst of
+// bodies, signed or not, never holds more than the budget. The first
+// hookFirstRead bytes go into a small buffer, so a client that announces a
+// large body and sends nothing holds next to nothing; then a body of known
+// length takes its Content-Length at once, and a chunked one doubles its
+// buffer as bytes arrive. A body
+// that does not fit is refused with 503, the rest of it unread.
 func readHookBody(w http.ResponseWriter, r *http.Request, budget *httpsafe.Budget, limit int64) (body []byte, release func(), err error) {
 	if r.ContentLength > limit {
 		return nil, nil, errorf(http.StatusRequestEntityTooLarge, "body too large", nil)
 	}
-	var taken int64
+	var taken int64 // the capacity of body: an outgrown buffer is garbage
 	release = func() { budget.Give(taken); taken = 0 }
-	take := func(n int64) bool {
-		if !budget.TryTake(n) {
-			return false
+	fail := func(err error) ([]byte, func(), error) {
+		release()
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, nil, errorf(http.StatusRequestEntityTooLarge, "body too large", nil)
 		}
-		taken += n
-		return true
+		return nil, nil, errorf(http.StatusBadRequest, "cannot read body", err)
 	}
+	most := limit
 	if r.ContentLength >= 0 {
-		if !take(r.ContentLength) {
-			return nil, nil, busy("too many webhook bodies in flight")
-		}
-		body = make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, body); err != nil {
-			release()
-			return nil, nil, errorf(http.StatusBadRequest, "cannot read body", err)
-		}
-		return body, release, nil
+		most = r.ContentLength
 	}
 	rd := http.MaxBytesReader(w, r.Body, limit)
-	const chunk = 64 << 10
 	for {
-		if len(body) == cap(body) {
-			grow := max(int64(cap(body)), chunk)
-			if !take(grow) {
+		if len(body) == cap(body) && int64(cap(body)) < most {
+			grown := min(max(2*int64(cap(body)), hookFirstRead), most)
+			if r.ContentLength >= 0 && cap(body) > 0 {
+				grown = most // one buffer of the announced length, no garbage of growth
+			}
+			if !budget.TryTake(grown - taken) {
 				release()
 				return nil, nil, busy("too many webhook bodies in flight")
 			}
-			body = append(make([]byte, 0, int64(cap(body))+grow), body...)
+			taken = grown
+			body = append(make([]byte, 0, grown), body...)
 		}
-		n, err := rd.Read(body[len(body):cap(body)])
-		body = body[:len(body)+n]
+		var n int
+		if len(body) < cap(body) {
+			n, err = rd.Read(body[len(body):cap(body)])
+			body = body[:len(body)+n]
+		} else {
+			// As many bytes as there may be: the body must end here.
+			var extra [1]byte
+			if n, err = rd.Read(extra[:]); n > 0 {
+				return fail(&http.MaxBytesError{Limit: limit})
+			}
+		}
 		if errors.Is(err, io.EOF) {
 			return body, release, nil
 		}
 		if err != nil {
-			release()
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return nil, nil, errorf(http.StatusRequestEntityTooLarge, "body too large", nil)
-			}
-			return nil, nil, errorf(http.StatusBadRequest, "cannot read body", err)
+			return fail(err)
 		}
 	}
 }

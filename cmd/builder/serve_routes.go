@@ -53,7 +53,7 @@ type remote struct {
 
 func newServer(cfg *config.Config, q queue.Queue, b cache.Backend, log *slog.Logger) *server {
 	s := &server{cfg: cfg, q: q, cache: b, log: log, now: time.Now,
-		hookBudget: httpsafe.NewBudget(defaultWebhookBudget), stall: defaultStallTimeout}
+		hookBudget: httpsafe.NewBudget(max(defaultWebhookBudget, cfg.MaxBodyBytes)), stall: defaultStallTimeout}
 	for i := range cfg.Repositories {
 		r := &cfg.Repositories[i]
 		for j := range r.Remotes {
