@@ -62,8 +62,8 @@ func busy(msg string) error {
 	return &httpError{status: http.StatusServiceUnavailable, msg: msg, retryAfter: retryAfter}
 }
 
-// hookFirstRead is the buffer a webhook body is first read into (it then
-// doubles): what a client that announces a body and sends nothing holds.
+// hookFirstRead is the buffer a webhook body is first read into: what a
+// client that announces a body and sends nothing holds.
 const hookFirstRead = 4 << 10
 
 // readHookBody reads a webhook body of at most limit bytes, holding the
@@ -72,8 +72,8 @@ const hookFirstRead = 4 << 10
 // hookFirstRead bytes go into a small buffer, so a client that announces a
 // large body and sends nothing holds next to nothing; then a body of known
 // length takes its Content-Length at once, and a chunked one doubles its
-// buffer as bytes arrive. A body
-// that does not fit is refused with 503, the rest of it unread.
+// buffer as bytes arrive. A body that does not fit is refused with 503,
+// the rest of it unread.
 func readHookBody(w http.ResponseWriter, r *http.Request, budget *httpsafe.Budget, limit int64) (body []byte, release func(), err error) {
 	if r.ContentLength > limit {
 		return nil, nil, errorf(http.StatusRequestEntityTooLarge, "body too large", nil)
