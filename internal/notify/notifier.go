@@ -221,7 +221,7 @@ func (n *Notifier) Cursor() int64 {
 // Run follows the builder's events from the persisted cursor until ctx is
 // done, then waits for the wakes it started to stop.
 func (n *Notifier) Run(ctx context.Context) error {
-	f := &Follower{BuilderURL: n.o.BuilderURL, Client: n.o.HTTP, RetryWait: n.o.RetryWait, Log: n.log}
+	f := &Follower{BuilderURL: n.o.BuilderURL, Client: n.o.HTTP, RetryWait: n.o.RetryWait, Metrics: n.o.Metrics, Log: n.log}
 	n.mu.Lock()
 	pending := maps.Clone(n.st.Waking)
 	n.mu.Unlock()
