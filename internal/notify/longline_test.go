@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -131,4 +132,47 @@ func TestFollowerLongEvent(t *testing.T) {
 	if fmt.Sprint(got) != "[2]" {
 		t.Errorf("handled %v, want [2]", got)
 	}
+}
+
+// TestPublishedBoundedAnswer: a poll answer that goes on and on (64 MiB of
+// messages, the marker at the end) is read only up to a bound and then
+// answers an error, so the caller falls back to publishing again.
+func TestPublishedBoundedAnswer(t *testing.T) {
+	n, err := NewNtfy("http://ntfy.invalid", "farm", NtfyOptions{RetryMax: 1, WaitMin: time.Millisecond, WaitMax: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var read int64
+	line := `{"id":"x","event":"message","topic":"farm","message":"` + strings.Repeat("m", 1000) + `","click":"https://farm/#other"}` + "\n"
+	n.http.HTTPClient.Transport = roundTripper(func(r *http.Request) (*http.Response, error) {
+		many := io.LimitReader(&repeatString{s: line}, int64(len(line))*(64<<20/int64(len(line))))
+		body := io.MultiReader(many, strings.NewReader(`{"event":"message","click":"https://farm/#farm-event-9"}`+"\n"))
+		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: countingBody{r: body, mu: &mu, read: &read}, Request: r}, nil
+	})
+	found, err := n.Published(context.Background(), "farm-event-9", time.Now())
+	if !errors.Is(err, errPollTooLong) {
+		t.Fatalf("Published = %v, nil; want an error for an answer past the bound", found)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if read > maxPollBytes+2<<20 {
+		t.Errorf("read %d bytes of the answer, want at most about %d", read, maxPollBytes)
+	}
+}
+
+// repeatString is an endless repetition of s.
+type repeatString struct {
+	s   string
+	off int
+}
+
+func (r *repeatString) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], r.s[r.off:])
+		n += c
+		r.off = (r.off + c) % len(r.s)
+	}
+	return n, nil
 }

@@ -133,6 +133,8 @@ const (
 	maxTag   = 64
 	maxTags  = 8
 	maxClick = 2048
+	// maxPollBytes bounds the answer to one poll of the message cache.
+	maxPollBytes = 16 << 20
 )
 
 // Publish sends m. Every header value goes through headerValue; the body
@@ -237,6 +239,9 @@ func validHeaderValue(v string) bool {
 	return true
 }
 
+// errPollTooLong is returned for a poll answer longer than maxPollBytes.
+var errPollTooLong = errors.New("answer longer than the bound")
+
 // Published polls the topic's message cache (GET <server>/<topic>/json
 // ?poll=1&since=<Unix seconds>, with the publishing token) for a message
 // whose click link has the fragment marker. The cache is the only record:
@@ -261,9 +266,15 @@ func (n *Ntfy) Published(ctx context.Context, marker string, since time.Time) (b
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return false, fmt.Errorf("ntfy poll: server answered %s", resp.Status)
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	// The answer is read up to a bound: the messages of a topic since a
+	// few minutes before a publish are far fewer.
+	body := &io.LimitedReader{R: resp.Body, N: maxPollBytes + 1}
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
+		if body.N == 0 {
+			return false, fmt.Errorf("ntfy poll: %w (%d bytes)", errPollTooLong, maxPollBytes)
+		}
 		var m struct {
 			Event string `json:"event"`
 			Click string `json:"click"`
@@ -283,6 +294,9 @@ func (n *Ntfy) Published(ctx context.Context, marker string, since time.Time) (b
 	}
 	if err := sc.Err(); err != nil {
 		return false, fmt.Errorf("ntfy poll: %w", err)
+	}
+	if body.N == 0 {
+		return false, fmt.Errorf("ntfy poll: %w (%d bytes)", errPollTooLong, maxPollBytes)
 	}
 	return false, nil
 }
