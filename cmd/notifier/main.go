@@ -11,6 +11,7 @@
 //
 //	notifier --builder-url URL --state-dir DIR [--ntfy-url URL --ntfy-topic T
 //	         --ntfy-token-file FILE] [--config FILE] [--poke-token-file FILE]
+//	         [--metrics-listen ADDR]
 package main
 
 import (
@@ -52,6 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	ntfyTokenFile := fs.String("ntfy-token-file", getenv("NOTIFIER_NTFY_TOKEN_FILE"), "`file` with the ntfy access token (env NOTIFIER_NTFY_TOKEN_FILE)")
 	configFile := fs.String("config", getenv("NOTIFIER_CONFIG"), "TOML configuration `file`: wake_on_lan, agents, public_url (env NOTIFIER_CONFIG)")
 	pokeTokenFile := fs.String("poke-token-file", getenv("NOTIFIER_POKE_TOKEN_FILE"), "`file` with the token agents take pokes with (env NOTIFIER_POKE_TOKEN_FILE; none: no pokes)")
+	metricsListen := fs.String("metrics-listen", getenv("NOTIFIER_METRICS_LISTEN"), "`address` to serve Prometheus metrics on, GET /metrics (env NOTIFIER_METRICS_LISTEN; none: not served)")
 	logLevel := fs.String("log-level", envflag.String(getenv, "NOTIFIER_LOG_LEVEL", "info"), "debug, info, warn or error (env NOTIFIER_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -97,12 +99,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return err
 		}
 	}
+	m := newMetrics()
 	n, err := notify.New(notify.Options{
 		Config: cfg, BuilderURL: *builderURL, StateDir: *stateDir,
-		Publisher: pub, PokeToken: pokeToken, Log: log,
+		Publisher: pub, PokeToken: pokeToken, Metrics: m, Log: log,
 	})
 	if err != nil {
 		return err
+	}
+	if *metricsListen != "" {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		wait, err := serveMetrics(ctx, *metricsListen, m, log)
+		if err != nil {
+			return err
+		}
+		defer wait()
+		defer cancel()
 	}
 	return n.Run(ctx)
 }

@@ -35,10 +35,21 @@ type RunOptions struct {
 	// may pass (builder or cache unreachable); it doubles up to Interval.
 	// 0 means 30 s.
 	RetryMin time.Duration
+	// PokeGap is the least time between the end of a check and a check a
+	// poke starts: pokes that come sooner wait for it, and any number of
+	// them collapse into one check (woken if any of them was). 0 means
+	// DefaultPokeGap.
+	PokeGap time.Duration
 
 	// slept replaces sleptBetween in tests.
 	slept func(prev, now time.Time) time.Duration
+	// after replaces time.After for the poke gap in tests.
+	after func(time.Duration) <-chan time.Time
 }
+
+// DefaultPokeGap is RunOptions.PokeGap's default: a flood of pokes costs at
+// most one check a second.
+const DefaultPokeGap = time.Second
 
 // sleptBetween is how long the machine slept between two readings of the
 // clock: Round(0) strips the monotonic reading, and the wall clock keeps
@@ -48,8 +59,10 @@ func sleptBetween(prev, now time.Time) time.Duration {
 }
 
 // Run checks on start, every Interval, when poked and after a resume from
-// sleep, until ctx is done. Checks never overlap; pokes that arrive during
-// a check are coalesced into one more check.
+// sleep, until ctx is done. Checks never overlap: at most one runs and at
+// most one more is asked for; pokes that arrive during a check or less than
+// PokeGap after it are coalesced into that one more check, which is woken
+// if any of them was.
 func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 	if o.ResumeTick <= 0 {
 		o.ResumeTick = 30 * time.Second
@@ -60,6 +73,17 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 	if o.slept == nil {
 		o.slept = sleptBetween
 	}
+	if o.PokeGap <= 0 {
+		o.PokeGap = DefaultPokeGap
+	}
+	if o.after == nil {
+		o.after = time.After
+	}
+	var (
+		lastEnd time.Time        // when the last check ended
+		queued  *Poke            // pokes waiting for the gap, collapsed
+		gap     <-chan time.Time // fires when the gap has passed
+	)
 	timer := time.NewTimer(0) // the first check, right away
 	defer timer.Stop()
 	retry := o.RetryMin
@@ -74,8 +98,19 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 		case <-timer.C:
 			a.log.Debug("check: timer")
 		case p := <-o.Pokes:
+			if wait := o.PokeGap - time.Since(lastEnd); wait > 0 {
+				if queued == nil {
+					queued = &Poke{}
+					gap = o.after(wait)
+					a.log.Info("poked soon after a check; checking after the gap", "in", wait.Round(time.Millisecond).String())
+				}
+				queued.Woken = queued.Woken || p.Woken
+				continue
+			}
 			woken = p.Woken
 			a.log.Info("check: poked", "woken", woken)
+		case <-gap:
+			a.log.Info("check: poked", "woken", queued.Woken)
 		case now := <-tick.C:
 			slept := o.slept(lastTick, now)
 			lastTick = now
@@ -84,7 +119,13 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 			}
 			a.log.Info("check: resumed from sleep", "slept", slept.Round(time.Second).String())
 		}
+		if queued != nil {
+			// This check answers the pokes waiting too.
+			woken = woken || queued.Woken
+			queued, gap = nil, nil
+		}
 		out, err := a.Check(ctx)
+		lastEnd = time.Now()
 		if err != nil {
 			a.log.Warn("check", logErr, err)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/cache"
+	"github.com/homelab-farm/farm/internal/nix"
 )
 
 // Reasons a manifest is refused. Verify wraps exactly one of them.
@@ -50,10 +51,11 @@ func (m Manifest) Validate() error {
 	switch {
 	case m.Host == "":
 		return fmt.Errorf("%w: no host", ErrMalformed)
-	case !strings.HasPrefix(m.StorePath, cache.StoreDir+"/") || strings.Contains(m.StorePath[len(cache.StoreDir)+1:], "/"):
-		return fmt.Errorf("%w: store path %q is not a top-level store path", ErrMalformed, m.StorePath)
 	case m.Seq == 0:
 		return fmt.Errorf("%w: seq must be positive", ErrMalformed)
+	}
+	if err := nix.ValidateStorePath(m.StorePath); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return nil
 }

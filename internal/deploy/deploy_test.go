@@ -68,11 +68,20 @@ func TestVerify(t *testing.T) {
 
 func TestSignRefusesInvalid(t *testing.T) {
 	key, _ := cache.GenerateKey("farm-deploy-1")
+	const valid = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-a"
 	for _, m := range []deploy.Manifest{
-		{StorePath: "/nix/store/x-y", Seq: 1},
+		{StorePath: valid, Seq: 1},
 		{Host: "a", StorePath: "/tmp/x", Seq: 1},
-		{Host: "a", StorePath: "/nix/store/x-y/bin", Seq: 1},
-		{Host: "a", StorePath: "/nix/store/x-y"},
+		{Host: "a", StorePath: valid + "/bin", Seq: 1},
+		{Host: "a", StorePath: valid},
+		{Host: "a", StorePath: "/nix/store/x-y", Seq: 1},
+		{Host: "a", StorePath: "/nix/store/..", Seq: 1},
+		{Host: "a", StorePath: "/nix/store/", Seq: 1},
+		{Host: "a", StorePath: "/nix/store/-rf /", Seq: 1},
+		{Host: "a", StorePath: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-.hidden", Seq: 1},
+		{Host: "a", StorePath: "/nix/store/0123456789abcdefghijklmnpqrsvwxy-a", Seq: 1}, // 'e' is not Nix base32
+		{Host: "a", StorePath: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-a b", Seq: 1},
+		{Host: "a", StorePath: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-" + strings.Repeat("n", 212), Seq: 1},
 	} {
 		if _, err := deploy.Sign(m, key); !errors.Is(err, deploy.ErrMalformed) {
 			t.Errorf("Sign(%+v) = %v, want ErrMalformed", m, err)
@@ -80,5 +89,23 @@ func TestSignRefusesInvalid(t *testing.T) {
 	}
 	if !strings.Contains(deploy.ErrStale.Error(), "not newer") {
 		t.Errorf("ErrStale reads %q", deploy.ErrStale)
+	}
+}
+
+// TestVerifyRefusesBadStorePath: a manifest the trusted key did sign is
+// still refused when its store path is not a valid top-level store path
+// (a signer fed bad data must not make hosts switch to it).
+func TestVerifyRefusesBadStorePath(t *testing.T) {
+	key, _ := cache.GenerateKey("farm-deploy-1")
+	for _, p := range []string{"/nix/store/..", "/nix/store/", "/nix/store/-rf /", "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-.."} {
+		body, _ := json.Marshal(deploy.Manifest{Host: "malphas", StorePath: p, Seq: 1})
+		sig, err := key.Sign("homelab-farm deploy manifest v1\n" + string(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = deploy.Verify(deploy.Signed{Manifest: body, Signature: sig}, []cache.PublicKey{key.Public()}, "malphas", 0)
+		if !errors.Is(err, deploy.ErrMalformed) {
+			t.Errorf("Verify(store path %q) = %v, want ErrMalformed", p, err)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package deploy_test
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +27,38 @@ func FuzzVerify(f *testing.F) {
 		}
 		if string(manifest) != string(good.Manifest) || sig != good.Signature {
 			t.Fatalf("verified a manifest the key never signed: %q %q -> %+v", manifest, sig, m)
+		}
+	})
+}
+
+// FuzzValidateStorePath: a manifest the key signs, whatever its store
+// path, is accepted only with a path that is one component under the store
+// with a Nix base32 hash part and a name that cannot climb out or pass for
+// an option.
+func FuzzValidateStorePath(f *testing.F) {
+	key, _ := cache.GenerateKey("farm-deploy-1")
+	trusted := []cache.PublicKey{key.Public()}
+	f.Add("/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-malphas")
+	f.Add("/nix/store/..")
+	f.Add("/nix/store/")
+	f.Add("/nix/store/-rf /")
+	f.Add("/nix/store/0123456789abcdfghijklmnpqrsvwxyz-../../etc")
+	f.Fuzz(func(t *testing.T, storePath string) {
+		s, err := deploy.Sign(deploy.Manifest{Host: "malphas", StorePath: storePath, Seq: 1}, key)
+		if err != nil {
+			if !errors.Is(err, deploy.ErrMalformed) {
+				t.Fatalf("Sign(%q) = %v, want nil or ErrMalformed", storePath, err)
+			}
+			return
+		}
+		m, err := deploy.Verify(s, trusted, "malphas", 0)
+		if err != nil {
+			t.Fatalf("Verify of a manifest Sign made: %v", err)
+		}
+		base, ok := strings.CutPrefix(m.StorePath, "/nix/store/")
+		if !ok || len(base) < 34 || strings.ContainsAny(base, "/ \x00\n") || base[33] == '.' || base[32] != '-' ||
+			strings.Trim(base[:32], "0123456789abcdfghijklmnpqrsvwxyz") != "" {
+			t.Fatalf("accepted store path %q", m.StorePath)
 		}
 	})
 }

@@ -79,8 +79,8 @@ func StorePath(p string) (string, error) {
 		return "", fmt.Errorf("%s: %w", p, ErrNotInStore)
 	}
 	name, _, _ := strings.Cut(rest, "/")
-	if len(name) < 34 || name[32] != '-' {
-		return "", fmt.Errorf("%s: %w", p, ErrNotInStore)
+	if err := ValidateStorePath(StoreDir + "/" + name); err != nil {
+		return "", fmt.Errorf("%s: %w: %w", p, ErrNotInStore, err)
 	}
 	return StoreDir + "/" + name, nil
 }

@@ -41,8 +41,25 @@ type Follower struct {
 	// RetryWait is the pause before reconnecting or retrying a failed
 	// handler; 0 means one second. It doubles up to 30 s.
 	RetryWait time.Duration
-	Log       *slog.Logger
+	// MaxLine bounds one line of the stream and one event's data, in
+	// bytes; 0 means DefaultMaxLine. A longer one is a protocol error: the
+	// follower drops the connection and resumes from its cursor, and if
+	// the same event is too long again it passes over it.
+	MaxLine int
+	// Metrics counts the protocol errors; nil: not counted.
+	Metrics Metrics
+	Log     *slog.Logger
+
+	// oversize is the id of the last event found too long (-1: none yet).
+	oversize int64
 }
+
+// DefaultMaxLine is the longest stream line or event a Follower takes: the
+// builder's events are a few hundred bytes.
+const DefaultMaxLine = 1 << 20
+
+// errTooLong is returned for a line or an event longer than MaxLine.
+var errTooLong = errors.New("event stream line too long")
 
 // Follow calls handle for every event after the one with id after, in
 // order, until ctx is done (it then returns nil). An event is handed on
@@ -58,6 +75,7 @@ func (f *Follower) Follow(ctx context.Context, after int64, handle func(context.
 		log = slog.New(slog.DiscardHandler)
 	}
 	wait := f.retryWait()
+	f.oversize = -1
 	for ctx.Err() == nil {
 		last, err := f.stream(ctx, client, after, handle)
 		if last > after {
@@ -105,11 +123,15 @@ func (f *Follower) stream(ctx context.Context, client *http.Client, after int64,
 	if resp.StatusCode != http.StatusOK {
 		return after, fmt.Errorf("event stream: builder answered %s", resp.Status)
 	}
+	maxLine := f.maxLine()
 	r := bufio.NewReaderSize(resp.Body, 64<<10)
 	var data strings.Builder
 	var lineID int64 // the id: line of the event being read
 	for {
-		line, err := r.ReadString('\n')
+		line, err := readLine(r, maxLine)
+		if errors.Is(err, errTooLong) {
+			return f.tooLong(after, lineID)
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return after, errStreamEnded
@@ -148,15 +170,62 @@ func (f *Follower) stream(ctx context.Context, client *http.Client, after int64,
 			}
 			after = ev.ID
 		case strings.HasPrefix(line, "data:"):
+			value := strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")
+			if data.Len()+1+len(value) > maxLine {
+				return f.tooLong(after, lineID)
+			}
 			if data.Len() > 0 {
 				data.WriteByte('\n')
 			}
-			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+			data.WriteString(value)
 		case strings.HasPrefix(line, "id:"):
 			lineID, _ = strconv.ParseInt(strings.TrimSpace(strings.TrimPrefix(line, "id:")), 10, 64)
 		default:
 			// event:, retry: and comments: the data line carries the
 			// type too.
+		}
+	}
+}
+
+// tooLong handles a line or an event longer than MaxLine in the event with
+// id lineID (0: none known) on a stream whose cursor is after: it drops the
+// connection, to resume from the cursor; if the same event was too long the
+// time before, the cursor passes over it. It returns stream's results.
+func (f *Follower) tooLong(after, lineID int64) (int64, error) {
+	if f.Metrics != nil {
+		f.Metrics.StreamError(StreamOversize)
+	}
+	err := fmt.Errorf("event %d: %w (limit %d bytes)", lineID, errTooLong, f.maxLine())
+	if lineID > after && lineID == f.oversize {
+		if f.Log != nil {
+			f.Log.Warn("event too long again; passed over", "event", lineID, "err", err)
+		}
+		return lineID, err
+	}
+	f.oversize = max(lineID, after)
+	return after, err
+}
+
+func (f *Follower) maxLine() int {
+	if f.MaxLine > 0 {
+		return f.MaxLine
+	}
+	return DefaultMaxLine
+}
+
+// readLine reads one line, its end included, of at most max bytes; a
+// longer one gives errTooLong after at most max bytes more than the
+// reader's buffer are read.
+func readLine(r *bufio.Reader, max int) (string, error) {
+	var line []byte
+	for {
+		frag, err := r.ReadSlice('\n')
+		if len(line)+len(frag) > max+2 { // the line end is not counted
+			return "", errTooLong
+		}
+		line = append(line, frag...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return string(line), err
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"testing"
@@ -63,6 +64,29 @@ func FuzzHandle(f *testing.F) {
 		}
 		if n.Cursor() != 7 {
 			t.Fatalf("cursor %d, want 7", n.Cursor())
+		}
+	})
+}
+
+// FuzzHeaderValue: whatever text an event brings, what goes into a header
+// is one line of printable ASCII that decodes back to at most the bound.
+func FuzzHeaderValue(f *testing.F) {
+	f.Add("evil\r\nX-Injected: yes")
+	f.Add("café ✗\x00\x7f")
+	f.Add("\xff\xfe")
+	f.Fuzz(func(t *testing.T, s string) {
+		v := headerValue(s, 50)
+		for i := range len(v) {
+			if v[i] < 0x20 || v[i] > 0x7e {
+				t.Fatalf("headerValue(%q) = %q: byte %#x", s, v, v[i])
+			}
+		}
+		dec, err := new(mime.WordDecoder).DecodeHeader(v)
+		if err != nil {
+			t.Fatalf("headerValue(%q) = %q does not decode: %v", s, v, err)
+		}
+		if n := len([]rune(dec)); n > 50 {
+			t.Fatalf("headerValue(%q) decodes to %d characters, want at most 50", s, n)
 		}
 	})
 }

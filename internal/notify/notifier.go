@@ -70,10 +70,44 @@ type Options struct {
 	// PollEvery and MagicEvery pace a wake: how often the host is poked
 	// and how often the magic packet is sent again. 0: 5 s and 30 s.
 	PollEvery, MagicEvery time.Duration
-	// RetryWait is the Follower's (0: one second).
+	// RetryWait is the Follower's (0: one second): the first pause before
+	// an event is handed on again; it doubles up to 30 s.
 	RetryWait time.Duration
-	Log       *slog.Logger
+	// PermanentTries and TransientTries bound how often one event's
+	// notification is tried before it is given up (logged, counted in
+	// Metrics) and the events after it go on: when the publisher refuses
+	// it for good (ErrPermanent) and when it fails otherwise. 0: 3 and 8.
+	PermanentTries, TransientTries int
+	// Metrics counts what could not be done; nil: nothing is counted.
+	Metrics Metrics
+	Log     *slog.Logger
 }
+
+// Metrics counts what the notifier gave up on. Its methods may be called
+// from several goroutines at once.
+type Metrics interface {
+	// NotificationSkipped is called when an event's notification is given
+	// up after its bounded tries; reason is "permanent" (the publisher
+	// refuses it) or "transient" (it kept failing).
+	NotificationSkipped(reason string)
+	// StreamError is called when the event stream breaks the protocol;
+	// kind is "oversize_line" (a line longer than the Follower's limit).
+	StreamError(kind string)
+}
+
+// Reasons and kinds passed to Metrics.
+const (
+	SkippedPermanent  = "permanent"
+	SkippedTransient  = "transient"
+	StreamOversize    = "oversize_line"
+	defaultPermTries  = 3
+	defaultTransTries = 8
+)
+
+type noMetrics struct{}
+
+func (noMetrics) NotificationSkipped(string) {}
+func (noMetrics) StreamError(string)         {}
 
 // state is what the notifier keeps on disk, written atomically after each
 // event: the cursor and what it needs to notice a recovery.
@@ -124,6 +158,10 @@ type Notifier struct {
 	// none): it may have been delivered. pending is this process's
 	// publish in progress. Only Handle uses them.
 	unsure, pending *inFlight
+	// tries counts the failed notifications of event triesOf; only Handle
+	// uses them.
+	triesOf int64
+	tries   int
 }
 
 // New loads the notifier's state from o.StateDir.
@@ -145,6 +183,15 @@ func New(o Options) (*Notifier, error) {
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.PermanentTries <= 0 {
+		o.PermanentTries = defaultPermTries
+	}
+	if o.TransientTries <= 0 {
+		o.TransientTries = defaultTransTries
+	}
+	if o.Metrics == nil {
+		o.Metrics = noMetrics{}
 	}
 	n := &Notifier{o: o, log: o.Log, waking: map[string]uint64{}, reported: map[string]uint64{}}
 	b, err := os.ReadFile(filepath.Join(o.StateDir, stateFile))
@@ -174,7 +221,7 @@ func (n *Notifier) Cursor() int64 {
 // Run follows the builder's events from the persisted cursor until ctx is
 // done, then waits for the wakes it started to stop.
 func (n *Notifier) Run(ctx context.Context) error {
-	f := &Follower{BuilderURL: n.o.BuilderURL, Client: n.o.HTTP, RetryWait: n.o.RetryWait, Log: n.log}
+	f := &Follower{BuilderURL: n.o.BuilderURL, Client: n.o.HTTP, RetryWait: n.o.RetryWait, Metrics: n.o.Metrics, Log: n.log}
 	n.mu.Lock()
 	pending := maps.Clone(n.st.Waking)
 	n.mu.Unlock()
@@ -211,6 +258,11 @@ func (n *Notifier) Run(ctx context.Context) error {
 // fails (a server with its cache disabled, a token that may not read) —
 // the notification is published again and a warning says so: the
 // guarantee falls back to at least once.
+//
+// A notification that keeps failing is given up after a bounded number of
+// tries (Options.PermanentTries when the publisher refuses it for good,
+// TransientTries otherwise), logged and counted; the event is then recorded
+// as handled, so one undeliverable event never holds back the ones after it.
 func (n *Notifier) Handle(ctx context.Context, ev Event) error {
 	n.mu.Lock()
 	if ev.ID <= n.st.Cursor {
@@ -229,7 +281,7 @@ func (n *Notifier) Handle(ctx context.Context, ev Event) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryGrace)
 	defer cancel()
 	if msg != nil && n.o.Publisher != nil {
-		if err := n.deliver(dctx, ev.ID, *msg); err != nil {
+		if err := n.deliver(dctx, ev.ID, *msg); err != nil && !n.giveUp(ev.ID, msg.Title, err) {
 			return err
 		}
 	}
@@ -244,6 +296,28 @@ func (n *Notifier) Handle(ctx context.Context, ev Event) error {
 	n.unsure, n.pending = nil, nil
 	n.act(ctx, ev)
 	return nil
+}
+
+// giveUp counts a failed notification of event id and reports whether its
+// tries are used up: then the failure is logged and counted, and the event
+// is to be recorded as handled without it, so that the events after it
+// (their notifications, pokes and wakes) are not held back.
+func (n *Notifier) giveUp(id int64, title string, err error) bool {
+	if n.triesOf != id {
+		n.triesOf, n.tries = id, 0
+	}
+	n.tries++
+	reason, limit := SkippedTransient, n.o.TransientTries
+	if errors.Is(err, ErrPermanent) {
+		reason, limit = SkippedPermanent, n.o.PermanentTries
+	}
+	if n.tries < limit {
+		return false
+	}
+	n.log.Error("notification given up", logEvent, id, logTitle, title, "tries", n.tries, "reason", reason, logErr, err)
+	n.o.Metrics.NotificationSkipped(reason)
+	n.triesOf, n.tries = 0, 0
+	return true
 }
 
 // deliver publishes msg, the notification of event id, exactly once if the

@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/hashicorp/go-retryablehttp"
 )
@@ -117,27 +120,41 @@ func cmp[T comparable](v, def T) T {
 	return v
 }
 
-// Publish sends m.
+// ErrPermanent is wrapped by Publish's error when trying again cannot help:
+// the server refused the message (a 4xx answer other than 408 and 429) or
+// no valid request could be made of it.
+var ErrPermanent = errors.New("the message cannot be published")
+
+// Bounds of the header values Publish sends (in characters, before any
+// encoding): ntfy shows short titles and tags, and a header carries no
+// unbounded text from the event stream.
+const (
+	maxTitle = 200
+	maxTag   = 64
+	maxTags  = 8
+	maxClick = 2048
+	// maxPollBytes bounds the answer to one poll of the message cache.
+	maxPollBytes = 16 << 20
+)
+
+// Publish sends m. Every header value goes through headerValue; the body
+// is sent as it is.
 func (n *Ntfy) Publish(ctx context.Context, m Message) error {
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, n.url, strings.NewReader(m.Body))
 	if err != nil {
-		return fmt.Errorf("ntfy request: %w", err)
+		return fmt.Errorf("ntfy request: %w: %w", ErrPermanent, err)
 	}
-	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
-	if m.Title != "" {
-		req.Header.Set("Title", headerSafe(m.Title))
+	for k, v := range n.headers(m) {
+		req.Header.Set(k, v)
 	}
-	if m.Priority > 0 {
-		req.Header.Set("Priority", strconv.Itoa(m.Priority))
-	}
-	if len(m.Tags) > 0 {
-		req.Header.Set("Tags", strings.Join(m.Tags, ","))
-	}
-	if m.Click != "" {
-		req.Header.Set("Click", m.Click)
-	}
-	if n.token != "" {
-		req.Header.Set("Authorization", "Bearer "+n.token)
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			if !validHeaderValue(v) {
+				// Only the token can get here: everything else is
+				// sanitized.
+				return fmt.Errorf("ntfy request: %w: header %s has a character HTTP does not allow", ErrPermanent, k)
+			}
+		}
 	}
 	resp, err := n.post.Do(req)
 	if err != nil {
@@ -145,11 +162,85 @@ func (n *Ntfy) Publish(ctx context.Context, m Message) error {
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode/100 != 2 {
+	switch c := resp.StatusCode; {
+	case c/100 == 2:
+		return nil
+	case c/100 == 4 && c != http.StatusRequestTimeout && c != http.StatusTooManyRequests:
+		return fmt.Errorf("ntfy publish: %w: server answered %s", ErrPermanent, resp.Status)
+	default:
 		return fmt.Errorf("ntfy publish: server answered %s", resp.Status)
 	}
-	return nil
 }
+
+// headers are the request headers that carry m (and the token) to ntfy.
+func (n *Ntfy) headers(m Message) map[string]string {
+	h := map[string]string{"Content-Type": "text/plain; charset=utf-8"}
+	if t := headerValue(m.Title, maxTitle); t != "" {
+		h["Title"] = t
+	}
+	if m.Priority >= 1 && m.Priority <= 5 {
+		h["Priority"] = strconv.Itoa(m.Priority)
+	}
+	var tags []string
+	for _, t := range m.Tags {
+		// A comma would split one tag in two: ntfy separates them so.
+		if t = headerValue(strings.ReplaceAll(t, ",", " "), maxTag); t != "" && len(tags) < maxTags {
+			tags = append(tags, t)
+		}
+	}
+	if len(tags) > 0 {
+		h["Tags"] = strings.Join(tags, ",")
+	}
+	if c := headerValue(m.Click, maxClick); c != "" {
+		h["Click"] = c
+	}
+	if n.token != "" {
+		h["Authorization"] = "Bearer " + n.token
+	}
+	return h
+}
+
+// headerValue makes s fit for a request header: one line of at most max
+// characters, without control characters (line breaks and tabs become
+// spaces, invalid UTF-8 becomes U+FFFD), and, if anything is left beyond
+// ASCII, RFC 2047-encoded (=?UTF-8?b?...?=), which ntfy decodes.
+func headerValue(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	n := 0
+	space := false
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.IsSpace(r) || r == '\u2028' || r == '\u2029' {
+			space = b.Len() > 0
+			continue
+		}
+		if n == max || (space && n+1 == max) {
+			break
+		}
+		if space {
+			b.WriteByte(' ')
+			n++
+		}
+		space = false
+		b.WriteRune(r)
+		n++
+	}
+	return mime.BEncoding.Encode("UTF-8", b.String())
+}
+
+// validHeaderValue reports whether v may be sent as a header value: no
+// control characters but the tab (RFC 9110).
+func validHeaderValue(v string) bool {
+	for i := range len(v) {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// errPollTooLong is returned for a poll answer longer than maxPollBytes.
+var errPollTooLong = errors.New("answer longer than the bound")
 
 // Published polls the topic's message cache (GET <server>/<topic>/json
 // ?poll=1&since=<Unix seconds>, with the publishing token) for a message
@@ -175,9 +266,15 @@ func (n *Ntfy) Published(ctx context.Context, marker string, since time.Time) (b
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return false, fmt.Errorf("ntfy poll: server answered %s", resp.Status)
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	// The answer is read up to a bound: the messages of a topic since a
+	// few minutes before a publish are far fewer.
+	body := &io.LimitedReader{R: resp.Body, N: maxPollBytes + 1}
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
+		if body.N == 0 {
+			return false, fmt.Errorf("ntfy poll: %w (%d bytes)", errPollTooLong, maxPollBytes)
+		}
 		var m struct {
 			Event string `json:"event"`
 			Click string `json:"click"`
@@ -198,22 +295,8 @@ func (n *Ntfy) Published(ctx context.Context, marker string, since time.Time) (b
 	if err := sc.Err(); err != nil {
 		return false, fmt.Errorf("ntfy poll: %w", err)
 	}
-	return false, nil
-}
-
-// headerSafe keeps a header value to printable ASCII (ntfy reads headers
-// as such) and one line.
-func headerSafe(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\n' || r == '\r' || r == '\t':
-			b.WriteByte(' ')
-		case r < 0x20 || r > 0x7e:
-			b.WriteByte('?')
-		default:
-			b.WriteRune(r)
-		}
+	if body.N == 0 {
+		return false, fmt.Errorf("ntfy poll: %w (%d bytes)", errPollTooLong, maxPollBytes)
 	}
-	return strings.TrimSpace(b.String())
+	return false, nil
 }

@@ -2,7 +2,8 @@
 // ntfy's HTTP API the farm uses: publishing (POST or PUT /<topic>, the
 // message as body, Title, Priority, Tags and Click headers) and polling the
 // message cache (GET /<topic>/json?poll=1&since=..., newline-delimited JSON
-// messages with ntfy's field names). Tests can make it fail publishes, fail
+// messages with ntfy's field names). Header values may be RFC 2047 encoded,
+// as ntfy allows. Tests can make it fail or refuse publishes, fail
 // polls as a server without a cache might, and act inside a publish before it
 // is answered.
 package ntfytest
@@ -11,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -53,6 +55,7 @@ type Server struct {
 	failNext   int
 	pollStatus int
 	onPublish  func(Message)
+	refuse     func(Message) int
 }
 
 // New starts a server that is closed when the test ends.
@@ -79,6 +82,16 @@ func (s *Server) FailPolls(status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pollStatus = status
+}
+
+// Refuse sets a function that sees every publish (its headers decoded)
+// before it is stored: a non-zero status is answered instead, as ntfy does
+// for a message it will not take (400 for a bad header, 413 for one too
+// large), and nothing is stored.
+func (s *Server) Refuse(f func(Message) int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse = f
 }
 
 // OnPublish sets a function called with every stored message after it is
@@ -153,8 +166,8 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, topic string) {
 		return
 	}
 	m := Message{
-		Topic: topic, Title: r.Header.Get("Title"), Message: string(body),
-		Click: r.Header.Get("Click"), Auth: r.Header.Get("Authorization"),
+		Topic: topic, Title: header(r, "Title"), Message: string(body),
+		Click: header(r, "Click"), Auth: r.Header.Get("Authorization"),
 	}
 	if p := r.Header.Get("Priority"); p != "" {
 		if m.Priority = priority(p); m.Priority == 0 {
@@ -162,12 +175,20 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, topic string) {
 			return
 		}
 	}
-	if tags := r.Header.Get("Tags"); tags != "" {
+	if tags := header(r, "Tags"); tags != "" {
 		for _, tag := range strings.Split(tags, ",") {
 			m.Tags = append(m.Tags, strings.TrimSpace(tag))
 		}
 	}
 	s.mu.Lock()
+	if refuse := s.refuse; refuse != nil {
+		s.mu.Unlock()
+		if status := refuse(m); status != 0 {
+			http.Error(w, fmt.Sprintf(`{"code":%d00,"http":%d,"error":"refused"}`, status, status), status)
+			return
+		}
+		s.mu.Lock()
+	}
 	if s.failNext > 0 {
 		s.failNext--
 		s.mu.Unlock()
@@ -182,6 +203,16 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, topic string) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(m)
+}
+
+// header reads a header as ntfy does: RFC 2047 encoded words (the way a
+// client sends text beyond ASCII) are decoded.
+func header(r *http.Request, name string) string {
+	v := r.Header.Get(name)
+	if d, err := new(mime.WordDecoder).DecodeHeader(v); err == nil {
+		return d
+	}
+	return v
 }
 
 // priority reads a Priority header as ntfy does: 1 to 5 or a name.
