@@ -13,6 +13,7 @@ import (
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/git"
@@ -159,7 +160,7 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 	p := &pipeline.Pipeline{
 		Queue: q, State: st, Nix: &nix.Client{StoreDB: nix.DefaultStoreDB},
 		Mirrors: func(repo string) *git.Mirror { return &git.Mirror{Dir: filepath.Join(mirrors, repo+".git")} },
-		Cache:   backend, CacheKey: cacheKey, DeployKey: &deployKey, CacheURL: cacheURL, PublicURL: publicURL,
+		Cache:   backend, CacheKey: cacheKey, Signer: deploy.KeySigner{Key: deployKey}, CacheURL: cacheURL, PublicURL: publicURL,
 		StatusContext: cfg.Statuses.Context, StatusLimit: cfg.Statuses.PerHostLimit,
 		FlakeDir: f.flakeDir, Builders: f.builders, MaxSilent: f.maxSilent, BuildTimeout: f.buildTimeout,
 		EvalOptions: nix.EvalOptions{MemoryBudget: f.evalMemory},
@@ -183,7 +184,8 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 	if statuses != nil && len(statuses.clients) > 0 {
 		p.Statuses = func(r queue.Remote) forge.StatusClient { return statuses.clients[forge.NormalizeURL(r.URL)] }
 	}
-	api := &farmAPI{cfg: cfg, q: q, state: st, logDir: p.LogDir, adminToken: admin, agentTokens: f.agentTokensDir, now: time.Now}
+	api := &farmAPI{cfg: cfg, q: q, state: st, logDir: p.LogDir, adminToken: admin, agentTokens: f.agentTokensDir, now: time.Now,
+		currentManifest: p.CurrentManifest}
 	return &farm{state: st, pipeline: p, api: api, metrics: m, log: log, later: make(chan laterEvent, 4096)}, nil
 }
 
