@@ -33,6 +33,7 @@ type farmFlags struct {
 	buildTimeout   time.Duration
 	evalMemory     int64
 	cacheURL       string // what hosts substitute from
+	manifestTTL    time.Duration
 }
 
 func (f *farmFlags) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -50,6 +51,8 @@ func (f *farmFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 		"fail a build running this long (env BUILDER_BUILD_TIMEOUT)")
 	fs.Int64Var(&f.evalMemory, "eval-memory", int64(envflag.Int(getenv, "BUILDER_EVAL_MEMORY_MB", 0))<<20,
 		"memory budget of one host's evaluation in bytes (env BUILDER_EVAL_MEMORY_MB in MiB; 0: a quarter of free memory, 2-4 GiB)")
+	fs.DurationVar(&f.manifestTTL, "manifest-ttl", envflag.Duration(getenv, "BUILDER_MANIFEST_TTL", pipeline.DefaultManifestTTL),
+		"how long a deploy manifest is valid; a host's current one is renewed when served with less than half left (env BUILDER_MANIFEST_TTL)")
 	fs.StringVar(&f.cacheURL, "cache-public-url", getenv("BUILDER_CACHE_PUBLIC_URL"),
 		"substituter `URL` hosts realise closures from (env BUILDER_CACHE_PUBLIC_URL; default <public_url>/nix-cache)")
 }
@@ -163,7 +166,7 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 		Cache:   backend, CacheKey: cacheKey, Signer: deploy.KeySigner{Key: deployKey}, CacheURL: cacheURL, PublicURL: publicURL,
 		StatusContext: cfg.Statuses.Context, StatusLimit: cfg.Statuses.PerHostLimit,
 		FlakeDir: f.flakeDir, Builders: f.builders, MaxSilent: f.maxSilent, BuildTimeout: f.buildTimeout,
-		EvalOptions: nix.EvalOptions{MemoryBudget: f.evalMemory},
+		EvalOptions: nix.EvalOptions{MemoryBudget: f.evalMemory}, ManifestTTL: f.manifestTTL,
 		LogDir:      filepath.Join(cfg.StateDir, "logs"),
 		GCRootDir:   filepath.Join(mustAbs(cfg.StateDir), "gcroots"),
 		Log:         log, Metrics: m,
