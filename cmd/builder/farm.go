@@ -14,6 +14,7 @@ import (
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/deploy/signer"
 	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/git"
@@ -34,6 +35,7 @@ type farmFlags struct {
 	evalMemory     int64
 	cacheURL       string // what hosts substitute from
 	manifestTTL    time.Duration
+	deploySigner   string // "unix:PATH": sign through `builder signer`
 }
 
 func (f *farmFlags) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -53,6 +55,8 @@ func (f *farmFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 		"memory budget of one host's evaluation in bytes (env BUILDER_EVAL_MEMORY_MB in MiB; 0: a quarter of free memory, 2-4 GiB)")
 	fs.DurationVar(&f.manifestTTL, "manifest-ttl", envflag.Duration(getenv, "BUILDER_MANIFEST_TTL", pipeline.DefaultManifestTTL),
 		"how long a deploy manifest is valid; a host's current one is renewed when served with less than half left (env BUILDER_MANIFEST_TTL)")
+	fs.StringVar(&f.deploySigner, "deploy-signer", getenv("BUILDER_DEPLOY_SIGNER"),
+		"sign deploy manifests through `builder signer` at unix:`PATH` instead of holding the key (env BUILDER_DEPLOY_SIGNER; exclusive with --deploy-key-file)")
 	fs.StringVar(&f.cacheURL, "cache-public-url", getenv("BUILDER_CACHE_PUBLIC_URL"),
 		"substituter `URL` hosts realise closures from (env BUILDER_CACHE_PUBLIC_URL; default <public_url>/nix-cache)")
 }
@@ -136,10 +140,10 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 		st.Close()
 		return nil, fmt.Errorf("cache signing key: %w", err)
 	}
-	deployKey, err := loadOrCreateKey(cfg.DeployKeyFile, filepath.Join(cfg.StateDir, "deploy-signing.key"), "farm-deploy-1", log)
+	deploySigner, err := newDeploySigner(ctx, cfg, f.deploySigner, log)
 	if err != nil {
 		st.Close()
-		return nil, fmt.Errorf("deploy key: %w", err)
+		return nil, err
 	}
 	var admin []byte
 	if f.adminTokenFile != "" {
@@ -163,7 +167,7 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 	p := &pipeline.Pipeline{
 		Queue: q, State: st, Nix: &nix.Client{StoreDB: nix.DefaultStoreDB},
 		Mirrors: func(repo string) *git.Mirror { return &git.Mirror{Dir: filepath.Join(mirrors, repo+".git")} },
-		Cache:   backend, CacheKey: cacheKey, Signer: deploy.KeySigner{Key: deployKey}, CacheURL: cacheURL, PublicURL: publicURL,
+		Cache:   backend, CacheKey: cacheKey, Signer: deploySigner, CacheURL: cacheURL, PublicURL: publicURL,
 		StatusContext: cfg.Statuses.Context, StatusLimit: cfg.Statuses.PerHostLimit,
 		FlakeDir: f.flakeDir, Builders: f.builders, MaxSilent: f.maxSilent, BuildTimeout: f.buildTimeout,
 		EvalOptions: nix.EvalOptions{MemoryBudget: f.evalMemory}, ManifestTTL: f.manifestTTL,
@@ -190,6 +194,46 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 	api := &farmAPI{cfg: cfg, q: q, state: st, logDir: p.LogDir, adminToken: admin, agentTokens: f.agentTokensDir, now: time.Now,
 		currentManifest: p.CurrentManifest}
 	return &farm{state: st, pipeline: p, api: api, metrics: m, log: log, later: make(chan laterEvent, 4096)}, nil
+}
+
+// checkDeploySigner checks the choice of deploy signing: a key file
+// (--deploy-key-file or deploy_key_file), a signer socket (--deploy-signer
+// unix:PATH), or neither (a key made in the state directory); never both.
+func checkDeploySigner(keyFile, signerAddr string) error {
+	if signerAddr == "" {
+		return nil
+	}
+	if keyFile != "" {
+		return errors.New("--deploy-key-file and --deploy-signer are exclusive: the key is either held by serve or by the signer")
+	}
+	if p, ok := strings.CutPrefix(signerAddr, "unix:"); !ok || p == "" {
+		return fmt.Errorf("--deploy-signer %q: want unix:PATH", signerAddr)
+	}
+	return nil
+}
+
+// newDeploySigner returns what signs deploy manifests: the signer at
+// signerAddr, or a key held in this process.
+func newDeploySigner(ctx context.Context, cfg *config.Config, signerAddr string, log *slog.Logger) (deploy.Signer, error) {
+	if err := checkDeploySigner(cfg.DeployKeyFile, signerAddr); err != nil {
+		return nil, err
+	}
+	if signerAddr != "" {
+		c := &signer.Client{Socket: strings.TrimPrefix(signerAddr, "unix:")}
+		// Not fatal: until the signer answers, deploy steps fail and are
+		// retried.
+		if k, err := c.PublicKey(ctx); err != nil {
+			log.Warn("deploy signer not reachable yet; deploys wait for it", "signer", signerAddr, logErr, err)
+		} else {
+			log.Info("deploy manifests signed by the signer", "signer", signerAddr, "public_key", k.String())
+		}
+		return c, nil
+	}
+	key, err := loadOrCreateKey(cfg.DeployKeyFile, filepath.Join(cfg.StateDir, "deploy-signing.key"), "farm-deploy-1", log)
+	if err != nil {
+		return nil, fmt.Errorf("deploy key: %w", err)
+	}
+	return deploy.KeySigner{Key: key}, nil
 }
 
 // loadOrCreateKey reads the key in file, or (no file configured) the one in
