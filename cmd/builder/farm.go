@@ -171,9 +171,9 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 		StatusContext: cfg.Statuses.Context, StatusLimit: cfg.Statuses.PerHostLimit,
 		FlakeDir: f.flakeDir, Builders: f.builders, MaxSilent: f.maxSilent, BuildTimeout: f.buildTimeout,
 		EvalOptions: nix.EvalOptions{MemoryBudget: f.evalMemory}, ManifestTTL: f.manifestTTL,
-		LogDir:      filepath.Join(cfg.StateDir, "logs"),
-		GCRootDir:   filepath.Join(mustAbs(cfg.StateDir), "gcroots"),
-		Log:         log, Metrics: m,
+		LogDir:    filepath.Join(cfg.StateDir, "logs"),
+		GCRootDir: filepath.Join(mustAbs(cfg.StateDir), "gcroots"),
+		Log:       log, Metrics: m,
 	}
 	p.CloneURLs = func(job queue.Job) []string {
 		came, others := cloneURLs(cfg, job)
