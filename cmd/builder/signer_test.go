@@ -173,7 +173,11 @@ func TestSignerSocketActivation(t *testing.T) {
 	if _, err := deploy.Verify(s, []cache.PublicKey{key.Public()}, "alpha", now, 0); err != nil {
 		t.Fatalf("signed manifest: %v", err)
 	}
-	if !strings.Contains(out.String(), "signed manifest") || strings.Contains(out.String(), key.String()) {
+	// The child's output reaches out through a copying goroutine: wait.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "signed manifest") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "msg=\"signed manifest\" host=alpha seq=1") || strings.Contains(out.String(), key.String()) {
 		t.Errorf("signer log lacks the signature, or shows the key:\n%s", out)
 	}
 }

@@ -207,22 +207,22 @@ func (a *Agent) check(ctx context.Context) (Outcome, error) {
 	if st.Pending != nil {
 		return a.finishInterrupted(ctx, *st.Pending, current)
 	}
-	// With no state (a first start, or a state directory lost), any
-	// validly signed manifest would do: the builder says which seq the
-	// host is at, and nothing older is taken. Asked before the manifest,
-	// so a deploy in between only raises the manifest's seq.
-	var floor uint64
-	if st.LastSeq == 0 {
-		if floor, err = a.builderSeq(ctx); err != nil {
-			return Outcome{}, err
-		}
-	}
 	signed, err := a.fetchManifest(ctx)
 	if errors.Is(err, errNoManifest) {
 		return Outcome{Current: current, Result: ResultUpToDate, Reason: "no desired closure"}, nil
 	}
 	if err != nil {
 		return Outcome{}, err
+	}
+	// With no state (a first start, or a state directory lost), any
+	// validly signed manifest would do: the builder says which seq the
+	// host is at, and nothing older is taken. (A deploy between the two
+	// requests makes a refusal that the next check, soon, resolves.)
+	var floor uint64
+	if st.LastSeq == 0 {
+		if floor, err = a.builderSeq(ctx); err != nil {
+			return Outcome{}, err
+		}
 	}
 	refuse := func(err error, retry bool) (Outcome, error) {
 		a.log.Warn("refused manifest", logErr, err)
