@@ -45,7 +45,7 @@ func main() {
 // options are the parsed flags.
 type options struct {
 	builderURL, host, tokenFile, deployKeyFile, cacheURL, cacheKey string
-	interval, healthTimeout, switchTimeout                         time.Duration
+	interval, healthTimeout, switchTimeout, clockSkew              time.Duration
 	keep                                                           int
 	switchMode                                                     string
 	healthChecks                                                   envflag.Multi
@@ -67,6 +67,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.host, "host", envflag.String(getenv, "AGENT_HOST", hostname), "the `name` the farm knows this host by (env AGENT_HOST; default the hostname)")
 	fs.StringVar(&o.tokenFile, "token-file", getenv("AGENT_TOKEN_FILE"), "`file` with the host's API token for reports (env AGENT_TOKEN_FILE; none: no reports)")
 	fs.StringVar(&o.deployKeyFile, "deploy-public-key-file", getenv("AGENT_DEPLOY_PUBLIC_KEY_FILE"), "`file` with the farm's deploy public key(s), one per line (env AGENT_DEPLOY_PUBLIC_KEY_FILE)")
+	fs.DurationVar(&o.clockSkew, "clock-skew", envflag.Duration(getenv, "AGENT_CLOCK_SKEW", 5*time.Minute), "how far this host's clock may run ahead of the builder's: a manifest counts as expired this long after its expiry (env AGENT_CLOCK_SKEW)")
 	fs.StringVar(&o.cacheURL, "cache-url", getenv("AGENT_CACHE_URL"), "binary cache `URL` to realise from (env AGENT_CACHE_URL; default the manifest's)")
 	fs.StringVar(&o.cacheKey, "cache-public-key", getenv("AGENT_CACHE_PUBLIC_KEY"), "the cache's public `key`, the only one trusted (env AGENT_CACHE_PUBLIC_KEY)")
 	fs.DurationVar(&o.interval, "interval", envflag.Duration(getenv, "AGENT_INTERVAL", 24*time.Hour), "time between checks (env AGENT_INTERVAL)")
@@ -187,6 +188,7 @@ func (o *options) config() (agent.Config, error) {
 		SwitchMode: o.switchMode, HealthChecks: o.healthChecks, HealthTimeout: o.healthTimeout,
 		SystemdHealth: o.systemdHealth && systemdRuns(), KeepGenerations: o.keep, CurrentSystem: o.currentSystem,
 		Profile: o.profile, Store: o.store, StateDir: o.stateDir, SwitchTimeout: o.switchTimeout,
+		ClockSkew: o.clockSkew,
 	}
 	if o.tokenFile != "" {
 		tok, err := envflag.ReadSecret(o.tokenFile, "token")

@@ -497,7 +497,7 @@ deploy_branch = "main"
 		case "tampered": // the genuine manifest, pointing at another closure
 			body = bytes.ReplaceAll(getRaw(t, base+"/api/hosts/h1/manifest"), []byte(before.DesiredPath), []byte(d2["h1"]))
 		case "foreign":
-			sgn, err := deploy.Sign(deploy.Manifest{Host: "h1", StorePath: d2["h1"], Commit: "f00", Seq: 1 << 40, IssuedAt: time.Now()}, other)
+			sgn, err := deploy.Sign(deploy.Manifest{Host: "h1", StorePath: d2["h1"], Commit: "f00", Seq: 1 << 40, IssuedAt: time.Now(), Expires: time.Now().Add(time.Hour)}, other)
 			if err != nil {
 				t.Error(err)
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/git"
 	"github.com/homelab-farm/farm/internal/httpsafe"
+	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/state"
 )
@@ -39,6 +41,9 @@ type farmAPI struct {
 	// stall bounds each write of a stream or log (0: no deadline at all).
 	streams *httpsafe.Slots
 	stall   time.Duration
+	// currentManifest renews a host's stored manifest when due (see
+	// pipeline.CurrentManifest); nil serves it as stored.
+	currentManifest func(ctx context.Context, h state.Host) ([]byte, error)
 }
 
 // keepAlive is how often an idle event stream gets a comment line, so that
@@ -257,8 +262,9 @@ func (a *farmAPI) host(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// manifest serves a host's signed deploy manifest. It carries no secret:
-// the agent trusts it for its signature, not for where it came from.
+// manifest serves a host's signed deploy manifest, renewed first when it
+// is close to its expiry. It carries no secret: the agent trusts it for its
+// signature, not for where it came from.
 func (a *farmAPI) manifest(w http.ResponseWriter, r *http.Request) error {
 	h, err := a.state.Host(r.Context(), mux.Vars(r)["host"])
 	if errors.Is(err, state.ErrNotFound) || (err == nil && len(h.Manifest) == 0) {
@@ -267,9 +273,39 @@ func (a *farmAPI) manifest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	body := []byte(h.Manifest)
+	if a.currentManifest != nil {
+		body, err = a.currentManifest(r.Context(), h)
+		if errors.Is(err, pipeline.ErrManifestExpired) {
+			w.Header().Set("Retry-After", "60")
+			return errorf(http.StatusServiceUnavailable, "the host's manifest has expired and could not be renewed yet", err)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(h.Manifest)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// hostSeq tells a host's agent the seq of the host's current manifest (0:
+// none), so that an agent that lost its state refuses an older manifest.
+// Only the host's own agent may ask.
+func (a *farmAPI) hostSeq(w http.ResponseWriter, r *http.Request) error {
+	host := mux.Vars(r)["host"]
+	if !a.agentAuthorized(host, r) {
+		return errorf(http.StatusUnauthorized, "bad or missing agent token", nil)
+	}
+	h, err := a.state.Host(r.Context(), host)
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, struct {
+		Seq uint64 `json:"seq"`
+	}{h.DesiredSeq})
 	return nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"github.com/homelab-farm/farm/internal/atomicfile"
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/deploy/signer"
 	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/git"
@@ -33,6 +35,8 @@ type farmFlags struct {
 	buildTimeout   time.Duration
 	evalMemory     int64
 	cacheURL       string // what hosts substitute from
+	manifestTTL    time.Duration
+	deploySigner   string // "unix:PATH": sign through `builder signer`
 }
 
 func (f *farmFlags) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -50,6 +54,10 @@ func (f *farmFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 		"fail a build running this long (env BUILDER_BUILD_TIMEOUT)")
 	fs.Int64Var(&f.evalMemory, "eval-memory", int64(envflag.Int(getenv, "BUILDER_EVAL_MEMORY_MB", 0))<<20,
 		"memory budget of one host's evaluation in bytes (env BUILDER_EVAL_MEMORY_MB in MiB; 0: a quarter of free memory, 2-4 GiB)")
+	fs.DurationVar(&f.manifestTTL, "manifest-ttl", envflag.Duration(getenv, "BUILDER_MANIFEST_TTL", pipeline.DefaultManifestTTL),
+		"how long a deploy manifest is valid; a host's current one is renewed when served with less than half left (env BUILDER_MANIFEST_TTL)")
+	fs.StringVar(&f.deploySigner, "deploy-signer", getenv("BUILDER_DEPLOY_SIGNER"),
+		"sign deploy manifests through `builder signer` at unix:`PATH` instead of holding the key (env BUILDER_DEPLOY_SIGNER; exclusive with --deploy-key-file)")
 	fs.StringVar(&f.cacheURL, "cache-public-url", getenv("BUILDER_CACHE_PUBLIC_URL"),
 		"substituter `URL` hosts realise closures from (env BUILDER_CACHE_PUBLIC_URL; default <public_url>/nix-cache)")
 }
@@ -133,10 +141,10 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 		st.Close()
 		return nil, fmt.Errorf("cache signing key: %w", err)
 	}
-	deployKey, err := loadOrCreateKey(cfg.DeployKeyFile, filepath.Join(cfg.StateDir, "deploy-signing.key"), "farm-deploy-1", log)
+	deploySigner, err := newDeploySigner(ctx, cfg, f.deploySigner, log)
 	if err != nil {
 		st.Close()
-		return nil, fmt.Errorf("deploy key: %w", err)
+		return nil, err
 	}
 	var admin []byte
 	if f.adminTokenFile != "" {
@@ -160,13 +168,13 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 	p := &pipeline.Pipeline{
 		Queue: q, State: st, Nix: &nix.Client{StoreDB: nix.DefaultStoreDB},
 		Mirrors: func(repo string) *git.Mirror { return &git.Mirror{Dir: filepath.Join(mirrors, repo+".git")} },
-		Cache:   backend, CacheKey: cacheKey, DeployKey: &deployKey, CacheURL: cacheURL, PublicURL: publicURL,
+		Cache:   backend, CacheKey: cacheKey, Signer: deploySigner, CacheURL: cacheURL, PublicURL: publicURL,
 		StatusContext: cfg.Statuses.Context, StatusLimit: cfg.Statuses.PerHostLimit,
 		FlakeDir: f.flakeDir, Builders: f.builders, MaxSilent: f.maxSilent, BuildTimeout: f.buildTimeout,
-		EvalOptions: nix.EvalOptions{MemoryBudget: f.evalMemory},
-		LogDir:      filepath.Join(cfg.StateDir, "logs"),
-		GCRootDir:   filepath.Join(mustAbs(cfg.StateDir), "gcroots"),
-		Log:         log, Metrics: m,
+		EvalOptions: nix.EvalOptions{MemoryBudget: f.evalMemory}, ManifestTTL: f.manifestTTL,
+		LogDir:    filepath.Join(cfg.StateDir, "logs"),
+		GCRootDir: filepath.Join(mustAbs(cfg.StateDir), "gcroots"),
+		Log:       log, Metrics: m,
 	}
 	p.CloneURLs = func(job queue.Job) []string {
 		came, others := cloneURLs(cfg, job)
@@ -184,8 +192,49 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 	if statuses != nil && len(statuses.clients) > 0 {
 		p.Statuses = func(r queue.Remote) forge.StatusClient { return statuses.clients[forge.NormalizeURL(r.URL)] }
 	}
-	api := &farmAPI{cfg: cfg, q: q, state: st, logDir: p.LogDir, adminToken: admin, agentTokens: f.agentTokensDir, now: time.Now}
+	api := &farmAPI{cfg: cfg, q: q, state: st, logDir: p.LogDir, adminToken: admin, agentTokens: f.agentTokensDir, now: time.Now,
+		currentManifest: p.CurrentManifest}
 	return &farm{state: st, pipeline: p, api: api, metrics: m, log: log, later: make(chan laterEvent, 4096)}, nil
+}
+
+// checkDeploySigner checks the choice of deploy signing: a key file
+// (--deploy-key-file or deploy_key_file), a signer socket (--deploy-signer
+// unix:PATH), or neither (a key made in the state directory); never both.
+func checkDeploySigner(keyFile, signerAddr string) error {
+	if signerAddr == "" {
+		return nil
+	}
+	if keyFile != "" {
+		return errors.New("--deploy-key-file and --deploy-signer are exclusive: the key is either held by serve or by the signer")
+	}
+	if p, ok := strings.CutPrefix(signerAddr, "unix:"); !ok || p == "" {
+		return fmt.Errorf("--deploy-signer %q: want unix:PATH", signerAddr)
+	}
+	return nil
+}
+
+// newDeploySigner returns what signs deploy manifests: the signer at
+// signerAddr, or a key held in this process.
+func newDeploySigner(ctx context.Context, cfg *config.Config, signerAddr string, log *slog.Logger) (deploy.Signer, error) {
+	if err := checkDeploySigner(cfg.DeployKeyFile, signerAddr); err != nil {
+		return nil, err
+	}
+	if signerAddr != "" {
+		c := &signer.Client{Socket: strings.TrimPrefix(signerAddr, "unix:")}
+		// Not fatal: until the signer answers, deploy steps fail and are
+		// retried.
+		if k, err := c.PublicKey(ctx); err != nil {
+			log.Warn("deploy signer not reachable yet; deploys wait for it", "signer", signerAddr, logErr, err)
+		} else {
+			log.Info("deploy manifests signed by the signer", "signer", signerAddr, "public_key", k.String())
+		}
+		return c, nil
+	}
+	key, err := loadOrCreateKey(cfg.DeployKeyFile, filepath.Join(cfg.StateDir, "deploy-signing.key"), "farm-deploy-1", log)
+	if err != nil {
+		return nil, fmt.Errorf("deploy key: %w", err)
+	}
+	return deploy.KeySigner{Key: key}, nil
 }
 
 // loadOrCreateKey reads the key in file, or (no file configured) the one in

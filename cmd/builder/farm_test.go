@@ -219,7 +219,7 @@ func TestFarmEndToEnd(t *testing.T) {
 	if code := getJSON(t, base+"/api/hosts/alpha/manifest", &signed); code != http.StatusOK {
 		t.Fatalf("manifest: %d", code)
 	}
-	m, err := deploy.Verify(signed, []cache.PublicKey{f.deployKey.Public()}, "alpha", 0)
+	m, err := deploy.Verify(signed, []cache.PublicKey{f.deployKey.Public()}, "alpha", time.Now(), 0)
 	if err != nil || m.StorePath != got["alpha"].OutPath || m.Commit != c1 {
 		t.Fatalf("manifest of alpha: %+v, %v", m, err)
 	}

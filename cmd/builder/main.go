@@ -6,6 +6,8 @@
 //	builder cache push --cache URL PATH…  push store paths and their closure
 //	builder cache verify --cache URL      check a whole cache
 //	builder cache serve --cache URL       serve a cache read-only over HTTP
+//	builder signer --socket PATH --deploy-key-file FILE
+//	                                      sign deploy manifests for serve
 package main
 
 import (
@@ -47,6 +49,7 @@ commands:
   cache push    push store paths and their closures to a binary cache
   cache verify  check every narinfo, signature and NAR of a cache
   cache serve   serve a cache read-only over HTTP at /nix-cache/
+  signer        sign deploy manifests on a unix socket (serve --deploy-signer)
 `
 
 // run dispatches to a subcommand. getenv supplies every flag's environment
@@ -61,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, args[1:], getenv, stdout, stderr)
 	case "cache":
 		return runCache(ctx, args[1:], getenv, stdout, stderr)
+	case "signer":
+		return runSigner(ctx, args[1:], getenv, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -104,6 +104,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:8080"
 	}
+	if err := checkDeploySigner(cfg.DeployKeyFile, ff.deploySigner); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if ff.manifestTTL < time.Minute {
+		return fmt.Errorf("serve: --manifest-ttl %v: want at least a minute", ff.manifestTTL)
+	}
 	if *lease > 0 {
 		cfg.Queue.Lease.Duration = *lease
 	}

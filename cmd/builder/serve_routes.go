@@ -87,6 +87,7 @@ func (s *server) router() *mux.Router {
 		r.Handle("/api/hosts", s.handle(a.hosts)).Methods(http.MethodGet)
 		r.Handle("/api/hosts/{host}", s.handle(a.host)).Methods(http.MethodGet)
 		r.Handle("/api/hosts/{host}/manifest", s.handle(a.manifest)).Methods(http.MethodGet)
+		r.Handle("/api/hosts/{host}/seq", s.handle(a.hostSeq)).Methods(http.MethodGet)
 		r.Handle("/api/hosts/{host}/report", s.handle(a.report)).Methods(http.MethodPost)
 		r.Handle("/api/events", s.handle(a.events)).Methods(http.MethodGet)
 		r.Handle("/metrics", f.metrics.handler()).Methods(http.MethodGet)

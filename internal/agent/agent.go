@@ -75,6 +75,10 @@ type Config struct {
 	// sent.
 	Token      string
 	DeployKeys []cache.PublicKey // keys whose manifests are trusted
+	// ClockSkew is how far this host's clock may run ahead of the
+	// builder's: a manifest is refused as expired only this long after
+	// its expiry.
+	ClockSkew time.Duration
 	// CacheURL is the binary cache to realise from; empty: the manifest's.
 	CacheURL string
 	CacheKey string // the only key ("name:base64") trusted for substitution
@@ -126,6 +130,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CurrentSystem == "" || c.Profile == "" || c.StateDir == "" {
 		errs = append(errs, errors.New("current system, profile and state directory are needed"))
+	}
+	if c.ClockSkew < 0 {
+		errs = append(errs, fmt.Errorf("clock skew %v: want zero or more", c.ClockSkew))
 	}
 	if c.HealthTimeout <= 0 {
 		c.HealthTimeout = 2 * time.Minute
@@ -207,25 +214,41 @@ func (a *Agent) check(ctx context.Context) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	m, err := deploy.Verify(signed, a.cfg.DeployKeys, a.cfg.Host, st.LastSeq)
-	if errors.Is(err, deploy.ErrStale) {
-		// Signed and for this host, but not newer: either the manifest
-		// already acted on, or a replay of an older one.
-		old, verr := deploy.Verify(signed, a.cfg.DeployKeys, a.cfg.Host, 0)
-		if verr == nil && old.Seq == st.LastSeq && old.StorePath == st.StorePath {
-			if st.Result == ResultRolledBack || st.Result == ResultFailed {
-				// Still the manifest that failed here: say so again, so
-				// the builder does not take the host for up to date.
-				return Outcome{Current: current, Result: st.Result, Reason: st.Reason, Seq: old.Seq}, nil
-			}
-			return Outcome{Current: current, Result: ResultUpToDate, Seq: old.Seq}, nil
+	// With no state (a first start, or a state directory lost), any
+	// validly signed manifest would do: the builder says which seq the
+	// host is at, and nothing older is taken. (A deploy between the two
+	// requests makes a refusal that the next check, soon, resolves.)
+	var floor uint64
+	if st.LastSeq == 0 {
+		if floor, err = a.builderSeq(ctx); err != nil {
+			return Outcome{}, err
 		}
-		a.log.Warn("refused manifest", logErr, err)
-		return Outcome{Current: current, Result: ResultFailed, Reason: "refused manifest: " + err.Error(), Seq: st.LastSeq}, nil
 	}
-	if err != nil {
+	refuse := func(err error, retry bool) (Outcome, error) {
 		a.log.Warn("refused manifest", logErr, err)
-		return Outcome{Current: current, Result: ResultFailed, Reason: "refused manifest: " + err.Error(), Seq: st.LastSeq}, nil
+		return Outcome{Current: current, Result: ResultFailed, Reason: "refused manifest: " + err.Error(), Seq: st.LastSeq, Retry: retry}, nil
+	}
+	m, err := deploy.Verify(signed, a.cfg.DeployKeys, a.cfg.Host, a.now(), a.cfg.ClockSkew)
+	if err != nil {
+		// An expired manifest may be renewed soon: look again before the
+		// next interval.
+		return refuse(err, errors.Is(err, deploy.ErrExpired))
+	}
+	if m.Seq < floor {
+		return refuse(fmt.Errorf("%w: seq %d is below the host's seq %d at the builder", deploy.ErrStale, m.Seq, floor), true)
+	}
+	order, err := deploy.Compare(m, st.LastSeq, st.StorePath)
+	if err != nil {
+		return refuse(err, false)
+	}
+	if order == deploy.Same {
+		// The manifest already acted on, or a renewal of it.
+		if st.Result == ResultRolledBack || st.Result == ResultFailed {
+			// Still the manifest that failed here: say so again, so the
+			// builder does not take the host for up to date.
+			return Outcome{Current: current, Result: st.Result, Reason: st.Reason, Seq: m.Seq}, nil
+		}
+		return Outcome{Current: current, Result: ResultUpToDate, Seq: m.Seq}, nil
 	}
 	if m.StorePath == current {
 		if err := a.remember(m, ResultUpToDate, ""); err != nil {
@@ -554,6 +577,36 @@ func (a *Agent) fetchManifest(ctx context.Context) (deploy.Signed, error) {
 		return deploy.Signed{}, nil
 	}
 	return s, nil
+}
+
+// builderSeq asks the builder for the seq of the host's current manifest
+// (0: none), with the host's token. Without a token it cannot ask: it says
+// so in the log and answers 0, the protection a token-less agent had before.
+func (a *Agent) builderSeq(ctx context.Context) (uint64, error) {
+	if a.cfg.Token == "" {
+		a.log.Warn("no local state and no agent token: cannot ask the builder for this host's seq; any unexpired signed manifest is taken")
+		return 0, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.api("/api/hosts/"+url.PathEscape(a.cfg.Host)+"/seq"), nil)
+	if err != nil {
+		return 0, fmt.Errorf("ask builder for seq: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("ask builder for seq: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("ask builder for seq: builder answered %s", resp.Status)
+	}
+	var v struct {
+		Seq *uint64 `json:"seq"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&v); err != nil || v.Seq == nil {
+		return 0, fmt.Errorf("ask builder for seq: malformed answer")
+	}
+	return *v.Seq, nil
 }
 
 // builderReachable is one health check: the host can still talk to the farm.

@@ -33,6 +33,8 @@ type fakeBuilder struct {
 	mu       sync.Mutex
 	manifest []byte // nil: 404
 	reports  []Outcome
+	seq      uint64 // what GET /api/hosts/{host}/seq answers
+	seqAsked int
 }
 
 func newFakeBuilder(t *testing.T, backend cache.Backend) *fakeBuilder {
@@ -49,6 +51,17 @@ func newFakeBuilder(t *testing.T, backend cache.Backend) *fakeBuilder {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(fb.manifest)
+	})
+	mux.HandleFunc("GET /api/hosts/{host}/seq", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+fb.token {
+			http.Error(w, "bad token", http.StatusUnauthorized)
+			return
+		}
+		fb.mu.Lock()
+		defer fb.mu.Unlock()
+		fb.seqAsked++
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"seq":%d}`, fb.seq)
 	})
 	mux.HandleFunc("POST /api/hosts/{host}/report", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+fb.token {
@@ -129,6 +142,7 @@ func newFixture(t *testing.T, fb *fakeBuilder, deployKey cache.SecretKey, cacheK
 		SwitchMode:      ModeSwitch,
 		HealthChecks:    []string{fmt.Sprintf(`test ! -e "%s$(readlink %s)/unhealthy"`, f.root, f.current)},
 		KeepGenerations: 2,
+		ClockSkew:       5 * time.Minute,
 		CurrentSystem:   f.current,
 		Profile:         f.profile,
 		Store:           "local?root=" + f.root,
@@ -149,7 +163,13 @@ func (f *fixture) agent() *Agent {
 
 func (f *fixture) sign(t *testing.T, key cache.SecretKey, host, path string, seq uint64) deploy.Signed {
 	t.Helper()
-	s, err := deploy.Sign(deploy.Manifest{Host: host, StorePath: path, Commit: "c0ffee", Seq: seq, IssuedAt: time.Now().UTC()}, key)
+	now := time.Now().UTC()
+	return f.signAt(t, key, host, path, seq, now, now.Add(72*time.Hour))
+}
+
+func (f *fixture) signAt(t *testing.T, key cache.SecretKey, host, path string, seq uint64, issued, expires time.Time) deploy.Signed {
+	t.Helper()
+	s, err := deploy.Sign(deploy.Manifest{Host: host, StorePath: path, Commit: "c0ffee", Seq: seq, IssuedAt: issued, Expires: expires}, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,6 +399,31 @@ func TestDeploy(t *testing.T) {
 			want:        Outcome{Current: p["v3"], Result: ResultSwitched, Seq: 11},
 			activations: []string{"activated v3 switch"},
 		},
+		{
+			name: "a renewal of the applied manifest is nothing to do",
+			serve: func() deploy.Signed {
+				now := time.Now().UTC()
+				return f.signAt(t, w.deployKey, "stolas", p["v3"], 11, now.Add(time.Hour), now.Add(100*time.Hour))
+			},
+			want: Outcome{Current: p["v3"], Result: ResultUpToDate, Seq: 11},
+		},
+		{
+			name: "an expired manifest changes nothing",
+			serve: func() deploy.Signed {
+				now := time.Now().UTC()
+				return f.signAt(t, w.deployKey, "stolas", p["v1"], 12, now.Add(-96*time.Hour), now.Add(-24*time.Hour))
+			},
+			want: Outcome{Current: p["v3"], Result: ResultFailed, Seq: 11, Retry: true},
+		},
+		{
+			name: "a manifest expired less than the clock skew ago is taken",
+			serve: func() deploy.Signed {
+				now := time.Now().UTC()
+				return f.signAt(t, w.deployKey, "stolas", p["v1"], 12, now.Add(-72*time.Hour), now.Add(-time.Minute))
+			},
+			want:        Outcome{Current: p["v1"], Result: ResultSwitched, Seq: 12},
+			activations: []string{"activated v1 switch"},
+		},
 	}
 	var log []string
 	for _, st := range steps {
@@ -397,8 +442,10 @@ func TestDeploy(t *testing.T) {
 			if (st.want.Result == ResultRolledBack || st.want.Result == ResultFailed) && out.Reason == "" {
 				t.Errorf("outcome %q has no reason", out.Result)
 			}
-			if rep := w.fb.lastReport(); rep != out {
-				t.Errorf("reported %+v, want %+v", rep, out)
+			sent := out
+			sent.Retry = false // not part of the report
+			if rep := w.fb.lastReport(); rep != sent {
+				t.Errorf("reported %+v, want %+v", rep, sent)
 			}
 			if got := f.currentPath(t); got != st.want.Current {
 				t.Errorf("current system = %s, want %s", got, st.want.Current)
@@ -447,6 +494,60 @@ func TestRealiseFailureRetries(t *testing.T) {
 	f.cfg = good
 	if out := check(t, f.agent()); out.Result != ResultSwitched || out.Current != w.paths["v1"] {
 		t.Fatalf("retry with the right key: got %+v, want switched to v1", out)
+	}
+}
+
+// TestWipedStateRefusesOlderManifest: an agent that lost its state
+// directory asks the builder for the host's seq, and a validly signed,
+// unexpired but older manifest (a replay) changes nothing; the current
+// one is then applied, and with state again the builder is not asked.
+func TestWipedStateRefusesOlderManifest(t *testing.T) {
+	w := newWorld(t)
+	f := w.fixture(t)
+	w.fb.mu.Lock()
+	w.fb.seq = 9
+	w.fb.mu.Unlock()
+
+	w.fb.serve(f.sign(t, w.deployKey, "stolas", w.paths["v1"], 5))
+	out := check(t, f.agent())
+	if out.Result != ResultFailed || out.Current != "" || !out.Retry || !strings.Contains(out.Reason, "below the host's seq 9") {
+		t.Fatalf("older manifest after a wiped state: got %+v, want failed below seq 9, retried", out)
+	}
+	if _, err := os.Lstat(f.current); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("current system exists after a refused manifest: %v", err)
+	}
+	if got := f.activationLog(t); len(got) != 0 {
+		t.Errorf("activations after a refused manifest: %q", got)
+	}
+
+	w.fb.serve(f.sign(t, w.deployKey, "stolas", w.paths["v2"], 9))
+	if out := check(t, f.agent()); out.Result != ResultSwitched || out.Current != w.paths["v2"] {
+		t.Fatalf("current manifest: got %+v, want switched to v2", out)
+	}
+	w.fb.mu.Lock()
+	asked := w.fb.seqAsked
+	w.fb.mu.Unlock()
+	check(t, f.agent())
+	w.fb.mu.Lock()
+	defer w.fb.mu.Unlock()
+	if asked != 2 || w.fb.seqAsked != asked {
+		t.Errorf("builder asked for the seq %d times, then %d; want 2 (both checks without state), then no more", asked, w.fb.seqAsked)
+	}
+}
+
+// TestWipedStateBuilderSeqUnavailable: without state, a builder that does
+// not say the host's seq makes the check fail (to be retried), not take
+// whatever manifest it is handed.
+func TestWipedStateBuilderSeqUnavailable(t *testing.T) {
+	w := newWorld(t)
+	f := w.fixture(t)
+	w.fb.serve(f.sign(t, w.deployKey, "stolas", w.paths["v1"], 5))
+	f.cfg.Token = "not-the-host-token" // the fake builder answers 401
+	if out, err := f.agent().Check(context.Background()); err == nil {
+		t.Fatalf("Check = %+v, nil; want an error", out)
+	}
+	if _, err := os.Lstat(f.current); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("current system exists: %v", err)
 	}
 }
 

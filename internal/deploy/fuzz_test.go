@@ -15,13 +15,13 @@ import (
 func FuzzVerify(f *testing.F) {
 	key, _ := cache.GenerateKey("farm-deploy-1")
 	good, _ := deploy.Sign(deploy.Manifest{Host: "malphas", StorePath: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-x",
-		Seq: 3, IssuedAt: time.Unix(0, 0).UTC()}, key)
+		Seq: 3, IssuedAt: time.Unix(0, 0).UTC(), Expires: time.Unix(3600, 0).UTC()}, key)
 	f.Add([]byte(good.Manifest), good.Signature)
 	f.Add([]byte(`{"host":"malphas"}`), good.Signature)
 	f.Add([]byte(`null`), "farm-deploy-1:")
 	trusted := []cache.PublicKey{key.Public()}
 	f.Fuzz(func(t *testing.T, manifest []byte, sig string) {
-		m, err := deploy.Verify(deploy.Signed{Manifest: manifest, Signature: sig}, trusted, "malphas", 0)
+		m, err := deploy.Verify(deploy.Signed{Manifest: manifest, Signature: sig}, trusted, "malphas", time.Unix(60, 0), 0)
 		if err != nil {
 			return
 		}
@@ -44,14 +44,15 @@ func FuzzValidateStorePath(f *testing.F) {
 	f.Add("/nix/store/-rf /")
 	f.Add("/nix/store/0123456789abcdfghijklmnpqrsvwxyz-../../etc")
 	f.Fuzz(func(t *testing.T, storePath string) {
-		s, err := deploy.Sign(deploy.Manifest{Host: "malphas", StorePath: storePath, Seq: 1}, key)
+		s, err := deploy.Sign(deploy.Manifest{Host: "malphas", StorePath: storePath, Seq: 1,
+			IssuedAt: time.Unix(0, 0).UTC(), Expires: time.Unix(3600, 0).UTC()}, key)
 		if err != nil {
 			if !errors.Is(err, deploy.ErrMalformed) {
 				t.Fatalf("Sign(%q) = %v, want nil or ErrMalformed", storePath, err)
 			}
 			return
 		}
-		m, err := deploy.Verify(s, trusted, "malphas", 0)
+		m, err := deploy.Verify(s, trusted, "malphas", time.Unix(60, 0), 0)
 		if err != nil {
 			t.Fatalf("Verify of a manifest Sign made: %v", err)
 		}

@@ -66,8 +66,14 @@ type Pipeline struct {
 	Cache       cache.Backend
 	CacheKey    cache.SecretKey
 
-	// DeployKey signs deploy manifests; without it nothing is deployed.
-	DeployKey *cache.SecretKey
+	// Signer signs deploy manifests; without it nothing is deployed.
+	Signer deploy.Signer
+	// ManifestTTL is how long a manifest is valid; 0 means
+	// DefaultManifestTTL. A host's current manifest is renewed when it is
+	// served with less than half of that left (see CurrentManifest).
+	ManifestTTL time.Duration
+	// Now is the clock manifests are issued by; nil means time.Now.
+	Now func() time.Time
 	// CacheURL is the substituter URL hosts realise closures from.
 	CacheURL string
 	// PublicURL is the builder's address for links in statuses.
@@ -305,7 +311,7 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 			res.Failed++
 		}
 	}
-	if job.Deploy && p.DeployKey != nil {
+	if job.Deploy && p.Signer != nil {
 		if err := p.deploy(ctx, job, mirror, recs); err != nil {
 			return Result{}, err
 		}
@@ -550,45 +556,6 @@ func (p *Pipeline) uploadLog(ctx context.Context, t state.Target) {
 	if err := cache.PutLog(ctx, p.Cache, t.DrvPath, io.LimitReader(f, fi.Size()), fi.Size()); err != nil {
 		p.log().Warn("upload build log", "host", t.Host, "err", err)
 	}
-}
-
-// deploy records each good host's desired closure with a signed manifest,
-// unless the host already wants a newer commit's closure (this commit
-// arrived or finished late).
-func (p *Pipeline) deploy(ctx context.Context, job queue.Job, mirror *git.Mirror, recs []state.Target) error {
-	for _, t := range recs {
-		if t.State != state.TargetBuilt && t.State != state.TargetCached {
-			continue
-		}
-		h, err := p.State.Host(ctx, t.Host)
-		if err != nil && !errors.Is(err, state.ErrNotFound) {
-			return err
-		}
-		if h.DesiredPath == t.OutPath {
-			continue
-		}
-		if h.DesiredCommit != "" && h.DesiredCommit != job.Commit && mirror.IsAncestor(ctx, job.Commit, h.DesiredCommit) {
-			p.log().Info("not deploying an older commit", "host", t.Host, "commit", job.Commit, "desired", h.DesiredCommit)
-			continue
-		}
-		seq, err := p.State.NextSeq(ctx)
-		if err != nil {
-			return err
-		}
-		signed, err := deploy.Sign(deploy.Manifest{
-			Host: t.Host, StorePath: t.OutPath, Commit: job.Commit, Seq: seq,
-			IssuedAt: time.Now().UTC().Truncate(time.Second), Cache: p.CacheURL,
-		}, *p.DeployKey)
-		if err != nil {
-			return err
-		}
-		body, _ := json.Marshal(signed)
-		if err := p.State.SetDesired(ctx, t.Host, t.OutPath, job.Commit, seq, body); err != nil {
-			return err
-		}
-		p.event(ctx, EventDesiredChanged, map[string]any{"host": t.Host, "store_path": t.OutPath, "commit": job.Commit, "seq": seq})
-	}
-	return nil
 }
 
 // report sends the overall status and, once hosts are known, one per host

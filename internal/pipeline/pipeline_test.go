@@ -81,7 +81,7 @@ func newFarm(t *testing.T, hosts map[string]fleettest.Host) *farm {
 	f := &farm{q: q, st: st, cache: b, forge: ff, deploy: deployKey, repo: fleettest.New(t, hosts)}
 	f.p = &pipeline.Pipeline{
 		Queue: q, State: st, Nix: &nix.Client{Env: env}, Mirrors: func(string) *git.Mirror { return mirror },
-		Cache: b, CacheKey: cacheKey, DeployKey: &deployKey, CacheURL: "http://127.0.0.1:1/nix-cache",
+		Cache: b, CacheKey: cacheKey, Signer: deploy.KeySigner{Key: deployKey}, CacheURL: "http://127.0.0.1:1/nix-cache",
 		Statuses: func(queue.Remote) forge.StatusClient { return ff },
 		Worker:   "test", LogDir: filepath.Join(dir, "logs"),
 		EvalOptions: nix.EvalOptions{Jobs: 2},
@@ -188,7 +188,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 		if err := json.Unmarshal(h.Manifest, &signed); err != nil {
 			t.Fatal(err)
 		}
-		m, err := deploy.Verify(signed, []cache.PublicKey{f.deploy.Public()}, host, 0)
+		m, err := deploy.Verify(signed, []cache.PublicKey{f.deploy.Public()}, host, time.Now(), 0)
 		if err != nil || m.StorePath != h.DesiredPath {
 			t.Fatalf("manifest of %s: %+v, %v", host, m, err)
 		}
