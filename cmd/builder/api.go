@@ -17,7 +17,9 @@ import (
 
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/git"
+	"github.com/homelab-farm/farm/internal/hostname"
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -292,10 +294,14 @@ func (a *farmAPI) report(w http.ResponseWriter, r *http.Request) error {
 
 // agentAuthorized checks the bearer token against the host's token file.
 func (a *farmAPI) agentAuthorized(host string, r *http.Request) bool {
-	if a.agentTokens == "" || host == "" || strings.ContainsAny(host, "/\\") || strings.HasPrefix(host, ".") {
+	if a.agentTokens == "" || !hostname.Valid(host) {
 		return false
 	}
-	want, err := os.ReadFile(filepath.Join(a.agentTokens, host))
+	file, err := safepath.Join(a.agentTokens, host)
+	if err != nil {
+		return false
+	}
+	want, err := os.ReadFile(file)
 	if err != nil {
 		return false
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -158,7 +159,7 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 	mirrors := filepath.Join(cfg.StateDir, "mirrors")
 	p := &pipeline.Pipeline{
 		Queue: q, State: st, Nix: &nix.Client{StoreDB: nix.DefaultStoreDB},
-		Mirrors: func(repo string) *git.Mirror { return &git.Mirror{Dir: filepath.Join(mirrors, repo+".git")} },
+		Mirrors: func(repo string) *git.Mirror { return mirrorOf(mirrors, repo) },
 		Cache:   backend, CacheKey: cacheKey, DeployKey: &deployKey, CacheURL: cacheURL, PublicURL: publicURL,
 		StatusContext: cfg.Statuses.Context, StatusLimit: cfg.Statuses.PerHostLimit,
 		FlakeDir: f.flakeDir, Builders: f.builders, MaxSilent: f.maxSilent, BuildTimeout: f.buildTimeout,
@@ -185,6 +186,17 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 	}
 	api := &farmAPI{cfg: cfg, q: q, state: st, logDir: p.LogDir, adminToken: admin, agentTokens: f.agentTokensDir, now: time.Now}
 	return &farm{state: st, pipeline: p, api: api, metrics: m, log: log, later: make(chan laterEvent, 4096)}, nil
+}
+
+// mirrorOf is repo's mirror under root. A repository name that is not one
+// plain path element gets a mirror without a directory, which refuses
+// every operation.
+func mirrorOf(root, repo string) *git.Mirror {
+	dir, err := safepath.Join(root, repo+".git")
+	if err != nil {
+		return &git.Mirror{}
+	}
+	return &git.Mirror{Dir: dir}
 }
 
 // loadOrCreateKey reads the key in file, or (no file configured) the one in

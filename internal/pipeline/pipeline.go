@@ -28,9 +28,11 @@ import (
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/git"
+	"github.com/homelab-farm/farm/internal/hostname"
 	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/parallel"
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -362,7 +364,7 @@ func (p *Pipeline) evaluate(ctx context.Context, repo, flake, source string) ([]
 
 func anyEvalFailure(ts []state.Target) bool {
 	for _, t := range ts {
-		if t.DrvPath == "" {
+		if t.DrvPath == "" || !hostname.Valid(t.Host) {
 			return true
 		}
 	}
@@ -517,11 +519,16 @@ func (p *Pipeline) gcRoot(host string) string {
 	if p.GCRootDir == "" {
 		return ""
 	}
+	root, err := safepath.Join(p.GCRootDir, host)
+	if err != nil {
+		p.log().Warn("no gc root", "err", err)
+		return ""
+	}
 	if err := os.MkdirAll(p.GCRootDir, 0o755); err != nil {
 		p.log().Warn("gc root directory", "err", err)
 		return ""
 	}
-	return filepath.Join(p.GCRootDir, host)
+	return root
 }
 
 // LogPath is where the build log of a target is kept.
