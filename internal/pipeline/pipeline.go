@@ -318,10 +318,10 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 				continue
 			}
 			if err := mirror.FastForward(ctx, remote, job.Branch, job.Commit); err != nil {
-				p.log().Warn("remote not kept in step", "remote", remote, "branch", job.Branch, "err", err)
+				p.log().Warn("remote not kept in step", "remote", git.Redact(remote), "branch", job.Branch, "err", err)
 				continue
 			}
-			p.event(ctx, EventRemoteSynced, map[string]any{"repo": job.Repo, "remote": remote, "branch": job.Branch, "commit": job.Commit})
+			p.event(ctx, EventRemoteSynced, map[string]any{"repo": job.Repo, "remote": git.Redact(remote), "branch": job.Branch, "commit": job.Commit})
 		}
 	}
 	overall := forge.Status{State: forge.StateSuccess, Description: fmt.Sprintf("%d hosts built", len(recs))}
