@@ -317,7 +317,7 @@ func bearerMatches(r *http.Request, want []byte) bool {
 type triggerRequest struct {
 	Repo   string `json:"repo"`
 	Branch string `json:"branch"` // default: the repository's deploy branch
-	Commit string `json:"commit"` // default: the branch's head on the first remote
+	Commit string `json:"commit"` // a full commit id; default: the branch's head on the first remote
 }
 
 // trigger enqueues an evaluation by hand (admin token). Unlike a replayed
@@ -346,7 +346,14 @@ func (a *farmAPI) trigger(w http.ResponseWriter, r *http.Request) error {
 	if req.Branch == "" {
 		req.Branch = deployBranch
 	}
+	if !git.ValidBranch(r.Context(), req.Branch) {
+		return errorf(http.StatusBadRequest, fmt.Sprintf("branch %q is not a valid branch name", req.Branch), nil)
+	}
 	rem := repo.Remotes[0]
+	if req.Commit != "" && !git.IsCommitID(strings.ToLower(req.Commit)) {
+		return errorf(http.StatusBadRequest, fmt.Sprintf("commit %q is not a full commit id (40 or 64 hex digits); to build a branch's head, give the branch and no commit", req.Commit), nil)
+	}
+	req.Commit = strings.ToLower(req.Commit)
 	if req.Commit == "" {
 		from := rem.CloneURL
 		if from == "" {

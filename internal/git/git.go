@@ -123,6 +123,17 @@ func (m *Mirror) FastForward(ctx context.Context, remote, branch, commit string)
 	return err
 }
 
+// ValidBranch reports whether name is a branch name git accepts (git
+// check-ref-format --branch): no "..", no glob or control characters, no
+// leading "-".
+func ValidBranch(ctx context.Context, name string) bool {
+	if name == "" || strings.HasPrefix(name, "-") || strings.HasPrefix(name, "@") {
+		return false
+	}
+	_, err := run(ctx, "", "check-ref-format", "refs/heads/"+name)
+	return err == nil
+}
+
 // BranchHead returns the commit branch points to on remote (git ls-remote).
 func BranchHead(ctx context.Context, remote, branch string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -248,3 +248,15 @@ func TestOldURLRefsDropped(t *testing.T) {
 		t.Errorf("packed-refs keeps the old ref: %s", b)
 	}
 }
+
+func TestValidBranch(t *testing.T) {
+	for name, want := range map[string]bool{
+		"main": true, "feature/x": true, "pull/7": true,
+		"": false, "-x": false, "a..b": false, "a b": false, "x~1": false, "HEAD~1": false,
+		"*": false, "a:b": false, "a\nb": false, "@{-1}": false, "x.lock": false,
+	} {
+		if got := git.ValidBranch(context.Background(), name); got != want {
+			t.Errorf("ValidBranch(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
