@@ -192,11 +192,11 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 // plain path element gets a mirror without a directory, which refuses
 // every operation.
 func mirrorOf(root, repo string) *git.Mirror {
-	dir, err := safepath.Join(root, repo+".git")
+	dir, err := safepath.Join(root, repo)
 	if err != nil {
 		return &git.Mirror{}
 	}
-	return &git.Mirror{Dir: dir}
+	return &git.Mirror{Dir: dir + ".git"}
 }
 
 // loadOrCreateKey reads the key in file, or (no file configured) the one in

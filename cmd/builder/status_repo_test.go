@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +87,21 @@ func TestStatusClientsBoundToConfiguredRepo(t *testing.T) {
 	got := calls()
 	if len(got) != 1 || got[0].path != "/repos/alice/homelab/statuses/"+testCommit {
 		t.Errorf("status calls %+v, want one to /repos/alice/homelab/statuses/%s", got, testCommit)
+	}
+}
+
+func TestMirrorOfStaysUnderRoot(t *testing.T) {
+	root := t.TempDir()
+	if got := mirrorOf(root, "homelab").Dir; got != filepath.Join(root, "homelab.git") {
+		t.Errorf("mirrorOf(homelab) = %q", got)
+	}
+	for _, repo := range []string{"", "../x", "a/b", "..", "a\x00"} {
+		m := mirrorOf(root, repo)
+		if m.Dir != "" {
+			t.Errorf("mirrorOf(%q) = %q, want no directory", repo, m.Dir)
+		}
+		if _, err := m.Fetch(context.Background(), nil, strings.Repeat("a", 40)); err == nil {
+			t.Errorf("mirror of %q fetched", repo)
+		}
 	}
 }
