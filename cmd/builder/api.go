@@ -18,9 +18,11 @@ import (
 	"github.com/homelab-farm/farm/internal/agent"
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/git"
+	"github.com/homelab-farm/farm/internal/hostname"
 	"github.com/homelab-farm/farm/internal/httpsafe"
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -354,10 +356,14 @@ func (a *farmAPI) report(w http.ResponseWriter, r *http.Request) error {
 
 // agentAuthorized checks the bearer token against the host's token file.
 func (a *farmAPI) agentAuthorized(host string, r *http.Request) bool {
-	if a.agentTokens == "" || host == "" || strings.ContainsAny(host, "/\\") || strings.HasPrefix(host, ".") {
+	if a.agentTokens == "" || !hostname.Valid(host) {
 		return false
 	}
-	want, err := os.ReadFile(filepath.Join(a.agentTokens, host))
+	file, err := safepath.Join(a.agentTokens, host)
+	if err != nil {
+		return false
+	}
+	want, err := os.ReadFile(file)
 	if err != nil {
 		return false
 	}
@@ -368,7 +374,7 @@ func (a *farmAPI) agentAuthorized(host string, r *http.Request) bool {
 type triggerRequest struct {
 	Repo   string `json:"repo"`
 	Branch string `json:"branch"` // default: the repository's deploy branch
-	Commit string `json:"commit"` // default: the branch's head on the first remote
+	Commit string `json:"commit"` // a full commit id; default: the branch's head on the first remote
 }
 
 // trigger enqueues an evaluation by hand (admin token). Unlike a replayed
@@ -397,7 +403,14 @@ func (a *farmAPI) trigger(w http.ResponseWriter, r *http.Request) error {
 	if req.Branch == "" {
 		req.Branch = deployBranch
 	}
+	if !git.ValidBranch(r.Context(), req.Branch) {
+		return errorf(http.StatusBadRequest, fmt.Sprintf("branch %q is not a valid branch name", req.Branch), nil)
+	}
 	rem := repo.Remotes[0]
+	if req.Commit != "" && !git.IsCommitID(strings.ToLower(req.Commit)) {
+		return errorf(http.StatusBadRequest, fmt.Sprintf("commit %q is not a full commit id (40 or 64 hex digits); to build a branch's head, give the branch and no commit", req.Commit), nil)
+	}
+	req.Commit = strings.ToLower(req.Commit)
 	if req.Commit == "" {
 		from := rem.CloneURL
 		if from == "" {

@@ -22,6 +22,7 @@ import (
 	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -167,7 +168,7 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 	mirrors := filepath.Join(cfg.StateDir, "mirrors")
 	p := &pipeline.Pipeline{
 		Queue: q, State: st, Nix: &nix.Client{StoreDB: nix.DefaultStoreDB},
-		Mirrors: func(repo string) *git.Mirror { return &git.Mirror{Dir: filepath.Join(mirrors, repo+".git")} },
+		Mirrors: func(repo string) *git.Mirror { return mirrorOf(mirrors, repo) },
 		Cache:   backend, CacheKey: cacheKey, Signer: deploySigner, CacheURL: cacheURL, PublicURL: publicURL,
 		StatusContext: cfg.Statuses.Context, StatusLimit: cfg.Statuses.PerHostLimit,
 		FlakeDir: f.flakeDir, Builders: f.builders, MaxSilent: f.maxSilent, BuildTimeout: f.buildTimeout,
@@ -235,6 +236,17 @@ func newDeploySigner(ctx context.Context, cfg *config.Config, signerAddr string,
 		return nil, fmt.Errorf("deploy key: %w", err)
 	}
 	return deploy.KeySigner{Key: key}, nil
+}
+
+// mirrorOf is repo's mirror under root. A repository name that is not one
+// plain path element gets a mirror without a directory, which refuses
+// every operation.
+func mirrorOf(root, repo string) *git.Mirror {
+	dir, err := safepath.Join(root, repo)
+	if err != nil {
+		return &git.Mirror{}
+	}
+	return &git.Mirror{Dir: dir + ".git"}
 }
 
 // loadOrCreateKey reads the key in file, or (no file configured) the one in

@@ -316,7 +316,7 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request, h hook) error {
 		Before:    push.Before,
 		Deploy:    deploy,
 		Supersede: true,
-		Remote:    queue.Remote{Forge: string(h.forge), URL: rm.cfg.URL, FullName: push.FullName},
+		Remote:    queue.Remote{Forge: string(h.forge), URL: rm.cfg.URL, FullName: fullName(rm.cfg.URL)},
 		Payload:   pj,
 	}
 	if delivery != "" {

@@ -63,7 +63,9 @@ func newStatusSender(cfg *config.Config, hc *http.Client, log *slog.Logger) (*st
 			if err != nil {
 				return nil, fmt.Errorf("remote %s: %w", m.URL, err)
 			}
-			s.clients[forge.NormalizeURL(m.URL)] = c
+			// Statuses go to the configured repository, never to a
+			// full_name a payload brought.
+			s.clients[forge.NormalizeURL(m.URL)] = forge.ForRepo(c, fullName(m.URL))
 		}
 	}
 	return s, nil
@@ -74,7 +76,7 @@ func (s *statusSender) targets(job queue.Job) []forge.StatusTarget {
 	var ts []forge.StatusTarget
 	for _, r := range job.Remotes {
 		if c, ok := s.clients[forge.NormalizeURL(r.URL)]; ok {
-			ts = append(ts, forge.StatusTarget{Client: c, FullName: r.FullName, Name: r.URL})
+			ts = append(ts, forge.StatusTarget{Client: c, FullName: fullName(r.URL), Name: r.URL})
 		}
 	}
 	return ts

@@ -43,6 +43,21 @@ type StatusTarget struct {
 	Name     string // for errors and logs, e.g. the remote's URL
 }
 
+// ForRepo returns a StatusClient that sets statuses on the repository
+// fullName only, whatever repository its callers name: the builder binds
+// each configured remote's client to that remote's repository, so that no
+// name from a payload can send statuses elsewhere.
+func ForRepo(c StatusClient, fullName string) StatusClient { return repoClient{c, fullName} }
+
+type repoClient struct {
+	c        StatusClient
+	fullName string
+}
+
+func (r repoClient) SetStatus(ctx context.Context, _ string, commit string, st Status) error {
+	return r.c.SetStatus(ctx, r.fullName, commit, st)
+}
+
 // HostResult is the outcome of one host of an evaluation.
 type HostResult struct {
 	Host        string

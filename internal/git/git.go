@@ -1,13 +1,22 @@
 // Package git keeps the builder's mirror of each fleet repository: a bare
 // repository that commits are fetched into from whichever remote has them,
 // and from which Nix evaluates the flake at an exact commit.
+//
+// What a push brings is untrusted, so git never runs a hook here (every
+// invocation says core.hooksPath=/dev/null and a mirror has no hooks
+// directory), commits are full ids only, and remote URLs, which may carry
+// credentials, never reach the disk: a remote's refs are named by a hash of
+// its URL and fetches write no FETCH_HEAD.
 package git
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +27,25 @@ import (
 
 // ErrCommitNotFound is returned when no remote has the commit.
 var ErrCommitNotFound = errors.New("commit not found on any remote")
+
+// ErrNotCommitID is wrapped by the errors for a commit that is not a full
+// commit id.
+var ErrNotCommitID = errors.New("not a full commit id (40 or 64 lowercase hex digits)")
+
+// IsCommitID reports whether s is a full commit id: 40 (SHA-1) or 64
+// (SHA-256) lowercase hex digits. Nothing shorter or symbolic ("HEAD~1",
+// "main") is one.
+func IsCommitID(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // Mirror is a bare repository. Safe for concurrent use.
 type Mirror struct {
@@ -43,6 +71,9 @@ func (m *Mirror) FlakeRef(commit, dir string) string {
 // order until one has it. It returns the remote that had it ("" if the
 // mirror already did).
 func (m *Mirror) Fetch(ctx context.Context, remotes []string, commit string) (string, error) {
+	if !IsCommitID(commit) {
+		return "", fmt.Errorf("fetch %q: %w", commit, ErrNotCommitID)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.init(ctx); err != nil {
@@ -53,7 +84,7 @@ func (m *Mirror) Fetch(ctx context.Context, remotes []string, commit string) (st
 	}
 	var errs []error
 	for _, remote := range remotes {
-		_, err := m.git(ctx, "fetch", "--quiet", "--no-tags", remote, "+refs/heads/*:refs/remotes/"+remoteName(remote)+"/*")
+		_, err := m.git(ctx, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, "+refs/heads/*:refs/remotes/"+remoteName(remote)+"/*")
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -92,6 +123,17 @@ func (m *Mirror) FastForward(ctx context.Context, remote, branch, commit string)
 	return err
 }
 
+// ValidBranch reports whether name is a branch name git accepts (git
+// check-ref-format --branch): no "..", no glob or control characters, no
+// leading "-".
+func ValidBranch(ctx context.Context, name string) bool {
+	if name == "" || strings.HasPrefix(name, "-") || strings.HasPrefix(name, "@") {
+		return false
+	}
+	_, err := run(ctx, "", "check-ref-format", "refs/heads/"+name)
+	return err == nil
+}
+
 // BranchHead returns the commit branch points to on remote (git ls-remote).
 func BranchHead(ctx context.Context, remote, branch string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -104,6 +146,9 @@ func BranchHead(ctx context.Context, remote, branch string) (string, error) {
 	if len(f) == 0 {
 		return "", fmt.Errorf("branch %s not found", branch)
 	}
+	if !IsCommitID(f[0]) {
+		return "", fmt.Errorf("head of branch %s: %q: %w", branch, f[0], ErrNotCommitID)
+	}
 	return f[0], nil
 }
 
@@ -113,14 +158,47 @@ func (m *Mirror) IsAncestor(ctx context.Context, a, b string) bool {
 	return err == nil
 }
 
+// init makes the mirror if it does not exist yet (with no templates, so no
+// hooks directory), and keeps an existing one clean: no hooks directory,
+// no FETCH_HEAD, no refs of remotes named after their URLs.
 func (m *Mirror) init(ctx context.Context) error {
-	if _, err := os.Stat(filepath.Join(m.Dir, "HEAD")); err == nil {
+	if m.Dir == "" {
+		return errNoDir
+	}
+	if _, err := os.Stat(filepath.Join(m.Dir, "HEAD")); err != nil {
+		if err := os.MkdirAll(m.Dir, 0o700); err != nil {
+			return fmt.Errorf("create mirror: %w", err)
+		}
+		if _, err := m.git(ctx, "init", "--quiet", "--bare", "--template="); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{"hooks", "FETCH_HEAD"} {
+		if err := os.RemoveAll(filepath.Join(m.Dir, name)); err != nil {
+			return fmt.Errorf("clean mirror: %w", err)
+		}
+	}
+	return m.dropURLRefs(ctx)
+}
+
+// dropURLRefs deletes remote refs not named by remoteName (older mirrors
+// named them after the URL, credentials included).
+func (m *Mirror) dropURLRefs(ctx context.Context) error {
+	out, err := m.git(ctx, "for-each-ref", "--format=%(refname)", "refs/remotes/")
+	if err != nil {
+		return err
+	}
+	var del strings.Builder
+	for ref := range strings.FieldsSeq(out) {
+		name, _, _ := strings.Cut(strings.TrimPrefix(ref, "refs/remotes/"), "/")
+		if !isRemoteName(name) {
+			fmt.Fprintf(&del, "delete %s\n", ref)
+		}
+	}
+	if del.Len() == 0 {
 		return nil
 	}
-	if err := os.MkdirAll(m.Dir, 0o755); err != nil {
-		return fmt.Errorf("create mirror: %w", err)
-	}
-	_, err := m.git(ctx, "init", "--quiet", "--bare")
+	_, err = runInput(ctx, m.Dir, del.String(), "update-ref", "--stdin")
 	return err
 }
 
@@ -134,32 +212,72 @@ func (m *Mirror) keep(ctx context.Context, commit string) error {
 	return err
 }
 
-// remoteName turns a remote URL into a ref-safe name.
+// remoteName is the name of the refs fetched from url: a hash of it, so
+// that no part of the URL (its credentials least of all) is written down.
 func remoteName(url string) string {
-	var b strings.Builder
-	for _, r := range url {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	return strings.Trim(b.String(), "._")
+	sum := sha256.Sum256([]byte(url))
+	return "r-" + hex.EncodeToString(sum[:10])
 }
 
+func isRemoteName(s string) bool {
+	h, ok := strings.CutPrefix(s, "r-")
+	_, err := hex.DecodeString(h)
+	return ok && len(h) == 20 && err == nil
+}
+
+var errNoDir = errors.New("git mirror has no directory")
+
 func (m *Mirror) git(ctx context.Context, args ...string) (string, error) {
+	if m.Dir == "" {
+		return "", errNoDir
+	}
 	return run(ctx, m.Dir, args...)
 }
 
 // run runs git in dir ("" for the current directory), never prompting.
 func run(ctx context.Context, dir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
+	return runInput(ctx, dir, "", args...)
+}
+
+// safeConfig is given to every git invocation: no hook ever runs, and no
+// reflog records what a fetch or push did (with the remote's URL).
+var safeConfig = []string{"-c", "core.hooksPath=/dev/null", "-c", "core.logAllRefUpdates=false"}
+
+// runInput runs git in dir with stdin, never prompting. Its errors carry
+// git's message with the credentials of any URL in args redacted.
+func runInput(ctx context.Context, dir, stdin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "git", append(append([]string{}, safeConfig...), args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=/bin/false")
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("git %s: %s", args[0], strings.TrimSpace(stderr.String()))
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		for _, a := range args {
+			if u, err := url.Parse(a); err == nil && u.User != nil {
+				msg = strings.ReplaceAll(msg, a, Redact(a))
+				msg = strings.ReplaceAll(msg, u.User.String(), "redacted")
+			}
+		}
+		return "", fmt.Errorf("git %s: %s", args[0], msg)
 	}
 	return stdout.String(), nil
+}
+
+// Redact returns s with the user information of a URL (a token, a user
+// and password) replaced by "redacted"; anything that is not a URL with
+// user information is returned unchanged.
+func Redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = url.User("redacted")
+	return u.String()
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/homelab-farm/farm/internal/hostname"
 )
 
 // Target is one host's system closure as the flake defines it.
@@ -76,6 +78,8 @@ var configKinds = []struct{ kind, attr string }{
 
 // Hosts lists the hosts of a flake: the names under nixosConfigurations and
 // darwinConfigurations. flake is a flake reference ("path:/x", "git+file:///x?rev=...").
+// This is where host names enter the farm: a name that is not a valid host
+// name (see TargetsFromNames) comes back as a failed Target.
 func (c *Client) Hosts(ctx context.Context, flake string) ([]Target, error) {
 	var hosts []Target
 	for _, k := range configKinds {
@@ -92,12 +96,26 @@ func (c *Client) Hosts(ctx context.Context, flake string) ([]Target, error) {
 		if err := json.Unmarshal(out, &names); err != nil {
 			return nil, fmt.Errorf("parse host list: %w", err)
 		}
-		for _, n := range names {
-			hosts = append(hosts, Target{Host: n, Kind: k.kind})
-		}
+		hosts = append(hosts, TargetsFromNames(k.kind, names)...)
 	}
 	sort.Slice(hosts, func(i, j int) bool { return hosts[i].Host < hosts[j].Host })
 	return hosts, nil
+}
+
+// TargetsFromNames makes one Target of kind per attribute name. A name that
+// is not a valid host name is never used as one: its Target is failed, with
+// the reason naming it quoted, and its Host is hostname.Placeholder(name),
+// so that nothing downstream (paths, status contexts, headers) sees it.
+func TargetsFromNames(kind string, names []string) []Target {
+	ts := make([]Target, 0, len(names))
+	for _, n := range names {
+		if err := hostname.Validate(n); err != nil {
+			ts = append(ts, Target{Host: hostname.Placeholder(n), Kind: kind, Error: err.Error()})
+			continue
+		}
+		ts = append(ts, Target{Host: n, Kind: kind})
+	}
+	return ts
 }
 
 // Eval evaluates every host of the flake, each in its own nix process
@@ -119,8 +137,12 @@ func (c *Client) Eval(ctx context.Context, flake string, opts EvalOptions) ([]Ta
 	}
 	jobs = max(jobs, 1)
 	sem := make(chan struct{}, jobs)
-	done := make(chan struct{})
+	done := make(chan struct{}, len(hosts))
 	for i := range hosts {
+		if hosts[i].Error != "" {
+			done <- struct{}{}
+			continue
+		}
 		go func() {
 			defer func() { done <- struct{}{} }()
 			sem <- struct{}{}
@@ -139,8 +161,12 @@ func (c *Client) Eval(ctx context.Context, flake string, opts EvalOptions) ([]Ta
 	return hosts, ctx.Err()
 }
 
-// EvalHost evaluates one host's system closure.
+// EvalHost evaluates one host's system closure. host must be a valid host
+// name (hostname.Validate).
 func (c *Client) EvalHost(ctx context.Context, flake, host, kind string, opts EvalOptions) (Target, error) {
+	if err := hostname.Validate(host); err != nil {
+		return Target{}, err
+	}
 	attr := "nixosConfigurations"
 	if kind == "darwin" {
 		attr = "darwinConfigurations"

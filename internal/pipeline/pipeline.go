@@ -28,9 +28,11 @@ import (
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/git"
+	"github.com/homelab-farm/farm/internal/hostname"
 	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/parallel"
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -322,10 +324,10 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 				continue
 			}
 			if err := mirror.FastForward(ctx, remote, job.Branch, job.Commit); err != nil {
-				p.log().Warn("remote not kept in step", "remote", remote, "branch", job.Branch, "err", err)
+				p.log().Warn("remote not kept in step", "remote", git.Redact(remote), "branch", job.Branch, "err", err)
 				continue
 			}
-			p.event(ctx, EventRemoteSynced, map[string]any{"repo": job.Repo, "remote": remote, "branch": job.Branch, "commit": job.Commit})
+			p.event(ctx, EventRemoteSynced, map[string]any{"repo": job.Repo, "remote": git.Redact(remote), "branch": job.Branch, "commit": job.Commit})
 		}
 	}
 	overall := forge.Status{State: forge.StateSuccess, Description: fmt.Sprintf("%d hosts built", len(recs))}
@@ -368,7 +370,7 @@ func (p *Pipeline) evaluate(ctx context.Context, repo, flake, source string) ([]
 
 func anyEvalFailure(ts []state.Target) bool {
 	for _, t := range ts {
-		if t.DrvPath == "" {
+		if t.DrvPath == "" || !hostname.Valid(t.Host) {
 			return true
 		}
 	}
@@ -523,11 +525,16 @@ func (p *Pipeline) gcRoot(host string) string {
 	if p.GCRootDir == "" {
 		return ""
 	}
+	root, err := safepath.Join(p.GCRootDir, host)
+	if err != nil {
+		p.log().Warn("no gc root", "err", err)
+		return ""
+	}
 	if err := os.MkdirAll(p.GCRootDir, 0o755); err != nil {
 		p.log().Warn("gc root directory", "err", err)
 		return ""
 	}
-	return filepath.Join(p.GCRootDir, host)
+	return root
 }
 
 // LogPath is where the build log of a target is kept.
