@@ -16,6 +16,7 @@ import (
 
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/queue/postgres"
+	"github.com/homelab-farm/farm/internal/queue/queuetest"
 	"github.com/homelab-farm/farm/internal/testenv"
 )
 
@@ -52,7 +53,7 @@ func schemaDSN(t *testing.T) string {
 
 func TestContract(t *testing.T) {
 	t.Parallel()
-	queue.RunContractTests(t, func(t *testing.T, opts queue.Options) queue.Queue {
+	queuetest.RunContractTests(t, func(t *testing.T, opts queue.Options) queue.Queue {
 		q, err := postgres.Open(context.Background(), schemaDSN(t), opts)
 		if err != nil {
 			t.Fatal(err)
