@@ -219,12 +219,26 @@ func openQueue(ctx context.Context, cfg *config.Config) (queue.Queue, error) {
 }
 
 // openState opens the state: in the PostgreSQL database when one is
-// configured, else in the SQLite file state.db in the state directory.
+// configured (carrying over the deploy sequence of a state.db left in the
+// state directory), else in the SQLite file state.db there.
 func openState(ctx context.Context, cfg *config.Config, log *slog.Logger) (*state.Store, error) {
-	if config.IsPostgresURL(cfg.Database) {
-		return state.OpenPostgres(ctx, cfg.Database, log)
+	file := filepath.Join(cfg.StateDir, "state.db")
+	if !config.IsPostgresURL(cfg.Database) {
+		return state.Open(ctx, file)
 	}
-	return state.Open(ctx, filepath.Join(cfg.StateDir, "state.db"))
+	st, err := state.OpenPostgres(ctx, cfg.Database, log)
+	if err != nil {
+		return nil, err
+	}
+	seq, err := state.CarrySeq(ctx, st, file)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if seq > 0 {
+		log.Info("deploy sequence kept above the SQLite state's", logPath, file, "seq", seq)
+	}
+	return st, nil
 }
 
 func mustAbs(p string) string {

@@ -52,7 +52,7 @@ import (
 )
 
 // Job kinds. KindEval is the only one enqueued by webhooks; build workers
-// (issue 4) may enqueue their own kinds with their own idempotency keys.
+// may enqueue their own kinds with their own idempotency keys.
 const (
 	KindEval = "eval"
 )

@@ -102,6 +102,8 @@ type Interface interface {
 	Targets(ctx context.Context, evalID int64) ([]Target, error)
 
 	NextSeq(ctx context.Context) (uint64, error)
+	Seq(ctx context.Context) (uint64, error)
+	RaiseSeq(ctx context.Context, v uint64) error
 	SetDesired(ctx context.Context, host, path, commit string, seq uint64, manifest []byte) error
 	Report(ctx context.Context, host, current, result, reason string) error
 	Host(ctx context.Context, name string) (Host, error)
@@ -370,6 +372,28 @@ func (s *Store) NextSeq(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("next deploy seq: %w", err)
 	}
 	return v, nil
+}
+
+// Seq returns the highest deploy sequence number handed out (0 for none).
+func (s *Store) Seq(ctx context.Context) (uint64, error) {
+	var v uint64
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'deploy_seq'`).Scan(&v)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("deploy seq: %w", err)
+	}
+	return v, nil
+}
+
+// RaiseSeq makes every later NextSeq higher than v (it never lowers the
+// counter), for a farm that moves its state to another database while
+// agents remember the sequence numbers they applied.
+func (s *Store) RaiseSeq(ctx context.Context, v uint64) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO counters (name, value) VALUES ('deploy_seq', $1)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE counters.value < excluded.value`, v)
+	if err != nil {
+		return fmt.Errorf("raise deploy seq to %d: %w", v, err)
+	}
+	return nil
 }
 
 // SetDesired records the closure a host should run, with its signed

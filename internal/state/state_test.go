@@ -3,6 +3,7 @@ package state_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -99,5 +100,47 @@ func TestOpensOldSQLiteFile(t *testing.T) {
 	}
 	if evs, err := s.EventsAfter(ctx, 1, 0); err != nil || len(evs) != 2 || evs[0].Type != "evaluation.finished" {
 		t.Fatalf("EventsAfter(1) = %+v, %v", evs, err)
+	}
+}
+
+// TestCarrySeq: moving to PostgreSQL keeps the deploy sequence above the
+// one of the SQLite file the builder used before.
+func TestCarrySeq(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, dsn := testenv.PostgresSchema(t, "state_test")
+	pg, err := state.OpenPostgres(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	path := filepath.Join(t.TempDir(), "state.db")
+	if v, err := state.CarrySeq(ctx, pg, path); err != nil || v != 0 {
+		t.Fatalf("CarrySeq without a file = %d, %v; want 0, nil", v, err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Fatal("CarrySeq made a SQLite file")
+	}
+	old, err := state.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, err := old.NextSeq(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+	if v, err := state.CarrySeq(ctx, pg, path); err != nil || v != 5 {
+		t.Fatalf("CarrySeq = %d, %v; want 5", v, err)
+	}
+	if v, err := pg.NextSeq(ctx); err != nil || v != 6 {
+		t.Fatalf("NextSeq after CarrySeq = %d, %v; want 6", v, err)
+	}
+	if v, err := state.CarrySeq(ctx, pg, path); err != nil || v != 5 {
+		t.Fatalf("CarrySeq again = %d, %v", v, err)
+	}
+	if v, err := pg.NextSeq(ctx); err != nil || v != 7 {
+		t.Fatalf("NextSeq after a second CarrySeq = %d, %v; want 7 (never back)", v, err)
 	}
 }

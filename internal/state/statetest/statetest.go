@@ -186,6 +186,30 @@ func Run(t *testing.T, b Backend) {
 		}
 	})
 
+	t.Run("RaiseSeq", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		if v, err := s.Seq(ctx); err != nil || v != 0 {
+			t.Fatalf("Seq of a new store = %d, %v; want 0", v, err)
+		}
+		if err := s.RaiseSeq(ctx, 41); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RaiseSeq(ctx, 7); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.Seq(ctx); err != nil || v != 41 {
+			t.Fatalf("Seq after raising to 41 and 7 = %d, %v; want 41", v, err)
+		}
+		if v, err := s.NextSeq(ctx); err != nil || v != 42 {
+			t.Fatalf("NextSeq = %d, %v; want 42", v, err)
+		}
+		if v, err := s.Seq(ctx); err != nil || v != 42 {
+			t.Fatalf("Seq = %d, %v; want 42", v, err)
+		}
+	})
+
 	t.Run("EventLog", func(t *testing.T) {
 		t.Parallel()
 		ctx := context.Background()
