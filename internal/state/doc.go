@@ -15,7 +15,9 @@
 //     INSERT … ON CONFLICT DO UPDATE … RETURNING, which locks the row: no two
 //     calls on any instances get the same number, and every number is
 //     higher than all those handed out before it. SetDesired keeps a
-//     host's highest seq whichever instance writes last.
+//     host's highest seq whichever instance writes last. A builder moving
+//     from SQLite carries its counter over (CarrySeq), since agents refuse
+//     a seq at or below the last one they applied.
 //
 //   - The event log has one order that a reader never skips. An id from a
 //     sequence is taken at insert, but transactions may commit in another
