@@ -1,14 +1,11 @@
 package main
 
 import (
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,43 +16,19 @@ import (
 	"github.com/homelab-farm/farm/internal/testenv"
 )
 
-// TestServePostgresQueue runs the builder on the shared PostgreSQL queue,
-// in a schema of its own that the test drops afterwards.
+// TestServePostgresQueue runs the builder on the shared PostgreSQL queue
+// (--queue), in a schema of its own that the test drops afterwards.
 func TestServePostgresQueue(t *testing.T) {
 	t.Parallel()
-	dsn := testenv.PostgresURL(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "serve_test_" + hex.EncodeToString(b[:])
+	schema, dsn := testenv.PostgresSchema(t, "serve_test")
 	admin, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		testenv.Missing(t, "cannot create a schema in PostgreSQL: "+err.Error())
-	}
-	t.Cleanup(func() {
-		a, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer a.Close()
-		if _, err := a.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
 
 	dir := t.TempDir()
-	base, _ := startServe(t, "--config", writeServeConfig(t, dir, ""), "--state-dir", filepath.Join(dir, "state"), "--queue", u.String())
+	base, _ := startServe(t, "--config", writeServeConfig(t, dir, ""), "--state-dir", filepath.Join(dir, "state"), "--queue", dsn)
 	push := readFixture(t, githubFixture+"push.json")
 	for _, d := range []string{"a", "b", "a"} {
 		if s, body := post(t, base, githubRequest("push", d, push, ghSecret)); s != http.StatusAccepted {
@@ -73,6 +46,10 @@ func TestServePostgresQueue(t *testing.T) {
 	var n int
 	if err := admin.QueryRow(`SELECT count(*) FROM ` + schema + `.deliveries`).Scan(&n); err != nil || n != 3 {
 		t.Errorf("deliveries in PostgreSQL = %d, %v; want 3", n, err)
+	}
+	// --queue alone keeps its meaning: the state stays in SQLite.
+	if _, err := os.Stat(filepath.Join(dir, "state", "state.db")); err != nil {
+		t.Errorf("with --queue only, the state is not in state.db: %v", err)
 	}
 }
 
