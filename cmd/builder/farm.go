@@ -133,7 +133,7 @@ func (f *farm) writeEvents(ctx context.Context) {
 // are not configured are made once in the state directory, so that the
 // embedded defaults work; their public halves are logged.
 func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cache.Backend, statuses *statusSender, f farmFlags, log *slog.Logger) (*farm, error) {
-	st, err := state.Open(ctx, filepath.Join(cfg.StateDir, "state.db"))
+	st, err := openState(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/queue/postgres"
 	"github.com/homelab-farm/farm/internal/queue/sqlite"
+	"github.com/homelab-farm/farm/internal/state"
 )
 
 // Log attribute keys, shared by everything serve logs.
@@ -60,6 +61,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	stateDir := fs.String("state-dir", getenv("BUILDER_STATE_DIR"), "`directory` for the queue and the default cache (env BUILDER_STATE_DIR)")
 	cacheURL := fs.String("cache", getenv("BUILDER_CACHE"), "binary cache `URL` (env BUILDER_CACHE; default file://<state-dir>/cache)")
 	queueURL := fs.String("queue", getenv("BUILDER_QUEUE"), "queue `URL`: sqlite:[PATH] or postgres://… (env BUILDER_QUEUE)")
+	database := fs.String("database", getenv("BUILDER_DATABASE"),
+		"database `URL` for the queue and the state: sqlite: (files in the state directory) or postgres://…, shared by several builders (env BUILDER_DATABASE)")
 	signingKeyFile := fs.String("signing-key-file", getenv("BUILDER_SIGNING_KEY_FILE"), "`file` with the cache signing key (env BUILDER_SIGNING_KEY_FILE)")
 	deployKeyFile := fs.String("deploy-key-file", getenv("BUILDER_DEPLOY_KEY_FILE"), "`file` with the deploy manifest key (env BUILDER_DEPLOY_KEY_FILE)")
 	workers := fs.Int("workers", envflag.Int(getenv, "BUILDER_WORKERS", 1), "evaluation workers (env BUILDER_WORKERS)")
@@ -99,6 +102,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	override(&cfg.StateDir, *stateDir)
 	override(&cfg.Cache, *cacheURL)
 	override(&cfg.Queue.URL, *queueURL)
+	override(&cfg.Database, *database)
 	override(&cfg.SigningKeyFile, *signingKeyFile)
 	override(&cfg.DeployKeyFile, *deployKeyFile)
 	if cfg.Listen == "" {
@@ -226,6 +230,29 @@ func openQueue(ctx context.Context, cfg *config.Config) (queue.Queue, error) {
 		return sqlite.Open(ctx, strings.TrimPrefix(u, "sqlite:"), opts)
 	}
 	return nil, fmt.Errorf("queue URL: want sqlite:[PATH] or postgres://…")
+}
+
+// openState opens the state: in the PostgreSQL database when one is
+// configured (carrying over the deploy sequence of a state.db left in the
+// state directory), else in the SQLite file state.db there.
+func openState(ctx context.Context, cfg *config.Config, log *slog.Logger) (*state.Store, error) {
+	file := filepath.Join(cfg.StateDir, "state.db")
+	if !config.IsPostgresURL(cfg.Database) {
+		return state.Open(ctx, file)
+	}
+	st, err := state.OpenPostgres(ctx, cfg.Database, log)
+	if err != nil {
+		return nil, err
+	}
+	seq, err := state.CarrySeq(ctx, st, file)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if seq > 0 {
+		log.Info("deploy sequence kept above the SQLite state's", logPath, file, "seq", seq)
+	}
+	return st, nil
 }
 
 func mustAbs(p string) string {

@@ -1,54 +1,34 @@
 package main
 
 import (
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
 	"net/http"
-	"net/url"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/homelab-farm/farm/internal/pipeline"
+	"github.com/homelab-farm/farm/internal/state"
 	"github.com/homelab-farm/farm/internal/testenv"
 )
 
-// TestServePostgresQueue runs the builder on the shared PostgreSQL queue,
-// in a schema of its own that the test drops afterwards.
+// TestServePostgresQueue runs the builder on the shared PostgreSQL queue
+// (--queue), in a schema of its own that the test drops afterwards.
 func TestServePostgresQueue(t *testing.T) {
 	t.Parallel()
-	dsn := testenv.PostgresURL(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "serve_test_" + hex.EncodeToString(b[:])
+	schema, dsn := testenv.PostgresSchema(t, "serve_test")
 	admin, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		testenv.Missing(t, "cannot create a schema in PostgreSQL: "+err.Error())
-	}
-	t.Cleanup(func() {
-		a, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer a.Close()
-		if _, err := a.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
 
 	dir := t.TempDir()
-	base, _ := startServe(t, "--config", writeServeConfig(t, dir, ""), "--state-dir", filepath.Join(dir, "state"), "--queue", u.String())
+	base, _ := startServe(t, "--config", writeServeConfig(t, dir, ""), "--state-dir", filepath.Join(dir, "state"), "--queue", dsn)
 	push := readFixture(t, githubFixture+"push.json")
 	for _, d := range []string{"a", "b", "a"} {
 		if s, body := post(t, base, githubRequest("push", d, push, ghSecret)); s != http.StatusAccepted {
@@ -66,5 +46,57 @@ func TestServePostgresQueue(t *testing.T) {
 	var n int
 	if err := admin.QueryRow(`SELECT count(*) FROM ` + schema + `.deliveries`).Scan(&n); err != nil || n != 3 {
 		t.Errorf("deliveries in PostgreSQL = %d, %v; want 3", n, err)
+	}
+	// --queue alone keeps its meaning: the state stays in SQLite.
+	if _, err := os.Stat(filepath.Join(dir, "state", "state.db")); err != nil {
+		t.Errorf("with --queue only, the state is not in state.db: %v", err)
+	}
+}
+
+// TestServeDatabaseTwoInstances: with --database, two builders on one
+// PostgreSQL schema keep the queue and the state there (no SQLite files)
+// and are one farm: the event one records streams from the other, and a
+// client resuming on the first with Last-Event-ID gets nothing twice.
+func TestServeDatabaseTwoInstances(t *testing.T) {
+	t.Parallel()
+	schema, dsn := testenv.PostgresSchema(t, "serve_test")
+	dir := t.TempDir()
+	cfgFile := writeServeConfig(t, dir, "")
+	var bases [2]string
+	for i := range bases {
+		bases[i], _ = startServe(t, "--config", cfgFile, "--state-dir", filepath.Join(dir, fmt.Sprint("state", i)), "--database", dsn)
+	}
+	push := readFixture(t, githubFixture+"push.json")
+	if s, body := post(t, bases[0], githubRequest("push", "a", push, ghSecret)); s != http.StatusAccepted {
+		t.Fatalf("push = %d %s", s, body)
+	}
+	var evs []state.Event
+	for deadline := time.Now().Add(15 * time.Second); len(evs) == 0 && time.Now().Before(deadline); {
+		evs = readEvents(t, bases[1], 0, 1)
+	}
+	if len(evs) != 1 || evs[0].Type != pipeline.EventEvalQueued {
+		t.Fatalf("events on the second builder = %+v; want the first's %s", evs, pipeline.EventEvalQueued)
+	}
+	if again := readEvents(t, bases[0], evs[0].ID, 1); len(again) != 0 {
+		t.Errorf("resuming on the first builder after event %d gave %+v; want nothing", evs[0].ID, again)
+	}
+	if jobs := evaluations(t, bases[1], ""); len(jobs) != 1 {
+		t.Errorf("evaluations on the second builder = %+v; want the first's job", jobs)
+	}
+	for i := range bases {
+		for _, f := range []string{"state.db", "queue.db"} {
+			if _, err := os.Stat(filepath.Join(dir, fmt.Sprint("state", i), f)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("builder %d made %s (%v); want everything in PostgreSQL", i, f, err)
+			}
+		}
+	}
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var n int
+	if err := admin.QueryRow(`SELECT count(*) FROM ` + schema + `.events`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("events in PostgreSQL = %d, %v; want 1", n, err)
 	}
 }

@@ -37,6 +37,12 @@ type Config struct {
 	Queue        Queue        `toml:"queue"`
 	Statuses     Statuses     `toml:"statuses"`
 	Repositories []Repository `toml:"repository"`
+	// Database is "" or "sqlite:" for the embedded SQLite files in the
+	// state directory (state.db; the queue as Queue.URL says), or a
+	// postgres:// URL holding the queue and the state together, shared by
+	// every builder instance on it. Validate copies a PostgreSQL URL into
+	// Queue.URL (which must then be empty or the same).
+	Database string `toml:"database"`
 
 	file string
 }
@@ -231,8 +237,14 @@ func (c *Config) check(lines lineIndex) error {
 	if c.Queue.Lease.Duration == 0 {
 		c.Queue.Lease.Duration = 5 * time.Minute
 	}
-	if u := c.Queue.URL; u != "" && !strings.HasPrefix(u, "sqlite:") && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+	if u := c.Queue.URL; u != "" && !strings.HasPrefix(u, "sqlite:") && !IsPostgresURL(u) {
 		return fail("queue.url", "queue.url %q: want sqlite:[PATH] or postgres://…", redactURL(u))
+	}
+	if u := c.Database; u != "" && u != "sqlite:" && !IsPostgresURL(u) {
+		return fail("database", "database %q: want sqlite: or postgres://…", redactURL(u))
+	}
+	if IsPostgresURL(c.Database) && c.Queue.URL != "" && c.Queue.URL != c.Database {
+		return fail("queue.url", "%s", databaseAndQueue(c))
 	}
 	if c.Statuses.PerHostLimit == 0 {
 		c.Statuses.PerHostLimit = 20
@@ -321,7 +333,21 @@ func (c *Config) Validate() error {
 	if c.StateDir == "" {
 		return errors.New("no state directory (--state-dir, BUILDER_STATE_DIR or state_dir)")
 	}
+	if u := c.Database; u != "" && u != "sqlite:" && !IsPostgresURL(u) {
+		return fmt.Errorf("database %q: want sqlite: or postgres://…", redactURL(u))
+	}
+	if IsPostgresURL(c.Database) {
+		if c.Queue.URL != "" && c.Queue.URL != c.Database {
+			return errors.New(databaseAndQueue(c))
+		}
+		c.Queue.URL = c.Database
+	}
 	return nil
+}
+
+func databaseAndQueue(c *Config) string {
+	return fmt.Sprintf("queue.url %q and database %q: the database holds the queue too; leave queue.url empty",
+		redactURL(c.Queue.URL), redactURL(c.Database))
 }
 
 // Branch reports whether a push to branch is evaluated and whether it deploys.
@@ -455,4 +481,9 @@ func keyLines(src []byte) lineIndex {
 		}
 	}
 	return idx
+}
+
+// IsPostgresURL reports whether u is a postgres:// or postgresql:// URL.
+func IsPostgresURL(u string) bool {
+	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
 }

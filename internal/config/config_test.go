@@ -93,6 +93,9 @@ func TestErrorsHaveLines(t *testing.T) {
 		{name: "no remotes", src: "[[repository]]\nname = \"a\"\n", wantLine: 1, wantMsg: "no [[repository.remote]]"},
 		{name: "bad name", src: "[[repository]]\nname = \"a b\"\n" + remote("github", "https://github.com/a/b"), wantLine: 2, wantMsg: `name "a b"`},
 		{name: "bad queue url", src: "[queue]\nurl = \"mysql://u:pw@h/db\"\n", wantLine: 2, wantMsg: "mysql://…@h/db"},
+		{name: "bad database url", src: "listen = \"x\"\ndatabase = \"mysql://u:pw@h/db\"\n", wantLine: 2, wantMsg: "mysql://…@h/db"},
+		{name: "database and another queue", src: "database = \"postgres://u:pw@h/farm\"\n[queue]\nurl = \"sqlite:/q.db\"\n", wantLine: 3,
+			wantMsg: "the database holds the queue too"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,5 +115,53 @@ func TestErrorsHaveLines(t *testing.T) {
 				t.Errorf("error %q leaks a password", err)
 			}
 		})
+	}
+}
+
+// TestDatabase: one PostgreSQL URL holds the queue too; SQLite keeps the
+// queue where queue.url says.
+func TestDatabase(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, src, wantQueue, wantDatabase string
+	}{
+		{"default", "listen = \"x\"\nstate_dir = \"s\"\n", "", ""},
+		{"embedded", "listen = \"x\"\nstate_dir = \"s\"\ndatabase = \"sqlite:\"\n[queue]\nurl = \"postgres://h/q\"\n", "postgres://h/q", "sqlite:"},
+		{"postgres", "listen = \"x\"\nstate_dir = \"s\"\ndatabase = \"postgres://h/farm\"\n", "postgres://h/farm", "postgres://h/farm"},
+		{"postgres named twice", "listen = \"x\"\nstate_dir = \"s\"\ndatabase = \"postgresql://h/farm\"\n[queue]\nurl = \"postgresql://h/farm\"\n", "postgresql://h/farm", "postgresql://h/farm"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "builder.toml")
+			if err := os.WriteFile(file, []byte(tt.src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := config.Load(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if c.Queue.URL != tt.wantQueue || c.Database != tt.wantDatabase {
+				t.Errorf("queue %q, database %q; want %q, %q", c.Queue.URL, c.Database, tt.wantQueue, tt.wantDatabase)
+			}
+		})
+	}
+}
+
+// TestDatabaseAfterFlags: Validate judges database and queue.url as flags
+// left them.
+func TestDatabaseAfterFlags(t *testing.T) {
+	t.Parallel()
+	c := config.Default()
+	c.Listen, c.StateDir = "127.0.0.1:0", t.TempDir()
+	c.Database, c.Queue.URL = "postgres://u:pw@h/farm", "sqlite:"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "holds the queue too") || strings.Contains(err.Error(), "pw") {
+		t.Fatalf("Validate = %v; want the conflict, without the password", err)
+	}
+	c.Database = "mysql://h/db"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "want sqlite: or postgres://") {
+		t.Fatalf("Validate = %v; want a bad database URL", err)
 	}
 }

@@ -40,8 +40,8 @@
 // transaction and one fsync; each call still returns only after the
 // transaction holding its job has committed.
 //
-// Two implementations pass the one contract suite in this package
-// (RunContractTests): queue/sqlite (embedded, the default) and
+// Two implementations pass the one contract suite in queue/queuetest
+// (queuetest.RunContractTests): queue/sqlite (embedded, the default) and
 // queue/postgres (several builder instances sharing work).
 package queue
 
@@ -52,7 +52,7 @@ import (
 )
 
 // Job kinds. KindEval is the only one enqueued by webhooks; build workers
-// (issue 4) may enqueue their own kinds with their own idempotency keys.
+// may enqueue their own kinds with their own idempotency keys.
 const (
 	KindEval = "eval"
 )

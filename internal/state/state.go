@@ -1,7 +1,3 @@
-// Package state keeps what the builder knows beyond its queue: evaluations
-// and their per-host targets, each host's desired and reported closure with
-// its signed manifest, and the append-only event log that the API serves as
-// Server-Sent Events. It lives in one SQLite file (WAL, synchronous=FULL).
 package state
 
 import (
@@ -10,11 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"github.com/homelab-farm/farm/internal/queue/sqlqueue"
 )
 
 // ErrNotFound is returned for an unknown evaluation, target or host.
@@ -89,66 +84,108 @@ type Event struct {
 	Data json.RawMessage `json:"data"`
 }
 
-// Store is the builder's state. Safe for concurrent use.
+// Interface is what the builder does with its state. *Store implements it
+// on SQLite (Open) and on PostgreSQL (OpenPostgres); statetest is the
+// contract both keep.
+type Interface interface {
+	StartEvaluation(ctx context.Context, e Evaluation) (Evaluation, bool, error)
+	FinishEvaluation(ctx context.Context, id int64, state, sourceHash, errMsg string) error
+	SetSourceHash(ctx context.Context, id int64, hash string) error
+	Evaluation(ctx context.Context, id int64) (Evaluation, error)
+	EvaluationByJob(ctx context.Context, jobID int64) (Evaluation, error)
+	Evaluations(ctx context.Context, limit int) ([]Evaluation, error)
+	FindBySource(ctx context.Context, repo, hash string) (Evaluation, error)
+
+	PutTarget(ctx context.Context, t Target) (Target, error)
+	SetTargetState(ctx context.Context, id int64, state, reason string) error
+	Target(ctx context.Context, id int64) (Target, error)
+	Targets(ctx context.Context, evalID int64) ([]Target, error)
+
+	NextSeq(ctx context.Context) (uint64, error)
+	Seq(ctx context.Context) (uint64, error)
+	RaiseSeq(ctx context.Context, v uint64) error
+	SetDesired(ctx context.Context, host, path, commit string, seq uint64, manifest []byte) error
+	Report(ctx context.Context, host, current, result, reason string) error
+	Host(ctx context.Context, name string) (Host, error)
+	Hosts(ctx context.Context) ([]Host, error)
+
+	Append(ctx context.Context, typ string, data any) (Event, error)
+	AppendAll(ctx context.Context, evs []NewEvent) error
+	Changed() <-chan struct{}
+	EventsAfter(ctx context.Context, after int64, limit int) ([]Event, error)
+
+	Close() error
+}
+
+var _ Interface = (*Store)(nil)
+
+// Store is the builder's state on one SQL database. Safe for concurrent use.
 type Store struct {
 	db  *sql.DB
+	d   dialect
 	now func() time.Time
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every appended event
+
+	stop func() // stops the background work of the dialect, if any
 }
 
+// dialect is what differs between databases.
+type dialect struct {
+	// lockEvents, when set, runs first in every transaction that appends
+	// events and holds until it commits, so that event ids are assigned in
+	// commit order.
+	lockEvents func(ctx context.Context, tx *sql.Tx) error
+	// notify, when set, runs last in every transaction that appends events
+	// and tells other instances on the database.
+	notify func(ctx context.Context, tx *sql.Tx) error
+}
+
+// schema is expanded with sqlqueue's column types per database.
 var schema = []string{
 	`CREATE TABLE IF NOT EXISTS evaluations (
-		id INTEGER PRIMARY KEY AUTOINCREMENT,
-		job_id INTEGER NOT NULL UNIQUE,
+		id {id},
+		job_id {int64} NOT NULL UNIQUE,
 		repo TEXT NOT NULL, branch TEXT NOT NULL, commit_id TEXT NOT NULL,
-		deploy INTEGER NOT NULL, state TEXT NOT NULL,
+		deploy {bool} NOT NULL, state TEXT NOT NULL,
 		source_hash TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',
-		created INTEGER NOT NULL, finished INTEGER NOT NULL DEFAULT 0)`,
+		created {int64} NOT NULL, finished {int64} NOT NULL DEFAULT 0)`,
 	`CREATE INDEX IF NOT EXISTS evaluations_source ON evaluations (repo, source_hash, state)`,
 	`CREATE TABLE IF NOT EXISTS targets (
-		id INTEGER PRIMARY KEY AUTOINCREMENT,
-		eval_id INTEGER NOT NULL, host TEXT NOT NULL, kind TEXT NOT NULL,
+		id {id},
+		eval_id {int64} NOT NULL, host TEXT NOT NULL, kind TEXT NOT NULL,
 		system TEXT NOT NULL, drv_path TEXT NOT NULL, out_path TEXT NOT NULL,
 		state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
-		started INTEGER NOT NULL DEFAULT 0, finished INTEGER NOT NULL DEFAULT 0,
+		started {int64} NOT NULL DEFAULT 0, finished {int64} NOT NULL DEFAULT 0,
 		UNIQUE (eval_id, host))`,
 	`CREATE TABLE IF NOT EXISTS hosts (
 		name TEXT PRIMARY KEY,
 		desired_path TEXT NOT NULL DEFAULT '', desired_commit TEXT NOT NULL DEFAULT '',
-		desired_seq INTEGER NOT NULL DEFAULT 0, manifest BLOB,
+		desired_seq {int64} NOT NULL DEFAULT 0, manifest {blob},
 		current_path TEXT NOT NULL DEFAULT '', last_result TEXT NOT NULL DEFAULT '',
-		last_reason TEXT NOT NULL DEFAULT '', last_seen INTEGER NOT NULL DEFAULT 0)`,
+		last_reason TEXT NOT NULL DEFAULT '', last_seen {int64} NOT NULL DEFAULT 0)`,
 	`CREATE TABLE IF NOT EXISTS events (
-		id INTEGER PRIMARY KEY AUTOINCREMENT,
-		time INTEGER NOT NULL, type TEXT NOT NULL, data BLOB NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)`,
+		id {id},
+		time {int64} NOT NULL, type TEXT NOT NULL, data {blob} NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value {int64} NOT NULL)`,
 }
 
-// Open opens (creating) the state in the SQLite file at path.
-func Open(ctx context.Context, path string) (*Store, error) {
-	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "foreign_keys(ON)")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open state %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(1) // one writer; SQLite serialises writes anyway
-	for _, stmt := range schema {
+// newStore creates the schema on db and returns a store on it.
+func newStore(ctx context.Context, db *sql.DB, types sqlqueue.Types, d dialect) (*Store, error) {
+	for _, stmt := range types.Expand(schema) {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("open state %s: %w", path, err)
+			return nil, fmt.Errorf("create state schema: %w", err)
 		}
 	}
-	return &Store{db: db, now: time.Now, changed: make(chan struct{})}, nil
+	return &Store{db: db, d: d, now: time.Now, changed: make(chan struct{}), stop: func() {}}, nil
 }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close stops the store's background work and closes the database.
+func (s *Store) Close() error {
+	s.stop()
+	return s.db.Close()
+}
 
 func ms(t time.Time) int64 {
 	if t.IsZero() {
@@ -169,7 +206,7 @@ func fromMS(v int64) time.Time {
 // evaluation rather than starting a second one).
 func (s *Store) StartEvaluation(ctx context.Context, e Evaluation) (Evaluation, bool, error) {
 	res, err := s.db.ExecContext(ctx, `INSERT INTO evaluations (job_id, repo, branch, commit_id, deploy, state, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id) DO NOTHING`,
 		e.JobID, e.Repo, e.Branch, e.Commit, e.Deploy, EvalRunning, ms(s.now()))
 	if err != nil {
 		return Evaluation{}, false, fmt.Errorf("start evaluation: %w", err)
@@ -181,7 +218,7 @@ func (s *Store) StartEvaluation(ctx context.Context, e Evaluation) (Evaluation, 
 
 // FinishEvaluation sets an evaluation's final state.
 func (s *Store) FinishEvaluation(ctx context.Context, id int64, state, sourceHash, errMsg string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE evaluations SET state = ?, source_hash = ?, error = ?, finished = ? WHERE id = ?`,
+	_, err := s.db.ExecContext(ctx, `UPDATE evaluations SET state = $1, source_hash = $2, error = $3, finished = $4 WHERE id = $5`,
 		state, sourceHash, errMsg, ms(s.now()), id)
 	if err != nil {
 		return fmt.Errorf("finish evaluation %d: %w", id, err)
@@ -191,8 +228,10 @@ func (s *Store) FinishEvaluation(ctx context.Context, id int64, state, sourceHas
 
 // SetSourceHash records the hash of the flake's source an evaluation saw.
 func (s *Store) SetSourceHash(ctx context.Context, id int64, hash string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE evaluations SET source_hash = ? WHERE id = ?`, hash, id)
-	return err
+	if _, err := s.db.ExecContext(ctx, `UPDATE evaluations SET source_hash = $1 WHERE id = $2`, hash, id); err != nil {
+		return fmt.Errorf("set source hash of evaluation %d: %w", id, err)
+	}
+	return nil
 }
 
 const evalCols = `id, job_id, repo, branch, commit_id, deploy, state, source_hash, error, created, finished`
@@ -206,7 +245,7 @@ func scanEval(sc interface{ Scan(...any) error }) (Evaluation, error) {
 }
 
 func (s *Store) evaluationBy(ctx context.Context, col string, v any) (Evaluation, error) {
-	e, err := scanEval(s.db.QueryRowContext(ctx, `SELECT `+evalCols+` FROM evaluations WHERE `+col+` = ?`, v))
+	e, err := scanEval(s.db.QueryRowContext(ctx, `SELECT `+evalCols+` FROM evaluations WHERE `+col+` = $1`, v))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Evaluation{}, fmt.Errorf("evaluation %s=%v: %w", col, v, ErrNotFound)
 	}
@@ -228,7 +267,7 @@ func (s *Store) Evaluations(ctx context.Context, limit int) ([]Evaluation, error
 	if limit <= 0 {
 		limit = 50
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+evalCols+` FROM evaluations ORDER BY id DESC LIMIT ?`, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+evalCols+` FROM evaluations ORDER BY id DESC LIMIT $1`, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +287,7 @@ func (s *Store) Evaluations(ctx context.Context, limit int) ([]Evaluation, error
 // source hashed to hash, for reuse.
 func (s *Store) FindBySource(ctx context.Context, repo, hash string) (Evaluation, error) {
 	e, err := scanEval(s.db.QueryRowContext(ctx, `SELECT `+evalCols+` FROM evaluations
-		WHERE repo = ? AND source_hash = ? AND state = ? ORDER BY id DESC LIMIT 1`, repo, hash, EvalDone))
+		WHERE repo = $1 AND source_hash = $2 AND state = $3 ORDER BY id DESC LIMIT 1`, repo, hash, EvalDone))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Evaluation{}, ErrNotFound
 	}
@@ -259,7 +298,7 @@ func (s *Store) FindBySource(ctx context.Context, repo, hash string) (Evaluation
 // previous attempt recorded) and returns it with its id.
 func (s *Store) PutTarget(ctx context.Context, t Target) (Target, error) {
 	err := s.db.QueryRowContext(ctx, `INSERT INTO targets (eval_id, host, kind, system, drv_path, out_path, state, reason)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (eval_id, host) DO UPDATE SET kind = excluded.kind, system = excluded.system,
 			drv_path = excluded.drv_path, out_path = excluded.out_path, state = excluded.state, reason = excluded.reason
 		RETURNING id`,
@@ -276,9 +315,9 @@ func (s *Store) SetTargetState(ctx context.Context, id int64, state, reason stri
 	now := ms(s.now())
 	var err error
 	if state == TargetBuilding {
-		_, err = s.db.ExecContext(ctx, `UPDATE targets SET state = ?, reason = ?, started = ?, finished = 0 WHERE id = ?`, state, reason, now, id)
+		_, err = s.db.ExecContext(ctx, `UPDATE targets SET state = $1, reason = $2, started = $3, finished = 0 WHERE id = $4`, state, reason, now, id)
 	} else {
-		_, err = s.db.ExecContext(ctx, `UPDATE targets SET state = ?, reason = ?, finished = ? WHERE id = ?`, state, reason, now, id)
+		_, err = s.db.ExecContext(ctx, `UPDATE targets SET state = $1, reason = $2, finished = $3 WHERE id = $4`, state, reason, now, id)
 	}
 	if err != nil {
 		return fmt.Errorf("set target %d %s: %w", id, state, err)
@@ -298,7 +337,7 @@ func scanTarget(sc interface{ Scan(...any) error }) (Target, error) {
 
 // Target returns one target.
 func (s *Store) Target(ctx context.Context, id int64) (Target, error) {
-	t, err := scanTarget(s.db.QueryRowContext(ctx, `SELECT `+targetCols+` FROM targets WHERE id = ?`, id))
+	t, err := scanTarget(s.db.QueryRowContext(ctx, `SELECT `+targetCols+` FROM targets WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Target{}, fmt.Errorf("target %d: %w", id, ErrNotFound)
 	}
@@ -307,7 +346,7 @@ func (s *Store) Target(ctx context.Context, id int64) (Target, error) {
 
 // Targets returns the targets of an evaluation by host name.
 func (s *Store) Targets(ctx context.Context, evalID int64) ([]Target, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+targetCols+` FROM targets WHERE eval_id = ? ORDER BY host`, evalID)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+targetCols+` FROM targets WHERE eval_id = $1 ORDER BY host`, evalID)
 	if err != nil {
 		return nil, err
 	}
@@ -328,18 +367,40 @@ func (s *Store) Targets(ctx context.Context, evalID int64) ([]Target, error) {
 func (s *Store) NextSeq(ctx context.Context) (uint64, error) {
 	var v uint64
 	err := s.db.QueryRowContext(ctx, `INSERT INTO counters (name, value) VALUES ('deploy_seq', 1)
-		ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`).Scan(&v)
+		ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value`).Scan(&v)
 	if err != nil {
 		return 0, fmt.Errorf("next deploy seq: %w", err)
 	}
 	return v, nil
 }
 
+// Seq returns the highest deploy sequence number handed out (0 for none).
+func (s *Store) Seq(ctx context.Context) (uint64, error) {
+	var v uint64
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'deploy_seq'`).Scan(&v)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("deploy seq: %w", err)
+	}
+	return v, nil
+}
+
+// RaiseSeq makes every later NextSeq higher than v (it never lowers the
+// counter), for a farm that moves its state to another database while
+// agents remember the sequence numbers they applied.
+func (s *Store) RaiseSeq(ctx context.Context, v uint64) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO counters (name, value) VALUES ('deploy_seq', $1)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE counters.value < excluded.value`, v)
+	if err != nil {
+		return fmt.Errorf("raise deploy seq to %d: %w", v, err)
+	}
+	return nil
+}
+
 // SetDesired records the closure a host should run, with its signed
 // manifest. It refuses to go back to a lower seq.
 func (s *Store) SetDesired(ctx context.Context, host, path, commit string, seq uint64, manifest []byte) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO hosts (name, desired_path, desired_commit, desired_seq, manifest)
-		VALUES (?, ?, ?, ?, ?)
+		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (name) DO UPDATE SET desired_path = excluded.desired_path, desired_commit = excluded.desired_commit,
 			desired_seq = excluded.desired_seq, manifest = excluded.manifest
 		WHERE excluded.desired_seq > hosts.desired_seq`, host, path, commit, seq, manifest)
@@ -353,7 +414,7 @@ func (s *Store) SetDesired(ctx context.Context, host, path, commit string, seq u
 // last update went.
 func (s *Store) Report(ctx context.Context, host, current, result, reason string) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO hosts (name, current_path, last_result, last_reason, last_seen)
-		VALUES (?, ?, ?, ?, ?)
+		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (name) DO UPDATE SET current_path = excluded.current_path, last_result = excluded.last_result,
 			last_reason = excluded.last_reason, last_seen = excluded.last_seen`,
 		host, current, result, reason, ms(s.now()))
@@ -376,7 +437,7 @@ func scanHost(sc interface{ Scan(...any) error }) (Host, error) {
 
 // Host returns one host.
 func (s *Store) Host(ctx context.Context, name string) (Host, error) {
-	h, err := scanHost(s.db.QueryRowContext(ctx, `SELECT `+hostCols+` FROM hosts WHERE name = ?`, name))
+	h, err := scanHost(s.db.QueryRowContext(ctx, `SELECT `+hostCols+` FROM hosts WHERE name = $1`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Host{}, fmt.Errorf("host %s: %w", name, ErrNotFound)
 	}
@@ -403,18 +464,11 @@ func (s *Store) Hosts(ctx context.Context) ([]Host, error) {
 
 // Append adds an event to the log and wakes everyone waiting for one.
 func (s *Store) Append(ctx context.Context, typ string, data any) (Event, error) {
-	body, err := json.Marshal(data)
+	evs, err := s.appendAll(ctx, []NewEvent{{Type: typ, Data: data}})
 	if err != nil {
-		return Event{}, fmt.Errorf("encode %s event: %w", typ, err)
+		return Event{}, err
 	}
-	ev := Event{Time: s.now().UTC().Truncate(time.Millisecond), Type: typ, Data: body}
-	err = s.db.QueryRowContext(ctx, `INSERT INTO events (time, type, data) VALUES (?, ?, ?) RETURNING id`,
-		ms(ev.Time), typ, body).Scan(&ev.ID)
-	if err != nil {
-		return Event{}, fmt.Errorf("append %s event: %w", typ, err)
-	}
-	s.wakeWaiters()
-	return ev, nil
+	return evs[0], nil
 }
 
 // NewEvent is an event to append with AppendAll.
@@ -429,26 +483,49 @@ func (s *Store) AppendAll(ctx context.Context, evs []NewEvent) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("append events: %w", err)
-	}
-	defer tx.Rollback()
-	now := ms(s.now().UTC().Truncate(time.Millisecond))
-	for _, ev := range evs {
+	_, err := s.appendAll(ctx, evs)
+	return err
+}
+
+// appendAll appends evs in one transaction and returns them with their ids.
+func (s *Store) appendAll(ctx context.Context, evs []NewEvent) ([]Event, error) {
+	out := make([]Event, len(evs))
+	now := s.now().UTC().Truncate(time.Millisecond)
+	for i, ev := range evs {
 		body, err := json.Marshal(ev.Data)
 		if err != nil {
-			return fmt.Errorf("encode %s event: %w", ev.Type, err)
+			return nil, fmt.Errorf("encode %s event: %w", ev.Type, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO events (time, type, data) VALUES (?, ?, ?)`, now, ev.Type, body); err != nil {
-			return fmt.Errorf("append %s event: %w", ev.Type, err)
+		out[i] = Event{Time: now, Type: ev.Type, Data: body}
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("append events: %w", err)
+	}
+	defer tx.Rollback()
+	if s.d.lockEvents != nil {
+		if err := s.d.lockEvents(ctx, tx); err != nil {
+			return nil, fmt.Errorf("append events: lock the log: %w", err)
+		}
+	}
+	for i := range out {
+		ev := &out[i]
+		err := tx.QueryRowContext(ctx, `INSERT INTO events (time, type, data) VALUES ($1, $2, $3) RETURNING id`,
+			ms(ev.Time), ev.Type, []byte(ev.Data)).Scan(&ev.ID)
+		if err != nil {
+			return nil, fmt.Errorf("append %s event: %w", ev.Type, err)
+		}
+	}
+	if s.d.notify != nil {
+		if err := s.d.notify(ctx, tx); err != nil {
+			return nil, fmt.Errorf("append events: notify: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("append events: %w", err)
+		return nil, fmt.Errorf("append events: %w", err)
 	}
 	s.wakeWaiters()
-	return nil
+	return out, nil
 }
 
 // wakeWaiters closes the channel Changed handed out and makes a new one.
@@ -459,7 +536,9 @@ func (s *Store) wakeWaiters() {
 	s.mu.Unlock()
 }
 
-// Changed returns a channel closed at the next Append.
+// Changed returns a channel closed at the next append: on this Store, or
+// (PostgreSQL) on any instance on the same database. Take it before
+// reading the log, so that no append is missed.
 func (s *Store) Changed() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -471,7 +550,7 @@ func (s *Store) EventsAfter(ctx context.Context, after int64, limit int) ([]Even
 	if limit <= 0 {
 		limit = 500
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, time, type, data FROM events WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, time, type, data FROM events WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -2,126 +2,145 @@ package state_test
 
 import (
 	"context"
-	"errors"
+	"database/sql"
+	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/homelab-farm/farm/internal/state"
+	"github.com/homelab-farm/farm/internal/state/statetest"
+	"github.com/homelab-farm/farm/internal/testenv"
 )
 
-func open(t *testing.T) (*state.Store, string) {
-	t.Helper()
+func TestSQLite(t *testing.T) {
+	t.Parallel()
+	statetest.Run(t, statetest.Backend{
+		New: func(t *testing.T) func(t *testing.T) state.Interface {
+			path := filepath.Join(t.TempDir(), "state.db")
+			return func(t *testing.T) state.Interface {
+				s, err := state.Open(context.Background(), path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+		},
+	})
+}
+
+func TestPostgres(t *testing.T) {
+	t.Parallel()
+	statetest.Run(t, statetest.Backend{
+		Shared: true,
+		New: func(t *testing.T) func(t *testing.T) state.Interface {
+			_, dsn := testenv.PostgresSchema(t, "state_test")
+			return func(t *testing.T) state.Interface {
+				s, err := state.OpenPostgres(context.Background(), dsn, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+		},
+	})
+}
+
+// TestOpensOldSQLiteFile: a state.db written by earlier builders (this
+// schema, with ? placeholders and no PostgreSQL) opens and continues.
+func TestOpensOldSQLiteFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
-	s, err := state.Open(context.Background(), path)
+	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	return s, path
-}
+	for _, stmt := range []string{
+		`CREATE TABLE evaluations (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER NOT NULL UNIQUE,
+			repo TEXT NOT NULL, branch TEXT NOT NULL, commit_id TEXT NOT NULL, deploy INTEGER NOT NULL, state TEXT NOT NULL,
+			source_hash TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',
+			created INTEGER NOT NULL, finished INTEGER NOT NULL DEFAULT 0)`,
+		`CREATE INDEX evaluations_source ON evaluations (repo, source_hash, state)`,
+		`CREATE TABLE targets (id INTEGER PRIMARY KEY AUTOINCREMENT, eval_id INTEGER NOT NULL, host TEXT NOT NULL, kind TEXT NOT NULL,
+			system TEXT NOT NULL, drv_path TEXT NOT NULL, out_path TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+			started INTEGER NOT NULL DEFAULT 0, finished INTEGER NOT NULL DEFAULT 0, UNIQUE (eval_id, host))`,
+		`CREATE TABLE hosts (name TEXT PRIMARY KEY, desired_path TEXT NOT NULL DEFAULT '', desired_commit TEXT NOT NULL DEFAULT '',
+			desired_seq INTEGER NOT NULL DEFAULT 0, manifest BLOB, current_path TEXT NOT NULL DEFAULT '', last_result TEXT NOT NULL DEFAULT '',
+			last_reason TEXT NOT NULL DEFAULT '', last_seen INTEGER NOT NULL DEFAULT 0)`,
+		`CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, type TEXT NOT NULL, data BLOB NOT NULL)`,
+		`CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)`,
+		`INSERT INTO evaluations (job_id, repo, branch, commit_id, deploy, state, created) VALUES (9, 'homelab', 'main', 'c9', 1, 'done', 1767323045000)`,
+		`INSERT INTO hosts (name, desired_path, desired_commit, desired_seq, manifest) VALUES ('alpha', '/nix/store/a', 'c9', 41, x'7b7d')`,
+		`INSERT INTO counters (name, value) VALUES ('deploy_seq', 41)`,
+		`INSERT INTO events (time, type, data) VALUES (1767323045000, 'evaluation.queued', CAST('{"job":9}' AS BLOB)), (1767323045001, 'evaluation.finished', CAST('{"job":9}' AS BLOB))`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	db.Close()
 
-func TestEvaluationsAndTargets(t *testing.T) {
-	ctx := context.Background()
-	s, _ := open(t)
-	e, created, err := s.StartEvaluation(ctx, state.Evaluation{JobID: 1, Repo: "homelab", Branch: "main", Commit: "c1", Deploy: true})
-	if err != nil || !created || e.State != state.EvalRunning {
-		t.Fatalf("StartEvaluation = %+v, %v, %v; want a new running evaluation", e, created, err)
-	}
-	again, created, err := s.StartEvaluation(ctx, state.Evaluation{JobID: 1, Repo: "homelab", Commit: "c1"})
-	if err != nil || created || again.ID != e.ID {
-		t.Fatalf("restarted job: %+v, created %v, %v; want the same evaluation", again, created, err)
-	}
-	tg, err := s.PutTarget(ctx, state.Target{EvalID: e.ID, Host: "alpha", System: "x86_64-linux", State: state.TargetPending})
+	s, err := state.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg2, err := s.PutTarget(ctx, state.Target{EvalID: e.ID, Host: "alpha", System: "x86_64-linux", OutPath: "/nix/store/x", State: state.TargetPending})
-	if err != nil || tg2.ID != tg.ID {
-		t.Fatalf("PutTarget again = %+v, %v; want the same id %d", tg2, err, tg.ID)
+	defer s.Close()
+	if e, err := s.EvaluationByJob(ctx, 9); err != nil || !e.Deploy || e.State != state.EvalDone || e.Created.UnixMilli() != 1767323045000 {
+		t.Fatalf("old evaluation = %+v, %v", e, err)
 	}
-	if err := s.SetTargetState(ctx, tg.ID, state.TargetFailed, "build failed"); err != nil {
-		t.Fatal(err)
+	if h, err := s.Host(ctx, "alpha"); err != nil || h.DesiredSeq != 41 || string(h.Manifest) != "{}" {
+		t.Fatalf("old host = %+v, %v", h, err)
 	}
-	got, err := s.Target(ctx, tg.ID)
-	if err != nil || got.State != state.TargetFailed || got.Reason != "build failed" || got.OutPath != "/nix/store/x" || got.Finished.IsZero() {
-		t.Fatalf("Target = %+v, %v", got, err)
+	if seq, err := s.NextSeq(ctx); err != nil || seq != 42 {
+		t.Fatalf("NextSeq = %d, %v; want 42, after the old file's 41", seq, err)
 	}
-	if err := s.FinishEvaluation(ctx, e.ID, state.EvalDone, "src1", ""); err != nil {
-		t.Fatal(err)
+	ev, err := s.Append(ctx, "new", nil)
+	if err != nil || ev.ID != 3 {
+		t.Fatalf("Append = %+v, %v; want id 3 after the old file's two events", ev, err)
 	}
-	if found, err := s.FindBySource(ctx, "homelab", "src1"); err != nil || found.ID != e.ID {
-		t.Fatalf("FindBySource = %+v, %v", found, err)
-	}
-	if _, err := s.FindBySource(ctx, "homelab", "other"); !errors.Is(err, state.ErrNotFound) {
-		t.Fatalf("FindBySource(other) = %v, want ErrNotFound", err)
+	if evs, err := s.EventsAfter(ctx, 1, 0); err != nil || len(evs) != 2 || evs[0].Type != "evaluation.finished" {
+		t.Fatalf("EventsAfter(1) = %+v, %v", evs, err)
 	}
 }
 
-func TestDesiredNeverGoesBack(t *testing.T) {
+// TestCarrySeq: moving to PostgreSQL keeps the deploy sequence above the
+// one of the SQLite file the builder used before.
+func TestCarrySeq(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	s, _ := open(t)
-	seq1, _ := s.NextSeq(ctx)
-	seq2, _ := s.NextSeq(ctx)
-	if seq2 <= seq1 {
-		t.Fatalf("NextSeq gave %d then %d", seq1, seq2)
-	}
-	if err := s.SetDesired(ctx, "alpha", "/nix/store/new", "c2", seq2, []byte(`{}`)); err != nil {
+	_, dsn := testenv.PostgresSchema(t, "state_test")
+	pg, err := state.OpenPostgres(ctx, dsn, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetDesired(ctx, "alpha", "/nix/store/old", "c1", seq1, []byte(`{}`)); err != nil {
+	defer pg.Close()
+	path := filepath.Join(t.TempDir(), "state.db")
+	if v, err := state.CarrySeq(ctx, pg, path); err != nil || v != 0 {
+		t.Fatalf("CarrySeq without a file = %d, %v; want 0, nil", v, err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Fatal("CarrySeq made a SQLite file")
+	}
+	old, err := state.Open(ctx, path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := s.Host(ctx, "alpha")
-	if err != nil || h.DesiredPath != "/nix/store/new" || h.DesiredSeq != seq2 {
-		t.Fatalf("after a late older desired closure: %+v, %v; want the newer kept", h, err)
-	}
-	if err := s.Report(ctx, "alpha", "/nix/store/new", "switched", ""); err != nil {
-		t.Fatal(err)
-	}
-	h, _ = s.Host(ctx, "alpha")
-	if h.CurrentPath != "/nix/store/new" || h.DesiredPath != "/nix/store/new" || h.LastSeen.IsZero() {
-		t.Fatalf("after a report: %+v", h)
-	}
-}
-
-func TestAppendAll(t *testing.T) {
-	ctx := context.Background()
-	s, _ := open(t)
-	if _, err := s.Append(ctx, "one", 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AppendAll(ctx, []state.NewEvent{{Type: "two", Data: 2}, {Type: "three", Data: 3}}); err != nil {
-		t.Fatal(err)
-	}
-	evs, err := s.EventsAfter(ctx, 0, 0)
-	if err != nil || len(evs) != 3 || evs[1].Type != "two" || evs[2].ID != 3 || string(evs[2].Data) != "3" {
-		t.Fatalf("events = %+v, %v", evs, err)
-	}
-}
-
-func TestEventsSurviveReopen(t *testing.T) {
-	ctx := context.Background()
-	s, path := open(t)
-	changed := s.Changed()
-	for i := range 3 {
-		if _, err := s.Append(ctx, "target.built", map[string]int{"n": i}); err != nil {
+	for range 5 {
+		if _, err := old.NextSeq(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	select {
-	case <-changed:
-	case <-time.After(time.Second):
-		t.Fatal("Changed was not closed by Append")
+	old.Close()
+	if v, err := state.CarrySeq(ctx, pg, path); err != nil || v != 5 {
+		t.Fatalf("CarrySeq = %d, %v; want 5", v, err)
 	}
-	s.Close()
-	s2, err := state.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
+	if v, err := pg.NextSeq(ctx); err != nil || v != 6 {
+		t.Fatalf("NextSeq after CarrySeq = %d, %v; want 6", v, err)
 	}
-	defer s2.Close()
-	evs, err := s2.EventsAfter(ctx, 1, 0)
-	if err != nil || len(evs) != 2 || evs[0].ID != 2 || string(evs[1].Data) != `{"n":2}` {
-		t.Fatalf("EventsAfter(1) = %+v, %v; want events 2 and 3", evs, err)
+	if v, err := state.CarrySeq(ctx, pg, path); err != nil || v != 5 {
+		t.Fatalf("CarrySeq again = %d, %v", v, err)
+	}
+	if v, err := pg.NextSeq(ctx); err != nil || v != 7 {
+		t.Fatalf("NextSeq after a second CarrySeq = %d, %v; want 7 (never back)", v, err)
 	}
 }

@@ -16,49 +16,6 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-var schema = []string{
-	`CREATE TABLE IF NOT EXISTS jobs (
-		id INTEGER PRIMARY KEY AUTOINCREMENT,
-		kind TEXT NOT NULL,
-		key TEXT NOT NULL UNIQUE,
-		repo TEXT NOT NULL,
-		branch TEXT NOT NULL,
-		commit_id TEXT NOT NULL,
-		before_commit TEXT NOT NULL,
-		deploy INTEGER NOT NULL,
-		state TEXT NOT NULL,
-		attempts INTEGER NOT NULL,
-		max_attempts INTEGER NOT NULL,
-		run_after INTEGER NOT NULL,
-		worker TEXT NOT NULL,
-		lease_until INTEGER NOT NULL,
-		token TEXT NOT NULL,
-		last_error TEXT NOT NULL,
-		result BLOB,
-		payload BLOB,
-		superseded_by INTEGER NOT NULL,
-		created_at INTEGER NOT NULL,
-		updated_at INTEGER NOT NULL
-	)`,
-	// Live jobs only: Claim and the dead-letter sweep never read the history.
-	`CREATE INDEX IF NOT EXISTS jobs_live ON jobs (kind, id) WHERE state IN ('queued', 'running')`,
-	// Superseding looks only at queued jobs of a branch.
-	`CREATE INDEX IF NOT EXISTS jobs_branch_queued ON jobs (kind, repo, branch) WHERE state = 'queued'`,
-	`CREATE INDEX IF NOT EXISTS jobs_before ON jobs (repo, before_commit)`,
-	`CREATE TABLE IF NOT EXISTS job_remotes (
-		job_id INTEGER NOT NULL,
-		forge TEXT NOT NULL,
-		url TEXT NOT NULL,
-		full_name TEXT NOT NULL,
-		PRIMARY KEY (job_id, forge, url)
-	)`,
-	`CREATE TABLE IF NOT EXISTS deliveries (
-		key TEXT PRIMARY KEY,
-		job_id INTEGER NOT NULL,
-		received_at INTEGER NOT NULL
-	)`,
-}
-
 // Queue is the SQLite queue. Close it to stop its checkpointer.
 type Queue struct {
 	*sqlqueue.Queue
@@ -98,7 +55,7 @@ func Open(ctx context.Context, path string, opts queue.Options) (*Queue, error) 
 		return nil, fmt.Errorf("open queue %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	q, err := sqlqueue.New(ctx, w, r, sqlqueue.Dialect{Schema: schema, GroupCommit: true, CacheStatements: true}, opts)
+	q, err := sqlqueue.New(ctx, w, r, sqlqueue.Dialect{Types: sqlqueue.SQLiteTypes, GroupCommit: true, CacheStatements: true}, opts)
 	if err != nil {
 		w.Close()
 		r.Close()

@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/queue/queuetest"
 	"github.com/homelab-farm/farm/internal/queue/sqlite"
 )
 
 func TestContract(t *testing.T) {
 	t.Parallel()
-	queue.RunContractTests(t, func(t *testing.T, opts queue.Options) queue.Queue {
+	queuetest.RunContractTests(t, func(t *testing.T, opts queue.Options) queue.Queue {
 		q, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "queue.db"), opts)
 		if err != nil {
 			t.Fatal(err)
@@ -28,7 +29,7 @@ func TestReopen(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "queue.db")
-	clk := queue.NewClock()
+	clk := queuetest.NewClock()
 	q, err := sqlite.Open(ctx, path, queue.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

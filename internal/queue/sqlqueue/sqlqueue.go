@@ -1,6 +1,7 @@
 // Package sqlqueue implements queue.Queue on database/sql. The SQL is written
 // once, with $n placeholders that both SQLite (modernc.org/sqlite) and
-// PostgreSQL (pgx) accept; a Dialect supplies what differs: the schema, row
+// PostgreSQL (pgx) accept, and so is the schema (Schema, with a column type
+// map per database); a Dialect supplies what differs: the column types, row
 // locking for Claim, and serialisation of enqueues on one branch. The
 // queue/sqlite and queue/postgres packages open a database and hand it here.
 package sqlqueue
@@ -21,8 +22,8 @@ import (
 
 // Dialect is what differs between databases.
 type Dialect struct {
-	// Schema is run once at Open; it must be idempotent.
-	Schema []string
+	// Types are the column types that Schema is expanded with.
+	Types Types
 	// ClaimLock is appended to the SELECT that picks a job in Claim, e.g.
 	// "FOR UPDATE SKIP LOCKED". Empty where the transaction already holds
 	// the only write lock (SQLite).
@@ -141,7 +142,7 @@ var _ queue.Queue = (*Queue)(nil)
 // transaction; read serves Get and List (it may be the same *sql.DB).
 // The Queue does not close the databases unless Close is called.
 func New(ctx context.Context, write, read *sql.DB, d Dialect, opts queue.Options) (*Queue, error) {
-	for _, stmt := range d.Schema {
+	for _, stmt := range d.Types.Expand(Schema) {
 		if _, err := write.ExecContext(ctx, stmt); err != nil {
 			return nil, fmt.Errorf("create queue schema: %w", err)
 		}

@@ -1,4 +1,7 @@
-package queue
+// Package queuetest is the contract every queue.Queue must keep, and a
+// settable clock for tests. Each implementation's tests call
+// RunContractTests with a constructor of empty queues.
+package queuetest
 
 import (
 	"context"
@@ -8,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/homelab-farm/farm/internal/queue"
 )
 
 // Clock is a settable clock for tests: Now returns the current setting.
@@ -37,26 +42,26 @@ func (c *Clock) Advance(d time.Duration) {
 
 // OpenFunc opens an empty queue for one test with the given options; the
 // test's cleanup must release it and anything it created.
-type OpenFunc func(t *testing.T, opts Options) Queue
+type OpenFunc func(t *testing.T, opts queue.Options) queue.Queue
 
-// RunContractTests checks that an implementation keeps the Queue contract.
+// RunContractTests checks that an implementation keeps the queue.Queue contract.
 // Every implementation's tests call it.
 func RunContractTests(t *testing.T, open OpenFunc) {
-	gh := Remote{Forge: "github", URL: "https://github.com/alice/homelab", FullName: "alice/homelab"}
-	cb := Remote{Forge: "forgejo", URL: "https://codeberg.org/alice/homelab", FullName: "alice/homelab"}
-	fj := Remote{Forge: "forgejo", URL: "https://git.example.org/alice/homelab", FullName: "alice/homelab"}
-	push := func(commit, branch string, r Remote, delivery string) EnqueueRequest {
-		return EnqueueRequest{Kind: KindEval, Key: EvalKey("homelab", commit), Repo: "homelab", Branch: branch,
+	gh := queue.Remote{Forge: "github", URL: "https://github.com/alice/homelab", FullName: "alice/homelab"}
+	cb := queue.Remote{Forge: "forgejo", URL: "https://codeberg.org/alice/homelab", FullName: "alice/homelab"}
+	fj := queue.Remote{Forge: "forgejo", URL: "https://git.example.org/alice/homelab", FullName: "alice/homelab"}
+	push := func(commit, branch string, r queue.Remote, delivery string) queue.EnqueueRequest {
+		return queue.EnqueueRequest{Kind: queue.KindEval, Key: queue.EvalKey("homelab", commit), Repo: "homelab", Branch: branch,
 			Commit: commit, Deploy: branch == "main", Supersede: true, Remote: r, DeliveryKey: delivery,
 			Payload: []byte(`{"x":1}`)}
 	}
-	setup := func(t *testing.T) (Queue, *Clock, context.Context) {
+	setup := func(t *testing.T) (queue.Queue, *Clock, context.Context) {
 		t.Helper()
 		clk := NewClock()
-		q := open(t, Options{Now: clk.Now, MaxAttempts: 3, BackoffBase: time.Second, BackoffMax: 3 * time.Second})
+		q := open(t, queue.Options{Now: clk.Now, MaxAttempts: 3, BackoffBase: time.Second, BackoffMax: 3 * time.Second})
 		return q, clk, context.Background()
 	}
-	mustEnqueue := func(t *testing.T, q Queue, req EnqueueRequest) EnqueueResult {
+	mustEnqueue := func(t *testing.T, q queue.Queue, req queue.EnqueueRequest) queue.EnqueueResult {
 		t.Helper()
 		res, err := q.Enqueue(context.Background(), req)
 		if err != nil {
@@ -64,21 +69,21 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 		}
 		return res
 	}
-	mustClaim := func(t *testing.T, q Queue, lease time.Duration) Job {
+	mustClaim := func(t *testing.T, q queue.Queue, lease time.Duration) queue.Job {
 		t.Helper()
-		j, err := q.Claim(context.Background(), ClaimRequest{Worker: "w1", Lease: lease})
+		j, err := q.Claim(context.Background(), queue.ClaimRequest{Worker: "w1", Lease: lease})
 		if err != nil {
 			t.Fatalf("Claim: %v", err)
 		}
 		return j
 	}
-	wantEmpty := func(t *testing.T, q Queue) {
+	wantEmpty := func(t *testing.T, q queue.Queue) {
 		t.Helper()
-		if j, err := q.Claim(context.Background(), ClaimRequest{Worker: "w", Lease: time.Minute}); !errors.Is(err, ErrEmpty) {
-			t.Fatalf("Claim = job %d, %v; want ErrEmpty", j.ID, err)
+		if j, err := q.Claim(context.Background(), queue.ClaimRequest{Worker: "w", Lease: time.Minute}); !errors.Is(err, queue.ErrEmpty) {
+			t.Fatalf("Claim = job %d, %v; want queue.ErrEmpty", j.ID, err)
 		}
 	}
-	wantState := func(t *testing.T, q Queue, id int64, want State) Job {
+	wantState := func(t *testing.T, q queue.Queue, id int64, want queue.State) queue.Job {
 		t.Helper()
 		j, err := q.Get(context.Background(), id)
 		if err != nil {
@@ -101,11 +106,11 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 		if b.JobID != a.JobID || c.JobID != a.JobID {
 			t.Fatalf("job ids = %d %d %d, want one", a.JobID, b.JobID, c.JobID)
 		}
-		j := wantState(t, q, a.JobID, Queued)
+		j := wantState(t, q, a.JobID, queue.Queued)
 		if got, want := len(j.Remotes), 3; got != want {
 			t.Fatalf("remotes = %v, want %d", j.Remotes, want)
 		}
-		jobs, err := q.List(context.Background(), ListOptions{})
+		jobs, err := q.List(context.Background(), queue.ListOptions{})
 		if err != nil || len(jobs) != 1 {
 			t.Fatalf("List = %d jobs, %v; want 1", len(jobs), err)
 		}
@@ -119,7 +124,7 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 		if !b.Replay || b.Created || b.JobID != a.JobID {
 			t.Fatalf("replay result = %+v, want Replay of job %d", b, a.JobID)
 		}
-		if j := wantState(t, q, a.JobID, Queued); len(j.Remotes) != 1 {
+		if j := wantState(t, q, a.JobID, queue.Queued); len(j.Remotes) != 1 {
 			t.Fatalf("remotes after replay = %v, want 1", j.Remotes)
 		}
 		// A replay of a finished job does not revive it.
@@ -130,7 +135,7 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 		if r := mustEnqueue(t, q, push("c1", "main", gh, "github:d1")); !r.Replay {
 			t.Fatalf("replay after done = %+v", r)
 		}
-		wantState(t, q, a.JobID, Done)
+		wantState(t, q, a.JobID, queue.Done)
 		wantEmpty(t, q)
 	})
 
@@ -159,15 +164,15 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 		wantEmpty(t, q)
 		a := mustEnqueue(t, q, push("c1", "main", gh, "github:d1"))
 		j := mustClaim(t, q, time.Minute)
-		if j.ID != a.JobID || j.State != Running || j.Attempts != 1 || j.Token == "" || string(j.Payload) != `{"x":1}` {
+		if j.ID != a.JobID || j.State != queue.Running || j.Attempts != 1 || j.Token == "" || string(j.Payload) != `{"x":1}` {
 			t.Fatalf("claimed %+v", j)
 		}
 		if len(j.Remotes) != 1 || j.Remotes[0] != gh {
 			t.Fatalf("claimed remotes = %v, want [%v]", j.Remotes, gh)
 		}
 		wantEmpty(t, q)
-		if err := q.Heartbeat(ctx, j.ID, "wrong", time.Minute); !errors.Is(err, ErrLeaseLost) {
-			t.Fatalf("Heartbeat(wrong token) = %v, want ErrLeaseLost", err)
+		if err := q.Heartbeat(ctx, j.ID, "wrong", time.Minute); !errors.Is(err, queue.ErrLeaseLost) {
+			t.Fatalf("Heartbeat(wrong token) = %v, want queue.ErrLeaseLost", err)
 		}
 		if err := q.Heartbeat(ctx, j.ID, j.Token, time.Minute); err != nil {
 			t.Fatalf("Heartbeat = %v", err)
@@ -175,19 +180,19 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 		if err := q.Complete(ctx, j.ID, j.Token, []byte("ok")); err != nil {
 			t.Fatalf("Complete = %v", err)
 		}
-		if err := q.Complete(ctx, j.ID, j.Token, nil); !errors.Is(err, ErrLeaseLost) {
-			t.Fatalf("second Complete = %v, want ErrLeaseLost", err)
+		if err := q.Complete(ctx, j.ID, j.Token, nil); !errors.Is(err, queue.ErrLeaseLost) {
+			t.Fatalf("second Complete = %v, want queue.ErrLeaseLost", err)
 		}
-		if _, err := q.Fail(ctx, j.ID, j.Token, "x"); !errors.Is(err, ErrLeaseLost) {
-			t.Fatalf("Fail after Complete = %v, want ErrLeaseLost", err)
+		if _, err := q.Fail(ctx, j.ID, j.Token, "x"); !errors.Is(err, queue.ErrLeaseLost) {
+			t.Fatalf("Fail after Complete = %v, want queue.ErrLeaseLost", err)
 		}
-		got := wantState(t, q, j.ID, Done)
+		got := wantState(t, q, j.ID, queue.Done)
 		if string(got.Result) != "ok" {
 			t.Fatalf("result = %q, want ok", got.Result)
 		}
 		wantEmpty(t, q)
-		if _, err := q.Get(ctx, 999999); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("Get(unknown) = %v, want ErrNotFound", err)
+		if _, err := q.Get(ctx, 999999); !errors.Is(err, queue.ErrNotFound) {
+			t.Fatalf("Get(unknown) = %v, want queue.ErrNotFound", err)
 		}
 	})
 
@@ -205,15 +210,15 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 				t.Fatalf("Fail: %v", err)
 			}
 			if attempt == 3 {
-				if res.State != Dead {
+				if res.State != queue.Dead {
 					t.Fatalf("after last attempt state = %s, want dead", res.State)
 				}
-				if got := wantState(t, q, j.ID, Dead); got.LastError != "boom 3" {
+				if got := wantState(t, q, j.ID, queue.Dead); got.LastError != "boom 3" {
 					t.Fatalf("last error = %q", got.LastError)
 				}
 				break
 			}
-			if want := clk.Now().Add(wantDelays[attempt-1]); res.State != Queued || !res.RunAfter.Equal(want) {
+			if want := clk.Now().Add(wantDelays[attempt-1]); res.State != queue.Queued || !res.RunAfter.Equal(want) {
 				t.Fatalf("Fail = %+v, want queued until %v", res, want)
 			}
 			wantEmpty(t, q) // not before the backoff
@@ -239,30 +244,30 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 		if second.ID != first.ID || second.Token == first.Token || second.Attempts != 2 || second.LastError != "lease expired" {
 			t.Fatalf("reclaimed %+v", second)
 		}
-		if err := q.Complete(ctx, first.ID, first.Token, nil); !errors.Is(err, ErrLeaseLost) {
-			t.Fatalf("Complete by the dead worker = %v, want ErrLeaseLost", err)
+		if err := q.Complete(ctx, first.ID, first.Token, nil); !errors.Is(err, queue.ErrLeaseLost) {
+			t.Fatalf("Complete by the dead worker = %v, want queue.ErrLeaseLost", err)
 		}
-		if err := q.Heartbeat(ctx, first.ID, first.Token, time.Minute); !errors.Is(err, ErrLeaseLost) {
-			t.Fatalf("Heartbeat by the dead worker = %v, want ErrLeaseLost", err)
+		if err := q.Heartbeat(ctx, first.ID, first.Token, time.Minute); !errors.Is(err, queue.ErrLeaseLost) {
+			t.Fatalf("Heartbeat by the dead worker = %v, want queue.ErrLeaseLost", err)
 		}
 		if err := q.Complete(ctx, second.ID, second.Token, nil); err != nil {
 			t.Fatal(err)
 		}
-		wantState(t, q, first.ID, Done)
+		wantState(t, q, first.ID, queue.Done)
 	})
 
 	t.Run("ReleaseGivesTheJobBackUncounted", func(t *testing.T) {
 		q, _, ctx := setup(t)
 		a := mustEnqueue(t, q, push("c1", "main", gh, "github:d1"))
 		j := mustClaim(t, q, time.Hour)
-		if err := q.Release(ctx, j.ID, "wrong"); !errors.Is(err, ErrLeaseLost) {
-			t.Fatalf("Release(wrong token) = %v, want ErrLeaseLost", err)
+		if err := q.Release(ctx, j.ID, "wrong"); !errors.Is(err, queue.ErrLeaseLost) {
+			t.Fatalf("Release(wrong token) = %v, want queue.ErrLeaseLost", err)
 		}
 		if err := q.Release(ctx, j.ID, j.Token); err != nil {
 			t.Fatalf("Release = %v", err)
 		}
-		if err := q.Complete(ctx, j.ID, j.Token, nil); !errors.Is(err, ErrLeaseLost) {
-			t.Fatalf("Complete after Release = %v, want ErrLeaseLost", err)
+		if err := q.Complete(ctx, j.ID, j.Token, nil); !errors.Is(err, queue.ErrLeaseLost) {
+			t.Fatalf("Complete after Release = %v, want queue.ErrLeaseLost", err)
 		}
 		again := mustClaim(t, q, time.Minute) // at once, not after the hour
 		if again.ID != a.JobID || again.Attempts != 1 {
@@ -278,7 +283,7 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 			clk.Advance(2 * time.Second)
 		}
 		wantEmpty(t, q)
-		wantState(t, q, a.JobID, Dead)
+		wantState(t, q, a.JobID, queue.Dead)
 	})
 
 	t.Run("NewerCommitSupersedesQueued", func(t *testing.T) {
@@ -294,13 +299,13 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 		if !slices.Equal(c.Superseded, []int64{b.JobID}) {
 			t.Fatalf("c3 superseded %v, want [%d]", c.Superseded, b.JobID)
 		}
-		if j := wantState(t, q, b.JobID, Superseded); j.SupersededBy != c.JobID {
+		if j := wantState(t, q, b.JobID, queue.Superseded); j.SupersededBy != c.JobID {
 			t.Fatalf("superseded_by = %d, want %d", j.SupersededBy, c.JobID)
 		}
-		wantState(t, q, a.JobID, Running)
-		wantState(t, q, other.JobID, Queued)
-		wantState(t, q, c.JobID, Queued)
-		jobs, err := q.List(ctx, ListOptions{States: []State{Queued}})
+		wantState(t, q, a.JobID, queue.Running)
+		wantState(t, q, other.JobID, queue.Queued)
+		wantState(t, q, c.JobID, queue.Queued)
+		jobs, err := q.List(ctx, queue.ListOptions{States: []queue.State{queue.Queued}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -322,11 +327,11 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 		if !old.Late || !old.Created || len(old.Superseded) != 0 {
 			t.Fatalf("late enqueue = %+v, want Late and nothing superseded", old)
 		}
-		j := wantState(t, q, old.JobID, Superseded)
+		j := wantState(t, q, old.JobID, queue.Superseded)
 		if j.Deploy || j.SupersededBy != n.JobID {
 			t.Fatalf("late job deploy=%v superseded_by=%d, want false, %d", j.Deploy, j.SupersededBy, n.JobID)
 		}
-		wantState(t, q, n.JobID, Queued)
+		wantState(t, q, n.JobID, queue.Queued)
 	})
 
 	t.Run("PullRequestCommitPushedToDeployBranchDeploys", func(t *testing.T) {
@@ -334,25 +339,25 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 		pr := push("c1", "pull/7", gh, "github:d1")
 		pr.Deploy = false
 		a := mustEnqueue(t, q, pr)
-		if j := wantState(t, q, a.JobID, Queued); j.Deploy {
+		if j := wantState(t, q, a.JobID, queue.Queued); j.Deploy {
 			t.Fatalf("pull request job deploys")
 		}
 		b := mustEnqueue(t, q, push("c1", "main", gh, "github:d2"))
 		if b.JobID != a.JobID || b.Created {
 			t.Fatalf("push of the same commit = %+v, want job %d", b, a.JobID)
 		}
-		if j := wantState(t, q, a.JobID, Queued); !j.Deploy || j.Branch != "main" {
+		if j := wantState(t, q, a.JobID, queue.Queued); !j.Deploy || j.Branch != "main" {
 			t.Fatalf("after the push to main: deploy=%v branch=%q, want true, main", j.Deploy, j.Branch)
 		}
 	})
 
 	t.Run("ClaimByKind", func(t *testing.T) {
 		q, _, _ := setup(t)
-		mustEnqueue(t, q, EnqueueRequest{Kind: "build", Key: "build:1", Repo: "homelab", Commit: "c1", Remote: gh})
-		if _, err := q.Claim(context.Background(), ClaimRequest{Worker: "w", Kinds: []string{KindEval}, Lease: time.Minute}); !errors.Is(err, ErrEmpty) {
-			t.Fatalf("Claim(eval) = %v, want ErrEmpty", err)
+		mustEnqueue(t, q, queue.EnqueueRequest{Kind: "build", Key: "build:1", Repo: "homelab", Commit: "c1", Remote: gh})
+		if _, err := q.Claim(context.Background(), queue.ClaimRequest{Worker: "w", Kinds: []string{queue.KindEval}, Lease: time.Minute}); !errors.Is(err, queue.ErrEmpty) {
+			t.Fatalf("Claim(eval) = %v, want queue.ErrEmpty", err)
 		}
-		j, err := q.Claim(context.Background(), ClaimRequest{Worker: "w", Kinds: []string{"build", KindEval}, Lease: time.Minute})
+		j, err := q.Claim(context.Background(), queue.ClaimRequest{Worker: "w", Kinds: []string{"build", queue.KindEval}, Lease: time.Minute})
 		if err != nil || j.Kind != "build" {
 			t.Fatalf("Claim(build) = %+v, %v", j, err)
 		}
@@ -371,8 +376,8 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 		for w := range workers {
 			wg.Go(func() {
 				for {
-					j, err := q.Claim(ctx, ClaimRequest{Worker: fmt.Sprint("w", w), Lease: time.Minute})
-					if errors.Is(err, ErrEmpty) {
+					j, err := q.Claim(ctx, queue.ClaimRequest{Worker: fmt.Sprint("w", w), Lease: time.Minute})
+					if errors.Is(err, queue.ErrEmpty) {
 						return
 					}
 					if err != nil {
@@ -407,11 +412,11 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 	t.Run("ConcurrentDuplicateEnqueues", func(t *testing.T) {
 		q, _, _ := setup(t)
 		var wg sync.WaitGroup
-		results := make([]EnqueueResult, 12)
+		results := make([]queue.EnqueueResult, 12)
 		errs := make([]error, 12)
 		for i := range results {
 			wg.Go(func() {
-				r := []Remote{gh, cb, fj}[i%3]
+				r := []queue.Remote{gh, cb, fj}[i%3]
 				results[i], errs[i] = q.Enqueue(context.Background(), push("c1", "main", r, fmt.Sprintf("d%d", i%6)))
 			})
 		}
@@ -434,7 +439,7 @@ func RunContractTests(t *testing.T, open OpenFunc) {
 		if created != 1 || replays != 6 {
 			t.Fatalf("created=%d replays=%d, want 1 and 6", created, replays)
 		}
-		if j := wantState(t, q, results[0].JobID, Queued); len(j.Remotes) != 3 {
+		if j := wantState(t, q, results[0].JobID, queue.Queued); len(j.Remotes) != 3 {
 			t.Fatalf("remotes = %v, want 3", j.Remotes)
 		}
 	})

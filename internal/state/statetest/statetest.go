@@ -1,0 +1,495 @@
+// Package statetest is the contract every state.Interface implementation
+// keeps. Each implementation's tests call Run with a way to make empty
+// databases and open stores on them.
+package statetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/homelab-farm/farm/internal/state"
+)
+
+// Backend is how the suite gets stores.
+type Backend struct {
+	// New makes an empty database for one test, released at the test's
+	// cleanup, and returns a function that opens a store on it. The
+	// function can be called again, for a second store on the same
+	// database (after the first is closed, or beside it).
+	New func(t *testing.T) (open func(t *testing.T) state.Interface)
+	// Shared: stores open on one database at once are one state, and
+	// Changed fires for appends on any of them (PostgreSQL). Without it,
+	// one store owns the database (SQLite).
+	Shared bool
+}
+
+// opened opens a store and closes it at cleanup.
+func opened(t *testing.T, open func(t *testing.T) state.Interface) state.Interface {
+	t.Helper()
+	s := open(t)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Run checks that b keeps the contract.
+func Run(t *testing.T, b Backend) {
+	newStore := func(t *testing.T) state.Interface { return opened(t, b.New(t)) }
+
+	t.Run("EvaluationsAndTargets", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		e, created, err := s.StartEvaluation(ctx, state.Evaluation{JobID: 1, Repo: "homelab", Branch: "main", Commit: "c1", Deploy: true})
+		if err != nil || !created || e.State != state.EvalRunning || !e.Deploy || e.Created.IsZero() || e.Branch != "main" {
+			t.Fatalf("StartEvaluation = %+v, %v, %v; want a new running evaluation", e, created, err)
+		}
+		again, created, err := s.StartEvaluation(ctx, state.Evaluation{JobID: 1, Repo: "homelab", Commit: "c1"})
+		if err != nil || created || again.ID != e.ID || !again.Deploy {
+			t.Fatalf("restarted job: %+v, created %v, %v; want the same evaluation", again, created, err)
+		}
+		byJob, err := s.EvaluationByJob(ctx, 1)
+		if err != nil || byJob.ID != e.ID {
+			t.Fatalf("EvaluationByJob = %+v, %v", byJob, err)
+		}
+		tg, err := s.PutTarget(ctx, state.Target{EvalID: e.ID, Host: "alpha", System: "x86_64-linux", State: state.TargetPending})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg2, err := s.PutTarget(ctx, state.Target{EvalID: e.ID, Host: "alpha", System: "x86_64-linux", OutPath: "/nix/store/x", State: state.TargetPending})
+		if err != nil || tg2.ID != tg.ID {
+			t.Fatalf("PutTarget again = %+v, %v; want the same id %d", tg2, err, tg.ID)
+		}
+		if _, err := s.PutTarget(ctx, state.Target{EvalID: e.ID, Host: "beta", Kind: "nixos", System: "aarch64-linux", State: state.TargetPending}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetTargetState(ctx, tg.ID, state.TargetBuilding, ""); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Target(ctx, tg.ID); err != nil || got.Started.IsZero() || !got.Finished.IsZero() {
+			t.Fatalf("building Target = %+v, %v; want started, not finished", got, err)
+		}
+		if err := s.SetTargetState(ctx, tg.ID, state.TargetFailed, "build failed"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Target(ctx, tg.ID)
+		if err != nil || got.State != state.TargetFailed || got.Reason != "build failed" || got.OutPath != "/nix/store/x" || got.Finished.IsZero() {
+			t.Fatalf("Target = %+v, %v", got, err)
+		}
+		ts, err := s.Targets(ctx, e.ID)
+		if err != nil || len(ts) != 2 || ts[0].Host != "alpha" || ts[1].Host != "beta" || ts[1].Kind != "nixos" || ts[1].System != "aarch64-linux" {
+			t.Fatalf("Targets = %+v, %v; want alpha and beta by name", ts, err)
+		}
+		if err := s.SetSourceHash(ctx, e.ID, "src0"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Evaluation(ctx, e.ID); err != nil || got.SourceHash != "src0" || got.State != state.EvalRunning {
+			t.Fatalf("after SetSourceHash: %+v, %v", got, err)
+		}
+		if _, err := s.FindBySource(ctx, "homelab", "src0"); !errors.Is(err, state.ErrNotFound) {
+			t.Fatalf("FindBySource of a running evaluation = %v, want ErrNotFound", err)
+		}
+		if err := s.FinishEvaluation(ctx, e.ID, state.EvalDone, "src1", ""); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Evaluation(ctx, e.ID); err != nil || got.State != state.EvalDone || got.Finished.IsZero() {
+			t.Fatalf("finished Evaluation = %+v, %v", got, err)
+		}
+		if found, err := s.FindBySource(ctx, "homelab", "src1"); err != nil || found.ID != e.ID {
+			t.Fatalf("FindBySource = %+v, %v", found, err)
+		}
+		if _, err := s.FindBySource(ctx, "homelab", "other"); !errors.Is(err, state.ErrNotFound) {
+			t.Fatalf("FindBySource(other) = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("NotFound", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		for name, err := range map[string]error{
+			"Evaluation":      second(s.Evaluation(ctx, 42)),
+			"EvaluationByJob": second(s.EvaluationByJob(ctx, 42)),
+			"Target":          second(s.Target(ctx, 42)),
+			"Host":            second(s.Host(ctx, "nobody")),
+		} {
+			if !errors.Is(err, state.ErrNotFound) {
+				t.Errorf("%s of nothing = %v, want ErrNotFound", name, err)
+			}
+		}
+		if ts, err := s.Targets(ctx, 42); err != nil || len(ts) != 0 {
+			t.Errorf("Targets of nothing = %+v, %v", ts, err)
+		}
+		if evs, err := s.EventsAfter(ctx, 0, 0); err != nil || len(evs) != 0 {
+			t.Errorf("EventsAfter on an empty log = %+v, %v", evs, err)
+		}
+	})
+
+	t.Run("EvaluationsNewestFirst", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		for job := range int64(5) {
+			if _, _, err := s.StartEvaluation(ctx, state.Evaluation{JobID: 100 + job, Repo: "r", Commit: fmt.Sprint("c", job)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		evs, err := s.Evaluations(ctx, 3)
+		if err != nil || len(evs) != 3 || evs[0].JobID != 104 || evs[2].JobID != 102 {
+			t.Fatalf("Evaluations(3) = %+v, %v; want jobs 104, 103, 102", evs, err)
+		}
+		if all, err := s.Evaluations(ctx, 0); err != nil || len(all) != 5 {
+			t.Fatalf("Evaluations(0) = %d, %v; want all 5", len(all), err)
+		}
+	})
+
+	t.Run("DesiredNeverGoesBack", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		seq1, err := s.NextSeq(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq2, err := s.NextSeq(ctx)
+		if err != nil || seq2 <= seq1 {
+			t.Fatalf("NextSeq gave %d then %d, %v", seq1, seq2, err)
+		}
+		if err := s.SetDesired(ctx, "alpha", "/nix/store/new", "c2", seq2, []byte(`{"seq":2}`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetDesired(ctx, "alpha", "/nix/store/old", "c1", seq1, []byte(`{"seq":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		h, err := s.Host(ctx, "alpha")
+		if err != nil || h.DesiredPath != "/nix/store/new" || h.DesiredSeq != seq2 || h.DesiredCommit != "c2" || string(h.Manifest) != `{"seq":2}` {
+			t.Fatalf("after a late older desired closure: %+v, %v; want the newer kept", h, err)
+		}
+		if err := s.Report(ctx, "alpha", "/nix/store/new", "switched", ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Report(ctx, "beta", "/nix/store/b", "failed", "health check"); err != nil {
+			t.Fatal(err)
+		}
+		h, _ = s.Host(ctx, "alpha")
+		if h.CurrentPath != "/nix/store/new" || h.DesiredPath != "/nix/store/new" || h.LastResult != "switched" || h.LastSeen.IsZero() {
+			t.Fatalf("after a report: %+v", h)
+		}
+		hs, err := s.Hosts(ctx)
+		if err != nil || len(hs) != 2 || hs[0].Name != "alpha" || hs[1].Name != "beta" || hs[1].LastReason != "health check" || hs[1].Manifest != nil {
+			t.Fatalf("Hosts = %+v, %v", hs, err)
+		}
+	})
+
+	t.Run("RaiseSeq", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		if v, err := s.Seq(ctx); err != nil || v != 0 {
+			t.Fatalf("Seq of a new store = %d, %v; want 0", v, err)
+		}
+		if err := s.RaiseSeq(ctx, 41); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RaiseSeq(ctx, 7); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.Seq(ctx); err != nil || v != 41 {
+			t.Fatalf("Seq after raising to 41 and 7 = %d, %v; want 41", v, err)
+		}
+		if v, err := s.NextSeq(ctx); err != nil || v != 42 {
+			t.Fatalf("NextSeq = %d, %v; want 42", v, err)
+		}
+		if v, err := s.Seq(ctx); err != nil || v != 42 {
+			t.Fatalf("Seq = %d, %v; want 42", v, err)
+		}
+	})
+
+	t.Run("EventLog", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		changed := s.Changed()
+		ev, err := s.Append(ctx, "one", map[string]int{"n": 1})
+		if err != nil || ev.ID <= 0 || ev.Type != "one" || string(ev.Data) != `{"n":1}` || ev.Time.IsZero() {
+			t.Fatalf("Append = %+v, %v", ev, err)
+		}
+		select {
+		case <-changed:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Changed was not closed by Append")
+		}
+		if err := s.AppendAll(ctx, []state.NewEvent{{Type: "two", Data: 2}, {Type: "three", Data: 3}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendAll(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(ctx, "bad", func() {}); err == nil {
+			t.Fatal("Append of an unencodable value succeeded")
+		}
+		evs, err := s.EventsAfter(ctx, 0, 0)
+		if err != nil || len(evs) != 3 || evs[0].ID != ev.ID || evs[1].Type != "two" || string(evs[2].Data) != "3" ||
+			!(evs[0].ID < evs[1].ID && evs[1].ID < evs[2].ID) || !evs[0].Time.Equal(ev.Time) {
+			t.Fatalf("events = %+v, %v", evs, err)
+		}
+		if page, err := s.EventsAfter(ctx, evs[0].ID, 1); err != nil || len(page) != 1 || page[0].ID != evs[1].ID {
+			t.Fatalf("EventsAfter(first, 1) = %+v, %v; want the second event", page, err)
+		}
+	})
+
+	t.Run("SurvivesReopen", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		open := b.New(t)
+		s := open(t)
+		e, _, err := s.StartEvaluation(ctx, state.Evaluation{JobID: 7, Repo: "r", Commit: "c"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq, err := s.NextSeq(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if _, err := s.Append(ctx, "target.built", map[string]int{"n": i}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s2 := opened(t, open)
+		if got, err := s2.EvaluationByJob(ctx, 7); err != nil || got.ID != e.ID {
+			t.Fatalf("evaluation after reopen = %+v, %v", got, err)
+		}
+		if next, err := s2.NextSeq(ctx); err != nil || next <= seq {
+			t.Fatalf("NextSeq after reopen = %d, %v; want above %d", next, err, seq)
+		}
+		all, err := s2.EventsAfter(ctx, 0, 0)
+		if err != nil || len(all) != 3 {
+			t.Fatalf("events after reopen = %+v, %v", all, err)
+		}
+		evs, err := s2.EventsAfter(ctx, all[0].ID, 0)
+		if err != nil || len(evs) != 2 || string(evs[1].Data) != `{"n":2}` {
+			t.Fatalf("EventsAfter(first) = %+v, %v; want events 2 and 3", evs, err)
+		}
+		// New events continue the order.
+		ev, err := s2.Append(ctx, "after", nil)
+		if err != nil || ev.ID <= all[2].ID {
+			t.Fatalf("Append after reopen = %+v, %v; want an id above %d", ev, err, all[2].ID)
+		}
+	})
+
+	// Several stores on one database (several builders), or one store used
+	// by many goroutines where one store owns the database.
+	stores := func(t *testing.T, n int) []state.Interface {
+		open := b.New(t)
+		out := make([]state.Interface, n)
+		for i := range out {
+			if i == 0 || b.Shared {
+				out[i] = opened(t, open)
+			} else {
+				out[i] = out[0]
+			}
+		}
+		return out
+	}
+
+	t.Run("SeqFromConcurrentStores", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		ss := stores(t, 2)
+		const goroutines, each = 4, 25
+		var mu sync.Mutex
+		var all []uint64
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			wg.Go(func() {
+				s := ss[g%2]
+				var last uint64
+				for range each {
+					seq, err := s.NextSeq(ctx)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if seq <= last {
+						t.Errorf("store %d: NextSeq gave %d after %d", g%2, seq, last)
+					}
+					last = seq
+					mu.Lock()
+					all = append(all, seq)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		slices.Sort(all)
+		if len(all) != goroutines*each || len(slices.Compact(slices.Clone(all))) != len(all) {
+			t.Fatalf("NextSeq over two stores gave %d numbers, %d distinct; want %d distinct", len(all), len(slices.Compact(slices.Clone(all))), goroutines*each)
+		}
+		// Both stores now sign above everything handed out.
+		for i, s := range ss {
+			if seq, err := s.NextSeq(ctx); err != nil || seq <= all[len(all)-1] {
+				t.Errorf("store %d: NextSeq = %d, %v; want above %d", i, seq, err, all[len(all)-1])
+			}
+		}
+	})
+
+	t.Run("DesiredFromConcurrentStores", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		ss := stores(t, 2)
+		const rounds = 40
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() {
+				for r := range rounds {
+					seq, err := ss[i].NextSeq(ctx)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					body, _ := json.Marshal(map[string]uint64{"seq": seq})
+					if err := ss[(i+r)%2].SetDesired(ctx, "alpha", fmt.Sprint("/nix/store/", seq), fmt.Sprint("c", seq), seq, body); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		last, err := ss[0].NextSeq(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		top := last - 1 // the highest seq any round signed
+		for i, s := range ss {
+			h, err := s.Host(ctx, "alpha")
+			if err != nil || h.DesiredSeq != top || h.DesiredPath != fmt.Sprint("/nix/store/", top) || string(h.Manifest) != fmt.Sprintf(`{"seq":%d}`, top) {
+				t.Errorf("store %d: host = seq %d %s %s, %v; want seq %d", i, h.DesiredSeq, h.DesiredPath, h.Manifest, err, top)
+			}
+		}
+	})
+
+	t.Run("FollowConcurrentAppends", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		ss := stores(t, 3)
+		writers, follower := ss[:2], ss[2]
+		const each = 150
+		type key struct{ W, N int }
+		want := map[key]bool{}
+		for w := range writers {
+			for n := range each {
+				want[key{w, n}] = true
+			}
+		}
+		// The follower reads in small pages and waits on Changed, as the
+		// SSE handler does; it must see every event once, in id order.
+		seen := map[key]int{}
+		var ids []int64
+		followed := make(chan error, 1)
+		go func() {
+			var after int64
+			for len(ids) < len(want) {
+				changed := follower.Changed()
+				evs, err := follower.EventsAfter(ctx, after, 7)
+				if err != nil {
+					followed <- err
+					return
+				}
+				for _, ev := range evs {
+					var k key
+					if err := json.Unmarshal(ev.Data, &k); err != nil {
+						followed <- fmt.Errorf("event %d: %w", ev.ID, err)
+						return
+					}
+					seen[k]++
+					ids = append(ids, ev.ID)
+					after = ev.ID
+				}
+				if len(evs) > 0 {
+					continue
+				}
+				select {
+				case <-changed:
+				case <-time.After(10 * time.Second):
+					followed <- fmt.Errorf("follower woken by nothing for 10s at event %d with %d of %d seen", after, len(ids), len(want))
+					return
+				}
+			}
+			followed <- nil
+		}()
+		var wg sync.WaitGroup
+		for w, s := range writers {
+			wg.Go(func() {
+				for n := 0; n < each; {
+					if n%3 == 0 {
+						if _, err := s.Append(ctx, "test", key{w, n}); err != nil {
+							t.Error(err)
+							return
+						}
+						n++
+						continue
+					}
+					batch := []state.NewEvent{}
+					for ; n < each && len(batch) < 4; n++ {
+						batch = append(batch, state.NewEvent{Type: "test", Data: key{w, n}})
+					}
+					if err := s.AppendAll(ctx, batch); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if err := <-followed; err != nil {
+			t.Fatal(err)
+		}
+		if !slices.IsSorted(ids) {
+			t.Errorf("follower saw ids out of order: %v", ids)
+		}
+		for k := range want {
+			if seen[k] != 1 {
+				t.Errorf("event %+v seen %d times, want once", k, seen[k])
+			}
+		}
+		all, err := follower.EventsAfter(ctx, 0, 10*len(want))
+		if err != nil || len(all) != len(want) {
+			t.Fatalf("log holds %d events, %v; want %d", len(all), err, len(want))
+		}
+	})
+
+	if b.Shared {
+		t.Run("ChangedAcrossStores", func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			ss := stores(t, 2)
+			for range 3 {
+				changed := ss[1].Changed()
+				ev, err := ss[0].Append(ctx, "elsewhere", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-changed:
+				case <-time.After(5 * time.Second):
+					t.Fatal("an append on one store did not wake a follower on another")
+				}
+				if evs, err := ss[1].EventsAfter(ctx, ev.ID-1, 0); err != nil || len(evs) == 0 || evs[0].ID != ev.ID {
+					t.Fatalf("the other store reads %+v, %v; want event %d", evs, err, ev.ID)
+				}
+			}
+		})
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
