@@ -1,0 +1,133 @@
+// Package farmapi holds the wire contracts shared by the builder, the
+// notifier and the agent: the event log's types and one payload struct per
+// event, the agent's report and its result values, and the answers of the
+// builder's API. Producers marshal these structs and consumers decode them;
+// no program spells an event type or a result as a string literal.
+//
+// Ids: every "job" field is a queue job id; every "eval" field is an
+// evaluation id (state), which the dashboard's /evaluations/{id} and the API's
+// /api/evaluations/{id} both take.
+package farmapi
+
+// EventType names an entry of the event log (/api/events, "event:" line).
+type EventType string
+
+// The event types, in the order a push produces them.
+const (
+	EvalQueued     EventType = "evaluation.queued"   // EvalQueuedData: a push was queued (webhook or trigger)
+	EvalStarted    EventType = "evaluation.started"  // EvalData
+	EvalFinished   EventType = "evaluation.finished" // EvalData with State, Failed and Hosts
+	TargetBuilding EventType = "target.building"     // TargetData
+	TargetBuilt    EventType = "target.built"        // TargetData
+	TargetCached   EventType = "target.cached"       // TargetData
+	TargetFailed   EventType = "target.failed"       // TargetData
+	TargetSkipped  EventType = "target.skipped"      // TargetData
+	HostDesired    EventType = "host.desired"        // HostDesiredData: a new signed manifest for a host
+	HostReport     EventType = "host.report"         // HostReportData: an agent reported
+	RemoteSynced   EventType = "remote.synced"       // RemoteSyncedData: the deploy branch fast-forwarded on another remote
+)
+
+// EvalQueuedData is the payload of EvalQueued.
+type EvalQueuedData struct {
+	Job        int64   `json:"job"`
+	Repo       string  `json:"repo"`
+	Branch     string  `json:"branch"`
+	Commit     string  `json:"commit"`
+	Forge      string  `json:"forge,omitempty"`
+	Superseded []int64 `json:"superseded,omitempty"`
+	Late       bool    `json:"late,omitempty"`
+}
+
+// EvalData is the payload of EvalStarted and EvalFinished.
+type EvalData struct {
+	Eval    int64  `json:"eval"`
+	Repo    string `json:"repo"`
+	Branch  string `json:"branch"`
+	Commit  string `json:"commit"`
+	Resumed bool   `json:"resumed,omitempty"`
+	// Set on EvalFinished only.
+	State  string `json:"state,omitempty"`
+	Failed int    `json:"failed,omitempty"`
+	Hosts  int    `json:"hosts,omitempty"`
+}
+
+// TargetData is the payload of every Target* event.
+type TargetData struct {
+	Eval    int64  `json:"eval"`
+	Target  int64  `json:"target"`
+	Host    string `json:"host"`
+	System  string `json:"system"`
+	OutPath string `json:"out_path,omitempty"`
+	State   string `json:"state"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// HostDesiredData is the payload of HostDesired.
+type HostDesiredData struct {
+	Host      string `json:"host"`
+	StorePath string `json:"store_path"`
+	Commit    string `json:"commit"`
+	Seq       uint64 `json:"seq"`
+}
+
+// HostReportData is the payload of HostReport: the agent's Report and the
+// host it came from.
+type HostReportData struct {
+	Host string `json:"host"`
+	Report
+}
+
+// RemoteSyncedData is the payload of RemoteSynced. Remote never carries
+// credentials.
+type RemoteSyncedData struct {
+	Repo   string `json:"repo"`
+	Remote string `json:"remote"`
+	Branch string `json:"branch"`
+	Commit string `json:"commit"`
+}
+
+// Result is what an agent's check ended in.
+type Result string
+
+// The results an agent reports; the builder refuses any other.
+const (
+	ResultSwitched   Result = "switched"
+	ResultUpToDate   Result = "up-to-date"
+	ResultRolledBack Result = "rolled back"
+	ResultFailed     Result = "failed"
+)
+
+// Valid reports whether r is one of the results above.
+func (r Result) Valid() bool {
+	switch r {
+	case ResultSwitched, ResultUpToDate, ResultRolledBack, ResultFailed:
+		return true
+	}
+	return false
+}
+
+// Report is the body of POST /api/hosts/{host}/report, sent by the agent
+// after every check.
+type Report struct {
+	Current string `json:"current"` // the store path the host runs now
+	Result  Result `json:"result"`
+	Reason  string `json:"reason,omitempty"`
+	Seq     uint64 `json:"seq,omitempty"` // the manifest applied, if any
+}
+
+// EnqueueResponse answers a webhook or a trigger (POST /api/evaluations)
+// that queued a push: Job is the queue job; the evaluation id exists once a
+// worker starts it (EvalStarted carries both).
+type EnqueueResponse struct {
+	Job        int64   `json:"job"`
+	Commit     string  `json:"commit,omitempty"`
+	Created    bool    `json:"created"`
+	Replay     bool    `json:"replay,omitempty"`
+	Late       bool    `json:"late,omitempty"`
+	Superseded []int64 `json:"superseded,omitempty"`
+}
+
+// SeqResponse answers GET /api/hosts/{host}/seq.
+type SeqResponse struct {
+	Seq uint64 `json:"seq"`
+}
