@@ -106,8 +106,9 @@ name = "homelab"
 		}
 	})
 
-	// Kill it once it holds two claims and has acknowledged some pushes.
-	deadline := time.Now().Add(20 * time.Second)
+	// Kill it once it holds two claims and has acknowledged some pushes
+	// (generous: a loaded 2-core machine answers slowly).
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		running := evaluations(t, first.base, "?state=running")
 		mu.Lock()
