@@ -84,6 +84,9 @@ func TestMatchesNixDiffClosures(t *testing.T) {
 		"python3: 3.11 → 3.13, +10.0 KiB",
 		"openssl: ∅ → 3.3, +9.",
 		"gone: ε → ∅",
+		"hello: ε → ∅",
+		"Caps-Bar: ∅ → 2",
+		"perl5.40.0-JSON: ∅ → 4.10",
 		"firmware: ∅ → ε, +6",
 		"zlib: +20.",
 		"nixos-system-stolas: 24.11.1 → 24.11.2",
@@ -93,8 +96,8 @@ func TestMatchesNixDiffClosures(t *testing.T) {
 		}
 	}
 
-	if d.Added != 2 || d.Removed != 2 || d.Changed != 6 {
-		t.Errorf("counts +%d ~%d -%d, want +2 ~6 -2 (newpkg firmware; oldpkg gone; linux foo bar-unstable python3 openssl nixos-system-stolas)", d.Added, d.Changed, d.Removed)
+	if d.Added != 4 || d.Removed != 3 || d.Changed != 6 {
+		t.Errorf("counts +%d ~%d -%d, want +4 ~6 -3 (newpkg firmware Caps-Bar perl5.40.0-JSON; oldpkg gone hello; linux foo bar-unstable python3 openssl nixos-system-stolas)", d.Added, d.Changed, d.Removed)
 	}
 	rebuilt := map[string]bool{}
 	for _, c := range d.Packages {

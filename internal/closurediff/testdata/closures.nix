@@ -35,6 +35,7 @@ let
     (pkg { name = "openssl-3.0"; size = 9; })
     (pkg { name = "etc"; size = 3; })
     (pkg { name = "gone"; size = 1; })
+    (pkg { name = "hello-unstable"; })
   ];
   new = common ++ [
     (pkg { name = "linux-6.12.10"; size = 110; refs = [ glibc ]; })
@@ -49,6 +50,8 @@ let
     (pkg { name = "openssl-3.0"; size = 9; })
     (pkg { name = "openssl-3.3"; size = 9; })
     (pkg { name = "etc"; size = 3; extra = "changed"; })
+    (pkg { name = "Caps-Bar-2"; })
+    (pkg { name = "perl5.40.0-JSON-4.10"; })
   ];
   pkgs = if variant == "old" then old else new;
   version = if variant == "old" then "24.11.1" else "24.11.2";
