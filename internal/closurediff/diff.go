@@ -82,10 +82,15 @@ type group struct {
 	size     uint64
 }
 
-func groupByPackage(c Closure) map[string]*group {
-	out := make(map[string]*group, len(c))
+// groupByPackage groups the paths of c that belong to the packages of
+// interest.
+func groupByPackage(c Closure, of map[string]bool) map[string]*group {
+	out := make(map[string]*group, len(of))
 	for p, info := range c {
 		n := ParseName(p)
+		if !of[n.Package] {
+			continue
+		}
 		g := out[n.Package]
 		if g == nil {
 			g = &group{versions: map[string][]string{}}
@@ -97,17 +102,23 @@ func groupByPackage(c Closure) map[string]*group {
 	return out
 }
 
-// Compute compares the new closure cur with the old one. Either may be empty
-// (a host's first build compares against nothing).
+// Compute compares the new closure cur with the old one. Either may be
+// empty (a host's first build compares against nothing).
 func Compute(old, cur Closure) Diff {
-	before, after := groupByPackage(old), groupByPackage(cur)
 	d := Diff{PathsBefore: len(old), PathsAfter: len(cur)}
-	for _, info := range old {
+	// Only packages with a path in one closure but not the other can
+	// differ: group those alone.
+	touched := map[string]bool{}
+	for p, info := range old {
 		d.SizeBefore += info.NarSize
+		if _, ok := cur[p]; !ok {
+			touched[ParseName(p).Package] = true
+		}
 	}
 	for p, info := range cur {
 		d.SizeAfter += info.NarSize
 		if _, ok := old[p]; !ok {
+			touched[ParseName(p).Package] = true
 			d.Download.Paths++
 			if info.FileSize == 0 {
 				d.Download.Unknown++
@@ -115,6 +126,7 @@ func Compute(old, cur Closure) Diff {
 			d.Download.Bytes += info.FileSize
 		}
 	}
+	before, after := groupByPackage(old, touched), groupByPackage(cur, touched)
 	d.SizeDelta = int64(d.SizeAfter) - int64(d.SizeBefore)
 
 	names := make([]string, 0, len(before)+len(after))

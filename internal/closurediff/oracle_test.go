@@ -71,6 +71,20 @@ func TestMatchesNixDiffClosures(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := closurediff.Compute(old, cur)
+	// Through the nix command rather than the store database: the same.
+	viaNix, err := closurediff.FromStore(ctx, &nix.Client{Env: env}, newRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(viaNix, cur) {
+		t.Errorf("closure through nix path-info differs from the store database's: %d vs %d paths", len(viaNix), len(cur))
+	}
+	gone := "/nix/store/00000000000000000000000000000000-nothing-1.0"
+	for _, c := range []*nix.Client{client, {Env: env}} {
+		if _, err := closurediff.FromStore(ctx, c, gone); !errors.Is(err, nix.ErrNotInStore) {
+			t.Errorf("path not in the store (StoreDB %q): err %v, want nix.ErrNotInStore", c.StoreDB, err)
+		}
+	}
 
 	want := nixDiffClosures(t, env, oldRoot, newRoot)
 	if got := d.NixText(); got != want {

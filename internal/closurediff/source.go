@@ -11,26 +11,26 @@ import (
 	"github.com/homelab-farm/farm/internal/parallel"
 )
 
-// Store is the part of the local Nix store a closure is read from;
-// *nix.Client implements it (reading the store's database directly when it
-// can). PathInfo returns the closure of paths and wraps nix.ErrNotInStore
-// for a path the store does not hold.
+// Store is the local Nix store a closure is read from; *nix.Client
+// implements it (reading the store's database directly when it can).
+// ClosureSizes returns every path of root's closure with its NAR size, and
+// an error wrapping nix.ErrNotInStore when the store lacks root.
 type Store interface {
-	PathInfo(ctx context.Context, paths ...string) ([]nix.PathInfo, error)
+	ClosureSizes(ctx context.Context, root string) (map[string]uint64, error)
 }
 
 var _ Store = (*nix.Client)(nil)
 
-// FromStore reads the closure of roots from the local store. Its paths have
+// FromStore reads the closure of root from the local store. Its paths have
 // no FileSize (see FileSizes).
-func FromStore(ctx context.Context, s Store, roots ...string) (Closure, error) {
-	infos, err := s.PathInfo(ctx, roots...)
+func FromStore(ctx context.Context, s Store, root string) (Closure, error) {
+	sizes, err := s.ClosureSizes(ctx, root)
 	if err != nil {
-		return nil, fmt.Errorf("read closure from store: %w", err)
+		return nil, fmt.Errorf("read closure of %s from store: %w", root, err)
 	}
-	c := make(Closure, len(infos))
-	for _, pi := range infos {
-		c[pi.Path] = Path{NarSize: pi.NarSize}
+	c := make(Closure, len(sizes))
+	for p, n := range sizes {
+		c[p] = Path{NarSize: n}
 	}
 	return c, nil
 }
