@@ -264,6 +264,9 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 
 	start := time.Now()
 	targets, reused, err := p.evaluate(ctx, job.Repo, mirror.FlakeRef(job.Commit, flakeDir), source)
+	if err != nil && ctx.Err() == nil && nix.ClassifyEval(err) == nix.Permanent {
+		return p.evalFailed(ctx, job, ev.ID, evData, source, err)
+	}
 	if err != nil {
 		return Result{}, err
 	}
@@ -338,6 +341,21 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 	evData["state"], evData["failed"], evData["hosts"] = evState, res.Failed, res.Hosts
 	p.event(ctx, EventEvalFinished, evData)
 	return res, nil
+}
+
+// evalFailed ends an evaluation that failed for a reason a retry cannot
+// change (the flake's own error, see nix.ClassifyEval): it fails at once,
+// the forge is told Nix's message, and the job is done.
+func (p *Pipeline) evalFailed(ctx context.Context, job queue.Job, evID int64, evData map[string]any, source string, evalErr error) (Result, error) {
+	p.failure("eval")
+	msg := nix.DescribeError(evalErr, forge.MaxDescription)
+	p.report(ctx, job, forge.Status{State: forge.StateFailure, Description: msg}, nil)
+	if err := p.State.FinishEvaluation(ctx, evID, state.EvalFailed, source, evalErr.Error()); err != nil {
+		return Result{}, err
+	}
+	evData["state"], evData["error"] = state.EvalFailed, msg
+	p.event(ctx, EventEvalFinished, evData)
+	return Result{EvalID: evID}, nil
 }
 
 // evaluate returns the targets of the flake, reusing those of an earlier
