@@ -281,7 +281,7 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 	for _, t := range targets {
 		st := state.Target{EvalID: ev.ID, Host: t.Host, Kind: t.Kind, System: t.System, DrvPath: t.DrvPath, OutPath: t.OutPath, State: state.TargetPending}
 		if t.Error != "" {
-			st.State, st.Reason = state.TargetFailed, "evaluation failed: "+t.Error
+			st.State, st.Reason = state.TargetFailed, evalFailedReason+t.Error
 		}
 		rec, err := p.State.PutTarget(ctx, st)
 		if err != nil {
@@ -626,10 +626,7 @@ func (p *Pipeline) report(ctx context.Context, job queue.Job, overall forge.Stat
 	}
 	var hosts []forge.HostResult
 	for _, t := range recs {
-		hr := forge.HostResult{Host: t.Host, Description: t.State}
-		if t.Reason != "" {
-			hr.Description += ": " + t.Reason
-		}
+		hr := forge.HostResult{Host: t.Host, Description: hostDescription(t)}
 		switch t.State {
 		case state.TargetBuilt, state.TargetCached, state.TargetSkipped:
 			hr.State = forge.StateSuccess

@@ -2,7 +2,10 @@ package pipeline
 
 import (
 	"fmt"
+	"strings"
 
+	"github.com/homelab-farm/farm/internal/forge"
+	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -45,4 +48,21 @@ func (c Counts) String() string {
 		s += fmt.Sprintf(", %d pending", c.Pending)
 	}
 	return s
+}
+
+// evalFailedReason starts the reason of a host whose evaluation failed;
+// Nix's error follows.
+const evalFailedReason = "evaluation failed: "
+
+// hostDescription is a host's commit status description: its state and
+// reason, or for a failed evaluation Nix's own message and position
+// (the full reason stays on the target page).
+func hostDescription(t state.Target) string {
+	if nixErr, ok := strings.CutPrefix(t.Reason, evalFailedReason); ok && t.State == state.TargetFailed {
+		return nix.ErrorMessage(nixErr, forge.MaxDescription)
+	}
+	if t.Reason != "" {
+		return t.State + ": " + t.Reason
+	}
+	return t.State
 }
