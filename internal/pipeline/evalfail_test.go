@@ -58,3 +58,27 @@ func TestPermanentEvalErrorFailsAtOnce(t *testing.T) {
 		t.Errorf("job after an infrastructure failure: %s, %v; want queued for a retry", job.State, err)
 	}
 }
+
+// TestHostEvalErrorDescription: a host whose evaluation fails gets Nix's
+// own message as its status description, and the overall status counts
+// the hosts by outcome.
+func TestHostEvalErrorDescription(t *testing.T) {
+	hosts := map[string]fleettest.Host{
+		"alpha":  {System: "x86_64-linux", Version: "1"},
+		"broken": {System: "x86_64-linux", Version: "1", Broken: true},
+	}
+	f := newFarm(t, hosts)
+	commit := f.repo.CommitAll(t, "head")
+	f.push(t, commit)
+	f.runAll(t)
+	want := "error: host broken: option does not exist"
+	if s := f.forge.status(commit, "farm/host/broken"); s.State != forge.StateFailure || s.Description != want {
+		t.Errorf("broken status %q %q, want failure %q", s.State, s.Description, want)
+	}
+	if s := f.forge.status(commit, "farm/eval"); s.State != forge.StateFailure || s.Description != "1 built, 0 cached, 0 skipped, 1 failed" {
+		t.Errorf("farm/eval status %q %q, want failure with the counts", s.State, s.Description)
+	}
+	if r := f.targets(t)["broken"].Reason; !strings.HasPrefix(r, "evaluation failed: ") {
+		t.Errorf("broken reason %q: the full reason stays for the target page", r)
+	}
+}

@@ -325,9 +325,9 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 			p.event(ctx, EventRemoteSynced, map[string]any{"repo": job.Repo, "remote": remote, "branch": job.Branch, "commit": job.Commit})
 		}
 	}
-	overall := forge.Status{State: forge.StateSuccess, Description: fmt.Sprintf("%d hosts built", len(recs))}
+	overall := forge.Status{State: forge.StateSuccess, Description: CountTargets(recs).String()}
 	if res.Failed > 0 {
-		overall = forge.Status{State: forge.StateFailure, Description: fmt.Sprintf("%d of %d hosts failed", res.Failed, len(recs))}
+		overall.State = forge.StateFailure
 	}
 	p.report(ctx, job, overall, recs)
 
