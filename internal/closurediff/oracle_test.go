@@ -231,6 +231,57 @@ func TestFromCache(t *testing.T) {
 	}
 }
 
+// TestSourcesFallBackToCache: a host's current system that the builder's
+// store no longer holds is read from the cache, and the diff is the same.
+func TestSourcesFallBackToCache(t *testing.T) {
+	client, env, oldRoot, newRoot := buildClosures(t)
+	ctx := context.Background()
+	backend, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := cache.GenerateKey("test-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pusher := &cache.Pusher{Backend: backend, Key: key, Store: client}
+	if _, err := pusher.Push(ctx, oldRoot, newRoot); err != nil {
+		t.Fatal(err)
+	}
+	want := nixDiffClosures(t, env, oldRoot, newRoot)
+	src := closurediff.Sources{Store: client, Cache: backend}
+	inStore, err := src.Diff(ctx, oldRoot, newRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The old system leaves the builder's store.
+	del := exec.Command("nix-store", "--delete", oldRoot)
+	del.Env = env
+	if out, err := del.CombinedOutput(); err != nil {
+		t.Fatalf("nix-store --delete: %v\n%s", err, out)
+	}
+	if _, err := closurediff.FromStore(ctx, client, oldRoot); !errors.Is(err, nix.ErrNotInStore) {
+		t.Fatalf("old system still in the store: %v", err)
+	}
+	fromCache, err := src.Diff(ctx, oldRoot, newRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fromCache.NixText(); got != want {
+		t.Errorf("diff against the cache's closure:\n%s\nnix said:\n%s", got, want)
+	}
+	if fromCache.Download != inStore.Download || fromCache.Download.Unknown != 0 || fromCache.Download.Bytes == 0 {
+		t.Errorf("download %+v, with the old system in the store %+v", fromCache.Download, inStore.Download)
+	}
+	if _, err := (closurediff.Sources{Store: client}).Diff(ctx, oldRoot, newRoot); !errors.Is(err, nix.ErrNotInStore) {
+		t.Errorf("without a cache: err %v, want nix.ErrNotInStore", err)
+	}
+	first, err := src.Diff(ctx, "", newRoot)
+	if err != nil || first.Added != len(first.Packages) || first.Download.Paths != first.PathsAfter {
+		t.Errorf("first build: %+v, %v; want everything added and downloaded", first, err)
+	}
+}
+
 func nixClosure(t *testing.T, env []string, root string) []string {
 	t.Helper()
 	cmd := exec.Command("nix-store", "--query", "--requisites", root)

@@ -128,3 +128,43 @@ func narInfo(ctx context.Context, b cache.Backend, storePath string) (*cache.Nar
 	}
 	return ni, nil
 }
+
+// Sources are where closures are read from: the builder's store, which
+// holds what it built, and the binary cache, which also holds what hosts
+// run now when the store has lost it. Cache may be nil.
+type Sources struct {
+	Store Store
+	Cache cache.Backend
+}
+
+// Closure reads root's closure from the store, or from the cache when the
+// store does not hold root.
+func (s Sources) Closure(ctx context.Context, root string) (Closure, error) {
+	c, err := FromStore(ctx, s.Store, root)
+	if errors.Is(err, nix.ErrNotInStore) && s.Cache != nil {
+		return FromCache(ctx, s.Cache, root)
+	}
+	return c, err
+}
+
+// Diff compares the closure of newRoot with that of oldRoot ("" for a host
+// with nothing yet) and fills in the download sizes from the cache.
+func (s Sources) Diff(ctx context.Context, oldRoot, newRoot string) (Diff, error) {
+	var old Closure
+	if oldRoot != "" {
+		var err error
+		if old, err = s.Closure(ctx, oldRoot); err != nil {
+			return Diff{}, err
+		}
+	}
+	cur, err := s.Closure(ctx, newRoot)
+	if err != nil {
+		return Diff{}, err
+	}
+	if s.Cache != nil {
+		if err := FileSizes(ctx, s.Cache, old, cur); err != nil {
+			return Diff{}, err
+		}
+	}
+	return Compute(old, cur), nil
+}
