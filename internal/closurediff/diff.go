@@ -40,6 +40,9 @@ type Change struct {
 	// for a rebuild.
 	From []string `json:"from"`
 	To   []string `json:"to"`
+	// Direction is "upgrade" or "downgrade" for a change from one version
+	// to one other (by CompareVersions), empty otherwise.
+	Direction string `json:"direction,omitempty"`
 	// SizeBefore and SizeAfter are the NAR sizes of all the package's
 	// paths in the old and the new closure.
 	SizeBefore uint64 `json:"size_before"`
@@ -172,6 +175,14 @@ func Compute(old, cur Closure) Diff {
 		case len(c.From) > 0 || len(c.To) > 0:
 			c.Kind = Changed
 			d.Changed++
+			if len(c.From) == 1 && len(c.To) == 1 {
+				switch CompareVersions(c.From[0], c.To[0]) {
+				case -1:
+					c.Direction = "upgrade"
+				case 1:
+					c.Direction = "downgrade"
+				}
+			}
 		case c.SizeDelta != 0 || !samePaths(b, a):
 			c.Kind = Rebuilt
 			d.Rebuilt++

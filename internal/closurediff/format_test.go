@@ -60,6 +60,15 @@ func TestCompute(t *testing.T) {
 		names = append(names, c.Package+":"+string(c.Kind))
 	}
 	want := "etc:rebuilt firefox:changed helper:added linux:changed newtool:added nixos-system-x:changed oldtool:removed"
+	for _, c := range d.Packages {
+		if c.Kind == closurediff.Changed && c.Direction != "upgrade" {
+			t.Errorf("%s %v → %v: direction %q, want upgrade", c.Package, c.From, c.To, c.Direction)
+		}
+	}
+	down := closurediff.Compute(closurediff.Closure{sp("a", "linux-6.12.10"): {NarSize: 1}}, closurediff.Closure{sp("b", "linux-6.12.9"): {NarSize: 1}})
+	if len(down.Packages) != 1 || down.Packages[0].Direction != "downgrade" {
+		t.Errorf("6.12.10 → 6.12.9: %+v, want a downgrade", down.Packages)
+	}
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("packages %s, want %s", got, want)
 	}

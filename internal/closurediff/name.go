@@ -7,7 +7,10 @@
 // the dashboard, commit statuses and notifications.
 package closurediff
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Name is what a store path's name says about its package.
 type Name struct {
@@ -71,3 +74,70 @@ func isOutputName(s string) bool {
 }
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// CompareVersions orders two versions as Nix does (builtins.compareVersions,
+// nix-env -u): -1 when a is older than b, 0 when equal, 1 when newer.
+// Versions are split into components at "." and "-" and between digits and
+// other characters; numbers compare as numbers, a missing part is older
+// than a number, "pre" is older than anything else, a word is older than a
+// number ("2.3a" < "2.3.1"), and words compare bytewise.
+func CompareVersions(a, b string) int {
+	for a != "" || b != "" {
+		var ca, cb string
+		ca, a = nextComponent(a)
+		cb, b = nextComponent(b)
+		if componentLess(ca, cb) {
+			return -1
+		}
+		if componentLess(cb, ca) {
+			return 1
+		}
+	}
+	return 0
+}
+
+func nextComponent(s string) (component, rest string) {
+	for s != "" && (s[0] == '.' || s[0] == '-') {
+		s = s[1:]
+	}
+	i := 0
+	if s != "" && isDigit(s[0]) {
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+	} else {
+		for i < len(s) && !isDigit(s[i]) && s[i] != '.' && s[i] != '-' {
+			i++
+		}
+	}
+	return s[:i], s[i:]
+}
+
+func componentLess(a, b string) bool {
+	na, aNum := number(a)
+	nb, bNum := number(b)
+	switch {
+	case aNum && bNum:
+		return na < nb
+	case a == "" && bNum:
+		return true
+	case a == "pre" && b != "pre":
+		return true
+	case b == "pre":
+		return false
+	case bNum:
+		return true
+	case aNum:
+		return false
+	}
+	return a < b
+}
+
+// number parses a component of digits as Nix does: as a 32-bit int, so
+// that a longer run of digits is a word.
+func number(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 32)
+	return n, err == nil && s != "" && isDigit(s[0])
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
