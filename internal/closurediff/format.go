@@ -29,7 +29,8 @@ func (d Diff) downloadSize() string {
 }
 
 // StatusLine is the one-line form for a forge's commit status description,
-// at most limit characters (GitHub allows 140): the counts, the download,
+// at most limit bytes (GitHub allows 140 characters; counting bytes keeps
+// within any limit in characters too): the counts, the download,
 // the closure size change and as many package changes as fit, as in
 // "+2 ~14 -1, fetch 38 MiB (120 paths), size +12 MiB: linux 6.12.9 → 6.12.10, +15 more".
 func (d Diff) StatusLine(limit int) string {
@@ -38,7 +39,7 @@ func (d Diff) StatusLine(limit int) string {
 	}
 	head := fmt.Sprintf("+%d ~%d -%d, fetch %s (%d paths), size %s",
 		d.Added, d.Changed, d.Removed, d.downloadSize(), d.Download.Paths, FormatDelta(d.SizeDelta))
-	rest := limit - utf8.RuneCountInString(head) - len(": ")
+	rest := limit - len(head) - len(": ")
 	if rest < 8 {
 		return truncate(head, limit)
 	}
@@ -46,7 +47,7 @@ func (d Diff) StatusLine(limit int) string {
 }
 
 // Headline names the package changes that matter most within limit
-// characters, for a notification: "linux 6.12.9 → 6.12.10, +2 more".
+// bytes, for a notification: "linux 6.12.9 → 6.12.10, +2 more".
 // Version changes come first (largest size change first), then added and
 // removed packages; rebuilds with unchanged versions are only counted when
 // nothing else changed.
@@ -77,7 +78,7 @@ func (d Diff) Headline(limit int) string {
 		if left := len(items) - i - 1; left > 0 {
 			candidate += fmt.Sprintf(", +%d more", left)
 		}
-		if utf8.RuneCountInString(candidate) > limit {
+		if len(candidate) > limit {
 			break
 		}
 		out, shown = next, i+1
@@ -136,16 +137,21 @@ func orEpsilon(v string) string {
 	return v
 }
 
-// truncate cuts s to at most limit characters, ending in "…" when cut.
+// truncate cuts s to at most limit bytes, at a character boundary,
+// ending in "…" when cut.
 func truncate(s string, limit int) string {
-	if limit <= 0 {
-		return ""
-	}
-	if utf8.RuneCountInString(s) <= limit {
+	if len(s) <= limit {
 		return s
 	}
-	r := []rune(s)
-	return string(r[:limit-1]) + "…"
+	const ellipsis = "…"
+	if limit < len(ellipsis) {
+		return ""
+	}
+	cut := limit - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
 }
 
 // FormatBytes renders a size in binary units: "512 B", "3.4 MiB", "38 MiB".

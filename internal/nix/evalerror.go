@@ -159,7 +159,8 @@ func findPosition(lines []string) string {
 
 // ErrorMessage is the status description of a failed nix command: Nix's
 // own error message and where it happened, "error: undefined variable
-// 'pkgz' at hosts/stolas/default.nix:3:5", in at most limit characters.
+// 'pkgz' at hosts/stolas/default.nix:3:5", in at most limit bytes (which
+// keeps it within a limit in characters too, GitHub's 140).
 // text is what nix printed on stderr, or an error's text that wraps it
 // ("evaluate git+file://…: nix eval: undefined variable …"). Colours, the
 // flake's store path and flake references (with their ?ref=…&rev=…) are
@@ -188,25 +189,31 @@ func ErrorMessage(text string, limit int) string {
 	}
 	out := "error: " + msg
 	if pos == "" {
-		return truncateRunes(out, limit)
+		return truncate(out, limit)
 	}
 	// The position stays when the message keeps a readable start.
 	at := " at " + pos
-	if n := utf8.RuneCountInString(at); limit-n >= 24 {
-		return truncateRunes(out, limit-n) + at
+	if n := len(at); limit-n >= 24 {
+		return truncate(out, limit-n) + at
 	}
-	return truncateRunes(out+at, limit)
+	return truncate(out+at, limit)
 }
 
-// truncateRunes cuts s to at most limit characters, ending in "…" when cut.
-func truncateRunes(s string, limit int) string {
-	if limit <= 0 {
-		return ""
-	}
-	if utf8.RuneCountInString(s) <= limit {
+// truncate cuts s to at most limit bytes, at a character boundary,
+// ending in "…" when cut.
+func truncate(s string, limit int) string {
+	if len(s) <= limit {
 		return s
 	}
-	return string([]rune(s)[:limit-1]) + "…"
+	const ellipsis = "…"
+	if limit < len(ellipsis) {
+		return ""
+	}
+	cut := limit - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
 }
 
 // DescribeError is ErrorMessage for an error from this package: the nix
