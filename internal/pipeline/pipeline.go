@@ -272,6 +272,9 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 
 	start := time.Now()
 	targets, reused, err := p.evaluate(ctx, job.Repo, mirror.FlakeRef(job.Commit, flakeDir), source)
+	if err != nil && ctx.Err() == nil && nix.ClassifyEval(err) == nix.Permanent {
+		return p.evalFailed(ctx, job, ev.ID, evData, source, err)
+	}
 	if err != nil {
 		return Result{}, err
 	}
@@ -286,7 +289,7 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 	for _, t := range targets {
 		st := state.Target{EvalID: ev.ID, Host: t.Host, Kind: t.Kind, System: t.System, DrvPath: t.DrvPath, OutPath: t.OutPath, State: state.TargetPending}
 		if t.Error != "" {
-			st.State, st.Reason = state.TargetFailed, "evaluation failed: "+t.Error
+			st.State, st.Reason = state.TargetFailed, evalFailedReason+t.Error
 		}
 		rec, err := p.State.PutTarget(ctx, st)
 		if err != nil {
@@ -330,9 +333,9 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 			p.event(ctx, EventRemoteSynced, map[string]any{"repo": job.Repo, "remote": git.Redact(remote), "branch": job.Branch, "commit": job.Commit})
 		}
 	}
-	overall := forge.Status{State: forge.StateSuccess, Description: fmt.Sprintf("%d hosts built", len(recs))}
+	overall := forge.Status{State: forge.StateSuccess, Description: CountTargets(recs).String()}
 	if res.Failed > 0 {
-		overall = forge.Status{State: forge.StateFailure, Description: fmt.Sprintf("%d of %d hosts failed", res.Failed, len(recs))}
+		overall.State = forge.StateFailure
 	}
 	p.report(ctx, job, overall, recs)
 
@@ -346,6 +349,21 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 	evData["state"], evData["failed"], evData["hosts"] = evState, res.Failed, res.Hosts
 	p.event(ctx, EventEvalFinished, evData)
 	return res, nil
+}
+
+// evalFailed ends an evaluation that failed for a reason a retry cannot
+// change (the flake's own error, see nix.ClassifyEval): it fails at once,
+// the forge is told Nix's message, and the job is done.
+func (p *Pipeline) evalFailed(ctx context.Context, job queue.Job, evID int64, evData map[string]any, source string, evalErr error) (Result, error) {
+	p.failure("eval")
+	msg := nix.DescribeError(evalErr, forge.MaxDescription)
+	p.report(ctx, job, forge.Status{State: forge.StateFailure, Description: msg}, nil)
+	if err := p.State.FinishEvaluation(ctx, evID, state.EvalFailed, source, evalErr.Error()); err != nil {
+		return Result{}, err
+	}
+	evData["state"], evData["error"] = state.EvalFailed, msg
+	p.event(ctx, EventEvalFinished, evData)
+	return Result{EvalID: evID}, nil
 }
 
 // evaluate returns the targets of the flake, reusing those of an earlier
@@ -582,10 +600,7 @@ func (p *Pipeline) report(ctx context.Context, job queue.Job, overall forge.Stat
 	}
 	var hosts []forge.HostResult
 	for _, t := range recs {
-		hr := forge.HostResult{Host: t.Host, Description: t.State}
-		if t.Reason != "" {
-			hr.Description += ": " + t.Reason
-		}
+		hr := forge.HostResult{Host: t.Host, Description: hostDescription(t)}
 		switch t.State {
 		case state.TargetBuilt, state.TargetCached, state.TargetSkipped:
 			hr.State = forge.StateSuccess
