@@ -55,8 +55,8 @@
       # hostSpec flag), its role's module and defaults, default.nix as hostSpec at
       # normal priority (so it beats the role's defaults), then every other .nix
       # file of its folder.
-      mkHost =
-        name:
+      mkHostIn =
+        fleet: name:
         let
           plan = fleet.plan name;
           darwin = plan.kind == "darwin";
@@ -85,6 +85,7 @@
             ++ modules;
           };
 
+      mkHost = mkHostIn fleet;
       hostsOf = kind: fleetLib.util.genAttrs (fleet.namesOfKind kind) mkHost;
 
       # A service module usable from any flake: the module, with this flake's
@@ -101,7 +102,7 @@
     in
     {
       lib = fleetLib // {
-        inherit mkHost fleet;
+        inherit mkHost mkHostIn fleet;
       };
 
       overlays.default = overlay;

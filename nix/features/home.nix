@@ -6,12 +6,15 @@
   hostSpec,
   ...
 }:
+let
+  role = lib.mkOverride (import ../lib/util.nix).rolePriority;
+in
 {
-  home.stateVersion = lib.mkDefault "25.05";
+  home.stateVersion = role "25.05";
   programs.home-manager.enable = true;
-  programs.git.enable = lib.mkDefault true;
-  programs.direnv.enable = lib.mkDefault true;
-  programs.direnv.nix-direnv.enable = lib.mkDefault true;
+  programs.git.enable = role true;
+  programs.direnv.enable = role true;
+  programs.direnv.nix-direnv.enable = role true;
   home.packages = with pkgs; [
     ripgrep
     jq

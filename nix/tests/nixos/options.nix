@@ -13,13 +13,20 @@ let
   nullStr = opt (types.nullOr types.str) null;
   strs = opt (types.listOf types.str) [ ];
   packages = opt (types.listOf types.package) [ ];
-  # A unit's [Section] values: systemd's unitOption.
-  unitOption = types.oneOf [
-    types.bool
-    types.int
-    types.str
-    (types.listOf (types.oneOf [ types.bool types.int types.str ]))
-  ];
+  # A unit's [Section] values: nixos/lib/systemd-unit-options.nix's unitOption
+  # (lists concatenate, single values must agree).
+  unitOption = lib.mkOptionType {
+    name = "systemd option";
+    merge =
+      loc: defs:
+      let
+        defs' = lib.filterOverrides defs;
+      in
+      if lib.any (def: lib.isList def.value) defs' then
+        lib.concatMap (def: lib.toList def.value) defs'
+      else
+        lib.mergeEqualOption loc defs';
+  };
   unitSection = opt (types.attrsOf unitOption) { };
 
   # "a.b.c" = option  ->  { a.b.c = option; }
