@@ -158,8 +158,9 @@ mkdir -p "$work/failing"
 printf '#!/bin/sh\n[ "$1" = updatekeys ] && { echo "updatekeys: refused by the test" >&2; exit 1; }\nexec %s "$@"\n' \
 	"$(command -v sops)" >"$work/failing/sops"
 chmod +x "$work/failing/sops"
+# (scripts/lib.sh puts FARM_TOOLS_DIR first in PATH: the failing sops goes there.)
 refute "a failure half-way fails" \
-	env PATH="$work/failing:$PATH" scripts/new-host amon --role server --user ops --keys-dir "$keys"
+	env FARM_TOOLS_DIR="$work/failing" PATH="$work/failing:$PATH" scripts/new-host amon --role server --user ops --keys-dir "$keys"
 cp "$work/out" "$work/failing.out"
 check "... after changing the tree, which it restored" grep -q "sops updatekeys .* failed" "$work/failing.out"
 check "... and said so" grep -q "restoring .sops.yaml" "$work/failing.out"
