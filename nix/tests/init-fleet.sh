@@ -73,12 +73,12 @@ check "the Pi's route is the SD image: nix build ./nix#images.bune, then its key
 	bash -c "grep -q 'nix build ./nix#images.bune' '$work/pi.out' && grep -q 'mount /dev/disk/by-label/NIXOS_SD' '$work/pi.out' && ! grep -q nixos-anywhere '$work/pi.out'"
 git -c user.email=t@t -c user.name=t commit -qm "hosts: add vine and bune" >/dev/null
 check "both hosts are the fleet's, the Pi has an image" \
-	test "$(nixeval 'let f = import ./nix/fleet; in [ (builtins.elem "vine" f.names) ((f.plan "bune").spec.role) ]')" = '["vine","pi"]'
+	test "$(nixeval 'let f = import ./nix/fleet; in [ (builtins.elem "vine" f.names) ((f.plan "bune").spec.role) ]')" = '[true,"pi"]'
 echo "    (init-fleet and two new hosts took $(($(date +%s) - start))s)"
 
 # --- 3. the test suite, on this fleet -------------------------------------------------------
 check "scripts/test-nix on the new fleet: green, zero hand edits" env FLEET_TEST_NESTED=1 scripts/test-nix
-grep -E '^(unit|nix):' "$work/out" | sed 's/^/    /'
+grep -E '^(unit|nix)[ :]' "$work/out" | sed 's/^/    /'
 check "git status is clean: everything the scripts wrote was committed as they said" \
 	test -z "$(git status --porcelain)"
 
