@@ -14,8 +14,8 @@
 # the store holds no token).
 #
 # What a pushed branch can reach: the unit writes only its state directory
-# (ProtectSystem=strict; the Nix daemon's and the signer's sockets are the only
-# other writable paths, to connect to). The deploy key is not the builder's: a
+# (ProtectSystem=strict; the root-owned directories of the Nix daemon's and the
+# signer's sockets are the only other writable mounts, to connect to). The deploy key is not the builder's: a
 # separate `farm-signer` service (its own user, the key as its only credential)
 # signs manifests on a socket only the builder's unit may connect to (group
 # farm-signer-clients, mode 0660), and the builder asks it (`--deploy-signer`).
@@ -38,7 +38,11 @@ let
   signerSocket = "${signerDir}/socket";
   signerGroup = "farm-signer-clients";
   useSigner = cfg.deployKeyFile != null && cfg.separateSigner;
-  daemonSocket = "/nix/var/nix/daemon-socket/socket";
+  # The directories of the sockets the builder connects to (connecting needs them
+  # writable under ProtectSystem=strict; both are root's 0755, so the builder still
+  # creates nothing there). Directories, not the socket files: a bind mount of a
+  # socket file would keep the old socket when the daemon or the signer makes a new one.
+  daemonSocketDir = "/nix/var/nix/daemon-socket";
 
   configFile =
     if cfg.configFile != null then cfg.configFile else toml.generate "farm-builder.toml" cfg.settings;
@@ -367,8 +371,8 @@ in
           ++ lib.mapAttrsToList (n: p: "${n}:${p}") cfg.credentials;
         StateDirectory = "farm-builder";
         # Read-only everywhere but the state directory (ProtectSystem=strict); the
-        # two sockets it connects to are the only other writable paths.
-        ReadWritePaths = [ daemonSocket ] ++ lib.optional useSigner signerSocket;
+        # two root-owned socket directories are the only other writable mounts.
+        ReadWritePaths = [ daemonSocketDir ] ++ lib.optional useSigner signerDir;
         SupplementaryGroups = lib.optional useSigner signerGroup;
         Restart = "on-failure";
         RestartSec = "5s";

@@ -183,8 +183,8 @@ in
       DynamicUser = true;
       StateDirectory = "farm-builder";
       ReadWritePaths = [
-        "/nix/var/nix/daemon-socket/socket"
-        "/run/farm-signer/socket"
+        "/nix/var/nix/daemon-socket"
+        "/run/farm-signer"
       ];
       ProtectSystem = "strict";
       ProtectHome = true;
