@@ -361,6 +361,20 @@ in
     };
   }
   {
+    name = "the farm deploys desktops, servers and Pis; a tablet or a Mac only when its autoUpgrade says \"farm\"";
+    got =
+      (fleetLib.fleet {
+        hostsDir = ./fixtures/hosts;
+        secretsDir = ./fixtures/fleet/secrets;
+        settings = example.settings;
+      }).deployHosts;
+    want = [
+      "bare"
+      "files"
+      "overriding"
+    ];
+  }
+  {
     name = "a host's secrets, agent token and age key are in its folder";
     got = {
       secrets = baseName (example.secrets.host "andras");
