@@ -21,6 +21,9 @@ demo: ## run the farm end to end on embedded defaults
 test: setup ## run every test (Go, Nix); CI=true turns skips into failures
 	scripts/test
 
+test-nix: ## only the fleet flake's tests (scripts/test-nix), offline
+	scripts/test-nix
+
 SHELL_SCRIPTS := $(shell grep -lE '^\#!/usr/bin/env bash|^\#!/bin/(ba)?sh|^\# shellcheck shell=' $$(git ls-files scripts .ci nix/pkgs nix/tests) 2>/dev/null)
 
 lint: ## gofmt, go vet, and shellcheck on every shell script (when installed: make setup)

@@ -5,9 +5,12 @@
   # (docs/adding-a-host.md), and CI locks afresh before `nix flake check`.
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+    # nix-darwin follows nixpkgs-unstable, the branch it is tested against on
+    # macOS (nixos-unstable waits for NixOS tests only).
+    nixpkgs-darwin.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
     nix-darwin = {
       url = "github:nix-darwin/nix-darwin";
-      inputs.nixpkgs.follows = "nixpkgs";
+      inputs.nixpkgs.follows = "nixpkgs-darwin";
     };
     home-manager = {
       url = "github:nix-community/home-manager";
@@ -36,7 +39,7 @@
     let
       fleetLib = import ./lib { };
       inherit (fleetLib) forAllSystems;
-      fleet = fleetLib.hosts ./hosts;
+      fleet = import ./fleet;
       overlay = import ./overlays;
 
       pkgsFor =
@@ -46,32 +49,23 @@
           overlays = [ overlay ];
         };
 
-      # What every host gets, before its role and its own files.
-      baseModules = [
-        ./modules/host-spec.nix
-        { nixpkgs.overlays = [ overlay ]; }
-      ];
-
       # mkHost name: the system of nix/hosts/<name>. The role decides the builder
-      # (nixosSystem or darwinSystem) and the role module; default.nix gives the
-      # hostSpec at normal priority (so it beats the role's mkDefault values);
-      # every other .nix file of the folder is imported and overrides the role.
-      mkHost =
-        name:
+      # (nixosSystem or darwinSystem); the plan (lib/hosts.nix) lists the fleet's
+      # modules: the typed hostSpec, the features for its kind (each follows its
+      # hostSpec flag), its role's module and defaults, default.nix as hostSpec at
+      # normal priority (so it beats the role's defaults), then every other .nix
+      # file of its folder.
+      mkHostIn =
+        fleet: name:
         let
           plan = fleet.plan name;
+          darwin = plan.kind == "darwin";
           specialArgs = {
-            inherit inputs fleetLib;
+            inherit inputs fleetLib fleet;
           };
-          modules =
-            baseModules
-            ++ [
-              plan.roleModule
-              { hostSpec = plan.hostValues // { inherit (plan) kind; }; }
-            ]
-            ++ plan.files;
+          modules = [ { nixpkgs.overlays = [ overlay ]; } ] ++ plan.modules;
         in
-        if plan.kind == "darwin" then
+        if darwin then
           nix-darwin.lib.darwinSystem {
             inherit specialArgs;
             modules = [
@@ -91,26 +85,53 @@
             ++ modules;
           };
 
+      mkHost = mkHostIn fleet;
       hostsOf = kind: fleetLib.util.genAttrs (fleet.namesOfKind kind) mkHost;
+
+      # A service module usable from any flake: the module, with this flake's
+      # package as the default (no overlay, no hostSpec needed).
+      exported =
+        file: program:
+        { lib, pkgs, ... }:
+        {
+          imports = [ file ];
+          config.services.${program.service}.package =
+            lib.mkDefault
+              self.packages.${pkgs.stdenv.hostPlatform.system}.${program.name};
+        };
     in
     {
       lib = fleetLib // {
-        inherit mkHost;
-        plans = fleet.plans;
+        inherit mkHost mkHostIn fleet;
       };
 
       overlays.default = overlay;
 
       nixosModules = {
-        builder = ./modules/builder.nix;
-        notifier = ./modules/notifier.nix;
-        agent = ./modules/agent.nix;
-        fleet-pull = ./modules/auto-upgrade.nix;
-        host-spec = ./modules/host-spec.nix;
+        builder = exported ./services/builder.nix {
+          service = "farm-builder";
+          name = "builder";
+        };
+        notifier = exported ./services/notifier.nix {
+          service = "farm-notifier";
+          name = "notifier";
+        };
+        agent = exported ./services/agent.nix {
+          service = "farm-agent";
+          name = "agent";
+        };
+        fleet-pull = ./services/fleet-pull.nix;
       };
 
       nixosConfigurations = hostsOf "nixos";
       darwinConfigurations = hostsOf "darwin";
+
+      # images.<host>: the SD card image of every Pi (the sd-image module of its
+      # role), built for aarch64-linux (on the builder host through binfmt/qemu):
+      #   nix build ./nix#images.<host>
+      images = fleetLib.util.genAttrs (builtins.filter (
+        n: (fleet.plan n).spec.role == "pi"
+      ) fleet.names) (n: self.nixosConfigurations.${n}.config.system.build.sdImage);
 
       packages = forAllSystems (
         system:
@@ -135,11 +156,11 @@
               sops
               ssh-to-age
               openssh
-              python3
               nh
               nixos-anywhere
               go
               jq
+              zstd
             ];
           };
         }

@@ -138,6 +138,11 @@ let
         cred = "deploy-key";
       }
       {
+        opt = "deploySigner";
+        flag = "--deploy-signer";
+        type = "value";
+      }
+      {
         opt = "adminTokenFile";
         flag = "--admin-token-file";
         type = "secret";
@@ -176,6 +181,37 @@ let
       {
         opt = "cachePublicUrl";
         flag = "--cache-public-url";
+        type = "value";
+      }
+    ];
+
+    # `builder signer`: signs deploy manifests for the builder on a Unix socket
+    # (--socket, or the one systemd hands over: LISTEN_FDS=1, fd 3).
+    signer = [
+      {
+        opt = "socket";
+        flag = "--socket";
+        type = "value";
+      }
+      {
+        opt = "deployKeyFile";
+        flag = "--deploy-key-file";
+        type = "secret";
+        cred = "deploy-key";
+      }
+      {
+        opt = "stateDir";
+        flag = "--state-dir";
+        type = "value";
+      }
+      {
+        opt = "allowUid";
+        flag = "--allow-uid";
+        type = "value";
+      }
+      {
+        opt = "allowGid";
+        flag = "--allow-gid";
         type = "value";
       }
     ];
@@ -362,9 +398,9 @@ rec {
       path = "${credentialsDir}/${agentTokenCredential h}";
     }) hosts;
 
-  # A host name the builder accepts as a token file name and systemd as a
-  # credential name.
-  validHostName = h: builtins.match "[A-Za-z0-9][A-Za-z0-9_-]*" h != null;
+  # The fleet's one host-name rule (lib/spec.nix): a token file name and a
+  # credential name too.
+  inherit (import ./spec.nix { }) validHostName;
 
   # The notifier's TOML (internal/notify/config.go) from its typed options, the
   # free-form `settings` underneath: a typed option left null (or empty) is left out.
@@ -428,6 +464,14 @@ rec {
       inherit cfg;
       secretFiles = cfg.secretFiles or { };
       extraArgs = cfg.extraArgs or [ ];
+    };
+
+  signer =
+    cfg:
+    render {
+      command = [ "signer" ];
+      schema = schemas.signer;
+      inherit cfg;
     };
 
   notifier =

@@ -50,18 +50,36 @@ rec {
       values = import (hostsDir + "/${name}/default.nix");
       resolved = spec.resolve name values;
       role = roles.${resolved.role};
-    in
-    {
-      inherit name;
-      inherit (resolved) system kind;
-      spec = resolved;
       # The host's own values (default.nix), set at normal priority so they win
-      # over the role's mkDefault values.
+      # over the role's defaults.
       hostValues = values // {
         hostName = values.hostName or name;
+        inherit (role) kind;
       };
-      roleModule = role.module;
       files = filesOf name;
+    in
+    {
+      inherit name hostValues files;
+      inherit (resolved) system kind;
+      spec = resolved;
+      roleModule = role.module;
+      # The fleet's modules of this host, in order (the flake adds its inputs'):
+      # the typed hostSpec, the features of its kind (each follows its flag), the
+      # role's module and its hostSpec defaults (lib.mkDefault), default.nix as
+      # the hostSpec, then every other .nix file of its folder.
+      modules = [
+        ../fleet/host-spec.nix
+        (if role.kind == "darwin" then ../features/darwin.nix else ../features/nixos.nix)
+        role.module
+        (
+          { lib, ... }:
+          {
+            hostSpec = util.mapLeaves lib.mkDefault role.defaults;
+          }
+        )
+        { hostSpec = hostValues; }
+      ]
+      ++ files;
     };
 
   # name -> plan, for every host.

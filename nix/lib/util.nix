@@ -15,6 +15,12 @@ let
     ;
 in
 rec {
+  # The priority roles and features set NixOS options at: above nixpkgs' own
+  # lib.mkDefault (1000), so a role never collides with a default nixpkgs sets
+  # (two different values at one priority fail to merge), and below a plain value
+  # (100), so a host's plain value still wins without lib.mkForce.
+  rolePriority = 900;
+
   hasSuffix =
     suffix: s:
     let

@@ -1,5 +1,7 @@
 # One of the farm's programs (builder, notifier or agent), built from this
-# repository with buildGoModule. The module source is the repository root (the
+# repository with buildGo126Module: the Go of go.mod's `go 1.26` line (toolchain
+# downloads are forbidden in the sandbox, so an older default Go cannot build it;
+# nix/tests/lib.nix keeps the two in step). The module source is the repository root (the
 # flake lives in nix/, the Go code next to it): only go.mod, go.sum, cmd/ and
 # internal/ are taken, so editing nix/ or docs/ does not rebuild the programs.
 #
@@ -7,7 +9,7 @@
 # changing go.mod (it hashes `go mod vendor` the way buildGoModule does).
 {
   lib,
-  buildGoModule,
+  buildGo126Module,
   makeWrapper,
   nix,
   git,
@@ -16,7 +18,7 @@
 let
   root = ../..;
 in
-buildGoModule {
+buildGo126Module {
   pname = "homelab-farm-${program}";
   version = "0.1.0";
 

@@ -1,19 +1,27 @@
 # Role: darwin. A Mac managed with nix-darwin (and home-manager for its user).
-# Defaults only.
-{ lib, ... }:
-let
-  util = import ../lib/util.nix;
-  role = (import ../lib/roles.nix).darwin;
-in
 {
-  imports = [ ../modules/darwin/common.nix ];
-
-  hostSpec = util.mapLeaves lib.mkDefault role.defaults;
-
-  system.defaults = {
-    dock.autohide = lib.mkDefault true;
-    finder.AppleShowAllExtensions = lib.mkDefault true;
-    NSGlobalDomain.KeyRepeat = lib.mkDefault 2;
+  kind = "darwin";
+  description = "a Mac managed with nix-darwin";
+  defaults = {
+    system = "aarch64-darwin";
+    gui = true;
+    gaming = false;
+    headless = false;
+    touch = false;
+    autoUpgrade = "pull";
+    wakeOnLan.enable = false;
   };
-  security.pam.services.sudo_local.touchIdAuth = lib.mkDefault true;
+  module =
+    { lib, ... }:
+    let
+      role = lib.mkOverride (import ../lib/util.nix).rolePriority;
+    in
+    {
+      system.defaults = {
+        dock.autohide = role true;
+        finder.AppleShowAllExtensions = role true;
+        NSGlobalDomain.KeyRepeat = role 2;
+      };
+      security.pam.services.sudo_local.touchIdAuth = role true;
+    };
 }

@@ -1,16 +1,16 @@
-# Role: pi. A Raspberry Pi (3, 4 or 5 on the generic aarch64 kernel): extlinux boot
-# from the SD card or USB disk, firmware, headless hardening. Defaults only.
-{ lib, ... }:
-let
-  util = import ../lib/util.nix;
-  role = (import ../lib/roles.nix).pi;
-in
+# Role: pi. A Raspberry Pi (3, 4 or 5 on the generic aarch64 kernel), installed
+# from an SD image (`nix build ./nix#images.<host>`, nix/features/pi.nix), headless.
 {
-  imports = [
-    ../modules/nixos/common.nix
-    ../modules/nixos/server.nix
-    ../modules/nixos/pi.nix
-  ];
-
-  hostSpec = util.mapLeaves lib.mkDefault role.defaults;
+  kind = "nixos";
+  description = "a Raspberry Pi: aarch64, installed from an SD image, headless";
+  defaults = {
+    system = "aarch64-linux";
+    gui = false;
+    gaming = false;
+    headless = true;
+    touch = false;
+    autoUpgrade = "farm";
+    wakeOnLan.enable = false;
+  };
+  module = ../features/pi.nix;
 }

@@ -1,20 +1,26 @@
-# Role: server. Headless and hardened: SSH with keys only, firewall on, no
-# documentation or desktop bits, automatic garbage collection. Defaults only.
-{ lib, ... }:
-let
-  util = import ../lib/util.nix;
-  role = (import ../lib/roles.nix).server;
-in
+# Role: server. Headless and hardened (nix/features/headless.nix): SSH with keys
+# only, firewall on, no documentation or desktop bits.
 {
-  imports = [
-    ../modules/nixos/common.nix
-    ../modules/nixos/server.nix
-  ];
-
-  hostSpec = util.mapLeaves lib.mkDefault role.defaults;
-
-  boot.loader.systemd-boot.enable = lib.mkDefault true;
-  boot.loader.efi.canTouchEfiVariables = lib.mkDefault true;
-  networking.useNetworkd = lib.mkDefault true;
-  systemd.network.wait-online.anyInterface = lib.mkDefault true;
+  kind = "nixos";
+  description = "a headless, hardened machine that runs services";
+  defaults = {
+    system = "x86_64-linux";
+    gui = false;
+    gaming = false;
+    headless = true;
+    touch = false;
+    autoUpgrade = "farm";
+    wakeOnLan.enable = true;
+  };
+  module =
+    { lib, ... }:
+    let
+      role = lib.mkOverride (import ../lib/util.nix).rolePriority;
+    in
+    {
+      boot.loader.systemd-boot.enable = role true;
+      boot.loader.efi.canTouchEfiVariables = role true;
+      networking.useNetworkd = role true;
+      systemd.network.wait-online.anyInterface = role true;
+    };
 }

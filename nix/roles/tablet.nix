@@ -1,19 +1,25 @@
-# Role: tablet. A convertible or x86 tablet: a touch-first desktop (GNOME), screen
-# rotation and light sensors, on-screen keyboard, power saving. Defaults only.
-{ lib, ... }:
-let
-  util = import ../lib/util.nix;
-  role = (import ../lib/roles.nix).tablet;
-in
+# Role: tablet. A convertible or x86 tablet: touch-first (nix/features/touch.nix),
+# power saving; pulls its updates (it is often away from home).
 {
-  imports = [
-    ../modules/nixos/common.nix
-    ../modules/nixos/tablet.nix
-  ];
-
-  hostSpec = util.mapLeaves lib.mkDefault role.defaults;
-
-  boot.loader.systemd-boot.enable = lib.mkDefault true;
-  boot.loader.efi.canTouchEfiVariables = lib.mkDefault true;
-  networking.networkmanager.enable = lib.mkDefault true;
+  kind = "nixos";
+  description = "a convertible or tablet: touch, rotation, power saving";
+  defaults = {
+    system = "x86_64-linux";
+    gui = true;
+    gaming = false;
+    headless = false;
+    touch = true;
+    autoUpgrade = "pull";
+    wakeOnLan.enable = false;
+  };
+  module =
+    { lib, ... }:
+    let
+      role = lib.mkOverride (import ../lib/util.nix).rolePriority;
+    in
+    {
+      boot.loader.systemd-boot.enable = role true;
+      boot.loader.efi.canTouchEfiVariables = role true;
+      networking.networkmanager.enable = role true;
+    };
 }

@@ -1,109 +1,73 @@
-# Unit tests of the farm's NixOS modules, evaluated offline with the stand-in
-# module system of mini-modules.nix: options -> ExecStart, secrets -> credentials,
-# hardening, timers, and a host's plain value beating the modules' mkDefault.
-# Same case format as lib.nix.
+# Unit tests of the fleet's modules, evaluated with nixpkgs' real lib.evalModules
+# (eval.nix): options -> ExecStart, secrets -> credentials, who gets which
+# credential, hardening, timers, roles and features as NixOS merges them, and a
+# host's plain value beating the roles. Same case format as lib.nix. Hosts named
+# here are the example fleet's snapshot (fixtures/fleet).
+{ lib }:
 let
-  mm = import ./mini-modules.nix;
-  farm = import ../farm;
-
-  # What NixOS and sops-nix would provide, reduced to what the modules read.
-  base = hostName: {
-    hostSpec.hostName = hostName;
-    networking.hostName = hostName;
-    nix.package = "/nix/store/nix";
-    systemd.package = "/nix/store/systemd";
-    programs.nh.package = "/nix/store/nh";
-    sops.secrets = builtins.listToAttrs (
-      map
-        (n: {
-          name = n;
-          value.path = "/run/secrets/${n}";
-        })
-        (
-          [
-            "webhook-secret"
-            "cache-signing-key"
-            "deploy-signing-key"
-            "github-token"
-            "forgejo-token"
-            "ntfy-token"
-            "farm-agent-token"
-            "webhook-secret-github"
-            "webhook-secret-codeberg"
-            "webhook-secret-home"
-            "status-token-github"
-            "status-token-codeberg"
-            "status-token-home"
-            "farm-poke-token"
-          ]
-          ++ map (h: "agent-token-${h}") farm.deployHosts
-        )
-    );
-  };
-  farmModules = [
-    ../modules/cache-client.nix
-    ../modules/farm-config.nix
-    ../modules/builder.nix
-    ../modules/notifier.nix
-    ../modules/agent.nix
-    ../modules/auto-upgrade.nix
-  ];
-  host = name: extra: mm.eval { modules = farmModules ++ [ (base name) extra ]; };
-
-  stolas = host "stolas" {
-    services.farm-builder = {
-      enable = true;
-      listen = "0.0.0.0:8080";
-    };
-    services.farm-notifier.enable = true;
-  };
-  malphas = host "malphas" {
-    services.farm-agent = {
-      enable = true;
-      healthChecks = [ "systemctl is-active display-manager.service" ];
-    };
-  };
-  vassal = host "vassal" {
-    services.fleet-pull.enable = true;
-    services.farm-builder = {
-      enable = true;
-      signingKeyFile = "/etc/farm/cache.key";
-    };
-  };
-
-  # A real host of nix/hosts (or a fixture), put together the way mkHost does:
-  # host-spec, the role module, default.nix as hostSpec, then the host's files.
-  evalHost =
-    hostsDir: name:
-    let
-      plan = (import ../lib/hosts.nix { inherit hostsDir; }).plan name;
-    in
-    mm.eval {
-      modules = [
-        ../modules/host-spec.nix
-        plan.roleModule
-        { hostSpec = plan.hostValues // { inherit (plan) kind; }; }
-      ]
-      ++ plan.files;
-    };
-  real = evalHost ../hosts;
-  fixture = evalHost ./fixtures/hosts;
-
-  unit = c: name: c.systemd.services.${name};
-  has = needle: haystack: builtins.match ".*${needle}.*" haystack != null;
-  q = s: ''"${s}"'';
+  e = import ./eval.nix { inherit lib; };
+  inherit (e) failedAssertions;
+  fleet = import ./fixtures/fleet;
+  farm = fleet;
   flags = import ../lib/flags.nix;
-  failedAssertions = c: map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions);
+  store = e.pkgs.store;
+
+  # A fleet like the example one with other settings (no admin key, an https URL).
+  fleetWith =
+    settings:
+    import ../lib/fleet.nix {
+      hostsDir = ./fixtures/fleet/hosts;
+      secretsDir = ./fixtures/fleet/secrets;
+      settings = fleet.settings // settings;
+    };
+  # A fixture host of fixtures/hosts (role and flags set there), in the example fleet.
+  fixtureFleet = import ../lib/fleet.nix {
+    hostsDir = ./fixtures/hosts;
+    secretsDir = ./fixtures/fleet/secrets;
+    settings = fleet.settings;
+  };
+
+  real = e.host fleet;
+  fixture = e.host fixtureFleet;
+  # A host of the example fleet with one more module.
+  realWith =
+    name: extra:
+    e.eval {
+      inherit fleet;
+      modules = (fleet.plan name).modules ++ [ extra ];
+    };
+  # The farm's service modules alone, on a host named `name` (no roles, no features).
+  host =
+    name: extra:
+    e.nixos {
+      inherit fleet;
+      modules = [
+        ../fleet/nixos.nix
+        (
+          { lib, ... }:
+          {
+            options.hostSpec = lib.mkOption { type = lib.types.attrs; };
+            config = {
+              hostSpec.hostName = name;
+              networking.hostName = name;
+            };
+          }
+        )
+        extra
+      ];
+    };
+
+  stolas = real "stolas";
+  malphas = real "malphas";
+  unit = c: name: c.systemd.services.${name};
+  q = s: ''"${s}"'';
+  has = needle: haystack: builtins.match ".*${lib.escapeRegex needle}.*" haystack != null;
 
   tuned = host "vassal" {
     services.farm-builder = {
       enable = true;
       workers = 4;
       adminTokenFile = "/run/secrets/admin-token";
-      builders = [
-        "ssh-ng://mac aarch64-darwin"
-        "ssh-ng://pi aarch64-linux"
-      ];
       maxSilentTime = "20m";
       buildTimeout = "2h30m";
       evalMemoryMiB = 4096;
@@ -124,18 +88,47 @@ let
       openFirewall = false;
     };
   };
-  agentArgs = c: builtins.tail (flags.agent { inherit (c.services.farm-agent) builderUrl; }).args;
+
+  # A service module exported by the flake, in a configuration without this
+  # fleet: no hostSpec, no overlay (pkgs lacks homelab-farm), no `fleet`.
+  stubSelf = {
+    packages.x86_64-linux = {
+      builder = e.pkgs.homelab-farm.builder // { outPath = store "exported-builder"; };
+      notifier = e.pkgs.homelab-farm.notifier // { outPath = store "exported-notifier"; };
+      agent = e.pkgs.homelab-farm.agent // { outPath = store "exported-agent"; };
+    };
+  };
+  exportedModules =
+    ((import ../flake.nix).outputs {
+      self = stubSelf;
+      nixpkgs = { };
+      nix-darwin = { };
+      home-manager = { };
+      sops-nix = { };
+      disko = { };
+    }).nixosModules;
+  foreign =
+    modules:
+    (lib.evalModules {
+      modules = [
+        ./nixos/options.nix
+        { _module.args.pkgs = builtins.removeAttrs e.pkgs [ "homelab-farm" ]; }
+        { networking.hostName = "elsewhere"; }
+      ]
+      ++ modules;
+    }).config;
 in
 [
+  # --- the builder ------------------------------------------------------------------
   {
-    name = "builder: ExecStart from the options, every secret a credential from sops";
+    name = "builder: ExecStart from the options; the deploy key is the signer's, not a flag of the builder";
     got = (unit stolas "farm-builder").serviceConfig.ExecStart;
     want = builtins.concatStringsSep " " (
       map q [
-        "/nix/store/00000000000000000000000000000000-homelab-farm-builder/bin/builder"
+        "${store "homelab-farm-builder"}/bin/builder"
         "serve"
         "--config"
-        "/nix/store/00000000000000000000000000000000-farm-builder.toml"
+        (store "farm-builder.toml")
         "--listen"
         "0.0.0.0:8080"
         "--state-dir"
@@ -144,10 +137,10 @@ in
         "file:///var/lib/farm-builder/cache"
         "--signing-key-file"
         "%d/signing-key"
-        "--deploy-key-file"
-        "%d/deploy-key"
+        "--deploy-signer"
+        "unix:/run/farm-signer/socket"
         "--agent-tokens-dir"
-        "/nix/store/00000000000000000000000000000000-farm-agent-tokens"
+        (store "farm-agent-tokens")
         "--flake-dir"
         "nix"
         "--cache-public-url"
@@ -156,11 +149,10 @@ in
     );
   }
   {
-    name = "builder: key files, every deployed host's agent token, every remote's webhook secret and token are credentials from sops";
+    name = "builder: cache key, every deployed host's agent token, every remote's secrets are its credentials; the deploy key is not";
     got = (unit stolas "farm-builder").serviceConfig.LoadCredential;
     want = [
       "signing-key:/run/secrets/cache-signing-key"
-      "deploy-key:/run/secrets/deploy-signing-key"
       "agent-token-andras:/run/secrets/agent-token-andras"
       "agent-token-malphas:/run/secrets/agent-token-malphas"
       "agent-token-stolas:/run/secrets/agent-token-stolas"
@@ -173,24 +165,118 @@ in
     ];
   }
   {
-    name = "builder: a DynamicUser with a state directory and the Nix daemon's socket";
+    name = "builder: writes only its state directory; connects to the daemon's and the signer's sockets";
     got = {
       inherit ((unit stolas "farm-builder").serviceConfig)
         DynamicUser
         StateDirectory
         ReadWritePaths
         ProtectSystem
+        ProtectHome
+        PrivateTmp
+        SupplementaryGroups
         ;
+      cacheDirectory = (unit stolas "farm-builder").serviceConfig ? CacheDirectory;
+      xdgCache = (unit stolas "farm-builder").environment.XDG_CACHE_HOME;
     };
     want = {
       DynamicUser = true;
       StateDirectory = "farm-builder";
-      ReadWritePaths = [ "/nix/var/nix/daemon-socket" ];
+      ReadWritePaths = [
+        "/nix/var/nix/daemon-socket"
+        "/run/farm-signer"
+      ];
       ProtectSystem = "strict";
+      ProtectHome = true;
+      PrivateTmp = true;
+      SupplementaryGroups = [ "farm-signer-clients" ];
+      cacheDirectory = false;
+      xdgCache = "/var/lib/farm-builder/.cache";
     };
   }
   {
-    name = "builder: the builder host emulates aarch64-linux";
+    name = "signer: its own user, the deploy key its only credential, no network, the socket only the builder's group reaches";
+    got =
+      let
+        s = unit stolas "farm-signer";
+        sock = stolas.systemd.sockets.farm-signer;
+      in
+      {
+        inherit (s.serviceConfig)
+          User
+          DynamicUser
+          LoadCredential
+          PrivateNetwork
+          RestrictAddressFamilies
+          ProtectSystem
+          ;
+        exec = s.serviceConfig.ExecStart;
+        socket = sock.listenStreams;
+        inherit (sock.socketConfig) SocketGroup SocketMode;
+        groupMembers = builtins.attrNames (
+          lib.filterAttrs (_: u: builtins.elem "farm-signer-clients" (u.serviceConfig.SupplementaryGroups or [ ])) stolas.systemd.services
+        );
+        builderNeedsSocket = (unit stolas "farm-builder").requires;
+      };
+    want = {
+      User = "farm-signer";
+      DynamicUser = true;
+      LoadCredential = [ "deploy-key:/run/secrets/deploy-signing-key" ];
+      PrivateNetwork = true;
+      RestrictAddressFamilies = [ "AF_UNIX" ];
+      ProtectSystem = "strict";
+      exec = builtins.concatStringsSep " " (
+        map q [
+          "${store "homelab-farm-builder"}/bin/builder"
+          "signer"
+          "--deploy-key-file"
+          "%d/deploy-key"
+          "--state-dir"
+          "/var/lib/farm-signer"
+        ]
+      );
+      socket = [ "/run/farm-signer/socket" ];
+      SocketGroup = "farm-signer-clients";
+      SocketMode = "0660";
+      groupMembers = [ "farm-builder" ];
+      builderNeedsSocket = [ "farm-signer.socket" ];
+    };
+  }
+  {
+    name = "builder: separateSigner = false gives the key to the builder and makes no signer";
+    got =
+      let
+        c = realWith "stolas" { services.farm-builder.separateSigner = false; };
+      in
+      {
+        exec = has ''"--deploy-key-file" "%d/deploy-key"'' (unit c "farm-builder").serviceConfig.ExecStart;
+        signer = c.systemd.services ? farm-signer;
+      };
+    want = {
+      exec = true;
+      signer = false;
+    };
+  }
+  {
+    name = "builder: not a trusted Nix user; remote builders are the daemon's, never --builders";
+    got = {
+      trusted = stolas.nix.settings.trusted-users;
+      flag = has "--builders" (unit stolas "farm-builder").serviceConfig.ExecStart;
+    };
+    want = {
+      trusted = [ "root" ];
+      flag = false;
+    };
+  }
+  {
+    name = "builder: the removed `builders` option is an error that says where remote builders go";
+    got = map (m: builtins.match ".*(nix.buildMachines).*" m != null) (
+      failedAssertions (realWith "stolas" { services.farm-builder.builders = [ "ssh-ng://mac aarch64-darwin" ]; })
+    );
+    want = [ true ];
+  }
+  {
+    name = "builder: the builder host emulates aarch64-linux (it builds the Pis and their images)";
     got = stolas.boot.binfmt.emulatedSystems;
     want = [ "aarch64-linux" ];
   }
@@ -199,44 +285,151 @@ in
     got = stolas.services.farm-builder.settings;
     want = {
       public_url = farm.settings.builderUrl;
-      repository = [
-        {
-          name = "fleet";
-          deploy_branch = "main";
-          sync_remotes = false;
-          remote = [
-            {
-              forge = "github";
-              url = "https://github.com/homelab-farm/farm";
-              secret_files = [ "/run/credentials/farm-builder.service/webhook-secret-github" ];
-              token_file = "/run/credentials/farm-builder.service/status-token-github";
-            }
-            {
-              forge = "codeberg";
-              url = "https://codeberg.org/homelab-farm/farm";
-              secret_files = [ "/run/credentials/farm-builder.service/webhook-secret-codeberg" ];
-              token_file = "/run/credentials/farm-builder.service/status-token-codeberg";
-            }
-            {
-              forge = "forgejo";
-              url = "https://git.home.arpa/homelab/farm";
-              secret_files = [ "/run/credentials/farm-builder.service/webhook-secret-home" ];
-              token_file = "/run/credentials/farm-builder.service/status-token-home";
-            }
-          ];
-        }
-      ];
+      repository = [ (farm.repositoryFor farm.settings "/run/credentials/farm-builder.service") ];
     };
   }
   {
     name = "builder: a host's plain signingKeyFile beats the sops default";
-    got = builtins.head (unit vassal "farm-builder").serviceConfig.LoadCredential;
+    got = builtins.head (unit (realWith "stolas" { services.farm-builder.signingKeyFile = "/etc/farm/cache.key"; }) "farm-builder").serviceConfig.LoadCredential;
     want = "signing-key:/etc/farm/cache.key";
   }
   {
     name = "builder: not enabled, no unit";
-    throws = (unit malphas "farm-builder").serviceConfig.ExecStart;
+    got = malphas.systemd.services ? farm-builder;
+    want = false;
   }
+  {
+    name = "builder: --agent-tokens-dir is a store directory of symlinks <host> -> its credential (no token in the store)";
+    got = stolas.services.farm-builder.agentTokensDir.entries;
+    want = map (h: {
+      name = h;
+      path = "/run/credentials/farm-builder.service/agent-token-${h}";
+    }) farm.deployHosts;
+  }
+  {
+    name = "builder: each agent token is the host's agent-token.yaml, the one the builder host may read";
+    got = builtins.mapAttrs (_: s: {
+      file = "${baseNameOf (dirOf (toString s.sopsFile))}/${baseNameOf (toString s.sopsFile)}";
+      inherit (s) key;
+    }) (lib.filterAttrs (n: _: lib.hasPrefix "agent-token-" n) stolas.sops.secrets);
+    want = lib.genAttrs (map (h: "agent-token-${h}") farm.deployHosts) (n: {
+      file = "${lib.removePrefix "agent-token-" n}/agent-token.yaml";
+      key = "farm-agent-token";
+    });
+  }
+  {
+    name = "builder: the other flags (admin token, workers, timeouts, eval memory in bytes, flake dir, public cache URL)";
+    got = {
+      exec = (unit tuned "farm-builder").serviceConfig.ExecStart;
+      creds = builtins.filter (c: lib.hasPrefix "admin-token:" c) (unit tuned "farm-builder").serviceConfig.LoadCredential;
+    };
+    want = {
+      exec = builtins.concatStringsSep " " (
+        map q [
+          "${store "homelab-farm-builder"}/bin/builder"
+          "serve"
+          "--config"
+          (store "farm-builder.toml")
+          "--listen"
+          "127.0.0.1:8080"
+          "--state-dir"
+          "/var/lib/farm-builder"
+          "--cache"
+          "file:///var/lib/farm-builder/cache"
+          "--workers"
+          "4"
+          "--signing-key-file"
+          "%d/signing-key"
+          "--deploy-signer"
+          "unix:/run/farm-signer/socket"
+          "--admin-token-file"
+          "%d/admin-token"
+          "--agent-tokens-dir"
+          (store "farm-agent-tokens")
+          "--flake-dir"
+          "fleet"
+          "--max-silent-time"
+          "20m"
+          "--build-timeout"
+          "2h30m"
+          "--eval-memory"
+          "4294967296"
+          "--cache-public-url"
+          "https://cache.example.org"
+        ]
+      );
+      creds = [ "admin-token:/run/secrets/admin-token" ];
+    };
+  }
+  {
+    name = "builder: an agent token name that is not a host name is an assertion";
+    got = failedAssertions (host "vassal" {
+      services.farm-builder = {
+        enable = true;
+        agentTokenFiles."../x" = "/run/secrets/x";
+      };
+    });
+    want = [ "services.farm-builder.agentTokenFiles: every name must be a host name (lowercase letters, digits, '-')." ];
+  }
+
+  # --- TLS in front of the builder ------------------------------------------------------
+  {
+    name = "TLS: the example fleet's URL is plain http on the builder's port; nothing pretends to be https";
+    got = {
+      url = farm.settings.builderUrl;
+      caddy = stolas.services.caddy.enable;
+      firewall = lib.sort lib.lessThan stolas.networking.firewall.allowedTCPPorts;
+    };
+    want = {
+      url = "http://farm.home.arpa:8080";
+      caddy = false;
+      firewall = [
+        7741
+        8080
+      ];
+    };
+  }
+  {
+    name = "TLS: an https builder URL puts Caddy (ACME) in front of the builder, on 80 and 443";
+    got =
+      let
+        c = e.host (fleetWith {
+          builderUrl = "https://farm.example.org";
+          cacheUrl = "https://farm.example.org/nix-cache";
+        }) "stolas";
+      in
+      {
+        caddy = c.services.caddy.enable;
+        vhost = c.services.caddy.virtualHosts."farm.example.org".extraConfig;
+        firewall = lib.sort lib.lessThan c.networking.firewall.allowedTCPPorts;
+        failed = failedAssertions c;
+      };
+    want = {
+      caddy = true;
+      vhost = "reverse_proxy 127.0.0.1:8080\n";
+      firewall = [
+        80
+        443
+        7741
+        8080
+      ];
+      failed = [ ];
+    };
+  }
+  {
+    name = "TLS: an https URL with the TLS front turned off is an evaluation error";
+    got = failedAssertions (
+      e.eval {
+        fleet = fleetWith { builderUrl = "https://farm.example.org"; };
+        modules = (fleet.plan "stolas").modules ++ [ { services.farm-builder.tls.enable = false; } ];
+      }
+    );
+    want = [
+      "the fleet's builderUrl (https://farm.example.org) is https, but nothing terminates TLS on stolas: keep services.farm-builder.tls.enable, or use an http:// URL in nix/fleet/settings.nix."
+    ];
+  }
+
+  # --- notifier, agent, fleet-pull ------------------------------------------------------
   {
     name = "notifier: follows the local builder, ntfy and poke tokens from sops, wakes the farm's MACs, pokes its agents";
     got = {
@@ -248,9 +441,9 @@ in
     want = {
       exec = builtins.concatStringsSep " " (
         map q [
-          "/nix/store/00000000000000000000000000000000-homelab-farm-notifier/bin/notifier"
+          "${store "homelab-farm-notifier"}/bin/notifier"
           "--config"
-          "/nix/store/00000000000000000000000000000000-farm-notifier.toml"
+          (store "farm-notifier.toml")
           "--builder-url"
           "http://127.0.0.1:8080"
           "--state-dir"
@@ -286,7 +479,7 @@ in
     got = (unit malphas "farm-agent").serviceConfig.ExecStart;
     want = builtins.concatStringsSep " " (
       map q [
-        "/nix/store/00000000000000000000000000000000-homelab-farm-agent/bin/agent"
+        "${store "homelab-farm-agent"}/bin/agent"
         "--builder-url"
         farm.settings.builderUrl
         "--host"
@@ -294,7 +487,7 @@ in
         "--token-file"
         "%d/token"
         "--deploy-public-key-file"
-        "/nix/store/00000000000000000000000000000000-farm-deploy.pub"
+        (store "farm-deploy.pub")
         "--cache-url"
         farm.settings.cacheUrl
         "--cache-public-key"
@@ -319,7 +512,7 @@ in
     );
   }
   {
-    name = "agent: root, not restarted by a switch, realises with no negative cache";
+    name = "agent: root, not restarted by a switch, realises with no negative cache, its token from its folder";
     got =
       let
         u = unit malphas "farm-agent";
@@ -329,6 +522,7 @@ in
         inherit (u) restartIfChanged stopIfChanged;
         nixConfig = u.environment.NIX_CONFIG;
         creds = u.serviceConfig.LoadCredential;
+        tokenFile = "${baseNameOf (dirOf (toString malphas.sops.secrets.farm-agent-token.sopsFile))}/${baseNameOf (toString malphas.sops.secrets.farm-agent-token.sopsFile)}";
       };
     want = {
       dynamic = false;
@@ -339,220 +533,75 @@ in
         "token:/run/secrets/farm-agent-token"
         "poke-token:/run/secrets/farm-poke-token"
       ];
+      tokenFile = "malphas/agent-token.yaml";
     };
   }
   {
-    name = "agent: a daily timer";
-    got = malphas.systemd.timers.farm-agent.timerConfig;
-    want = {
-      OnCalendar = "daily";
-      Persistent = true;
-      RandomizedDelaySec = "30min";
-    };
-  }
-  {
-    name = "builder: --agent-tokens-dir is a store directory of symlinks <host> -> its credential (no token in the store)";
-    got = stolas.services.farm-builder.agentTokensDir.entries;
-    want = map (h: {
-      name = h;
-      path = "/run/credentials/farm-builder.service/agent-token-${h}";
-    }) farm.deployHosts;
-  }
-  {
-    name = "builder: each agent token is the host's sops file, read with the builder host's key";
-    got =
-      let
-        all = stolas.sops.secrets;
-        others = builtins.filter (n: builtins.match "agent-token-.*" n == null) (builtins.attrNames all);
-      in
-      builtins.mapAttrs (_: s: {
-        file = "${baseNameOf (dirOf (toString s.sopsFile))}/${baseNameOf (toString s.sopsFile)}";
-        inherit (s) key;
-      }) (removeAttrs all others);
-    want = {
-      agent-token-andras = {
-        file = "agent-tokens/andras.yaml";
-        key = "farm-agent-token";
-      };
-      agent-token-malphas = {
-        file = "agent-tokens/malphas.yaml";
-        key = "farm-agent-token";
-      };
-      agent-token-stolas = {
-        file = "agent-tokens/stolas.yaml";
-        key = "farm-agent-token";
-      };
-    };
-  }
-  {
-    name = "builder: the newer flags (admin token, workers, builders, timeouts, eval memory in bytes, flake dir, public cache URL)";
+    name = "agent: a long-running service and a daily timer that starts that same service";
     got = {
-      exec = (unit tuned "farm-builder").serviceConfig.ExecStart;
-      creds = builtins.filter (c: builtins.match "admin-token:.*" c != null) (unit tuned "farm-builder").serviceConfig.LoadCredential;
+      type = (unit malphas "farm-agent").serviceConfig.Type or "simple";
+      timer = malphas.systemd.timers.farm-agent.timerConfig;
+      wantedBy = (unit malphas "farm-agent").wantedBy;
     };
     want = {
-      exec = builtins.concatStringsSep " " (
+      type = "simple";
+      timer = {
+        OnCalendar = "daily";
+        Persistent = true;
+        RandomizedDelaySec = "30min";
+      };
+      wantedBy = [ "multi-user.target" ];
+    };
+  }
+  {
+    name = "agent: the other flags (timeouts, systemd health off, links, pokes, suspend, log level)";
+    got = builtins.filter (a: a != "") (lib.splitString "\" \"" (unit tuned "farm-agent").serviceConfig.ExecStart);
+    want = lib.splitString "\" \"" (
+      builtins.concatStringsSep " " (
         map q [
-          "/nix/store/00000000000000000000000000000000-homelab-farm-builder/bin/builder"
-          "serve"
-          "--config"
-          "/nix/store/00000000000000000000000000000000-farm-builder.toml"
-          "--listen"
-          "127.0.0.1:8080"
+          "${store "homelab-farm-agent"}/bin/agent"
+          "--builder-url"
+          farm.settings.builderUrl
+          "--host"
+          "vassal"
+          "--deploy-public-key-file"
+          (store "farm-deploy.pub")
+          "--cache-url"
+          farm.settings.cacheUrl
+          "--cache-public-key"
+          farm.settings.cachePublicKey
+          "--interval"
+          "15m"
+          "--keep-generations"
+          "5"
+          "--switch-mode"
+          "switch"
+          "--health-timeout"
+          "90s"
+          "--systemd-health=false"
+          "--switch-timeout"
+          "15m"
+          "--current-system"
+          "/run/booted-system"
+          "--profile"
+          "/nix/var/nix/profiles/test"
           "--state-dir"
-          "/var/lib/farm-builder"
-          "--cache"
-          "file:///var/lib/farm-builder/cache"
-          "--workers"
-          "4"
-          "--signing-key-file"
-          "%d/signing-key"
-          "--deploy-key-file"
-          "%d/deploy-key"
-          "--admin-token-file"
-          "%d/admin-token"
-          "--agent-tokens-dir"
-          "/nix/store/00000000000000000000000000000000-farm-agent-tokens"
-          "--flake-dir"
-          "fleet"
-          "--builders"
-          "ssh-ng://mac aarch64-darwin ; ssh-ng://pi aarch64-linux"
-          "--max-silent-time"
-          "20m"
-          "--build-timeout"
-          "2h30m"
-          "--eval-memory"
-          "4294967296"
-          "--cache-public-url"
-          "https://cache.example.org"
+          "/var/lib/farm-agent"
+          "--listen"
+          "127.0.0.1:7000"
+          "--poke-token-file"
+          "%d/poke-token"
+          "--suspend-after-wake"
+          "--suspend-command"
+          "systemctl hibernate"
+          "--log-level"
+          "debug"
         ]
-      );
-      creds = [ "admin-token:/run/secrets/admin-token" ];
-    };
-  }
-  {
-    name = "builder: a host name that cannot be a credential is an assertion";
-    got = failedAssertions (host "vassal" {
-      services.farm-builder = {
-        enable = true;
-        agentTokenFiles."../x" = "/run/secrets/x";
-      };
-    });
-    want = [ "services.farm-builder.agentTokenFiles: host names must be letters, digits, '-' or '_'." ];
-  }
-  {
-    name = "notifier: typed config options over settings; a WoL target with an address is a table";
-    got = flags.notifierConfig (host "vassal" {
-      services.farm-notifier = {
-        enable = true;
-        settings.extra = 1;
-        wakeOnLan.andras = {
-          mac = "00:11:22:33:44:55";
-          address = "192.168.1.255:9";
-        };
-        wakeTimeout = "5m";
-        notifySuccess = true;
-        publicUrl = "https://status.example.org";
-      };
-    }).services.farm-notifier;
-    want = {
-      extra = 1;
-      public_url = "https://status.example.org";
-      notify_success = true;
-      wake_timeout = "5m";
-      wake_on_lan = {
-        andras = {
-          mac = "00:11:22:33:44:55";
-          address = "192.168.1.255:9";
-        };
-        malphas = "a8:a1:59:3c:10:7e";
-      };
-      agents = farm.agents;
-    };
-  }
-  {
-    name = "agent: the newer flags (timeouts, systemd health off, links, pokes, suspend, log level)";
-    got = (unit tuned "farm-agent").serviceConfig.ExecStart;
-    want = builtins.concatStringsSep " " (
-      map q [
-        "/nix/store/00000000000000000000000000000000-homelab-farm-agent/bin/agent"
-        "--builder-url"
-        farm.settings.builderUrl
-        "--host"
-        "vassal"
-        "--deploy-public-key-file"
-        "/nix/store/00000000000000000000000000000000-farm-deploy.pub"
-        "--cache-url"
-        farm.settings.cacheUrl
-        "--cache-public-key"
-        farm.settings.cachePublicKey
-        "--interval"
-        "15m"
-        "--keep-generations"
-        "5"
-        "--switch-mode"
-        "switch"
-        "--health-timeout"
-        "90s"
-        "--systemd-health=false"
-        "--switch-timeout"
-        "15m"
-        "--current-system"
-        "/run/booted-system"
-        "--profile"
-        "/nix/var/nix/profiles/test"
-        "--state-dir"
-        "/var/lib/farm-agent"
-        "--listen"
-        "127.0.0.1:7000"
-        "--poke-token-file"
-        "%d/poke-token"
-        "--suspend-after-wake"
-        "--suspend-command"
-        "systemctl hibernate"
-        "--log-level"
-        "debug"
-      ]
+      )
     );
   }
   {
-    name = "agent: a long-running service (pokes, resumes), never --once; the daily timer starts that same service";
-    got =
-      let
-        u = unit malphas "farm-agent";
-        t = malphas.systemd.timers.farm-agent;
-      in
-      {
-        type = u.serviceConfig.Type or "simple";
-        once = builtins.any (a: builtins.match "--once.*" a != null) (
-          flags.agent malphas.services.farm-agent
-        ).args;
-        restart = u.serviceConfig.Restart;
-        wantedBy = u.wantedBy;
-        timerUnit = t.timerConfig.Unit or "farm-agent.service";
-        timerWantedBy = t.wantedBy;
-      };
-    want = {
-      type = "simple";
-      once = false;
-      restart = "on-failure";
-      wantedBy = [ "multi-user.target" ];
-      timerUnit = "farm-agent.service";
-      timerWantedBy = [ "timers.target" ];
-    };
-  }
-  {
-    name = "agent: its token comes from nix/secrets/agent-tokens/<host>.yaml";
-    got = baseNameOf (dirOf (toString (real "malphas").sops.secrets.farm-agent-token.sopsFile));
-    want = "agent-tokens";
-  }
-  {
-    name = "agent: takes pokes on the fleet's port, opened in the firewall";
-    got = malphas.networking.firewall.allowedTCPPorts;
-    want = [ 7741 ];
-  }
-  {
-    name = "agent: listen without a poke token, or a firewall without listen, is an assertion";
+    name = "agent: listen without a poke token is an assertion";
     got = failedAssertions (host "vassal" {
       services.farm-agent = {
         enable = true;
@@ -565,8 +614,8 @@ in
   {
     name = "agent: a host the notifier may wake suspends again after such a wake; one it never wakes does not";
     got = [
-      (real "malphas").services.farm-agent.suspendAfterWake
-      (real "stolas").services.farm-agent.suspendAfterWake
+      malphas.services.farm-agent.suspendAfterWake
+      stolas.services.farm-agent.suspendAfterWake
     ];
     want = [
       true
@@ -574,83 +623,115 @@ in
     ];
   }
   {
-    name = "fleet-pull: a daily oneshot for hosts the farm does not serve";
-    got = {
-      type = (unit vassal "fleet-pull").serviceConfig.Type;
-      calendar = vassal.systemd.timers.fleet-pull.timerConfig.OnCalendar;
-      path = (unit vassal "fleet-pull").path;
-    };
+    name = "fleet-pull: a daily root oneshot, nh os switch --bypass-root-check from the first remote, 5 generations kept";
+    got =
+      let
+        c = fixture "tablet";
+        u = unit c "fleet-pull";
+        text = u.serviceConfig.ExecStart.text;
+      in
+      {
+        type = u.serviceConfig.Type;
+        calendar = c.systemd.timers.fleet-pull.timerConfig.OnCalendar;
+        switch = has "nh os switch '--bypass-root-check' --hostname 'tablet'" text;
+        keep = has "--delete-generations +5" text;
+        remotes = has (lib.concatMapStringsSep " " (r: "'${r}'") farm.gitRemotes) text;
+      };
     want = {
       type = "oneshot";
       calendar = "daily";
-      path = [
-        "/nix/store/nix"
-        "/nix/store/nh"
-        "/nix/store/00000000000000000000000000000000-git"
-        "/nix/store/00000000000000000000000000000000-coreutils"
-      ];
+      switch = true;
+      keep = true;
+      remotes = true;
     };
   }
   {
     name = "every host trusts the farm's cache";
-    got = malphas.nix.settings;
+    got = {
+      inherit (malphas.nix.settings) extra-substituters extra-trusted-public-keys;
+    };
     want = {
       extra-substituters = [ farm.settings.cacheUrl ];
       extra-trusted-public-keys = [ farm.settings.cachePublicKey ];
     };
   }
+
+  # --- the exported modules work in any flake ----------------------------------------
   {
-    name = "mini-modules: mkDefault loses to a plain value, mkForce beats it";
+    name = "nixosModules.{builder,notifier,agent}: usable without this fleet (no hostSpec, no overlay), with this flake's packages";
     got =
       let
-        c = mm.eval {
-          modules = [
-            { a = mm.lib.mkDefault 1; }
-            { a = 2; }
-            { b = mm.lib.mkForce 3; }
-            { b = 4; }
-            {
-              l = [ 1 ];
-            }
-            {
-              l = mm.lib.mkIf true [ 2 ];
-            }
-            {
-              l = mm.lib.mkIf false [ 3 ];
-            }
-          ];
-        };
+        c = foreign [
+          exportedModules.builder
+          exportedModules.notifier
+          exportedModules.agent
+          {
+            services.farm-builder.enable = true;
+            services.farm-notifier.enable = true;
+            services.farm-agent = {
+              enable = true;
+              builderUrl = "http://farm.example.org:8080";
+              cacheUrl = "http://farm.example.org:8080/nix-cache";
+              cachePublicKey = "farm-1:abc=";
+              deployPublicKey = "farm-deploy-1:def=";
+            };
+          }
+        ];
       in
-      [
-        c.a
-        c.b
-        c.l
-      ];
-    want = [
-      2
-      3
-      [
-        1
-        2
+      map (p: lib.head (lib.splitString " " (unit c "farm-${p}").serviceConfig.ExecStart)) [
+        "builder"
+        "notifier"
+        "agent"
       ]
+      ++ [ (failedAssertions c) ];
+    want = [
+      ''"${store "exported-builder"}/bin/builder"''
+      ''"${store "exported-notifier"}/bin/notifier"''
+      ''"${store "exported-agent"}/bin/agent"''
+      [ ]
     ];
   }
-  # --- roles and hosts, real files -------------------------------------------------
+
+  # --- roles and features, as NixOS merges them -------------------------------------
+  {
+    name = "servers: the hardening sysctls win over nixpkgs' own mkDefault (kernel.kptr_restrict = 1) without mkForce";
+    got = map (n: (real n).boot.kernel.sysctl."kernel.kptr_restrict") [
+      "stolas"
+      "andras"
+    ];
+    want = [
+      2
+      2
+    ];
+  }
+  {
+    name = "... where lib.mkDefault 2 would meet nixpkgs' lib.mkDefault 1 and fail to evaluate";
+    throws = (e.eval {
+      inherit fleet;
+      modules = [ { boot.kernel.sysctl."kernel.kptr_restrict" = lib.mkDefault 2; } ];
+    }).boot.kernel.sysctl."kernel.kptr_restrict";
+  }
+  {
+    name = "roles and features never set a NixOS option at nixpkgs' own mkDefault priority (only hostSpec defaults)";
+    got = builtins.filter (
+      f:
+      builtins.any (l: builtins.isString l && builtins.match " *#.*" l == null && builtins.match ".*mkDefault.*" l != null) (
+        builtins.split "\n" (builtins.readFile f)
+      )
+    ) (map (f: ../features + "/${f}") (builtins.attrNames (builtins.readDir ../features)) ++ map (f: ../roles + "/${f}") (builtins.attrNames (builtins.readDir ../roles)));
+    want = [ ];
+  }
   {
     name = "malphas inherits the desktop role: Plasma, Steam, the agent, Wake-on-LAN on its NIC";
-    got =
-      let
-        c = real "malphas";
-      in
-      {
-        plasma = c.services.desktopManager.plasma6.enable;
-        steam = c.programs.steam.enable;
-        agent = c.services.farm-agent.enable;
-        pull = c.services.fleet-pull.enable;
-        wol = c.networking.interfaces.enp5s0.wakeOnLan.enable;
-        hostName = c.networking.hostName;
-        platform = c.nixpkgs.hostPlatform;
-      };
+    got = {
+      plasma = malphas.services.desktopManager.plasma6.enable;
+      steam = malphas.programs.steam.enable;
+      agent = malphas.services.farm-agent.enable;
+      pull = malphas.services.fleet-pull.enable;
+      wol = malphas.networking.interfaces.enp5s0.wakeOnLan.enable;
+      hostName = malphas.networking.hostName;
+      platform = malphas.nixpkgs.hostPlatform;
+    };
     want = {
       plasma = true;
       steam = true;
@@ -662,38 +743,16 @@ in
     };
   }
   {
-    name = "malphas' overrides.nix beats the role's mkDefault (time zone, remote play)";
+    name = "malphas' overrides.nix beats the roles without mkForce (time zone, remote play, the quirk)";
     got = {
-      tz = (real "malphas").time.timeZone;
-      remotePlay = (real "malphas").programs.steam.remotePlay.openFirewall;
-      amdgpu = (real "malphas").hardware.amdgpu.initrd.enable;
+      tz = malphas.time.timeZone;
+      remotePlay = malphas.programs.steam.remotePlay.openFirewall;
+      amdgpu = malphas.hardware.amdgpu.initrd.enable;
     };
     want = {
       tz = "Europe/Berlin";
       remotePlay = false;
       amdgpu = true;
-    };
-  }
-  {
-    name = "malphas' hostSpec: default.nix, the role's defaults, the farm's MAC";
-    got = (real "malphas").hostSpec;
-    want = {
-      role = "desktop";
-      primaryUser = "rain";
-      hostName = "malphas";
-      kind = "nixos";
-      system = "x86_64-linux";
-      gui = true;
-      gaming = true;
-      headless = false;
-      touch = false;
-      autoUpgrade = "farm";
-      gpu = "amd";
-      wakeOnLan = {
-        enable = true;
-        interface = "enp5s0";
-        mac = "a8:a1:59:3c:10:7e";
-      };
     };
   }
   {
@@ -705,6 +764,10 @@ in
       (fixture "overriding").services.openssh.enable
       (fixture "bare").services.desktopManager.plasma6.enable
       (fixture "overriding").services.desktopManager.plasma6.enable
+      (fixture "bare").hostSpec.gaming
+      (fixture "overriding").hostSpec.gaming
+      (fixture "bare").programs.steam.enable
+      (fixture "overriding").programs.steam.enable
     ];
     want = [
       "UTC"
@@ -713,55 +776,84 @@ in
       false
       true
       false
-    ];
-  }
-  {
-    name = "gaming = false in default.nix beats the role's default (fixture)";
-    got = [
-      (fixture "bare").hostSpec.gaming
-      (fixture "overriding").hostSpec.gaming
-      (fixture "bare").programs.steam.enable
-    ];
-    want = [
       true
       false
       true
+      false
     ];
   }
   {
-    name = "... so gaming.nix configures no Steam there (fixture)";
-    throws = (fixture "overriding").programs.steam.enable;
-  }
-  {
-    name = "stolas (server): hardened, runs the farm (its agent takes pokes), aarch64 by binfmt, disk by disko";
+    name = "every flag works in every role: a touch desktop gets GNOME, a server with gui and gaming gets Plasma and Steam";
     got =
       let
-        c = real "stolas";
+        touchDesktop = realWith "malphas" { hostSpec.touch = true; };
+        guiServer = realWith "stolas" {
+          hostSpec = {
+            headless = false;
+            gui = true;
+            gaming = true;
+          };
+        };
       in
       {
-        fail2ban = c.services.fail2ban.enable;
-        docs = c.documentation.enable;
-        builder = c.services.farm-builder.enable;
-        notifier = c.services.farm-notifier.enable;
-        binfmt = c.boot.binfmt.emulatedSystems;
-        disk = c.disko.devices.disk.main.device;
-        firewall = c.networking.firewall.allowedTCPPorts;
+        touch = {
+          gnome = touchDesktop.services.desktopManager.gnome.enable;
+          plasma = touchDesktop.services.desktopManager.plasma6.enable;
+          iio = touchDesktop.hardware.sensor.iio.enable;
+        };
+        server = {
+          plasma = guiServer.services.desktopManager.plasma6.enable;
+          steam = guiServer.programs.steam.enable;
+          fail2ban = guiServer.services.fail2ban.enable;
+        };
+        headlessDesktop = (realWith "malphas" { hostSpec = { headless = true; gui = false; gaming = false; }; }).services.fail2ban.enable;
       };
+    want = {
+      touch = {
+        gnome = true;
+        plasma = false;
+        iio = true;
+      };
+      server = {
+        plasma = true;
+        steam = true;
+        fail2ban = false;
+      };
+      headlessDesktop = true;
+    };
+  }
+  {
+    name = "a flag where it makes no sense is an evaluation error, from any file of the host";
+    got = map failedAssertions [
+      (realWith "malphas" { hostSpec.headless = true; })
+      (realWith "stolas" { hostSpec.gaming = true; })
+      (realWith "andras" { hostSpec = { gui = true; headless = false; gaming = true; }; })
+    ];
+    want = [
+      [ "host malphas: `headless` and `gui` exclude each other: a headless host has no graphical session" ]
+      [ "host stolas: `gaming` needs `gui = true`" ]
+      [ "host andras: `gaming` (Steam) exists only on x86_64-linux, not on aarch64-linux" ]
+    ];
+  }
+  {
+    name = "stolas (server): hardened, runs the farm, aarch64 by binfmt, disk by disko";
+    got = {
+      fail2ban = stolas.services.fail2ban.enable;
+      docs = stolas.documentation.enable;
+      builder = stolas.services.farm-builder.enable;
+      notifier = stolas.services.farm-notifier.enable;
+      disk = stolas.disko.devices.disk.main.device;
+    };
     want = {
       fail2ban = true;
       docs = false;
       builder = true;
       notifier = true;
-      binfmt = [ "aarch64-linux" ];
       disk = "/dev/nvme0n1";
-      firewall = [
-        8080
-        7741
-      ];
     };
   }
   {
-    name = "andras (pi, role and user only): aarch64, extlinux, the agent";
+    name = "andras (pi, role and user only): the SD image module, extlinux, root on the card's NIXOS_SD, the agent";
     got =
       let
         c = real "andras";
@@ -769,12 +861,16 @@ in
       {
         platform = c.nixpkgs.hostPlatform;
         extlinux = c.boot.loader.generic-extlinux-compatible.enable;
+        root = c.fileSystems."/".device;
+        image = c.system.build.sdImage.name;
         agent = c.services.farm-agent.enable;
         user = c.users.users.rain.isNormalUser;
       };
     want = {
       platform = "aarch64-linux";
       extlinux = true;
+      root = "/dev/disk/by-label/NIXOS_SD";
+      image = "nixos-image-sd-card-andras-aarch64-linux.img";
       agent = true;
       user = true;
     };
@@ -799,16 +895,20 @@ in
     ];
   }
   {
-    name = "vassago (darwin): nix-darwin user, daily launchd pull, the farm's cache";
+    name = "vassago (darwin): nix-darwin user, daily launchd pull as root with --bypass-root-check, 5 generations, the farm's cache";
     got =
       let
         c = real "vassago";
+        d = c.launchd.daemons.fleet-pull.serviceConfig;
+        script = (builtins.head d.ProgramArguments);
       in
       {
         user = c.system.primaryUser;
         home = c.users.users.rain.home;
-        pull = c.launchd.daemons.fleet-pull.serviceConfig.StartCalendarInterval;
+        pull = d.StartCalendarInterval;
         keys = c.nix.settings.extra-trusted-public-keys;
+        script = builtins.baseNameOf script;
+        failed = failedAssertions c;
       };
     want = {
       user = "rain";
@@ -820,6 +920,56 @@ in
         }
       ];
       keys = [ farm.settings.cachePublicKey ];
+      script = "00000000000000000000000000000000-fleet-pull";
+      failed = [ ];
     };
+  }
+
+  # --- a way in -----------------------------------------------------------------------
+  {
+    name = "login: the admins' SSH keys for the primary user and root; rain's password hash from shared.yaml, before users exist";
+    got = {
+      keys = malphas.users.users.rain.openssh.authorizedKeys.keys;
+      root = malphas.users.users.root.openssh.authorizedKeys.keys;
+      password = malphas.users.users.rain.hashedPasswordFile;
+      secret = {
+        inherit (malphas.sops.secrets.rain-password-hash) neededForUsers;
+        file = baseNameOf (toString malphas.sops.secrets.rain-password-hash.sopsFile);
+      };
+      passwordSsh = malphas.services.openssh.settings.PasswordAuthentication;
+    };
+    want = {
+      keys = farm.settings.adminSshKeys;
+      root = farm.settings.adminSshKeys;
+      password = "/run/secrets/rain-password-hash";
+      secret = {
+        neededForUsers = true;
+        file = "shared.yaml";
+      };
+      passwordSsh = false;
+    };
+  }
+  {
+    name = "login: a host nobody can log in to (no admin key, no password hash) is an evaluation error, on NixOS and darwin";
+    got =
+      let
+        locked = fleetWith {
+          adminSshKeys = [ ];
+          passwordHashSecrets = { };
+        };
+      in
+      map (n: failedAssertions (e.host locked n)) [
+        "stolas"
+        "vassago"
+      ];
+    want = [
+      [ "host stolas: nobody can log in: add an admin SSH key (scripts/init-fleet --admin-ssh-key FILE writes nix/fleet/keys.nix) or a password hash for rain (passwordHashSecrets in nix/fleet/keys.nix)" ]
+      [ "host vassago: nobody can log in: add an admin SSH key (scripts/init-fleet --admin-ssh-key FILE writes nix/fleet/keys.nix) or a password hash for rain (passwordHashSecrets in nix/fleet/keys.nix)" ]
+    ];
+  }
+  {
+    name = "every host of the example fleet evaluates with no failed assertion";
+    got = map (n: failedAssertions (real n)) fleet.names;
+    want = map (_: [ ]) fleet.names;
   }
 ]

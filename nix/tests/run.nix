@@ -1,7 +1,15 @@
 # Runs nix/tests/lib.nix and nix/tests/modules.nix:
 #   { passed; failed; names; failures = [ { name; got; want; } ]; }
+#
+# nixpkgsLib: the nixpkgs `lib/` whose lib.evalModules runs the module tests: the
+# vendored copy (nixpkgs-lib/lib) unless scripts/test-nix is given another one
+# (FLEET_NIXPKGS_LIB, e.g. the flake input's where the network is there).
+{
+  nixpkgsLib ? ./nixpkgs-lib/lib,
+}:
 let
-  cases = import ./lib.nix ++ import ./modules.nix;
+  lib = import nixpkgsLib;
+  cases = import ./lib.nix ++ import ./modules.nix { inherit lib; };
   check =
     c:
     if c ? throws then

@@ -1,5 +1,5 @@
 # malphas: the main desktop. Everything not said here comes from the desktop role
-# (nix/roles/desktop.nix, nix/lib/roles.nix); the other files of this folder are
+# (nix/roles/desktop.nix); the other files of this folder are
 # imported automatically and override the role where malphas differs.
 {
   role = "desktop";
@@ -8,4 +8,5 @@
   # Quirks.
   gpu = "amd"; # free-form: read by overrides.nix
   wakeOnLan.interface = "enp5s0";
+  wakeOnLan.mac = "a8:a1:59:3c:10:7e"; # the notifier wakes malphas for updates
 }
