@@ -151,13 +151,15 @@ func dialSmall(t *testing.T, addr string) net.Conn {
 	return c
 }
 
-// TestHandlerSlowDownloads: with a server write timeout of 300 ms and a
-// stall timeout of 200 ms, a client that reads steadily for longer than
-// the write timeout gets every byte, and one that stops reading is cut.
+// TestHandlerSlowDownloads: with a server write timeout of 1.5 s and a
+// stall timeout of 1 s (wide enough for a loaded machine's scheduling), a
+// client that reads steadily for longer than the write timeout gets every
+// byte, and one that stops reading is cut.
 func TestHandlerSlowDownloads(t *testing.T) {
 	body := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
-	h := http.StripPrefix("/nix-cache", cache.NewHandlerWith(slowBackend{body: body}, cache.HandlerOptions{StallTimeout: 200 * time.Millisecond}))
-	srv := smallBuffers(t, h, 300*time.Millisecond)
+	h := http.StripPrefix("/nix-cache", cache.NewHandlerWith(slowBackend{body: body}, cache.HandlerOptions{StallTimeout: time.Second}))
+	const writeTimeout = 1500 * time.Millisecond
+	srv := smallBuffers(t, h, writeTimeout)
 	addr := srv.Listener.Addr().String()
 	get := "GET /nix-cache/nar/abcd.nar HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
@@ -175,14 +177,14 @@ func TestHandlerSlowDownloads(t *testing.T) {
 			if err != nil {
 				break
 			}
-			time.Sleep(5 * time.Millisecond) // about 1 MiB in over a second: slow but steady
+			time.Sleep(10 * time.Millisecond) // 1 MiB in a few seconds: slow but steady
 		}
 		took := time.Since(start)
 		_, payload, _ := bytes.Cut(got.Bytes(), []byte("\r\n\r\n"))
 		if !bytes.Equal(payload, body) {
 			t.Fatalf("got %d bytes of %d after %s", len(payload), len(body), took)
 		}
-		if took < 300*time.Millisecond {
+		if took < writeTimeout {
 			t.Fatalf("download took %s, not longer than the write timeout: the test proves nothing", took)
 		}
 	})
@@ -195,7 +197,7 @@ func TestHandlerSlowDownloads(t *testing.T) {
 		if _, err := io.ReadFull(c, head); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Second) // stop reading: the server must give up on us
+		time.Sleep(3 * time.Second) // stop reading: the server must give up on us
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		n, _ := io.Copy(io.Discard, c) // what was in the socket buffers, then the cut
 		if int(n)+len(head) >= len(body) {
