@@ -408,7 +408,7 @@ type garbage struct {
 	index map[key20]int32
 	paths []string  // store paths, for Swept
 	refs  [][]int32 // references to other garbage narinfos
-	gone  []bool // vanished before the scan read them
+	gone  []bool    // vanished before the scan read them
 }
 
 // scan reads every garbage narinfo (checking its signature) for its

@@ -21,8 +21,8 @@ type lease struct {
 	// deleted is set before the first delete: a collection that deleted
 	// nothing leaves no trace.
 	deleted bool
-	stop   chan struct{}
-	done   chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // startLease refuses to start while another live collection runs, then
