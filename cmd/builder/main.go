@@ -6,6 +6,7 @@
 //	builder cache push --cache URL PATH…  push store paths and their closure
 //	builder cache verify --cache URL      check a whole cache
 //	builder cache serve --cache URL       serve a cache read-only over HTTP
+//	builder cache gc --cache URL          delete what the fleet no longer needs
 package main
 
 import (
@@ -47,6 +48,7 @@ commands:
   cache push    push store paths and their closures to a binary cache
   cache verify  check every narinfo, signature and NAR of a cache
   cache serve   serve a cache read-only over HTTP at /nix-cache/
+  cache gc      delete from a cache what no host, recent build or pin needs
 `
 
 // run dispatches to a subcommand. getenv supplies every flag's environment
