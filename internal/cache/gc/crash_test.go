@@ -30,7 +30,7 @@ const (
 
 // crashStale is the collectors' StaleAfter in the crash test: a killed
 // collector's marker goes stale quickly.
-const crashStale = time.Second
+const crashStale = 3 * time.Second
 
 // crashHelper collects the cache at GC_CRASH_URL keeping GC_CRASH_ROOT,
 // counting every write and delete (each key of a batch on a directory, each

@@ -388,7 +388,7 @@ func (c *Collector) readNarInfo(ctx context.Context, k key20) (*cache.NarInfo, e
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	defer rc.Close()
-	ni, err := cache.ParseNarInfo(io.LimitReader(rc, 4<<20))
+	ni, err := parseNarInfo(rc)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w (run cache verify)", key, err)
 	}

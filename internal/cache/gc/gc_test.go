@@ -22,6 +22,10 @@ func TestMain(m *testing.M) {
 		crashHelper()
 		return
 	}
+	if os.Getenv(envBenchURL) != "" {
+		benchHelper()
+		return
+	}
 	miniotest.Main(m)
 }
 

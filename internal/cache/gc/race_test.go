@@ -14,7 +14,7 @@ import (
 
 // raceStale is the collectors' StaleAfter in the race tests (pushers poll
 // a running collection every tenth of it).
-const raceStale = 2 * time.Second
+const raceStale = 6 * time.Second
 
 // race is an old closure in a cache (top -> o[n-1] -> ... -> o[0], no
 // root keeps it) and a new path y whose closure shares part of it.
