@@ -143,6 +143,7 @@ func BenchmarkCollect(b *testing.B) {
 		for _, n := range []int{25_000, 100_000} {
 			b.Run(fmt.Sprintf("%s/paths=%d", tg.name, n), func(b *testing.B) {
 				var rss int64
+				var cpu time.Duration
 				for range b.N {
 					b.StopTimer()
 					be, url, extra := tg.open(b)
@@ -167,10 +168,12 @@ func BenchmarkCollect(b *testing.B) {
 						b.Fatalf("collection kept %d and swept %d narinfos (%q), want %d and %d", kept, gone, out, len(roots)*1000, n-len(roots)*1000)
 					}
 					rss = max(rss, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss*1024)
-					b.Logf("%d paths: %d kept, %d swept (and as many NARs) in %s, peak RSS %.1f MiB",
-						n, kept, gone, took.Round(time.Millisecond), float64(rss)/(1<<20))
+					cpu = max(cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
+					b.Logf("%d paths: %d kept, %d swept (and as many NARs) in %s (CPU %s), peak RSS %.1f MiB",
+						n, kept, gone, took.Round(time.Millisecond), cpu.Round(time.Millisecond), float64(rss)/(1<<20))
 				}
 				b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
+				b.ReportMetric(cpu.Seconds(), "CPU-s")
 			})
 		}
 	}
