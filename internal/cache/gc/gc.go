@@ -543,15 +543,19 @@ func (c *Collector) sweepFiles(ctx context.Context, dir, phase string, res *Resu
 }
 
 // delete removes keys unless this is a dry run, and only while the lease
-// holds.
+// holds: a batch still running when pushers could take the collection for
+// dead is cancelled.
 func (c *Collector) delete(ctx context.Context, l *lease, keys []string) error {
 	if c.DryRun || len(keys) == 0 {
 		return nil
 	}
-	if err := l.check(); err != nil {
+	left, err := l.check()
+	if err != nil {
 		return err
 	}
 	l.deleting()
+	ctx, cancel := context.WithTimeout(ctx, left) // no delete outlives the lease
+	defer cancel()
 	return cache.DeleteMany(ctx, c.Backend, keys)
 }
 

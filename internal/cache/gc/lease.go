@@ -81,14 +81,16 @@ func (l *lease) beat(ctx context.Context) {
 }
 
 // check fails once the last heartbeat is older than half of StaleAfter:
-// past that, a pusher may soon take the collection for dead.
-func (l *lease) check() error {
+// past that, a pusher may soon take the collection for dead. Otherwise it
+// returns how long a delete may take: until three quarters of StaleAfter.
+func (l *lease) check() (time.Duration, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if age := l.c.now().Sub(l.lastOK); age > l.c.staleAfter()/2 {
-		return fmt.Errorf("%w: last heartbeat %s ago", ErrLeaseLost, age.Round(time.Millisecond))
+	age := l.c.now().Sub(l.lastOK)
+	if age > l.c.staleAfter()/2 {
+		return 0, fmt.Errorf("%w: last heartbeat %s ago", ErrLeaseLost, age.Round(time.Millisecond))
 	}
-	return nil
+	return l.c.staleAfter()*3/4 - age, nil
 }
 
 // deleting records that the collection is about to delete.
