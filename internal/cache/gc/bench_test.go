@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -53,14 +53,32 @@ func benchHelper() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(4)
 	}
-	fmt.Printf("%d %d %d %d\n", res.KeptNarInfos.Objects, res.NarInfos.Objects, res.KeptNars.Objects, res.Nars.Objects)
+	fmt.Printf("%d %d %d %d %d\n", res.KeptNarInfos.Objects, res.NarInfos.Objects, res.KeptNars.Objects, res.Nars.Objects, peakRSS())
 	os.Exit(0)
 }
 
+// peakRSS is this process's peak resident set in bytes (VmHWM). The
+// rusage of a child is no good: after a vfork-style exec it counts the
+// parent's pages too.
+func peakRSS() int64 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return -1
+}
+
 // synthCache fills b with n signed narinfos and as many small NARs: groups of
-// 1,000 paths, each path referencing the one before it and one further
-// down its group. It returns the tops of every other group (the roots:
-// about half of the paths stay) and the key.
+// 1,000 paths in 20 layers of 50, each path referencing three paths of the
+// layer below (a reference depth of 20, as in a system closure). It
+// returns the tops of every other group (the roots: about half of the
+// paths stay) and the key.
 func synthCache(tb testing.TB, b cache.Backend, n int) ([]string, cache.SecretKey) {
 	tb.Helper()
 	ctx := context.Background()
@@ -71,7 +89,7 @@ func synthCache(tb testing.TB, b cache.Backend, n int) ([]string, cache.SecretKe
 	if err := b.Put(ctx, "nix-cache-info", strings.NewReader(cache.CacheInfo), -1); err != nil {
 		tb.Fatal(err)
 	}
-	const group = 1000
+	const group, layer = 1000, 50
 	paths := make([]string, n)
 	for i := range paths {
 		var h [20]byte
@@ -82,8 +100,13 @@ func synthCache(tb testing.TB, b cache.Backend, n int) ([]string, cache.SecretKe
 	var roots []string
 	err = parallel.ForEach(ctx, n, 32, func(i int) error {
 		var refs []string
-		if i%group > 0 {
-			refs = append(refs, paths[i-1], paths[i-i%group+(i*7919)%(i%group)])
+		if j := i % group; j >= layer { // j's layer references the one below
+			below := i - j + (j/layer-1)*layer
+			for _, k := range []int{j % layer, (j * 7) % layer, (j*13 + 5) % layer} {
+				if r := paths[below+k]; !slices.Contains(refs, r) {
+					refs = append(refs, r)
+				}
+			}
 		}
 		var nh [32]byte
 		_, _ = rand.Read(nh[:])
@@ -101,7 +124,7 @@ func synthCache(tb testing.TB, b cache.Backend, n int) ([]string, cache.SecretKe
 		if err := b.Put(ctx, cache.NarInfoKey(paths[i]), strings.NewReader(text), int64(len(text))); err != nil {
 			return err
 		}
-		if i%group == group-1 && (i/group)%2 == 0 {
+		if i%group >= group-layer && (i/group)%2 == 0 { // the top layer of every other group
 			mu.Lock()
 			roots = append(roots, paths[i])
 			mu.Unlock()
@@ -115,8 +138,8 @@ func synthCache(tb testing.TB, b cache.Backend, n int) ([]string, cache.SecretKe
 }
 
 // BenchmarkCollect collects synthetic caches of 25,000 and 100,000 paths
-// (half of them garbage) on a directory and on MinIO, each in a child
-// process, and reports its peak RSS beside the time.
+// (about half of them garbage) on a directory and on MinIO, each in a child
+// process, and reports its peak RSS (VmHWM) and CPU time beside the time.
 //
 //	go test -run '^$' -bench Collect -benchtime 1x ./internal/cache/gc/
 func BenchmarkCollect(b *testing.B) {
@@ -164,10 +187,12 @@ func BenchmarkCollect(b *testing.B) {
 						b.Fatalf("collect: %v\n%s", err, out)
 					}
 					var kept, gone, keptNars, goneNars int
-					if _, err := fmt.Sscan(string(out), &kept, &gone, &keptNars, &goneNars); err != nil || kept != len(roots)*1000 || gone != n-kept {
-						b.Fatalf("collection kept %d and swept %d narinfos (%q), want %d and %d", kept, gone, out, len(roots)*1000, n-len(roots)*1000)
+					var peak int64
+					wantKept := len(roots) / 50 * 1000
+					if _, err := fmt.Sscan(string(out), &kept, &gone, &keptNars, &goneNars, &peak); err != nil || kept != wantKept || gone != n-kept {
+						b.Fatalf("collection kept %d and swept %d narinfos (%q), want %d and %d", kept, gone, out, wantKept, n-wantKept)
 					}
-					rss = max(rss, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss*1024)
+					rss = max(rss, peak)
 					cpu = max(cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
 					b.Logf("%d paths: %d kept, %d swept (and as many NARs) in %s (CPU %s), peak RSS %.1f MiB",
 						n, kept, gone, took.Round(time.Millisecond), cpu.Round(time.Millisecond), float64(rss)/(1<<20))
