@@ -208,7 +208,7 @@ func TestPushRacesCollection(t *testing.T) {
 				})
 			}
 
-			runs := map[string]int{"file": 40, "s3": 12}[bc.name]
+			runs := map[string]int{"file": 24, "s3": 8}[bc.name]
 			repaired := 0
 			for i := range runs {
 				r := newRace(t, bc.open(t), 8)
