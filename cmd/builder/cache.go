@@ -20,7 +20,7 @@ import (
 	"github.com/homelab-farm/farm/internal/nix"
 )
 
-const cacheUsage = `usage: builder cache <push|verify|serve> [flags]`
+const cacheUsage = `usage: builder cache <push|verify|serve|gc> [flags]`
 
 func runCache(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -34,6 +34,8 @@ func runCache(ctx context.Context, args []string, getenv func(string) string, st
 		return runCacheVerify(ctx, args[1:], getenv, stdout, stderr)
 	case "serve":
 		return runCacheServe(ctx, args[1:], getenv, stdout, stderr)
+	case "gc":
+		return runCacheGC(ctx, args[1:], getenv, stdout, stderr)
 	}
 	fmt.Fprintln(stderr, cacheUsage)
 	return fmt.Errorf("unknown cache command %q", args[0])

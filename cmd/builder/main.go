@@ -6,6 +6,7 @@
 //	builder cache push --cache URL PATH…  push store paths and their closure
 //	builder cache verify --cache URL      check a whole cache
 //	builder cache serve --cache URL       serve a cache read-only over HTTP
+//	builder cache gc --cache URL          delete what the fleet no longer needs
 //	builder signer --socket PATH --deploy-key-file FILE
 //	                                      sign deploy manifests for serve
 package main
@@ -49,6 +50,7 @@ commands:
   cache push    push store paths and their closures to a binary cache
   cache verify  check every narinfo, signature and NAR of a cache
   cache serve   serve a cache read-only over HTTP at /nix-cache/
+  cache gc      delete from a cache what no host, recent build or pin needs
   signer        sign deploy manifests on a unix socket (serve --deploy-signer)
 `
 

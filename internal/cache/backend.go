@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 )
 
 // ErrNotFound is returned by Backend.Get and Backend.Stat when no object has the key.
@@ -13,6 +14,9 @@ var ErrNotFound = errors.New("not found")
 type Object struct {
 	Key  string // slash-separated, relative to the cache root: "abc.narinfo", "nar/xyz.nar.zst"
 	Size int64
+	// ModTime is when the object was last written (a file's mtime, an S3
+	// object's LastModified), by the clock of whatever stores it.
+	ModTime time.Time
 }
 
 // Backend stores a binary cache's objects under slash-separated keys
@@ -47,4 +51,28 @@ type Backend interface {
 
 	// String names the backend for messages, without credentials.
 	String() string
+}
+
+// BatchDeleter is implemented by backends that remove many objects in few
+// requests (S3's DeleteObjects takes 1,000 keys per request).
+type BatchDeleter interface {
+	// DeleteMany removes the objects under keys; absent keys are not an
+	// error. On failure some of the keys may be gone and others not: each
+	// object is either wholly there or wholly gone. It is safe for
+	// concurrent use.
+	DeleteMany(ctx context.Context, keys []string) error
+}
+
+// DeleteMany removes the objects under keys through b's batch delete when it
+// has one, else one Delete at a time. Absent keys are not an error.
+func DeleteMany(ctx context.Context, b Backend, keys []string) error {
+	if bd, ok := b.(BatchDeleter); ok {
+		return bd.DeleteMany(ctx, keys)
+	}
+	for _, k := range keys {
+		if err := b.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

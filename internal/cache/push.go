@@ -88,9 +88,12 @@ type Event struct {
 
 // Result summarises a push.
 type Result struct {
-	Paths     int // paths in the closure
-	Uploaded  int
-	Skipped   int // already in the cache
+	Paths    int // paths in the closure
+	Uploaded int
+	Skipped  int // already in the cache
+	// Repaired counts paths uploaded again because a garbage collection
+	// that overlapped the push removed them (they are also in Uploaded).
+	Repaired  int
 	NarBytes  int64
 	FileBytes int64
 	Duration  time.Duration
@@ -179,6 +182,12 @@ func (p *Pusher) Push(ctx context.Context, paths ...string) (Result, error) {
 	}
 	res := Result{Paths: len(closure)}
 
+	// What the collection markers say before the cache is looked at: see
+	// settle.
+	gcBefore, err := p.gcState(ctx, log)
+	if err != nil {
+		return res, err
+	}
 	present, err := p.present(ctx, closure)
 	if err != nil {
 		return res, err
@@ -198,16 +207,16 @@ func (p *Pusher) Push(ctx context.Context, paths ...string) (Result, error) {
 		}
 		missing = append(missing, pi)
 	}
-	if len(missing) == 0 {
-		res.Duration = time.Since(start)
-		return res, nil
+	if len(missing) > 0 {
+		u := &upload{p: p, log: log, comp: comp, missing: missing, large: make(chan struct{}, largeJobs)}
+		err = u.run(ctx)
+		res.Uploaded = int(u.uploaded.Load())
+		res.NarBytes = u.narBytes.Load()
+		res.FileBytes = u.fileBytes.Load()
 	}
-
-	u := &upload{p: p, log: log, comp: comp, missing: missing, large: make(chan struct{}, largeJobs)}
-	err = u.run(ctx)
-	res.Uploaded = int(u.uploaded.Load())
-	res.NarBytes = u.narBytes.Load()
-	res.FileBytes = u.fileBytes.Load()
+	if err == nil {
+		err = p.settle(ctx, log, comp, closure, gcBefore, &res)
+	}
 	res.Duration = time.Since(start)
 	return res, err
 }

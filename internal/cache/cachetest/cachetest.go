@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/homelab-farm/farm/internal/cache"
 )
@@ -180,6 +181,64 @@ func TestBackend(t *testing.T, newBackend func(t *testing.T) cache.Backend) {
 				if got := list(t, b, dir); len(got) != 0 {
 					t.Errorf("after a failed Put of %d bytes List(%q) = %v, want nothing", n, dir, got)
 				}
+			}
+		}
+	})
+
+	t.Run("ListModTime", func(t *testing.T) {
+		b := newBackend(t)
+		before := time.Now().Add(-2 * time.Second) // file systems and S3 keep coarse times
+		put(t, b, "a.narinfo", "a")
+		put(t, b, "nar/a.nar.zst", "nar")
+		after := time.Now().Add(2 * time.Second)
+		for _, dir := range []string{"", "nar/"} {
+			err := b.List(ctx, dir, func(o cache.Object) error {
+				if o.ModTime.Before(before) || o.ModTime.After(after) {
+					t.Errorf("%s: ModTime %v, want between %v and %v", o.Key, o.ModTime, before, after)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("List(%q): %v", dir, err)
+			}
+		}
+	})
+
+	t.Run("DeleteMany", func(t *testing.T) {
+		b := newBackend(t)
+		const n = 1234 // more than one S3 multi-object delete request
+		var keys []string
+		for i := range n {
+			keys = append(keys, fmt.Sprintf("%032d.narinfo", i))
+		}
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 16)
+		for _, k := range keys {
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				put(t, b, k, "x")
+			})
+		}
+		wg.Wait()
+		put(t, b, "nar/kept.nar.zst", "kept")
+		put(t, b, "kept.narinfo", "kept")
+		gone := append(keys, "nar/never-there.nar.zst")
+		if err := cache.DeleteMany(ctx, b, gone); err != nil {
+			t.Fatalf("DeleteMany: %v", err)
+		}
+		if got := list(t, b, ""); fmt.Sprint(got) != "[kept.narinfo:4]" {
+			t.Errorf("after DeleteMany List(\"\") = %d objects %.80v, want [kept.narinfo:4]", len(got), got)
+		}
+		if got := list(t, b, "nar/"); fmt.Sprint(got) != "[nar/kept.nar.zst:4]" {
+			t.Errorf("after DeleteMany List(nar/) = %v, want [nar/kept.nar.zst:4]", got)
+		}
+		if err := cache.DeleteMany(ctx, b, nil); err != nil {
+			t.Errorf("DeleteMany(nothing) = %v", err)
+		}
+		if _, ok := b.(cache.BatchDeleter); ok {
+			if err := cache.DeleteMany(ctx, b, []string{"kept.narinfo", "../escape"}); err == nil {
+				t.Errorf("DeleteMany with an invalid key succeeded")
 			}
 		}
 	})

@@ -28,7 +28,10 @@ type Backend struct {
 	root string
 }
 
-var _ cache.Backend = (*Backend)(nil)
+var (
+	_ cache.Backend      = (*Backend)(nil)
+	_ cache.BatchDeleter = (*Backend)(nil)
+)
 
 // Open returns the cache in dir, creating the directory if needed.
 func Open(dir string) (*Backend, error) {
@@ -204,7 +207,7 @@ func (b *Backend) List(ctx context.Context, dir string, fn func(cache.Object) er
 			if ierr != nil {
 				continue // removed meanwhile
 			}
-			if err := fn(cache.Object{Key: prefix + e.Name(), Size: info.Size()}); err != nil {
+			if err := fn(cache.Object{Key: prefix + e.Name(), Size: info.Size(), ModTime: info.ModTime()}); err != nil {
 				return err
 			}
 		}
@@ -227,6 +230,20 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// DeleteMany removes the files under keys one by one: a directory has no
+// batch delete, and each removal is atomic.
+func (b *Backend) DeleteMany(ctx context.Context, keys []string) error {
+	for _, k := range keys {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := b.Delete(ctx, k); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -74,7 +74,10 @@ type Backend struct {
 	name   string // cfg.String()
 }
 
-var _ cache.Backend = (*Backend)(nil)
+var (
+	_ cache.Backend      = (*Backend)(nil)
+	_ cache.BatchDeleter = (*Backend)(nil)
+)
 
 // Open connects to the bucket u names and checks that it exists and that the
 // credentials may list it.
@@ -284,7 +287,7 @@ func (b *Backend) List(ctx context.Context, dir string, fn func(cache.Object) er
 		if strings.HasSuffix(obj.Key, "/") {
 			continue // a common prefix: a "directory" further down
 		}
-		if err := fn(cache.Object{Key: strings.TrimPrefix(obj.Key, b.cfg.prefix), Size: obj.Size}); err != nil {
+		if err := fn(cache.Object{Key: strings.TrimPrefix(obj.Key, b.cfg.prefix), Size: obj.Size, ModTime: obj.LastModified}); err != nil {
 			return err
 		}
 	}
@@ -301,6 +304,39 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("delete %s: %w", b.where(key), err)
 	}
 	return nil
+}
+
+// DeleteMany removes the objects under keys with S3's multi-object delete
+// (minio-go sends 1,000 keys per request). Absent keys are not an error.
+func (b *Backend) DeleteMany(ctx context.Context, keys []string) error {
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx) // stops the sender on an early return
+	defer cancel()
+	objects := make(chan minio.ObjectInfo)
+	go func() {
+		defer close(objects)
+		for _, k := range keys {
+			select {
+			case objects <- minio.ObjectInfo{Key: b.object(k)}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var failed []error
+	for res := range b.client.RemoveObjectsWithResult(ctx, b.cfg.bucket, objects, minio.RemoveObjectsOptions{}) {
+		if res.Err != nil && !errors.Is(notFound(res.Err), cache.ErrNotFound) {
+			failed = append(failed, fmt.Errorf("delete %s: %w", b.whereObject(res.ObjectName), res.Err))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.Join(failed...)
 }
 
 // notFound turns minio-go's "no such key" into cache.ErrNotFound.

@@ -1,0 +1,61 @@
+// Package gc collects the garbage of a binary cache: every narinfo not
+// reachable through References from a set of roots, the NARs no remaining
+// narinfo points at, and the build logs of derivations no kept path came from.
+//
+// # Mark and sweep
+//
+// Mark lists the narinfos and walks References from the roots and from every
+// narinfo younger than the grace period (a push in flight is a root), reading
+// each narinfo once. Paths are kept as the 20 bytes their 32-character hash
+// part encodes, NARs and derivations as 20-byte digests, so memory grows by
+// a few dozen bytes per path above a fixed base. Before the sweep the
+// narinfos are listed again: a young narinfo that appeared meanwhile is
+// marked through as well, and only narinfos older than the grace period are
+// garbage. Every narinfo read must be signed by one of the trusted keys, or
+// nothing is deleted (this is not the farm's cache).
+//
+// The sweep deletes garbage narinfos dependents first (in waves: a narinfo
+// goes only once no remaining narinfo references it), then the NARs that no
+// kept narinfo points at and that are older than the grace period, then the
+// logs older than the grace period whose derivation is the deriver of no
+// kept path (so the logs of a collection killed before its last phase go
+// the next time). A kill at any point therefore leaves a cache in which
+// every narinfo's NAR and references are present.
+//
+// # Racing a push
+//
+// Grace periods alone do not make a concurrent push safe: a pusher finds X's
+// narinfo present and skips it; a collection that marked before the
+// pusher's narinfo Y existed deletes X; Y now references a missing path. The
+// collection and cache.Pusher close that race with two markers in the cache:
+//
+//   - The collector writes gc/running (a random id, its start, a heartbeat
+//     counter and time, and how old a heartbeat may get) before it lists
+//     anything, refreshes the heartbeat every StaleAfter/4, and deletes
+//     nothing once its last successful heartbeat is older than StaleAfter/2
+//     (it has lost its lease: pushers may think it dead). When it ends it
+//     writes gc/last and removes gc/running.
+//   - A pusher reads both markers before it checks what the cache holds.
+//     After writing its last narinfo it reads them again, waiting while a
+//     live (not stale) collection runs. If a collection was alive at the
+//     first read, or the markers changed in between, a collection overlapped
+//     the push: the pusher checks every narinfo and NAR of its closure,
+//     uploads what is missing, and repeats with the markers read last as
+//     the new "before", until a round sees no collection.
+//
+// Why that suffices: a collection deletes only between writing gc/running
+// and removing it. If that span overlaps the pusher's span from its first
+// marker read to its last, the pusher sees the collection alive at the first
+// read, or sees the markers change; it then waits for the collection's end
+// and repairs what it lost, and a repair round is checked the same way. If
+// the collection ended before the pusher's first read, the pusher's
+// existence checks saw the cache after every delete. If the collection
+// started after the pusher's last read, every narinfo of the push exists
+// when it lists, those written within the grace period are roots, and
+// everything else goes dependents first, so nothing left references a
+// missing path. Markers and objects must be read-after-write consistent
+// (a directory, MinIO and S3 are). Staleness compares the collector's clock
+// with the reader's: clocks must agree within StaleAfter/2 (default one
+// minute). Writers that bypass cache.Pusher (nix copy) are protected by the
+// grace period only.
+package gc
