@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/atomicfile"
+	"github.com/homelab-farm/farm/internal/deploy"
 )
 
 // State is what the agent remembers across restarts (and sleeps).
@@ -61,4 +62,9 @@ func saveState(dir string, s State) error {
 		return fmt.Errorf("encode agent state: %w", err)
 	}
 	return atomicfile.Write(filepath.Join(dir, stateFile), append(b, '\n'))
+}
+
+// remember records that the agent acted on m, with what came of it.
+func (a *Agent) remember(m deploy.Manifest, result, reason string) error {
+	return saveState(a.cfg.StateDir, State{LastSeq: m.Seq, StorePath: m.StorePath, Result: result, Reason: reason, Time: a.now().UTC()})
 }
