@@ -11,15 +11,8 @@ import (
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/nix"
-)
-
-// Results an agent reports, as the builder's API names them.
-const (
-	ResultSwitched   = "switched"
-	ResultUpToDate   = "up-to-date"
-	ResultRolledBack = "rolled back"
-	ResultFailed     = "failed"
 )
 
 // Switch modes: activate now, or make the closure the boot default only.
@@ -147,16 +140,22 @@ func New(cfg Config, n Nix, httpClient *http.Client, log *slog.Logger) *Agent {
 	return &Agent{cfg: cfg, nix: n, http: httpClient, log: log.With(logHost, cfg.Host), now: time.Now}
 }
 
-// Outcome is what one check came to; it is also what is reported.
+// Outcome is what one check came to: the report the builder is sent
+// (farmapi.Report), and whether to check again soon.
 type Outcome struct {
-	Current string `json:"current"` // the store path running after the check
-	Result  string `json:"result"`
-	Reason  string `json:"reason,omitempty"`
-	Seq     uint64 `json:"seq,omitempty"` // the manifest acted on
+	Current string // the store path running after the check
+	Result  farmapi.Result
+	Reason  string
+	Seq     uint64 // the manifest acted on
 	// Retry says the failure may pass by itself (the cache unreachable, a
 	// path not pushed yet): check again soon rather than at the next
 	// interval.
-	Retry bool `json:"-"`
+	Retry bool
+}
+
+// Report is what the builder is told of o.
+func (o Outcome) Report() farmapi.Report {
+	return farmapi.Report{Current: o.Current, Result: o.Result, Reason: o.Reason, Seq: o.Seq}
 }
 
 // errNoManifest means the builder has no desired closure for this host.
@@ -192,7 +191,7 @@ func (a *Agent) check(ctx context.Context) (Outcome, error) {
 	}
 	signed, err := a.fetchManifest(ctx)
 	if errors.Is(err, errNoManifest) {
-		return Outcome{Current: current, Result: ResultUpToDate, Reason: "no desired closure"}, nil
+		return Outcome{Current: current, Result: farmapi.ResultUpToDate, Reason: "no desired closure"}, nil
 	}
 	if err != nil {
 		return Outcome{}, err
@@ -209,7 +208,7 @@ func (a *Agent) check(ctx context.Context) (Outcome, error) {
 	}
 	refuse := func(err error, retry bool) (Outcome, error) {
 		a.log.Warn("refused manifest", logErr, err)
-		return Outcome{Current: current, Result: ResultFailed, Reason: "refused manifest: " + err.Error(), Seq: st.LastSeq, Retry: retry}, nil
+		return Outcome{Current: current, Result: farmapi.ResultFailed, Reason: "refused manifest: " + err.Error(), Seq: st.LastSeq, Retry: retry}, nil
 	}
 	m, err := deploy.Verify(signed, a.cfg.DeployKeys, a.cfg.Host, a.now(), a.cfg.ClockSkew)
 	if err != nil {
@@ -226,18 +225,18 @@ func (a *Agent) check(ctx context.Context) (Outcome, error) {
 	}
 	if order == deploy.Same {
 		// The manifest already acted on, or a renewal of it.
-		if st.Result == ResultRolledBack || st.Result == ResultFailed {
+		if st.Result == farmapi.ResultRolledBack || st.Result == farmapi.ResultFailed {
 			// Still the manifest that failed here: say so again, so the
 			// builder does not take the host for up to date.
 			return Outcome{Current: current, Result: st.Result, Reason: st.Reason, Seq: m.Seq}, nil
 		}
-		return Outcome{Current: current, Result: ResultUpToDate, Seq: m.Seq}, nil
+		return Outcome{Current: current, Result: farmapi.ResultUpToDate, Seq: m.Seq}, nil
 	}
 	if m.StorePath == current {
-		if err := a.remember(m, ResultUpToDate, ""); err != nil {
+		if err := a.remember(m, farmapi.ResultUpToDate, ""); err != nil {
 			return Outcome{}, err
 		}
-		return Outcome{Current: current, Result: ResultUpToDate, Seq: m.Seq}, nil
+		return Outcome{Current: current, Result: farmapi.ResultUpToDate, Seq: m.Seq}, nil
 	}
 	return a.apply(ctx, st, m, current)
 }

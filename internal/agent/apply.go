@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/nix"
 )
 
@@ -26,14 +27,14 @@ func (a *Agent) apply(ctx context.Context, st State, m deploy.Manifest, previous
 	})
 	if err != nil {
 		// Nothing changed on the host; the next check tries again.
-		return Outcome{Current: previous, Result: ResultFailed, Reason: err.Error(), Seq: m.Seq, Retry: true}, nil
+		return Outcome{Current: previous, Result: farmapi.ResultFailed, Reason: err.Error(), Seq: m.Seq, Retry: true}, nil
 	}
 	// From here on the host changes: a shutdown of the agent lets the
 	// update finish (each step has its own timeout) rather than leave the
 	// host half switched.
 	ctx = context.WithoutCancel(ctx)
 	if err := a.setProfile(ctx, m.StorePath); err != nil {
-		return Outcome{Current: previous, Result: ResultFailed, Reason: err.Error(), Seq: m.Seq, Retry: true}, nil
+		return Outcome{Current: previous, Result: farmapi.ResultFailed, Reason: err.Error(), Seq: m.Seq, Retry: true}, nil
 	}
 	st.Pending = &Pending{Seq: m.Seq, StorePath: m.StorePath, Previous: previous}
 	if err := saveState(a.cfg.StateDir, st); err != nil {
@@ -71,25 +72,25 @@ func (a *Agent) finishInterrupted(ctx context.Context, p Pending, current string
 func (a *Agent) settle(ctx context.Context, m deploy.Manifest, previous string, failure error) (Outcome, error) {
 	log := a.log.With(logSeq, m.Seq, logPath, m.StorePath)
 	if failure == nil {
-		if err := a.remember(m, ResultSwitched, ""); err != nil {
+		if err := a.remember(m, farmapi.ResultSwitched, ""); err != nil {
 			return Outcome{}, err
 		}
 		current, _ := a.currentSystem()
-		return Outcome{Current: current, Result: ResultSwitched, Seq: m.Seq}, nil
+		return Outcome{Current: current, Result: farmapi.ResultSwitched, Seq: m.Seq}, nil
 	}
 
 	log.Warn("update failed, rolling back", logReason, failure.Error())
 	// The manifest is spent: it is not tried again, only a newer one is.
-	out := Outcome{Current: previous, Result: ResultRolledBack, Reason: failure.Error(), Seq: m.Seq}
+	out := Outcome{Current: previous, Result: farmapi.ResultRolledBack, Reason: failure.Error(), Seq: m.Seq}
 	switch {
 	case previous == "":
-		out.Result, out.Reason = ResultFailed, failure.Error()+"; no previous system to roll back to"
+		out.Result, out.Reason = farmapi.ResultFailed, failure.Error()+"; no previous system to roll back to"
 	default:
 		if err := a.rollback(ctx, previous); err != nil {
-			out.Result, out.Reason = ResultFailed, failure.Error()+"; rollback: "+err.Error()
+			out.Result, out.Reason = farmapi.ResultFailed, failure.Error()+"; rollback: "+err.Error()
 		}
 	}
-	if out.Result == ResultFailed {
+	if out.Result == farmapi.ResultFailed {
 		out.Current, _ = a.currentSystem()
 	}
 	if err := a.remember(m, out.Result, out.Reason); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/farmapi"
 )
 
 func (a *Agent) api(path string) string {
@@ -80,9 +81,9 @@ func (a *Agent) report(ctx context.Context, out Outcome) error {
 		return nil
 	}
 	body, err := json.Marshal(struct {
-		Outcome
+		farmapi.Report
 		Time time.Time `json:"time"`
-	}{out, a.now().UTC()})
+	}{out.Report(), a.now().UTC()})
 	if err != nil {
 		return fmt.Errorf("encode report: %w", err)
 	}

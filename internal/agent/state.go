@@ -10,6 +10,7 @@ import (
 
 	"github.com/homelab-farm/farm/internal/atomicfile"
 	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/farmapi"
 )
 
 // State is what the agent remembers across restarts (and sleeps).
@@ -21,9 +22,9 @@ type State struct {
 	// StorePath is the store path of that manifest.
 	StorePath string `json:"store_path,omitempty"`
 	// Result is what came of it ("switched", "rolled back", ...).
-	Result string    `json:"result,omitempty"`
-	Reason string    `json:"reason,omitempty"`
-	Time   time.Time `json:"time,omitzero"`
+	Result farmapi.Result `json:"result,omitempty"`
+	Reason string         `json:"reason,omitempty"`
+	Time   time.Time      `json:"time,omitzero"`
 	// Pending is set while a closure is being activated: found at start,
 	// it means the agent (or the host) stopped in the middle of an update.
 	Pending *Pending `json:"pending,omitempty"`
@@ -65,6 +66,6 @@ func saveState(dir string, s State) error {
 }
 
 // remember records that the agent acted on m, with what came of it.
-func (a *Agent) remember(m deploy.Manifest, result, reason string) error {
+func (a *Agent) remember(m deploy.Manifest, result farmapi.Result, reason string) error {
 	return saveState(a.cfg.StateDir, State{LastSeq: m.Seq, StorePath: m.StorePath, Result: result, Reason: reason, Time: a.now().UTC()})
 }
