@@ -36,7 +36,7 @@ func (n *Notifier) deliver(ctx context.Context, id int64, msg Message) error {
 	marker := eventMarker(id)
 	click := msg.Click
 	if click == "" {
-		click = n.link("/")
+		click = n.rules.link("/")
 	}
 	msg.Click = withFragment(click, marker)
 	log := n.log.With(logEvent, id, logTitle, msg.Title)

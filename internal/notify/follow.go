@@ -12,14 +12,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/homelab-farm/farm/internal/farmapi"
 )
 
 // Event is one entry of the builder's event log.
 type Event struct {
-	ID   int64           `json:"id"`
-	Time time.Time       `json:"time"`
-	Type string          `json:"type"`
-	Data json.RawMessage `json:"data"`
+	ID   int64             `json:"id"`
+	Time time.Time         `json:"time"`
+	Type farmapi.EventType `json:"type"`
+	Data json.RawMessage   `json:"data"`
 }
 
 // Follower reads the builder's event stream (GET /api/events, Server-Sent

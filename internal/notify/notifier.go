@@ -20,19 +20,6 @@ import (
 // Event types of the builder's log that the notifier acts on (the builder's
 // pipeline and API define them).
 const (
-	EventEvalStarted   = "evaluation.started"
-	EventEvalFinished  = "evaluation.finished"
-	EventTargetBuilt   = "target.built"
-	EventTargetCached  = "target.cached"
-	EventTargetFailed  = "target.failed"
-	EventHostDesired   = "host.desired"
-	EventHostReport    = "host.report"
-	reportRolledBack   = "rolled back"
-	reportFailed       = "failed"
-	reportSwitched     = "switched"
-	reportUpToDate     = "up-to-date"
-	evalStateFailed    = "failed"
-	evalStateDone      = "done"
 	deliveryGrace      = 2 * time.Minute
 	inFlightMargin     = 5 * time.Minute // the server's clock may lag ours
 	defaultPollEvery   = 5 * time.Second
@@ -143,8 +130,9 @@ const stateFile = "notifier.json"
 // Notifier handles the builder's events. Handle must not be called
 // concurrently with itself; Run calls it in order.
 type Notifier struct {
-	o   Options
-	log *slog.Logger
+	o     Options
+	log   *slog.Logger
+	rules rules
 
 	mu       sync.Mutex
 	st       state
@@ -190,7 +178,7 @@ func New(o Options) (*Notifier, error) {
 	if o.Metrics == nil {
 		o.Metrics = noMetrics{}
 	}
-	n := &Notifier{o: o, log: o.Log, waking: map[string]uint64{}, reported: map[string]uint64{}}
+	n := &Notifier{o: o, log: o.Log, rules: newRules(o.Config, o.BuilderURL, o.PokeToken), waking: map[string]uint64{}, reported: map[string]uint64{}}
 	b, err := os.ReadFile(filepath.Join(o.StateDir, stateFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -266,10 +254,9 @@ func (n *Notifier) Handle(ctx context.Context, ev Event) error {
 		n.mu.Unlock()
 		return nil
 	}
-	next := n.st.clone()
+	next, d, err := decide(n.rules, n.st, ev)
 	n.mu.Unlock()
-
-	msg, err := n.decide(&next, ev)
+	msg := d.msg
 	if err != nil {
 		// An event the notifier cannot read is logged and passed over: it
 		// would block the stream forever.
@@ -291,7 +278,7 @@ func (n *Notifier) Handle(ctx context.Context, ev Event) error {
 	n.st = next
 	n.mu.Unlock()
 	n.unsure, n.pending = nil, nil
-	n.act(ctx, ev)
+	n.act(ctx, d)
 	return nil
 }
 

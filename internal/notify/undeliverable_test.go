@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/testenv/ntfytest"
 )
 
@@ -163,11 +164,11 @@ func TestUndeliverableEventSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fe.add(EventEvalStarted, map[string]any{"eval": 1, "repo": "fleet", "branch": "main", "commit": "abc"})
-	fe.add(EventTargetFailed, map[string]any{"eval": 1, "target": 5, "host": "evil\r\nX-Injected: yes", "system": "x86_64-linux"})
-	fe.add(EventHostReport, map[string]any{"host": "refused", "result": "rolled back", "reason": "boom", "seq": 1})
-	fe.add(EventHostDesired, map[string]any{"host": "malphas", "store_path": "/nix/store/x-malphas", "seq": 2})
-	last := fe.add(EventHostReport, map[string]any{"host": "stolas", "result": "rolled back", "reason": "boom", "seq": 1})
+	fe.add(farmapi.EvalStarted, map[string]any{"eval": 1, "repo": "fleet", "branch": "main", "commit": "abc"})
+	fe.add(farmapi.TargetFailed, map[string]any{"eval": 1, "target": 5, "host": "evil\r\nX-Injected: yes", "system": "x86_64-linux"})
+	fe.add(farmapi.HostReport, map[string]any{"host": "refused", "result": "rolled back", "reason": "boom", "seq": 1})
+	fe.add(farmapi.HostDesired, map[string]any{"host": "malphas", "store_path": "/nix/store/x-malphas", "seq": 2})
+	last := fe.add(farmapi.HostReport, map[string]any{"host": "stolas", "result": "rolled back", "reason": "boom", "seq": 1})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -232,8 +233,8 @@ func TestTransientFailureBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fe.add(EventHostReport, map[string]any{"host": "flaky", "result": "rolled back", "reason": "boom", "seq": 1})
-	last := fe.add(EventHostReport, map[string]any{"host": "stolas", "result": "rolled back", "reason": "boom", "seq": 1})
+	fe.add(farmapi.HostReport, map[string]any{"host": "flaky", "result": "rolled back", "reason": "boom", "seq": 1})
+	last := fe.add(farmapi.HostReport, map[string]any{"host": "stolas", "result": "rolled back", "reason": "boom", "seq": 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()

@@ -10,29 +10,25 @@ import (
 	"time"
 )
 
-// act does what an event asks beyond notifying: wake and poke hosts for a
-// new desired closure, and note reports for the wakes waiting on them.
-func (n *Notifier) act(ctx context.Context, ev Event) {
-	var d eventData
-	if json.Unmarshal(ev.Data, &d) != nil || d.Host == "" {
-		return
-	}
-	switch ev.Type {
-	case EventHostReport:
+// act does what an event's decision asks beyond notifying: wake and poke
+// hosts for a new desired closure, and note reports for the wakes waiting on
+// them.
+func (n *Notifier) act(ctx context.Context, d decision) {
+	if r := d.reported; r != nil {
 		n.mu.Lock()
-		if d.Seq > n.reported[d.Host] {
-			n.reported[d.Host] = d.Seq
+		if r.seq > n.reported[r.host] {
+			n.reported[r.host] = r.seq
 		}
 		n.mu.Unlock()
-	case EventHostDesired:
-		n.startWake(ctx, d.Host, d.Seq)
+	}
+	if w := d.wake; w != nil {
+		n.startWake(ctx, w.host, w.seq)
 	}
 }
 
 // wakeable reports whether the notifier pokes or wakes host.
 func (n *Notifier) wakeable(host string) bool {
-	_, canWake := n.o.Config.WakeOnLAN[host]
-	return canWake || (n.o.PokeToken != "" && n.o.Config.Agents[host] != "")
+	return n.rules.wakeable[host]
 }
 
 // startWake makes sure host hears of desired closure seq: it pokes the
