@@ -696,13 +696,7 @@ func TestRun(t *testing.T) {
 
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		testenv.Eventually(t, 10*time.Second, cond, "%s", what)
 	}
 	waitFor("retries while the builder is down", func() bool { return count() >= 3 })
 	mu.Lock()
@@ -763,19 +757,14 @@ func TestRunAfterResume(t *testing.T) {
 			}})
 	}()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
-	for count() < 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return count() >= 1 }, "the check at start")
 	sleeps <- 5 * time.Millisecond // shorter than a tick: clock jitter, not sleep
 	time.Sleep(100 * time.Millisecond)
 	if got := count(); got != 1 {
 		t.Fatalf("checks = %d after jitter, want 1 (the start)", got)
 	}
 	sleeps <- 8 * time.Hour
-	for count() < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return count() >= 2 }, "a check after the resume")
 	if got := count(); got != 2 {
 		t.Fatalf("checks = %d after a resume, want 2", got)
 	}

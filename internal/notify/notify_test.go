@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/farmapi"
+	"github.com/homelab-farm/farm/internal/testenv"
 	"github.com/homelab-farm/farm/internal/testenv/ntfytest"
 )
 
@@ -447,12 +448,12 @@ func TestWakeSleepingHost(t *testing.T) {
 		t.Fatal("the woken agent was not poked")
 	}
 	fe.add(farmapi.HostReport, map[string]any{"host": "malphas", "current": "/nix/store/x-malphas", "result": "switched", "seq": 7})
-	waitFor(t, func() bool {
+	testenv.Eventually(t, 10*time.Second, func() bool {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		_, busy := n.waking["malphas"]
 		return !busy
-	})
+	}, "the wake of malphas ends with its report")
 	// Awake now: the next desired closure is a plain poke, no packet.
 	for { // drop the packets sent while the host slept
 		_ = nic.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
@@ -475,17 +476,6 @@ func TestWakeSleepingHost(t *testing.T) {
 	}
 	if len(rec.msgs) != 0 {
 		t.Errorf("notifications: %+v, want none", rec.msgs)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -512,11 +502,11 @@ func TestWakeTimeout(t *testing.T) {
 	for range 2 { // sent again while the host stays silent
 		readPacket(t, nic, 5*time.Second)
 	}
-	waitFor(t, func() bool {
+	testenv.Eventually(t, 10*time.Second, func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		return len(rec.msgs) == 1 && rec.msgs[0].Title == "Host did not wake: andras"
-	})
+	}, "a notification that andras did not wake")
 }
 
 // TestFollowerPassesOverGarbage: an event whose data cannot be read is
@@ -575,12 +565,12 @@ func TestWakeSurvivesRestart(t *testing.T) {
 	defer stop()
 	readPacket(t, nic, 5*time.Second) // the wake, taken up again
 	fe.add(farmapi.HostReport, map[string]any{"host": "andras", "current": "/nix/store/x-andras", "result": "switched", "seq": 3})
-	waitFor(t, func() bool {
+	testenv.Eventually(t, 10*time.Second, func() bool {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		_, busy := n.waking["andras"]
 		return !busy && len(n.st.Waking) == 0
-	})
+	}, "the wake of andras ends with its report")
 }
 
 // TestInFlightAtRestart starts a notifier on a state that a killed process

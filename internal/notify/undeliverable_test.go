@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/farmapi"
+	"github.com/homelab-farm/farm/internal/testenv"
 	"github.com/homelab-farm/farm/internal/testenv/ntfytest"
 )
 
@@ -174,13 +175,12 @@ func TestUndeliverableEventSkipped(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Cursor() < last && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n.Cursor() != last {
-		t.Fatalf("cursor %d after 10 s, want %d: the stream is held back; ntfy got %q", n.Cursor(), last, fn.Titles())
-	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if c := n.Cursor(); c < last {
+			return fmt.Errorf("cursor %d, want %d: the stream is held back; ntfy got %q", c, last, fn.Titles())
+		}
+		return nil
+	}, "the notifier passes the undeliverable event")
 	select {
 	case p := <-pokes:
 		if p != "/poke" {
@@ -239,10 +239,7 @@ func TestTransientFailureBounded(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Cursor() < last && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return n.Cursor() >= last }, "the notifier reaches event %d", last)
 	if got := fn.Titles(); !slices.Equal(got, []string{"Deploy rolled back: stolas"}) {
 		t.Fatalf("ntfy got %q, want the next event's notification", got)
 	}
