@@ -27,6 +27,7 @@ import (
 	"github.com/homelab-farm/farm/internal/agent"
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/envflag"
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/nix"
 )
 
@@ -133,7 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		if err != nil {
 			return err
 		}
-		if out.Result != agent.ResultSwitched && out.Result != agent.ResultUpToDate {
+		if out.Result != farmapi.ResultSwitched && out.Result != farmapi.ResultUpToDate {
 			return fmt.Errorf("%s: %s", out.Result, out.Reason)
 		}
 		return nil

@@ -15,8 +15,8 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/homelab-farm/farm/internal/agent"
 	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/git"
 	"github.com/homelab-farm/farm/internal/hostname"
 	"github.com/homelab-farm/farm/internal/httpsafe"
@@ -319,11 +319,6 @@ type Report struct {
 	Seq     uint64 `json:"seq,omitempty"` // the manifest applied, if any
 }
 
-// reportResults are the results an agent reports; anything else is refused.
-var reportResults = map[string]bool{
-	agent.ResultSwitched: true, agent.ResultUpToDate: true, agent.ResultRolledBack: true, agent.ResultFailed: true,
-}
-
 // EventHostReport is appended for every agent report.
 const EventHostReport = "host.report"
 
@@ -339,7 +334,7 @@ func (a *farmAPI) report(w http.ResponseWriter, r *http.Request) error {
 	if rep.Result == "" || (rep.Current != "" && !strings.HasPrefix(rep.Current, "/nix/store/")) {
 		return errorf(http.StatusBadRequest, "a report needs a result and a store path", nil)
 	}
-	if !reportResults[rep.Result] {
+	if !farmapi.Result(rep.Result).Valid() {
 		return errorf(http.StatusBadRequest, "unknown report result "+strconv.Quote(rep.Result), nil)
 	}
 	if err := a.state.Report(r.Context(), host, rep.Current, rep.Result, rep.Reason); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/cache/file"
 	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/testenv"
 )
@@ -32,7 +33,7 @@ type fakeBuilder struct {
 
 	mu       sync.Mutex
 	manifest []byte // nil: 404
-	reports  []Outcome
+	reports  []farmapi.Report
 	seq      uint64 // what GET /api/hosts/{host}/seq answers
 	seqAsked int
 }
@@ -68,7 +69,7 @@ func newFakeBuilder(t *testing.T, backend cache.Backend) *fakeBuilder {
 			http.Error(w, "bad token", http.StatusUnauthorized)
 			return
 		}
-		var o Outcome
+		var o farmapi.Report
 		if err := json.NewDecoder(r.Body).Decode(&o); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -97,7 +98,7 @@ func (fb *fakeBuilder) serveRaw(b []byte) {
 	fb.mu.Unlock()
 }
 
-func (fb *fakeBuilder) lastReport() Outcome {
+func (fb *fakeBuilder) lastReport() farmapi.Report {
 	fb.mu.Lock()
 	defer fb.mu.Unlock()
 	if len(fb.reports) == 0 {
@@ -313,7 +314,7 @@ func TestDeploy(t *testing.T) {
 	p := w.paths
 
 	// No manifest yet: nothing happens.
-	if out := check(t, f.agent()); out.Result != ResultUpToDate || out.Current != "" {
+	if out := check(t, f.agent()); out.Result != farmapi.ResultUpToDate || out.Current != "" {
 		t.Fatalf("no manifest: got %+v, want up-to-date with no current system", out)
 	}
 
@@ -327,41 +328,41 @@ func TestDeploy(t *testing.T) {
 		{
 			name:        "first install",
 			serve:       func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["v1"], 1) },
-			want:        Outcome{Current: p["v1"], Result: ResultSwitched, Seq: 1},
+			want:        Outcome{Current: p["v1"], Result: farmapi.ResultSwitched, Seq: 1},
 			activations: []string{"activated v1 switch"},
 		},
 		{
 			name:  "same manifest again is up to date",
 			serve: func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["v1"], 1) },
-			want:  Outcome{Current: p["v1"], Result: ResultUpToDate, Seq: 1},
+			want:  Outcome{Current: p["v1"], Result: farmapi.ResultUpToDate, Seq: 1},
 		},
 		{
 			name:        "update",
 			serve:       func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["v2"], 5) },
-			want:        Outcome{Current: p["v2"], Result: ResultSwitched, Seq: 5},
+			want:        Outcome{Current: p["v2"], Result: farmapi.ResultSwitched, Seq: 5},
 			activations: []string{"activated v2 switch"},
 		},
 		{
 			name:        "failed health check rolls back to exactly the previous path",
 			serve:       func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["unhealthy"], 6) },
-			want:        Outcome{Current: p["v2"], Result: ResultRolledBack, Seq: 6},
+			want:        Outcome{Current: p["v2"], Result: farmapi.ResultRolledBack, Seq: 6},
 			activations: []string{"activated unhealthy switch", "activated v2 switch"},
 		},
 		{
 			name:  "the rolled-back manifest is not tried again",
 			serve: func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["unhealthy"], 6) },
-			want:  Outcome{Current: p["v2"], Result: ResultRolledBack, Seq: 6},
+			want:  Outcome{Current: p["v2"], Result: farmapi.ResultRolledBack, Seq: 6},
 		},
 		{
 			name:        "failed activation rolls back",
 			serve:       func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["broken"], 7) },
-			want:        Outcome{Current: p["v2"], Result: ResultRolledBack, Seq: 7},
+			want:        Outcome{Current: p["v2"], Result: farmapi.ResultRolledBack, Seq: 7},
 			activations: []string{"activated broken switch", "activated v2 switch"},
 		},
 		{
 			name:  "replayed older manifest changes nothing",
 			serve: func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["v1"], 1) },
-			want:  Outcome{Current: p["v2"], Result: ResultFailed, Seq: 7},
+			want:  Outcome{Current: p["v2"], Result: farmapi.ResultFailed, Seq: 7},
 		},
 		{
 			name: "tampered manifest changes nothing",
@@ -370,7 +371,7 @@ func TestDeploy(t *testing.T) {
 				s.Manifest = []byte(strings.Replace(string(s.Manifest), p["v1"], p["v3"], 1))
 				return s
 			},
-			want: Outcome{Current: p["v2"], Result: ResultFailed, Seq: 7},
+			want: Outcome{Current: p["v2"], Result: farmapi.ResultFailed, Seq: 7},
 		},
 		{
 			name: "manifest signed by another key changes nothing",
@@ -381,22 +382,22 @@ func TestDeploy(t *testing.T) {
 				}
 				return f.sign(t, other, "stolas", p["v3"], 9)
 			},
-			want: Outcome{Current: p["v2"], Result: ResultFailed, Seq: 7},
+			want: Outcome{Current: p["v2"], Result: farmapi.ResultFailed, Seq: 7},
 		},
 		{
 			name:  "manifest for another host changes nothing",
 			serve: func() deploy.Signed { return f.sign(t, w.deployKey, "malphas", p["v3"], 10) },
-			want:  Outcome{Current: p["v2"], Result: ResultFailed, Seq: 7},
+			want:  Outcome{Current: p["v2"], Result: farmapi.ResultFailed, Seq: 7},
 		},
 		{
 			name: "garbage changes nothing",
 			raw:  []byte(`{"manifest": 12`),
-			want: Outcome{Current: p["v2"], Result: ResultFailed, Seq: 7},
+			want: Outcome{Current: p["v2"], Result: farmapi.ResultFailed, Seq: 7},
 		},
 		{
 			name:        "next update after failures",
 			serve:       func() deploy.Signed { return f.sign(t, w.deployKey, "stolas", p["v3"], 11) },
-			want:        Outcome{Current: p["v3"], Result: ResultSwitched, Seq: 11},
+			want:        Outcome{Current: p["v3"], Result: farmapi.ResultSwitched, Seq: 11},
 			activations: []string{"activated v3 switch"},
 		},
 		{
@@ -405,7 +406,7 @@ func TestDeploy(t *testing.T) {
 				now := time.Now().UTC()
 				return f.signAt(t, w.deployKey, "stolas", p["v3"], 11, now.Add(time.Hour), now.Add(100*time.Hour))
 			},
-			want: Outcome{Current: p["v3"], Result: ResultUpToDate, Seq: 11},
+			want: Outcome{Current: p["v3"], Result: farmapi.ResultUpToDate, Seq: 11},
 		},
 		{
 			name: "an expired manifest changes nothing",
@@ -413,7 +414,7 @@ func TestDeploy(t *testing.T) {
 				now := time.Now().UTC()
 				return f.signAt(t, w.deployKey, "stolas", p["v1"], 12, now.Add(-96*time.Hour), now.Add(-24*time.Hour))
 			},
-			want: Outcome{Current: p["v3"], Result: ResultFailed, Seq: 11, Retry: true},
+			want: Outcome{Current: p["v3"], Result: farmapi.ResultFailed, Seq: 11, Retry: true},
 		},
 		{
 			name: "a manifest expired less than the clock skew ago is taken",
@@ -421,7 +422,7 @@ func TestDeploy(t *testing.T) {
 				now := time.Now().UTC()
 				return f.signAt(t, w.deployKey, "stolas", p["v1"], 12, now.Add(-72*time.Hour), now.Add(-time.Minute))
 			},
-			want:        Outcome{Current: p["v1"], Result: ResultSwitched, Seq: 12},
+			want:        Outcome{Current: p["v1"], Result: farmapi.ResultSwitched, Seq: 12},
 			activations: []string{"activated v1 switch"},
 		},
 	}
@@ -439,11 +440,10 @@ func TestDeploy(t *testing.T) {
 			if got != st.want {
 				t.Fatalf("outcome = %+v, want %+v", out, st.want)
 			}
-			if (st.want.Result == ResultRolledBack || st.want.Result == ResultFailed) && out.Reason == "" {
+			if (st.want.Result == farmapi.ResultRolledBack || st.want.Result == farmapi.ResultFailed) && out.Reason == "" {
 				t.Errorf("outcome %q has no reason", out.Result)
 			}
-			sent := out
-			sent.Retry = false // not part of the report
+			sent := out.Report() // Retry is not part of the report
 			if rep := w.fb.lastReport(); rep != sent {
 				t.Errorf("reported %+v, want %+v", rep, sent)
 			}
@@ -485,14 +485,14 @@ func TestRealiseFailureRetries(t *testing.T) {
 	f.cfg.CacheKey = wrongKey.Public().String()
 	w.fb.serve(f.sign(t, w.deployKey, "stolas", w.paths["v1"], 3))
 	out := check(t, f.agent())
-	if out.Result != ResultFailed || out.Current != "" || !strings.Contains(out.Reason, "signature") {
+	if out.Result != farmapi.ResultFailed || out.Current != "" || !strings.Contains(out.Reason, "signature") {
 		t.Fatalf("untrusted cache: got %+v, want failed for lack of a valid signature", out)
 	}
 	if _, err := os.Lstat(f.current); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("current system exists after a failed realise: %v", err)
 	}
 	f.cfg = good
-	if out := check(t, f.agent()); out.Result != ResultSwitched || out.Current != w.paths["v1"] {
+	if out := check(t, f.agent()); out.Result != farmapi.ResultSwitched || out.Current != w.paths["v1"] {
 		t.Fatalf("retry with the right key: got %+v, want switched to v1", out)
 	}
 }
@@ -510,7 +510,7 @@ func TestWipedStateRefusesOlderManifest(t *testing.T) {
 
 	w.fb.serve(f.sign(t, w.deployKey, "stolas", w.paths["v1"], 5))
 	out := check(t, f.agent())
-	if out.Result != ResultFailed || out.Current != "" || !out.Retry || !strings.Contains(out.Reason, "below the host's seq 9") {
+	if out.Result != farmapi.ResultFailed || out.Current != "" || !out.Retry || !strings.Contains(out.Reason, "below the host's seq 9") {
 		t.Fatalf("older manifest after a wiped state: got %+v, want failed below seq 9, retried", out)
 	}
 	if _, err := os.Lstat(f.current); !errors.Is(err, os.ErrNotExist) {
@@ -521,7 +521,7 @@ func TestWipedStateRefusesOlderManifest(t *testing.T) {
 	}
 
 	w.fb.serve(f.sign(t, w.deployKey, "stolas", w.paths["v2"], 9))
-	if out := check(t, f.agent()); out.Result != ResultSwitched || out.Current != w.paths["v2"] {
+	if out := check(t, f.agent()); out.Result != farmapi.ResultSwitched || out.Current != w.paths["v2"] {
 		t.Fatalf("current manifest: got %+v, want switched to v2", out)
 	}
 	w.fb.mu.Lock()
@@ -559,7 +559,7 @@ func TestBootMode(t *testing.T) {
 	f.cfg.SwitchMode = ModeBoot
 	w.fb.serve(f.sign(t, w.deployKey, "stolas", w.paths["unhealthy"], 1))
 	out := check(t, f.agent())
-	if out.Result != ResultSwitched {
+	if out.Result != farmapi.ResultSwitched {
 		t.Fatalf("boot mode: got %+v, want switched", out)
 	}
 	if got := f.profilePath(t); got != w.paths["unhealthy"] {
@@ -696,13 +696,7 @@ func TestRun(t *testing.T) {
 
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		testenv.Eventually(t, 10*time.Second, cond, "%s", what)
 	}
 	waitFor("retries while the builder is down", func() bool { return count() >= 3 })
 	mu.Lock()
@@ -763,19 +757,14 @@ func TestRunAfterResume(t *testing.T) {
 			}})
 	}()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
-	for count() < 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return count() >= 1 }, "the check at start")
 	sleeps <- 5 * time.Millisecond // shorter than a tick: clock jitter, not sleep
 	time.Sleep(100 * time.Millisecond)
 	if got := count(); got != 1 {
 		t.Fatalf("checks = %d after jitter, want 1 (the start)", got)
 	}
 	sleeps <- 8 * time.Hour
-	for count() < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return count() >= 2 }, "a check after the resume")
 	if got := count(); got != 2 {
 		t.Fatalf("checks = %d after a resume, want 2", got)
 	}
@@ -795,15 +784,15 @@ func TestInterruptedUpdate(t *testing.T) {
 		want    Outcome
 		acts    []string // activations after the restart
 	}{
-		{"activated and healthy", "v2", "v2", Outcome{Result: ResultSwitched, Seq: 2}, nil},
-		{"activated and unhealthy", "unhealthy", "unhealthy", Outcome{Result: ResultRolledBack, Seq: 2}, []string{"activated v1 switch"}},
-		{"stopped before the link changed", "v2", "v1", Outcome{Result: ResultRolledBack, Seq: 2}, []string{"activated v1 switch"}},
+		{"activated and healthy", "v2", "v2", Outcome{Result: farmapi.ResultSwitched, Seq: 2}, nil},
+		{"activated and unhealthy", "unhealthy", "unhealthy", Outcome{Result: farmapi.ResultRolledBack, Seq: 2}, []string{"activated v1 switch"}},
+		{"stopped before the link changed", "v2", "v1", Outcome{Result: farmapi.ResultRolledBack, Seq: 2}, []string{"activated v1 switch"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := w.fixture(t)
 			w.fb.serve(f.sign(t, w.deployKey, "stolas", p["v1"], 1))
-			if out := check(t, f.agent()); out.Result != ResultSwitched {
+			if out := check(t, f.agent()); out.Result != farmapi.ResultSwitched {
 				t.Fatalf("install v1: %+v", out)
 			}
 			// The crash: the new closure realised and in the profile, the
@@ -829,7 +818,7 @@ func TestInterruptedUpdate(t *testing.T) {
 			out := check(t, f.agent())
 			want := tt.want
 			want.Current = p["v1"]
-			if tt.want.Result == ResultSwitched {
+			if tt.want.Result == farmapi.ResultSwitched {
 				want.Current = p[tt.target]
 			}
 			got := out
@@ -844,7 +833,7 @@ func TestInterruptedUpdate(t *testing.T) {
 				t.Errorf("activations after the restart = %q, want %q", got, tt.acts)
 			}
 			// The next check: the manifest is spent, nothing moves.
-			if again := check(t, f.agent()); again.Current != want.Current || again.Result == ResultSwitched {
+			if again := check(t, f.agent()); again.Current != want.Current || again.Result == farmapi.ResultSwitched {
 				t.Errorf("next check: %+v", again)
 			}
 		})
@@ -876,12 +865,12 @@ esac
 	f.cfg.SystemdHealth, f.cfg.Systemctl = true, systemctl
 
 	w.fb.serve(f.sign(t, w.deployKey, "stolas", p["v1"], 1))
-	if out := check(t, f.agent()); out.Result != ResultSwitched || out.Current != p["v1"] {
+	if out := check(t, f.agent()); out.Result != farmapi.ResultSwitched || out.Current != p["v1"] {
 		t.Fatalf("v1 with old.service failed all along: %+v, want switched", out)
 	}
 	w.fb.serve(f.sign(t, w.deployKey, "stolas", p["v3"], 2))
 	out := check(t, f.agent())
-	if out.Result != ResultRolledBack || out.Current != p["v1"] || !strings.Contains(out.Reason, "new.service") || strings.Contains(out.Reason, "old.service") {
+	if out.Result != farmapi.ResultRolledBack || out.Current != p["v1"] || !strings.Contains(out.Reason, "new.service") || strings.Contains(out.Reason, "old.service") {
 		t.Fatalf("v3 breaking new.service: %+v, want rolled back to v1 for new.service alone", out)
 	}
 	calls, _ := os.ReadFile(filepath.Join(dir, "calls"))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/testenv"
 )
 
 // pokeWorld is a running agent whose checks a fake builder counts (and can
@@ -119,24 +120,12 @@ func (w *pokeWorld) suspends() int {
 	return strings.Count(string(b), "zzz")
 }
 
-// waitUntil polls cond for up to 10 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // TestPokeFlood: 300 pokes, one after another, right after a check: they
 // start no check of their own; once the poke gap has passed they make
 // exactly one more, woken because one of them was.
 func TestPokeFlood(t *testing.T) {
 	w := newPokeWorld(t, false)
-	waitUntil(t, "the first check", func() bool { return w.count() == 1 })
+	testenv.Eventually(t, 10*time.Second, func() bool { return w.count() == 1 }, "the first check")
 	time.Sleep(20 * time.Millisecond) // the check's report
 	for i := range 300 {
 		w.poke(t, i == 150)
@@ -151,8 +140,8 @@ func TestPokeFlood(t *testing.T) {
 	}
 	w.mu.Unlock()
 	w.gaps <- time.Now()
-	waitUntil(t, "the check after the gap", func() bool { return w.count() == 2 })
-	waitUntil(t, "suspend after the woken check", func() bool { return w.suspends() == 1 })
+	testenv.Eventually(t, 10*time.Second, func() bool { return w.count() == 2 }, "the check after the gap")
+	testenv.Eventually(t, 10*time.Second, func() bool { return w.suspends() == 1 }, "suspend after the woken check")
 	time.Sleep(100 * time.Millisecond)
 	if got := w.count(); got != 2 {
 		t.Errorf("checks = %d, want exactly 2", got)
@@ -176,10 +165,10 @@ func TestPokeBurstDuringCheck(t *testing.T) {
 	wg.Wait()
 	w.release()
 	// The first check ended just now: the queued one waits for the gap.
-	waitUntil(t, "the gap to be asked for", func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.waits) == 1 })
+	testenv.Eventually(t, 10*time.Second, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.waits) == 1 }, "the gap to be asked for")
 	w.gaps <- time.Now()
-	waitUntil(t, "the queued check", func() bool { return w.count() == 2 })
-	waitUntil(t, "suspend after the woken check", func() bool { return w.suspends() == 1 })
+	testenv.Eventually(t, 10*time.Second, func() bool { return w.count() == 2 }, "the queued check")
+	testenv.Eventually(t, 10*time.Second, func() bool { return w.suspends() == 1 }, "suspend after the woken check")
 	time.Sleep(100 * time.Millisecond)
 	if got := w.count(); got != 2 {
 		t.Errorf("checks = %d, want exactly 2", got)

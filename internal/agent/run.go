@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/httpsafe"
 )
 
@@ -129,7 +130,7 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 		if err != nil {
 			a.log.Warn("check", logErr, err)
 		}
-		if woken && len(o.SuspendAfterWake) > 0 && err == nil && out.Result != ResultFailed {
+		if woken && len(o.SuspendAfterWake) > 0 && err == nil && out.Result != farmapi.ResultFailed {
 			a.log.Info("suspending again after a woken update", "command", strings.Join(o.SuspendAfterWake, " "))
 			if err := exec.CommandContext(ctx, o.SuspendAfterWake[0], o.SuspendAfterWake[1:]...).Run(); err != nil {
 				a.log.Warn("suspend", logErr, err)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/atomicfile"
+	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/farmapi"
 )
 
 // State is what the agent remembers across restarts (and sleeps).
@@ -20,9 +22,9 @@ type State struct {
 	// StorePath is the store path of that manifest.
 	StorePath string `json:"store_path,omitempty"`
 	// Result is what came of it ("switched", "rolled back", ...).
-	Result string    `json:"result,omitempty"`
-	Reason string    `json:"reason,omitempty"`
-	Time   time.Time `json:"time,omitzero"`
+	Result farmapi.Result `json:"result,omitempty"`
+	Reason string         `json:"reason,omitempty"`
+	Time   time.Time      `json:"time,omitzero"`
 	// Pending is set while a closure is being activated: found at start,
 	// it means the agent (or the host) stopped in the middle of an update.
 	Pending *Pending `json:"pending,omitempty"`
@@ -61,4 +63,9 @@ func saveState(dir string, s State) error {
 		return fmt.Errorf("encode agent state: %w", err)
 	}
 	return atomicfile.Write(filepath.Join(dir, stateFile), append(b, '\n'))
+}
+
+// remember records that the agent acted on m, with what came of it.
+func (a *Agent) remember(m deploy.Manifest, result farmapi.Result, reason string) error {
+	return saveState(a.cfg.StateDir, State{LastSeq: m.Seq, StorePath: m.StorePath, Result: result, Reason: reason, Time: a.now().UTC()})
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/homelab-farm/farm/internal/farmapi"
 )
 
 type roundTripper func(*http.Request) (*http.Response, error)
@@ -49,8 +51,8 @@ func FuzzFollow(f *testing.F) {
 // FuzzHandle feeds arbitrary event data of every type the notifier acts
 // on: it never panics and always moves its cursor on.
 func FuzzHandle(f *testing.F) {
-	for _, typ := range []string{EventEvalStarted, EventEvalFinished, EventTargetFailed, EventTargetBuilt, EventHostReport, EventHostDesired} {
-		f.Add(typ, `{"eval":1,"host":"a","result":"rolled back","state":"failed","seq":2}`)
+	for _, typ := range []farmapi.EventType{farmapi.EvalStarted, farmapi.EvalFinished, farmapi.TargetFailed, farmapi.TargetBuilt, farmapi.HostReport, farmapi.HostDesired} {
+		f.Add(string(typ), `{"eval":1,"host":"a","result":"rolled back","state":"failed","seq":2}`)
 	}
 	f.Add("host.report", `{"host":1}`)
 	f.Add("other", `[]`)
@@ -59,7 +61,7 @@ func FuzzHandle(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := n.Handle(context.Background(), Event{ID: 7, Type: typ, Data: []byte(data)}); err != nil {
+		if err := n.Handle(context.Background(), Event{ID: 7, Type: farmapi.EventType(typ), Data: []byte(data)}); err != nil {
 			t.Fatalf("Handle: %v", err)
 		}
 		if n.Cursor() != 7 {

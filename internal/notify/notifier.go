@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,10 +9,8 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,19 +20,6 @@ import (
 // Event types of the builder's log that the notifier acts on (the builder's
 // pipeline and API define them).
 const (
-	EventEvalStarted   = "evaluation.started"
-	EventEvalFinished  = "evaluation.finished"
-	EventTargetBuilt   = "target.built"
-	EventTargetCached  = "target.cached"
-	EventTargetFailed  = "target.failed"
-	EventHostDesired   = "host.desired"
-	EventHostReport    = "host.report"
-	reportRolledBack   = "rolled back"
-	reportFailed       = "failed"
-	reportSwitched     = "switched"
-	reportUpToDate     = "up-to-date"
-	evalStateFailed    = "failed"
-	evalStateDone      = "done"
 	deliveryGrace      = 2 * time.Minute
 	inFlightMargin     = 5 * time.Minute // the server's clock may lag ours
 	defaultPollEvery   = 5 * time.Second
@@ -146,8 +130,9 @@ const stateFile = "notifier.json"
 // Notifier handles the builder's events. Handle must not be called
 // concurrently with itself; Run calls it in order.
 type Notifier struct {
-	o   Options
-	log *slog.Logger
+	o     Options
+	log   *slog.Logger
+	rules rules
 
 	mu       sync.Mutex
 	st       state
@@ -193,7 +178,7 @@ func New(o Options) (*Notifier, error) {
 	if o.Metrics == nil {
 		o.Metrics = noMetrics{}
 	}
-	n := &Notifier{o: o, log: o.Log, waking: map[string]uint64{}, reported: map[string]uint64{}}
+	n := &Notifier{o: o, log: o.Log, rules: newRules(o.Config, o.BuilderURL, o.PokeToken), waking: map[string]uint64{}, reported: map[string]uint64{}}
 	b, err := os.ReadFile(filepath.Join(o.StateDir, stateFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -269,10 +254,9 @@ func (n *Notifier) Handle(ctx context.Context, ev Event) error {
 		n.mu.Unlock()
 		return nil
 	}
-	next := n.st.clone()
+	next, d, err := decide(n.rules, n.st, ev)
 	n.mu.Unlock()
-
-	msg, err := n.decide(&next, ev)
+	msg := d.msg
 	if err != nil {
 		// An event the notifier cannot read is logged and passed over: it
 		// would block the stream forever.
@@ -294,109 +278,8 @@ func (n *Notifier) Handle(ctx context.Context, ev Event) error {
 	n.st = next
 	n.mu.Unlock()
 	n.unsure, n.pending = nil, nil
-	n.act(ctx, ev)
+	n.act(ctx, d)
 	return nil
-}
-
-// giveUp counts a failed notification of event id and reports whether its
-// tries are used up: then the failure is logged and counted, and the event
-// is to be recorded as handled without it, so that the events after it
-// (their notifications, pokes and wakes) are not held back.
-func (n *Notifier) giveUp(id int64, title string, err error) bool {
-	if n.triesOf != id {
-		n.triesOf, n.tries = id, 0
-	}
-	n.tries++
-	reason, limit := SkippedTransient, n.o.TransientTries
-	if errors.Is(err, ErrPermanent) {
-		reason, limit = SkippedPermanent, n.o.PermanentTries
-	}
-	if n.tries < limit {
-		return false
-	}
-	n.log.Error("notification given up", logEvent, id, logTitle, title, "tries", n.tries, "reason", reason, logErr, err)
-	n.o.Metrics.NotificationSkipped(reason)
-	n.triesOf, n.tries = 0, 0
-	return true
-}
-
-// deliver publishes msg, the notification of event id, exactly once if the
-// Publisher is a Ledger that answers (see Handle).
-func (n *Notifier) deliver(ctx context.Context, id int64, msg Message) error {
-	marker := eventMarker(id)
-	click := msg.Click
-	if click == "" {
-		click = n.link("/")
-	}
-	msg.Click = withFragment(click, marker)
-	log := n.log.With(logEvent, id, logTitle, msg.Title)
-
-	started := time.Now()
-	if p := n.pending; p != nil && p.Event == id {
-		started = p.Started // a failed attempt, retried: keep the first start
-	}
-	if u := n.unsure; u != nil && u.Event == id {
-		started = u.Started
-		ledger, ok := n.o.Publisher.(Ledger)
-		if !ok {
-			n.unsure = nil
-			log.Warn("publishing again a notification that may have been delivered: the publisher keeps no record (at least once)")
-		} else {
-			found, err := ledger.Published(ctx, marker, u.Started.Add(-inFlightMargin))
-			if err == nil {
-				n.unsure = nil // known: from here it is this process's publish
-			}
-			switch {
-			case err != nil:
-				// Kept unsure: should this publish fail too, its retry
-				// asks again.
-				log.Warn("publishing again a notification that may have been delivered: its delivery cannot be checked (at least once)", logErr, err)
-			case found:
-				log.Info("notification was delivered before the restart; not publishing it again")
-				return nil
-			default:
-				log.Info("notification in flight at the restart was not delivered; publishing it")
-			}
-		}
-	}
-
-	// The state as it was before this event, with the event in flight.
-	n.mu.Lock()
-	cur := n.st.clone()
-	n.mu.Unlock()
-	cur.InFlight = &inFlight{Event: id, Started: started.UTC()}
-	if err := saveState(n.o.StateDir, cur); err != nil {
-		return fmt.Errorf("event %d: %w", id, err)
-	}
-	n.pending = cur.InFlight
-	if err := n.o.Publisher.Publish(ctx, msg); err != nil {
-		// It may have been stored all the same (the answer was lost): the
-		// retry asks the ledger first, as after a restart.
-		n.unsure = cur.InFlight
-		return fmt.Errorf("event %d: %w", id, err)
-	}
-	log.Info("notified")
-	return nil
-}
-
-// eventMarker is the marker of event id's notification: the fragment of its
-// click link, which ntfy's cache returns verbatim and a browser does not
-// send to the server.
-func eventMarker(id int64) string {
-	return fmt.Sprintf("farm-event-%d", id)
-}
-
-// withFragment returns link with its fragment set to fragment. A link that
-// does not parse gets the fragment appended: the notification goes out
-// (rather than stall the stream), and a Ledger will not find it again.
-func withFragment(link, fragment string) string {
-	u, err := url.Parse(link)
-	if err != nil {
-		return link + "#" + fragment
-	}
-	u.Fragment = fragment
-	u.RawFragment = ""
-	return u.String()
 }
 
 func (s state) clone() state {
@@ -417,285 +300,4 @@ func saveState(dir string, s state) error {
 		return fmt.Errorf("encode notifier state: %w", err)
 	}
 	return atomicfile.Write(filepath.Join(dir, stateFile), append(b, '\n'))
-}
-
-// eventData is the union of the fields of the events acted on.
-type eventData struct {
-	Eval      int64  `json:"eval"`
-	Target    int64  `json:"target"`
-	Repo      string `json:"repo"`
-	Branch    string `json:"branch"`
-	Commit    string `json:"commit"`
-	State     string `json:"state"`
-	Failed    int    `json:"failed"`
-	Host      string `json:"host"`
-	System    string `json:"system"`
-	Reason    string `json:"reason"`
-	StorePath string `json:"store_path"`
-	Current   string `json:"current"`
-	Result    string `json:"result"`
-	Seq       uint64 `json:"seq"`
-}
-
-// decide updates s for ev and returns the notification ev calls for.
-func (n *Notifier) decide(s *state, ev Event) (*Message, error) {
-	var d eventData
-	if len(ev.Data) > 0 {
-		if err := json.Unmarshal(ev.Data, &d); err != nil {
-			return nil, fmt.Errorf("event %d data: %w", ev.ID, err)
-		}
-	}
-	switch ev.Type {
-	case EventEvalStarted:
-		s.Evals[d.Eval] = evalInfo{Repo: d.Repo, Branch: d.Branch, Commit: d.Commit}
-	case EventEvalFinished:
-		delete(s.Evals, d.Eval)
-		key := "eval:" + d.Repo + "/" + d.Branch
-		switch {
-		case d.State == evalStateFailed && d.Failed == 0:
-			// Failed as a whole (no target to blame): nothing else says so.
-			s.Failing[key] = "evaluation failed"
-			return &Message{
-				Title:    "Evaluation failed: " + d.Repo + " " + d.Branch,
-				Body:     fmt.Sprintf("Evaluation %d of %s %s at %s failed.", d.Eval, d.Repo, d.Branch, short(d.Commit)),
-				Priority: 4, Tags: []string{"rotating_light"},
-			}, nil
-		case d.State == evalStateDone && s.Failing[key] != "":
-			delete(s.Failing, key)
-			return &Message{
-				Title: "Evaluation recovered: " + d.Repo + " " + d.Branch,
-				Body:  fmt.Sprintf("%s %s evaluates again at %s.", d.Repo, d.Branch, short(d.Commit)),
-				Tags:  []string{"white_check_mark"},
-			}, nil
-		}
-	case EventTargetFailed:
-		e := s.Evals[d.Eval]
-		key := "build:" + e.Repo + "/" + e.Branch + "/" + d.Host
-		s.Failing[key] = d.Reason
-		where := strings.TrimSpace(e.Repo + " " + e.Branch)
-		if e.Commit != "" {
-			where += " at " + short(e.Commit)
-		}
-		body := fmt.Sprintf("%s (%s) failed", d.Host, d.System)
-		if where != "" {
-			body += " on " + where
-		}
-		if d.Reason != "" {
-			body += ": " + d.Reason
-		}
-		return &Message{
-			Title: "Build failed: " + d.Host, Body: body, Priority: 4,
-			Tags:  []string{"rotating_light", d.Host},
-			Click: n.link(fmt.Sprintf("/api/targets/%d/log", d.Target)),
-		}, nil
-	case EventTargetBuilt, EventTargetCached:
-		e := s.Evals[d.Eval]
-		key := "build:" + e.Repo + "/" + e.Branch + "/" + d.Host
-		if _, failing := s.Failing[key]; failing {
-			delete(s.Failing, key)
-			return &Message{
-				Title: "Build recovered: " + d.Host,
-				Body:  fmt.Sprintf("%s (%s) builds again on %s %s at %s.", d.Host, d.System, e.Repo, e.Branch, short(e.Commit)),
-				Tags:  []string{"white_check_mark", d.Host},
-			}, nil
-		}
-	case EventHostDesired:
-		if n.wakeable(d.Host) && d.Seq > s.Waking[d.Host] {
-			s.Waking[d.Host] = d.Seq
-		}
-	case EventHostReport:
-		if w, ok := s.Waking[d.Host]; ok && d.Seq >= w {
-			delete(s.Waking, d.Host)
-		}
-		key := "deploy:" + d.Host
-		switch d.Result {
-		case reportRolledBack, reportFailed:
-			why := d.Result + ": " + d.Reason
-			if s.Failing[key] == why {
-				return nil, nil // the same failure again: told already
-			}
-			s.Failing[key] = why
-			title := "Deploy failed: " + d.Host
-			if d.Result == reportRolledBack {
-				title = "Deploy rolled back: " + d.Host
-			}
-			return &Message{
-				Title: title, Priority: 4, Tags: []string{"warning", d.Host},
-				Body: fmt.Sprintf("%s %s (manifest %d); it runs %s. %s", d.Host, d.Result, d.Seq, d.Current, d.Reason),
-			}, nil
-		case reportSwitched, reportUpToDate:
-			if _, failing := s.Failing[key]; failing {
-				delete(s.Failing, key)
-				return &Message{
-					Title: "Deploy recovered: " + d.Host, Tags: []string{"white_check_mark", d.Host},
-					Body: fmt.Sprintf("%s is %s, running %s.", d.Host, d.Result, d.Current),
-				}, nil
-			}
-			if d.Result == reportSwitched && n.o.Config.NotifySuccess {
-				return &Message{
-					Title: "Deployed: " + d.Host, Priority: 2, Tags: []string{"rocket", d.Host},
-					Body: fmt.Sprintf("%s switched to %s (manifest %d).", d.Host, d.Current, d.Seq),
-				}, nil
-			}
-		}
-	}
-	return nil, nil
-}
-
-// act does what an event asks beyond notifying: wake and poke hosts for a
-// new desired closure, and note reports for the wakes waiting on them.
-func (n *Notifier) act(ctx context.Context, ev Event) {
-	var d eventData
-	if json.Unmarshal(ev.Data, &d) != nil || d.Host == "" {
-		return
-	}
-	switch ev.Type {
-	case EventHostReport:
-		n.mu.Lock()
-		if d.Seq > n.reported[d.Host] {
-			n.reported[d.Host] = d.Seq
-		}
-		n.mu.Unlock()
-	case EventHostDesired:
-		n.startWake(ctx, d.Host, d.Seq)
-	}
-}
-
-func (n *Notifier) link(path string) string {
-	base := n.o.Config.PublicURL
-	if base == "" {
-		base = n.o.BuilderURL
-	}
-	return strings.TrimSuffix(base, "/") + path
-}
-
-func short(commit string) string {
-	if len(commit) > 12 {
-		return commit[:12]
-	}
-	return commit
-}
-
-// wakeable reports whether the notifier pokes or wakes host.
-func (n *Notifier) wakeable(host string) bool {
-	_, canWake := n.o.Config.WakeOnLAN[host]
-	return canWake || (n.o.PokeToken != "" && n.o.Config.Agents[host] != "")
-}
-
-// startWake makes sure host hears of desired closure seq: it pokes the
-// host's agent and, if the host does not answer, wakes it.
-func (n *Notifier) startWake(ctx context.Context, host string, seq uint64) {
-	if !n.wakeable(host) {
-		return
-	}
-	agentURL := n.o.Config.Agents[host]
-	if n.o.PokeToken == "" {
-		agentURL = ""
-	}
-	wt, canWake := n.o.Config.WakeOnLAN[host]
-	n.mu.Lock()
-	if cur, busy := n.waking[host]; busy {
-		n.waking[host] = max(cur, seq)
-		n.mu.Unlock()
-		return
-	}
-	n.waking[host] = seq
-	n.mu.Unlock()
-	n.wakers.Add(1)
-	go func() {
-		defer n.wakers.Done()
-		// A newer desired closure may arrive while this wake runs (it only
-		// raises n.waking[host]): wake again until the newest is handled.
-		var handled uint64
-		for {
-			n.mu.Lock()
-			target := n.waking[host]
-			if target <= handled || ctx.Err() != nil {
-				delete(n.waking, host)
-				n.mu.Unlock()
-				return
-			}
-			n.mu.Unlock()
-			n.wake(ctx, host, agentURL, wt, canWake)
-			handled = target
-		}
-	}()
-}
-
-func (n *Notifier) wake(ctx context.Context, host, agentURL string, wt WakeTarget, canWake bool) {
-	log := n.log.With(logHost, host)
-	if agentURL != "" {
-		err := n.poke(ctx, agentURL, false)
-		if err == nil {
-			log.Info("poked agent")
-			return
-		}
-		log.Info("agent does not answer", logErr, err)
-	}
-	if !canWake {
-		return
-	}
-	deadline := time.Now().Add(n.o.Config.wakeTimeout)
-	var lastMagic time.Time
-	var pokedFor uint64 // the desired seq the woken agent was last poked for
-	for {
-		n.mu.Lock()
-		target := n.waking[host]
-		done := n.reported[host] >= target
-		n.mu.Unlock()
-		if done {
-			log.Info("woken host reported")
-			return
-		}
-		if time.Now().After(deadline) {
-			log.Warn("host did not wake and report", "timeout", n.o.Config.wakeTimeout.String())
-			if n.o.Publisher != nil {
-				_ = n.o.Publisher.Publish(context.WithoutCancel(ctx), Message{
-					Title: "Host did not wake: " + host, Priority: 3, Tags: []string{"zzz", host},
-					Body: fmt.Sprintf("%s got a new closure, was sent Wake-on-LAN packets for %s, and has not reported.", host, n.o.Config.wakeTimeout),
-				})
-			}
-			return
-		}
-		if pokedFor == 0 && time.Since(lastMagic) >= n.o.MagicEvery {
-			if err := n.o.Wake(ctx, wt.hw, wt.Address); err != nil {
-				log.Warn("wake-on-lan", logErr, err)
-			} else {
-				log.Info("sent wake-on-lan packet", "address", wt.Address)
-			}
-			lastMagic = time.Now()
-		}
-		if agentURL != "" && pokedFor < target {
-			// Poked again when a newer closure came while it woke.
-			if err := n.poke(ctx, agentURL, true); err == nil {
-				log.Info("poked woken agent", "seq", target)
-				pokedFor = target
-			}
-		}
-		if !sleep(ctx, n.o.PollEvery) {
-			return
-		}
-	}
-}
-
-// poke asks the agent at base to check now.
-func (n *Notifier) poke(ctx context.Context, base string, woken bool) error {
-	ctx, cancel := context.WithTimeout(ctx, defaultPokeTimeout)
-	defer cancel()
-	body, _ := json.Marshal(map[string]bool{"woken": woken})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/poke", bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("poke: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+n.o.PokeToken)
-	resp, err := n.o.HTTP.Do(req)
-	if err != nil {
-		return fmt.Errorf("poke: %w", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted && resp.StatusCode/100 != 2 {
-		return fmt.Errorf("poke: agent answered %s", resp.Status)
-	}
-	return nil
 }

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/farmapi"
+	"github.com/homelab-farm/farm/internal/testenv"
 	"github.com/homelab-farm/farm/internal/testenv/ntfytest"
 )
 
@@ -166,20 +168,20 @@ func (r *recorder) Publish(_ context.Context, m Message) error {
 // makes: failures, and recovery on the first success after a failure.
 func TestDecide(t *testing.T) {
 	type ev struct {
-		typ  string
+		typ  farmapi.EventType
 		data map[string]any
 	}
 	started := func(id int, branch string) ev {
-		return ev{EventEvalStarted, map[string]any{"eval": id, "repo": "fleet", "branch": branch, "commit": fmt.Sprintf("%040d", id)}}
+		return ev{farmapi.EvalStarted, map[string]any{"eval": id, "repo": "fleet", "branch": branch, "commit": fmt.Sprintf("%040d", id)}}
 	}
-	target := func(typ string, eval, target int, host string) ev {
+	target := func(typ farmapi.EventType, eval, target int, host string) ev {
 		return ev{typ, map[string]any{"eval": eval, "target": target, "host": host, "system": "x86_64-linux", "reason": "build failed: exit 1"}}
 	}
 	report := func(host, result, reason string, seq int) ev {
-		return ev{EventHostReport, map[string]any{"host": host, "current": "/nix/store/aaaa-" + host, "result": result, "reason": reason, "seq": seq}}
+		return ev{farmapi.HostReport, map[string]any{"host": host, "current": "/nix/store/aaaa-" + host, "result": result, "reason": reason, "seq": seq}}
 	}
 	finished := func(id int, branch, st string, failed int) ev {
-		return ev{EventEvalFinished, map[string]any{"eval": id, "repo": "fleet", "branch": branch, "commit": fmt.Sprintf("%040d", id), "state": st, "failed": failed}}
+		return ev{farmapi.EvalFinished, map[string]any{"eval": id, "repo": "fleet", "branch": branch, "commit": fmt.Sprintf("%040d", id), "state": st, "failed": failed}}
 	}
 	tests := []struct {
 		name    string
@@ -190,20 +192,20 @@ func TestDecide(t *testing.T) {
 		{
 			name: "build failure then recovery",
 			events: []ev{
-				started(1, "main"), target(EventTargetFailed, 1, 11, "malphas"), target(EventTargetBuilt, 1, 12, "andras"),
+				started(1, "main"), target(farmapi.TargetFailed, 1, 11, "malphas"), target(farmapi.TargetBuilt, 1, 12, "andras"),
 				finished(1, "main", "failed", 1),
-				started(2, "main"), target(EventTargetBuilt, 2, 21, "malphas"), target(EventTargetCached, 2, 22, "andras"),
+				started(2, "main"), target(farmapi.TargetBuilt, 2, 21, "malphas"), target(farmapi.TargetCached, 2, 22, "andras"),
 				finished(2, "main", "done", 0),
-				started(3, "main"), target(EventTargetCached, 3, 31, "malphas"),
+				started(3, "main"), target(farmapi.TargetCached, 3, 31, "malphas"),
 			},
 			want: []string{"Build failed: malphas | https://farm.example/api/targets/11/log#farm-event-2", "Build recovered: malphas | https://farm.example/#farm-event-6"},
 		},
 		{
 			name: "a failure on another branch is not recovered by main",
 			events: []ev{
-				started(1, "wip"), target(EventTargetFailed, 1, 11, "malphas"),
-				started(2, "main"), target(EventTargetBuilt, 2, 21, "malphas"),
-				started(3, "wip"), target(EventTargetCached, 3, 31, "malphas"),
+				started(1, "wip"), target(farmapi.TargetFailed, 1, 11, "malphas"),
+				started(2, "main"), target(farmapi.TargetBuilt, 2, 21, "malphas"),
+				started(3, "wip"), target(farmapi.TargetCached, 3, 31, "malphas"),
 			},
 			want: []string{"Build failed: malphas | https://farm.example/api/targets/11/log#farm-event-2", "Build recovered: malphas | https://farm.example/#farm-event-6"},
 		},
@@ -319,17 +321,17 @@ func TestRestartExactlyOnce(t *testing.T) {
 	var want []string
 	for i := range hosts {
 		h := fmt.Sprintf("host%02d", i)
-		fe.add(EventEvalStarted, map[string]any{"eval": i + 1, "repo": "fleet", "branch": "main", "commit": "abc"})
-		fe.add(EventTargetFailed, map[string]any{"eval": i + 1, "target": 100 + i, "host": h, "system": "x86_64-linux"})
-		fe.add(EventTargetBuilt, map[string]any{"eval": i + 1, "target": 200 + i, "host": "other"})
-		fe.add(EventHostReport, map[string]any{"host": h, "result": "rolled back", "reason": "boom", "seq": 1})
+		fe.add(farmapi.EvalStarted, map[string]any{"eval": i + 1, "repo": "fleet", "branch": "main", "commit": "abc"})
+		fe.add(farmapi.TargetFailed, map[string]any{"eval": i + 1, "target": 100 + i, "host": h, "system": "x86_64-linux"})
+		fe.add(farmapi.TargetBuilt, map[string]any{"eval": i + 1, "target": 200 + i, "host": "other"})
+		fe.add(farmapi.HostReport, map[string]any{"host": h, "result": "rolled back", "reason": "boom", "seq": 1})
 		want = append(want, "Build failed: "+h, "Deploy rolled back: "+h)
 	}
 	for i := range hosts {
 		h := fmt.Sprintf("host%02d", i)
-		fe.add(EventEvalStarted, map[string]any{"eval": 100 + i, "repo": "fleet", "branch": "main", "commit": "abd"})
-		fe.add(EventTargetCached, map[string]any{"eval": 100 + i, "target": 300 + i, "host": h})
-		fe.add(EventHostReport, map[string]any{"host": h, "result": "switched", "seq": 2})
+		fe.add(farmapi.EvalStarted, map[string]any{"eval": 100 + i, "repo": "fleet", "branch": "main", "commit": "abd"})
+		fe.add(farmapi.TargetCached, map[string]any{"eval": 100 + i, "target": 300 + i, "host": h})
+		fe.add(farmapi.HostReport, map[string]any{"host": h, "result": "switched", "seq": 2})
 		want = append(want, "Build recovered: "+h, "Deploy recovered: "+h)
 	}
 
@@ -417,7 +419,7 @@ func TestWakeSleepingHost(t *testing.T) {
 	go func() { done <- n.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	fe.add(EventHostDesired, map[string]any{"host": "malphas", "store_path": "/nix/store/x-malphas", "commit": "abc", "seq": 7})
+	fe.add(farmapi.HostDesired, map[string]any{"host": "malphas", "store_path": "/nix/store/x-malphas", "commit": "abc", "seq": 7})
 	want, _ := MagicPacket(cfg.WakeOnLAN["malphas"].hw)
 	if got := readPacket(t, nic, 10*time.Second); !bytes.Equal(got, want) {
 		t.Fatalf("NIC got %x, want the magic packet %x", got, want)
@@ -445,13 +447,13 @@ func TestWakeSleepingHost(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the woken agent was not poked")
 	}
-	fe.add(EventHostReport, map[string]any{"host": "malphas", "current": "/nix/store/x-malphas", "result": "switched", "seq": 7})
-	waitFor(t, func() bool {
+	fe.add(farmapi.HostReport, map[string]any{"host": "malphas", "current": "/nix/store/x-malphas", "result": "switched", "seq": 7})
+	testenv.Eventually(t, 10*time.Second, func() bool {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		_, busy := n.waking["malphas"]
 		return !busy
-	})
+	}, "the wake of malphas ends with its report")
 	// Awake now: the next desired closure is a plain poke, no packet.
 	for { // drop the packets sent while the host slept
 		_ = nic.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
@@ -459,7 +461,7 @@ func TestWakeSleepingHost(t *testing.T) {
 			break
 		}
 	}
-	fe.add(EventHostDesired, map[string]any{"host": "malphas", "store_path": "/nix/store/y-malphas", "commit": "abd", "seq": 8})
+	fe.add(farmapi.HostDesired, map[string]any{"host": "malphas", "store_path": "/nix/store/y-malphas", "commit": "abd", "seq": 8})
 	select {
 	case p := <-pokes:
 		if p != "/poke Bearer poke-secret woken=false" {
@@ -474,17 +476,6 @@ func TestWakeSleepingHost(t *testing.T) {
 	}
 	if len(rec.msgs) != 0 {
 		t.Errorf("notifications: %+v, want none", rec.msgs)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -507,15 +498,15 @@ func TestWakeTimeout(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	fe.add(EventHostDesired, map[string]any{"host": "andras", "store_path": "/nix/store/x-andras", "seq": 3})
+	fe.add(farmapi.HostDesired, map[string]any{"host": "andras", "store_path": "/nix/store/x-andras", "seq": 3})
 	for range 2 { // sent again while the host stays silent
 		readPacket(t, nic, 5*time.Second)
 	}
-	waitFor(t, func() bool {
+	testenv.Eventually(t, 10*time.Second, func() bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		return len(rec.msgs) == 1 && rec.msgs[0].Title == "Host did not wake: andras"
-	})
+	}, "a notification that andras did not wake")
 }
 
 // TestFollowerPassesOverGarbage: an event whose data cannot be read is
@@ -566,20 +557,20 @@ func TestWakeSurvivesRestart(t *testing.T) {
 		return n, func() { cancel(); <-done }
 	}
 	_, stop := start()
-	fe.add(EventHostDesired, map[string]any{"host": "andras", "store_path": "/nix/store/x-andras", "seq": 3})
+	fe.add(farmapi.HostDesired, map[string]any{"host": "andras", "store_path": "/nix/store/x-andras", "seq": 3})
 	readPacket(t, nic, 5*time.Second)
 	stop()
 
 	n, stop := start()
 	defer stop()
 	readPacket(t, nic, 5*time.Second) // the wake, taken up again
-	fe.add(EventHostReport, map[string]any{"host": "andras", "current": "/nix/store/x-andras", "result": "switched", "seq": 3})
-	waitFor(t, func() bool {
+	fe.add(farmapi.HostReport, map[string]any{"host": "andras", "current": "/nix/store/x-andras", "result": "switched", "seq": 3})
+	testenv.Eventually(t, 10*time.Second, func() bool {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		_, busy := n.waking["andras"]
 		return !busy && len(n.st.Waking) == 0
-	})
+	}, "the wake of andras ends with its report")
 }
 
 // TestInFlightAtRestart starts a notifier on a state that a killed process
@@ -647,7 +638,7 @@ func TestInFlightAtRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 			data, _ := json.Marshal(map[string]any{"host": "stolas", "result": "rolled back", "reason": "boom", "seq": 2})
-			if err := n.Handle(context.Background(), Event{ID: 2, Type: EventHostReport, Data: data}); err != nil {
+			if err := n.Handle(context.Background(), Event{ID: 2, Type: farmapi.HostReport, Data: data}); err != nil {
 				t.Fatalf("Handle: %v", err)
 			}
 
@@ -724,7 +715,7 @@ func TestLostAnswerNotRepublished(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, _ := json.Marshal(map[string]any{"host": "stolas", "result": "rolled back", "reason": "boom", "seq": 2})
-	ev := Event{ID: 2, Type: EventHostReport, Data: data}
+	ev := Event{ID: 2, Type: farmapi.HostReport, Data: data}
 	if err := n.Handle(context.Background(), ev); err == nil {
 		t.Fatal("Handle succeeded though the answer was lost")
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/homelab-farm/farm/internal/farmapi"
 )
 
 // fakeEvents is a builder's event stream: GET /api/events with
@@ -32,7 +34,7 @@ func newFakeEvents(t *testing.T) *fakeEvents {
 }
 
 // add appends an event of type typ with data and returns its id.
-func (fe *fakeEvents) add(typ string, data map[string]any) int64 {
+func (fe *fakeEvents) add(typ farmapi.EventType, data map[string]any) int64 {
 	b, _ := json.Marshal(data)
 	fe.mu.Lock()
 	defer fe.mu.Unlock()

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/farmapi"
+	"github.com/homelab-farm/farm/internal/testenv"
 	"github.com/homelab-farm/farm/internal/testenv/ntfytest"
 )
 
@@ -163,23 +165,22 @@ func TestUndeliverableEventSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fe.add(EventEvalStarted, map[string]any{"eval": 1, "repo": "fleet", "branch": "main", "commit": "abc"})
-	fe.add(EventTargetFailed, map[string]any{"eval": 1, "target": 5, "host": "evil\r\nX-Injected: yes", "system": "x86_64-linux"})
-	fe.add(EventHostReport, map[string]any{"host": "refused", "result": "rolled back", "reason": "boom", "seq": 1})
-	fe.add(EventHostDesired, map[string]any{"host": "malphas", "store_path": "/nix/store/x-malphas", "seq": 2})
-	last := fe.add(EventHostReport, map[string]any{"host": "stolas", "result": "rolled back", "reason": "boom", "seq": 1})
+	fe.add(farmapi.EvalStarted, map[string]any{"eval": 1, "repo": "fleet", "branch": "main", "commit": "abc"})
+	fe.add(farmapi.TargetFailed, map[string]any{"eval": 1, "target": 5, "host": "evil\r\nX-Injected: yes", "system": "x86_64-linux"})
+	fe.add(farmapi.HostReport, map[string]any{"host": "refused", "result": "rolled back", "reason": "boom", "seq": 1})
+	fe.add(farmapi.HostDesired, map[string]any{"host": "malphas", "store_path": "/nix/store/x-malphas", "seq": 2})
+	last := fe.add(farmapi.HostReport, map[string]any{"host": "stolas", "result": "rolled back", "reason": "boom", "seq": 1})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Cursor() < last && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n.Cursor() != last {
-		t.Fatalf("cursor %d after 10 s, want %d: the stream is held back; ntfy got %q", n.Cursor(), last, fn.Titles())
-	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if c := n.Cursor(); c < last {
+			return fmt.Errorf("cursor %d, want %d: the stream is held back; ntfy got %q", c, last, fn.Titles())
+		}
+		return nil
+	}, "the notifier passes the undeliverable event")
 	select {
 	case p := <-pokes:
 		if p != "/poke" {
@@ -232,16 +233,13 @@ func TestTransientFailureBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fe.add(EventHostReport, map[string]any{"host": "flaky", "result": "rolled back", "reason": "boom", "seq": 1})
-	last := fe.add(EventHostReport, map[string]any{"host": "stolas", "result": "rolled back", "reason": "boom", "seq": 1})
+	fe.add(farmapi.HostReport, map[string]any{"host": "flaky", "result": "rolled back", "reason": "boom", "seq": 1})
+	last := fe.add(farmapi.HostReport, map[string]any{"host": "stolas", "result": "rolled back", "reason": "boom", "seq": 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Cursor() < last && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return n.Cursor() >= last }, "the notifier reaches event %d", last)
 	if got := fn.Titles(); !slices.Equal(got, []string{"Deploy rolled back: stolas"}) {
 		t.Fatalf("ntfy got %q, want the next event's notification", got)
 	}

@@ -5,12 +5,13 @@ import (
 	"go/token"
 	"io/fs"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 )
 
 // TestPackageComments: every package of the module has a package comment
-// ("Package x ..." or, for a command, "Command x ...").
+// ("Package x ..." or, for a command, "Command x ..."), in one file only.
 func TestPackageComments(t *testing.T) {
 	root := filepath.Join("..", "..")
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -35,14 +36,23 @@ func TestPackageComments(t *testing.T) {
 			if pkgName == "main" {
 				want = "Command " + filepath.Base(path) + " "
 			}
+			var docs []string // the files with a package comment
 			found := false
-			for _, f := range pkg.Files {
-				if f.Doc != nil && strings.HasPrefix(f.Doc.Text(), want) {
+			for name, f := range pkg.Files {
+				if f.Doc == nil {
+					continue
+				}
+				docs = append(docs, filepath.Base(name))
+				if strings.HasPrefix(f.Doc.Text(), want) {
 					found = true
 				}
 			}
 			if !found {
 				t.Errorf("%s: no package comment starting %q", path, want)
+			}
+			if len(docs) > 1 {
+				sort.Strings(docs)
+				t.Errorf("%s: package comments in %d files (%s): keep one, in doc.go", path, len(docs), strings.Join(docs, ", "))
 			}
 		}
 		return nil

@@ -1,5 +1,3 @@
-// Package github reads GitHub webhooks and writes GitHub commit statuses,
-// both through go-github.
 package github
 
 import (

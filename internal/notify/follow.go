@@ -1,11 +1,3 @@
-// Package notify turns the builder's event stream into things a person and
-// the fleet notice: ntfy notifications on failures and recoveries, Wake-on-LAN
-// magic packets for sleeping hosts with a new desired closure, and pokes that
-// make agents check at once. Its cursor into the stream is kept on disk with
-// the rest of its state, and with the notification in flight, which a
-// restart looks up in the publisher's record (ntfy's message cache) before
-// publishing it again: across restarts, even after SIGKILL, it neither misses
-// nor repeats a notification (see Notifier.Handle for the fallback).
 package notify
 
 import (
@@ -20,14 +12,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/homelab-farm/farm/internal/farmapi"
 )
 
 // Event is one entry of the builder's event log.
 type Event struct {
-	ID   int64           `json:"id"`
-	Time time.Time       `json:"time"`
-	Type string          `json:"type"`
-	Data json.RawMessage `json:"data"`
+	ID   int64             `json:"id"`
+	Time time.Time         `json:"time"`
+	Type farmapi.EventType `json:"type"`
+	Data json.RawMessage   `json:"data"`
 }
 
 // Follower reads the builder's event stream (GET /api/events, Server-Sent

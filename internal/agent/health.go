@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"sort"
+	"strings"
+)
+
+// healthCheck runs every configured check; the first failure is returned.
+// failedBefore are the systemd units that had failed before the switch.
+func (a *Agent) healthCheck(ctx context.Context, failedBefore map[string]bool) error {
+	for _, c := range a.cfg.HealthChecks {
+		if err := a.runCheck(ctx, "/bin/sh", "-c", c); err != nil {
+			return fmt.Errorf("health check %q: %w", c, err)
+		}
+	}
+	if a.cfg.SystemdHealth {
+		// Wait for the units the switch started to settle; the answer
+		// itself ("degraded" because of a unit that failed long ago)
+		// does not decide, the failed units do.
+		_ = a.runCheck(ctx, a.systemctl(), "is-system-running", "--wait")
+		var fresh []string
+		for u := range a.failedUnits(ctx) {
+			if !failedBefore[u] {
+				fresh = append(fresh, u)
+			}
+		}
+		if len(fresh) > 0 {
+			sort.Strings(fresh)
+			return fmt.Errorf("health check: units failed after the switch: %s", strings.Join(fresh, ", "))
+		}
+	}
+	if err := a.builderReachable(ctx); err != nil {
+		return fmt.Errorf("health check: builder unreachable: %w", err)
+	}
+	return nil
+}
+
+func (a *Agent) systemctl() string {
+	if a.cfg.Systemctl != "" {
+		return a.cfg.Systemctl
+	}
+	return "systemctl"
+}
+
+// failedUnits are the systemd units in the failed state (nil when systemd
+// health checks are off or systemctl does not answer).
+func (a *Agent) failedUnits(ctx context.Context) map[string]bool {
+	if !a.cfg.SystemdHealth {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.HealthTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, a.systemctl(), "list-units", "--state=failed", "--plain", "--no-legend", "--no-pager")
+	cmd.Env = a.cfg.Env
+	out, err := cmd.Output()
+	if err != nil {
+		a.log.Warn("list failed units", logErr, err)
+		return nil
+	}
+	units := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			units[f[0]] = true
+		}
+	}
+	return units
+}
+
+func (a *Agent) runCheck(ctx context.Context, name string, args ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.HealthTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = a.cfg.Env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if l := lastLine(out); l != "" {
+			return fmt.Errorf("%w: %s", err, l)
+		}
+		return err
+	}
+	return nil
+}
+
+func lastLine(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return s
+}
+
+// builderReachable is one health check: the host can still talk to the farm.
+func (a *Agent) builderReachable(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.HealthTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.api("/api/hosts/"+url.PathEscape(a.cfg.Host)+"/manifest"), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		return fmt.Errorf("builder answered %s", resp.Status)
+	}
+	return nil
+}

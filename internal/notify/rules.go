@@ -1,0 +1,245 @@
+package notify
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/homelab-farm/farm/internal/farmapi"
+)
+
+// The states of a finished evaluation (farmapi.EvalData.State) that rules
+// tell of.
+const (
+	evalStateFailed = "failed"
+	evalStateDone   = "done"
+)
+
+// rules is what decide needs to know of the notifier's configuration.
+type rules struct {
+	// baseURL is where click links point (the public URL, else the
+	// builder's).
+	baseURL string
+	// notifySuccess also tells of every switched host.
+	notifySuccess bool
+	// wakeable are the hosts poked (an agent URL and a poke token) or woken
+	// (Wake-on-LAN) for a new desired closure.
+	wakeable map[string]bool
+}
+
+// newRules derives the rules from a validated configuration.
+func newRules(c Config, builderURL, pokeToken string) rules {
+	r := rules{baseURL: c.PublicURL, notifySuccess: c.NotifySuccess, wakeable: map[string]bool{}}
+	if r.baseURL == "" {
+		r.baseURL = builderURL
+	}
+	for host := range c.WakeOnLAN {
+		r.wakeable[host] = true
+	}
+	if pokeToken != "" {
+		for host, u := range c.Agents {
+			if u != "" {
+				r.wakeable[host] = true
+			}
+		}
+	}
+	return r
+}
+
+// link is the URL of path on the dashboard.
+func (r rules) link(path string) string {
+	return strings.TrimSuffix(r.baseURL, "/") + path
+}
+
+// decision is what one event calls for.
+type decision struct {
+	// msg is the notification to deliver; nil: none.
+	msg *Message
+	// wake is a host to poke, and wake if it does not answer, for its new
+	// desired closure; nil: none.
+	wake *hostSeq
+	// reported is a host that reported, with the manifest it reported on;
+	// nil: none.
+	reported *hostSeq
+}
+
+// hostSeq names a host and a manifest seq.
+type hostSeq struct {
+	host string
+	seq  uint64
+}
+
+// decide is the notifier's rules: given its state s before event ev, it
+// returns the state after ev and what ev calls for. It is a pure function:
+// s is not modified, and nothing is sent. An event whose data does not
+// decode returns s and an error.
+//
+//   - A target that fails, and an evaluation that fails as a whole, are
+//     told of; so is the next success of the same thing (a recovery).
+//   - A deploy that is rolled back or fails is told of once per distinct
+//     reason; the host's next switched or up-to-date report is a recovery.
+//   - A switch is told of only with notify_success.
+//   - A new desired closure for a host that is poked or woken asks for a
+//     wake, which the host's report of that seq (or a newer one) ends.
+func decide(r rules, s state, ev Event) (state, decision, error) {
+	next := s.clone()
+	var d decision
+	var err error
+	switch ev.Type {
+	case farmapi.EvalStarted:
+		var e farmapi.EvalData
+		if e, err = decode[farmapi.EvalData](ev); err == nil {
+			next.Evals[e.Eval] = evalInfo{Repo: e.Repo, Branch: e.Branch, Commit: e.Commit}
+		}
+	case farmapi.EvalFinished:
+		var e farmapi.EvalData
+		if e, err = decode[farmapi.EvalData](ev); err == nil {
+			d.msg = evalFinished(&next, e)
+		}
+	case farmapi.TargetFailed:
+		var t farmapi.TargetData
+		if t, err = decode[farmapi.TargetData](ev); err == nil {
+			d.msg = targetFailed(r, &next, t)
+		}
+	case farmapi.TargetBuilt, farmapi.TargetCached:
+		var t farmapi.TargetData
+		if t, err = decode[farmapi.TargetData](ev); err == nil {
+			d.msg = targetBuilt(&next, t)
+		}
+	case farmapi.HostDesired:
+		var h farmapi.HostDesiredData
+		if h, err = decode[farmapi.HostDesiredData](ev); err == nil && h.Host != "" && r.wakeable[h.Host] {
+			if h.Seq > next.Waking[h.Host] {
+				next.Waking[h.Host] = h.Seq
+			}
+			d.wake = &hostSeq{h.Host, h.Seq}
+		}
+	case farmapi.HostReport:
+		var h farmapi.HostReportData
+		if h, err = decode[farmapi.HostReportData](ev); err == nil {
+			d.msg = hostReport(r, &next, h)
+			if h.Host != "" {
+				d.reported = &hostSeq{h.Host, h.Seq}
+			}
+		}
+	}
+	if err != nil {
+		return s, decision{}, err
+	}
+	return next, d, nil
+}
+
+// decode reads ev's data as a T; no data is the zero T.
+func decode[T any](ev Event) (T, error) {
+	var v T
+	if len(ev.Data) > 0 {
+		if err := json.Unmarshal(ev.Data, &v); err != nil {
+			return v, fmt.Errorf("event %d data: %w", ev.ID, err)
+		}
+	}
+	return v, nil
+}
+
+func evalFinished(s *state, d farmapi.EvalData) *Message {
+	delete(s.Evals, d.Eval)
+	key := "eval:" + d.Repo + "/" + d.Branch
+	switch {
+	case d.State == evalStateFailed && d.Failed == 0:
+		// Failed as a whole (no target to blame): nothing else says so.
+		s.Failing[key] = "evaluation failed"
+		return &Message{
+			Title:    "Evaluation failed: " + d.Repo + " " + d.Branch,
+			Body:     fmt.Sprintf("Evaluation %d of %s %s at %s failed.", d.Eval, d.Repo, d.Branch, short(d.Commit)),
+			Priority: 4, Tags: []string{"rotating_light"},
+		}
+	case d.State == evalStateDone && s.Failing[key] != "":
+		delete(s.Failing, key)
+		return &Message{
+			Title: "Evaluation recovered: " + d.Repo + " " + d.Branch,
+			Body:  fmt.Sprintf("%s %s evaluates again at %s.", d.Repo, d.Branch, short(d.Commit)),
+			Tags:  []string{"white_check_mark"},
+		}
+	}
+	return nil
+}
+
+func targetFailed(r rules, s *state, d farmapi.TargetData) *Message {
+	e := s.Evals[d.Eval]
+	key := "build:" + e.Repo + "/" + e.Branch + "/" + d.Host
+	s.Failing[key] = d.Reason
+	where := strings.TrimSpace(e.Repo + " " + e.Branch)
+	if e.Commit != "" {
+		where += " at " + short(e.Commit)
+	}
+	body := fmt.Sprintf("%s (%s) failed", d.Host, d.System)
+	if where != "" {
+		body += " on " + where
+	}
+	if d.Reason != "" {
+		body += ": " + d.Reason
+	}
+	return &Message{
+		Title: "Build failed: " + d.Host, Body: body, Priority: 4,
+		Tags:  []string{"rotating_light", d.Host},
+		Click: r.link(fmt.Sprintf("/api/targets/%d/log", d.Target)),
+	}
+}
+
+func targetBuilt(s *state, d farmapi.TargetData) *Message {
+	e := s.Evals[d.Eval]
+	key := "build:" + e.Repo + "/" + e.Branch + "/" + d.Host
+	if _, failing := s.Failing[key]; !failing {
+		return nil
+	}
+	delete(s.Failing, key)
+	return &Message{
+		Title: "Build recovered: " + d.Host,
+		Body:  fmt.Sprintf("%s (%s) builds again on %s %s at %s.", d.Host, d.System, e.Repo, e.Branch, short(e.Commit)),
+		Tags:  []string{"white_check_mark", d.Host},
+	}
+}
+
+func hostReport(r rules, s *state, d farmapi.HostReportData) *Message {
+	if w, ok := s.Waking[d.Host]; ok && d.Seq >= w {
+		delete(s.Waking, d.Host)
+	}
+	key := "deploy:" + d.Host
+	switch d.Result {
+	case farmapi.ResultRolledBack, farmapi.ResultFailed:
+		why := string(d.Result) + ": " + d.Reason
+		if s.Failing[key] == why {
+			return nil // the same failure again: told already
+		}
+		s.Failing[key] = why
+		title := "Deploy failed: " + d.Host
+		if d.Result == farmapi.ResultRolledBack {
+			title = "Deploy rolled back: " + d.Host
+		}
+		return &Message{
+			Title: title, Priority: 4, Tags: []string{"warning", d.Host},
+			Body: fmt.Sprintf("%s %s (manifest %d); it runs %s. %s", d.Host, d.Result, d.Seq, d.Current, d.Reason),
+		}
+	case farmapi.ResultSwitched, farmapi.ResultUpToDate:
+		if _, failing := s.Failing[key]; failing {
+			delete(s.Failing, key)
+			return &Message{
+				Title: "Deploy recovered: " + d.Host, Tags: []string{"white_check_mark", d.Host},
+				Body: fmt.Sprintf("%s is %s, running %s.", d.Host, d.Result, d.Current),
+			}
+		}
+		if d.Result == farmapi.ResultSwitched && r.notifySuccess {
+			return &Message{
+				Title: "Deployed: " + d.Host, Priority: 2, Tags: []string{"rocket", d.Host},
+				Body: fmt.Sprintf("%s switched to %s (manifest %d).", d.Host, d.Current, d.Seq),
+			}
+		}
+	}
+	return nil
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}

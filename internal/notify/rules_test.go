@@ -1,0 +1,193 @@
+package notify
+
+import (
+	"encoding/json"
+	"maps"
+	"reflect"
+	"testing"
+
+	"github.com/homelab-farm/farm/internal/farmapi"
+)
+
+// TestDecideRules checks each of decide's rules on one event: what it
+// notifies, whom it wakes, and the state it leaves. decide is pure: the
+// state handed in is never modified.
+func TestDecideRules(t *testing.T) {
+	const commit = "0123456789abcdef0123456789abcdef01234567"
+	evals := map[int64]evalInfo{1: {Repo: "fleet", Branch: "main", Commit: commit}}
+	event := func(typ farmapi.EventType, data any) Event {
+		b, err := json.Marshal(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Event{ID: 9, Type: typ, Data: b}
+	}
+	report := func(host string, r farmapi.Result, reason string, seq uint64) Event {
+		return event(farmapi.HostReport, farmapi.HostReportData{Host: host, Report: farmapi.Report{Current: "/nix/store/aaaa-" + host, Result: r, Reason: reason, Seq: seq}})
+	}
+	targetEv := func(typ farmapi.EventType, host string) Event {
+		return event(typ, farmapi.TargetData{Eval: 1, Target: 11, Host: host, System: "x86_64-linux", State: "failed", Reason: "exit 1"})
+	}
+	desired := func(host string, seq uint64) Event {
+		return event(farmapi.HostDesired, farmapi.HostDesiredData{Host: host, StorePath: "/nix/store/bbbb-" + host, Commit: commit, Seq: seq})
+	}
+	plain := Config{PublicURL: "https://farm.example"}
+	success := Config{PublicURL: "https://farm.example", NotifySuccess: true}
+	withAgent := Config{Agents: map[string]string{"malphas": "http://127.0.0.1:7741"}}
+	withWoL := Config{WakeOnLAN: map[string]WakeTarget{"andras": {MAC: "00:11:22:33:44:55"}}}
+
+	tests := []struct {
+		name      string
+		cfg       Config
+		pokeToken string
+		failing   map[string]string // before
+		waking    map[string]uint64 // before
+		ev        Event
+
+		wantTitle    string // "" for no notification
+		wantClick    string
+		wantWake     *hostSeq
+		wantReported *hostSeq
+		wantFailing  map[string]string // after
+		wantWaking   map[string]uint64 // after
+	}{
+		{
+			name: "build failure", cfg: plain, ev: targetEv(farmapi.TargetFailed, "malphas"),
+			wantTitle: "Build failed: malphas", wantClick: "https://farm.example/api/targets/11/log",
+			wantFailing: map[string]string{"build:fleet/main/malphas": "exit 1"},
+		},
+		{
+			name: "build recovery", cfg: plain, failing: map[string]string{"build:fleet/main/malphas": "exit 1"},
+			ev: targetEv(farmapi.TargetCached, "malphas"), wantTitle: "Build recovered: malphas",
+		},
+		{
+			name: "build success, nothing was failing", cfg: plain, ev: targetEv(farmapi.TargetBuilt, "malphas"),
+		},
+		{
+			name: "evaluation failure", cfg: plain,
+			ev:        event(farmapi.EvalFinished, farmapi.EvalData{Eval: 1, Repo: "fleet", Branch: "main", Commit: commit, State: "failed"}),
+			wantTitle: "Evaluation failed: fleet main", wantFailing: map[string]string{"eval:fleet/main": "evaluation failed"},
+		},
+		{
+			name: "evaluation with failed targets: the targets told already", cfg: plain,
+			ev: event(farmapi.EvalFinished, farmapi.EvalData{Eval: 1, Repo: "fleet", Branch: "main", Commit: commit, State: "failed", Failed: 2}),
+		},
+		{
+			name: "evaluation recovery", cfg: plain, failing: map[string]string{"eval:fleet/main": "evaluation failed"},
+			ev:        event(farmapi.EvalFinished, farmapi.EvalData{Eval: 1, Repo: "fleet", Branch: "main", Commit: commit, State: "done"}),
+			wantTitle: "Evaluation recovered: fleet main",
+		},
+		{
+			name: "deploy rolled back", cfg: plain, ev: report("stolas", farmapi.ResultRolledBack, "health", 2),
+			wantTitle: "Deploy rolled back: stolas", wantReported: &hostSeq{"stolas", 2},
+			wantFailing: map[string]string{"deploy:stolas": "rolled back: health"},
+		},
+		{
+			name: "deploy failed, the same failure again", cfg: plain, failing: map[string]string{"deploy:stolas": "failed: boom"},
+			ev: report("stolas", farmapi.ResultFailed, "boom", 2), wantReported: &hostSeq{"stolas", 2},
+			wantFailing: map[string]string{"deploy:stolas": "failed: boom"},
+		},
+		{
+			name: "deploy recovery", cfg: plain, failing: map[string]string{"deploy:stolas": "failed: boom"},
+			ev: report("stolas", farmapi.ResultUpToDate, "", 3), wantTitle: "Deploy recovered: stolas", wantReported: &hostSeq{"stolas", 3},
+		},
+		{
+			name: "switched, success not asked for", cfg: plain,
+			ev: report("stolas", farmapi.ResultSwitched, "", 3), wantReported: &hostSeq{"stolas", 3},
+		},
+		{
+			name: "switched, success asked for", cfg: success,
+			ev: report("stolas", farmapi.ResultSwitched, "", 3), wantTitle: "Deployed: stolas", wantReported: &hostSeq{"stolas", 3},
+		},
+		{
+			name: "host desired: poke its agent", cfg: withAgent, pokeToken: "t", ev: desired("malphas", 7),
+			wantWake: &hostSeq{"malphas", 7}, wantWaking: map[string]uint64{"malphas": 7},
+		},
+		{
+			name: "host desired: an agent but no poke token", cfg: withAgent, ev: desired("malphas", 7),
+		},
+		{
+			name: "host desired: wake it", cfg: withWoL, ev: desired("andras", 3),
+			wantWake: &hostSeq{"andras", 3}, wantWaking: map[string]uint64{"andras": 3},
+		},
+		{
+			name: "host desired: an older seq than the wake running", cfg: withWoL, waking: map[string]uint64{"andras": 5},
+			ev: desired("andras", 3), wantWake: &hostSeq{"andras", 3}, wantWaking: map[string]uint64{"andras": 5},
+		},
+		{
+			name: "host desired: neither poked nor woken", cfg: withWoL, ev: desired("stolas", 3),
+		},
+		{
+			name: "the woken host reports: the wake ends", cfg: withWoL, waking: map[string]uint64{"andras": 3},
+			ev: report("andras", farmapi.ResultSwitched, "", 3), wantReported: &hostSeq{"andras", 3},
+		},
+		{
+			name: "the woken host reports an older seq: the wake goes on", cfg: withWoL, waking: map[string]uint64{"andras": 3},
+			ev: report("andras", farmapi.ResultUpToDate, "", 2), wantReported: &hostSeq{"andras", 2}, wantWaking: map[string]uint64{"andras": 3},
+		},
+		{
+			name: "an event type the notifier does not act on", cfg: plain, ev: event(farmapi.RemoteSynced, farmapi.RemoteSyncedData{Repo: "fleet"}),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			r := newRules(cfg, "http://127.0.0.1:1", tt.pokeToken)
+			before := state{Cursor: 8, Failing: map[string]string{}, Evals: maps.Clone(evals), Waking: map[string]uint64{}}
+			maps.Copy(before.Failing, tt.failing)
+			maps.Copy(before.Waking, tt.waking)
+			kept := before.clone()
+
+			after, d, err := decide(r, before, tt.ev)
+			if err != nil {
+				t.Fatalf("decide: %v", err)
+			}
+			if !reflect.DeepEqual(before, kept) {
+				t.Errorf("decide modified the state handed in: %+v, was %+v", before, kept)
+			}
+			var title, click string
+			if d.msg != nil {
+				title, click = d.msg.Title, d.msg.Click
+			}
+			if title != tt.wantTitle || click != tt.wantClick {
+				t.Errorf("notification %q (click %q), want %q (click %q)", title, click, tt.wantTitle, tt.wantClick)
+			}
+			if !reflect.DeepEqual(d.wake, tt.wantWake) {
+				t.Errorf("wake %+v, want %+v", d.wake, tt.wantWake)
+			}
+			if !reflect.DeepEqual(d.reported, tt.wantReported) {
+				t.Errorf("reported %+v, want %+v", d.reported, tt.wantReported)
+			}
+			if want := orEmpty(tt.wantFailing); !maps.Equal(after.Failing, want) {
+				t.Errorf("failing after: %v, want %v", after.Failing, want)
+			}
+			if want := orEmpty(tt.wantWaking); !maps.Equal(after.Waking, want) {
+				t.Errorf("waking after: %v, want %v", after.Waking, want)
+			}
+		})
+	}
+}
+
+// An event whose data does not decode changes nothing and says why.
+func TestDecideUnreadable(t *testing.T) {
+	s := state{Failing: map[string]string{"deploy:a": "failed: x"}, Evals: map[int64]evalInfo{}, Waking: map[string]uint64{}}
+	for _, typ := range []farmapi.EventType{farmapi.EvalStarted, farmapi.EvalFinished, farmapi.TargetFailed, farmapi.TargetBuilt, farmapi.HostDesired, farmapi.HostReport} {
+		after, d, err := decide(rules{}, s, Event{ID: 3, Type: typ, Data: []byte(`{"host":1,"eval":"x"}`)})
+		if err == nil {
+			t.Errorf("%s: decide accepted malformed data", typ)
+		}
+		if d.msg != nil || d.wake != nil || d.reported != nil || !reflect.DeepEqual(after, s) {
+			t.Errorf("%s: malformed data decided %+v, state %+v", typ, d, after)
+		}
+	}
+}
+
+func orEmpty[V any](m map[string]V) map[string]V {
+	if m == nil {
+		return map[string]V{}
+	}
+	return m
+}
