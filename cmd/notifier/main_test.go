@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/testenv"
 	"github.com/homelab-farm/farm/internal/testenv/ntfytest"
 )
 
@@ -154,7 +155,7 @@ func TestKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "state")
-	var logs bytes.Buffer
+	var logs syncBuffer
 	var mu sync.Mutex
 	var cur *exec.Cmd
 	published, inPublish := 0, 0
@@ -193,8 +194,21 @@ func TestKilled(t *testing.T) {
 	}
 	// One more notifier, left alone until the stream is quiet: it takes up
 	// what the last kill left in flight and publishes nothing more.
+	started := strings.Count(logs.String(), "following events")
 	final := startNotifier(t, b.URL, ns.URL, state, token, &logs)
-	time.Sleep(500 * time.Millisecond)
+	// SIGTERM only once it follows (its signal handling is in place: a
+	// loaded machine may take a while to start it) and the stream is quiet.
+	testenv.Eventually(t, 60*time.Second, func() bool {
+		return strings.Count(logs.String(), "following events") > started
+	}, "the final notifier never started following")
+	for quiet, n := 0, len(ns.Messages()); quiet < 5; {
+		time.Sleep(200 * time.Millisecond)
+		if m := len(ns.Messages()); m == n {
+			quiet++
+		} else {
+			quiet, n = 0, m
+		}
+	}
 	_ = final.Process.Signal(syscall.SIGTERM)
 	if err := final.Wait(); err != nil {
 		t.Errorf("final notifier: %v", err)
@@ -265,4 +279,23 @@ func uniq(s []string) []string {
 		}
 	}
 	return out
+}
+
+// syncBuffer is a bytes.Buffer that several processes' stderr copiers write
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
