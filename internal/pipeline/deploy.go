@@ -89,6 +89,22 @@ func (p *Pipeline) deploy(ctx context.Context, job queue.Job, mirror *git.Mirror
 	return nil
 }
 
+// syncRemotes fast-forwards the deploy branch of every remote SyncRemotes
+// names, except the one the commit was fetched from, to the deployed
+// commit. A remote that refuses is logged and left behind.
+func (p *Pipeline) syncRemotes(ctx context.Context, job queue.Job, mirror *git.Mirror, fetchedFrom string) {
+	for _, remote := range p.SyncRemotes(job) {
+		if remote == fetchedFrom {
+			continue
+		}
+		if err := mirror.FastForward(ctx, remote, job.Branch, job.Commit); err != nil {
+			p.log().Warn("remote not kept in step", "remote", git.Redact(remote), "branch", job.Branch, "err", err)
+			continue
+		}
+		p.event(ctx, EventRemoteSynced, map[string]any{"repo": job.Repo, "remote": git.Redact(remote), "branch": job.Branch, "commit": job.Commit})
+	}
+}
+
 // CurrentManifest returns h's signed manifest as it should be served: the
 // stored one, or, when less than half its lifetime is left, a renewal of it
 // (the same host, seq, store path, commit and cache, issued now with a

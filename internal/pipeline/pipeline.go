@@ -14,13 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"slices"
-	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -28,11 +22,8 @@ import (
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/git"
-	"github.com/homelab-farm/farm/internal/hostname"
 	"github.com/homelab-farm/farm/internal/nix"
-	"github.com/homelab-farm/farm/internal/parallel"
 	"github.com/homelab-farm/farm/internal/queue"
-	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -282,21 +273,9 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 		return Result{}, err
 	}
 
-	recs := make([]state.Target, 0, len(targets))
-	for _, t := range targets {
-		st := state.Target{EvalID: ev.ID, Host: t.Host, Kind: t.Kind, System: t.System, DrvPath: t.DrvPath, OutPath: t.OutPath, State: state.TargetPending}
-		if t.Error != "" {
-			st.State, st.Reason = state.TargetFailed, "evaluation failed: "+t.Error
-		}
-		rec, err := p.State.PutTarget(ctx, st)
-		if err != nil {
-			return Result{}, err
-		}
-		if t.Error != "" {
-			p.failure("eval")
-			p.event(ctx, EventTargetFailed, targetEvent(rec))
-		}
-		recs = append(recs, rec)
+	recs, err := p.record(ctx, ev.ID, targets)
+	if err != nil {
+		return Result{}, err
 	}
 
 	if err := p.build(ctx, recs); err != nil {
@@ -319,16 +298,7 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 		}
 	}
 	if job.Deploy && p.SyncRemotes != nil {
-		for _, remote := range p.SyncRemotes(job) {
-			if remote == fetchedFrom {
-				continue
-			}
-			if err := mirror.FastForward(ctx, remote, job.Branch, job.Commit); err != nil {
-				p.log().Warn("remote not kept in step", "remote", git.Redact(remote), "branch", job.Branch, "err", err)
-				continue
-			}
-			p.event(ctx, EventRemoteSynced, map[string]any{"repo": job.Repo, "remote": git.Redact(remote), "branch": job.Branch, "commit": job.Commit})
-		}
+		p.syncRemotes(ctx, job, mirror, fetchedFrom)
 	}
 	overall := forge.Status{State: forge.StateSuccess, Description: fmt.Sprintf("%d hosts built", len(recs))}
 	if res.Failed > 0 {
@@ -346,223 +316,6 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 	evData["state"], evData["failed"], evData["hosts"] = evState, res.Failed, res.Hosts
 	p.event(ctx, EventEvalFinished, evData)
 	return res, nil
-}
-
-// evaluate returns the targets of the flake, reusing those of an earlier
-// evaluation of the same source.
-func (p *Pipeline) evaluate(ctx context.Context, repo, flake, source string) ([]nix.Target, bool, error) {
-	if prev, err := p.State.FindBySource(ctx, repo, source); err == nil {
-		old, err := p.State.Targets(ctx, prev.ID)
-		if err == nil && len(old) > 0 && !anyEvalFailure(old) {
-			out := make([]nix.Target, len(old))
-			for i, t := range old {
-				out[i] = nix.Target{Host: t.Host, Kind: t.Kind, System: t.System, DrvPath: t.DrvPath, OutPath: t.OutPath}
-			}
-			return out, true, nil
-		}
-	}
-	targets, err := p.Nix.Eval(ctx, flake, p.EvalOptions)
-	if err != nil {
-		return nil, false, fmt.Errorf("evaluate %s: %w", flake, err)
-	}
-	return targets, false, nil
-}
-
-func anyEvalFailure(ts []state.Target) bool {
-	for _, t := range ts {
-		if t.DrvPath == "" || !hostname.Valid(t.Host) {
-			return true
-		}
-	}
-	return false
-}
-
-// build runs one lane per system; within a lane, LaneJobs targets build at
-// once.
-func (p *Pipeline) build(ctx context.Context, recs []state.Target) error {
-	systems, err := p.Nix.Systems(ctx, p.Builders)
-	if err != nil {
-		return fmt.Errorf("buildable systems: %w", err)
-	}
-	lanes := map[string][]state.Target{}
-	for _, t := range recs {
-		if t.State == state.TargetPending {
-			lanes[t.System] = append(lanes[t.System], t)
-		}
-	}
-	names := make([]string, 0, len(lanes))
-	for s := range lanes {
-		names = append(names, s)
-	}
-	sort.Strings(names)
-	var wg sync.WaitGroup
-	errs := make([]error, len(names))
-	jobs := p.LaneJobs
-	if jobs <= 0 {
-		jobs = 2
-	}
-	for i, system := range names {
-		wg.Go(func() {
-			buildable := slices.Contains(systems, system)
-			targets := lanes[system]
-			errs[i] = parallel.ForEach(ctx, len(targets), jobs, func(k int) error {
-				return p.buildTarget(ctx, targets[k], buildable)
-			})
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-func targetEvent(t state.Target) map[string]any {
-	return map[string]any{"eval": t.EvalID, "target": t.ID, "host": t.Host, "system": t.System,
-		"out_path": t.OutPath, "state": t.State, "reason": t.Reason}
-}
-
-// buildTarget takes one target to cached, skipped, built or failed. Its
-// error is for storage failures only.
-func (p *Pipeline) buildTarget(ctx context.Context, t state.Target, buildable bool) error {
-	set := func(st, reason, event string) error {
-		t.State, t.Reason = st, reason
-		if err := p.State.SetTargetState(ctx, t.ID, st, reason); err != nil {
-			return err
-		}
-		p.event(ctx, event, targetEvent(t))
-		return nil
-	}
-	if _, err := p.Cache.Stat(ctx, cache.NarInfoKey(t.OutPath)); err == nil {
-		return set(state.TargetCached, "", EventTargetCached)
-	} else if !errors.Is(err, cache.ErrNotFound) {
-		return fmt.Errorf("check cache for %s: %w", t.Host, err)
-	}
-	if !buildable {
-		return set(state.TargetSkipped, "no builder for "+t.System, EventTargetSkipped)
-	}
-	if err := set(state.TargetBuilding, "", EventTargetBuilding); err != nil {
-		return err
-	}
-	logFile, err := p.openLog(t.ID)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-
-	start := time.Now()
-	var buildErr error
-	for attempt := 0; attempt <= p.buildRetries(); attempt++ {
-		if attempt > 0 {
-			fmt.Fprintf(logFile, "\n--- retrying (attempt %d) ---\n", attempt+1)
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Duration(attempt) * 2 * time.Second):
-			}
-		}
-		_, buildErr = p.Nix.Realise(ctx, t.DrvPath, nix.BuildOptions{
-			MaxSilent: p.MaxSilent, Timeout: p.BuildTimeout, Builders: p.Builders, Log: logFile,
-			AddRoot: p.gcRoot(t.Host),
-		})
-		if buildErr == nil || ctx.Err() != nil || !transient(buildErr) {
-			break
-		}
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if p.Metrics != nil {
-		p.Metrics.BuildDuration(t.System, time.Since(start))
-	}
-	p.uploadLog(ctx, t)
-	if buildErr != nil {
-		p.failure("build")
-		return set(state.TargetFailed, "build failed: "+lastLine(buildErr.Error()), EventTargetFailed)
-	}
-
-	pushStart := time.Now()
-	pusher := &cache.Pusher{Backend: p.Cache, Key: p.CacheKey, Store: p.Nix, Log: p.Log}
-	res, err := pusher.Push(ctx, t.OutPath)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		p.failure("push")
-		return set(state.TargetFailed, "push failed: "+err.Error(), EventTargetFailed)
-	}
-	if p.Metrics != nil {
-		p.Metrics.PushDuration(time.Since(pushStart), res.FileBytes)
-	}
-	return set(state.TargetBuilt, fmt.Sprintf("pushed %d paths", res.Uploaded), EventTargetBuilt)
-}
-
-func (p *Pipeline) buildRetries() int {
-	if p.BuildRetries < 0 {
-		return 0
-	}
-	if p.BuildRetries == 0 {
-		return 1
-	}
-	return p.BuildRetries
-}
-
-// transient reports whether a build failure may pass on retry: a remote
-// builder that went away, not a build that failed on its own.
-func transient(err error) bool {
-	var nerr *nix.Error
-	if !errors.As(err, &nerr) {
-		return true
-	}
-	for _, s := range []string{"cannot connect", "Connection refused", "Connection reset", "unexpected end-of-file", "No space left"} {
-		if containsFold(nerr.Stderr, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// gcRoot is the garbage-collector root of a host's latest build: its
-// closure stays in the builder's store until a newer build replaces it.
-func (p *Pipeline) gcRoot(host string) string {
-	if p.GCRootDir == "" {
-		return ""
-	}
-	root, err := safepath.Join(p.GCRootDir, host)
-	if err != nil {
-		p.log().Warn("no gc root", "err", err)
-		return ""
-	}
-	if err := os.MkdirAll(p.GCRootDir, 0o755); err != nil {
-		p.log().Warn("gc root directory", "err", err)
-		return ""
-	}
-	return root
-}
-
-// LogPath is where the build log of a target is kept.
-func (p *Pipeline) LogPath(targetID int64) string {
-	return filepath.Join(p.LogDir, strconv.FormatInt(targetID, 10)+".log")
-}
-
-func (p *Pipeline) openLog(id int64) (*os.File, error) {
-	if err := os.MkdirAll(p.LogDir, 0o755); err != nil {
-		return nil, fmt.Errorf("log directory: %w", err)
-	}
-	f, err := os.OpenFile(p.LogPath(id), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open build log: %w", err)
-	}
-	return f, nil
-}
-
-func (p *Pipeline) uploadLog(ctx context.Context, t state.Target) {
-	f, err := os.Open(p.LogPath(t.ID))
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	if err := cache.PutLog(ctx, p.Cache, t.DrvPath, io.LimitReader(f, fi.Size()), fi.Size()); err != nil {
-		p.log().Warn("upload build log", "host", t.Host, "err", err)
-	}
 }
 
 // report sends the overall status and, once hosts are known, one per host
