@@ -45,8 +45,8 @@ const (
 // turn their feature off.
 type Pipeline struct {
 	Queue   queue.Queue
-	State   *state.Store
-	Nix     *nix.Client
+	State   Store
+	Nix     Nix
 	Mirrors func(repo string) *git.Mirror
 	// CloneURLs returns where to fetch a job's commit from, in order: the
 	// remotes it came from, then the repository's others. Nil means the
@@ -109,6 +109,66 @@ type Metrics interface {
 	PushDuration(d time.Duration, bytes int64)
 	Failure(kind string)
 }
+
+// Nix is what the pipeline asks of Nix; *nix.Client is the real one.
+// Implementations are safe for concurrent use (the lanes of one job build
+// at once).
+type Nix interface {
+	// Eval evaluates every host of flake. A host that does not evaluate,
+	// or whose attribute name is not a valid host name, comes back as a
+	// Target with Error set (nix.TargetsFromNames); the error is for
+	// failing to list the hosts at all.
+	Eval(ctx context.Context, flake string, opts nix.EvalOptions) ([]nix.Target, error)
+	// Systems returns the systems this machine can build for, itself or
+	// through builders ("" means Nix's configured remote builders).
+	Systems(ctx context.Context, builders string) ([]string, error)
+	// Realise builds drvPath (or substitutes its outputs) and returns its
+	// output paths. A build that ran and failed is a *nix.Error whose
+	// Stderr says why; any other error is taken as transient (retried).
+	Realise(ctx context.Context, drvPath string, opts nix.BuildOptions) ([]string, error)
+	// PathInfo returns the closure of paths with what the store records
+	// of each path (what a push uploads; see cache.Store).
+	PathInfo(ctx context.Context, paths ...string) ([]nix.PathInfo, error)
+}
+
+var _ Nix = (*nix.Client)(nil)
+
+// Store is what the pipeline records in the builder's state; *state.Store
+// is the real one, on SQLite or PostgreSQL. Implementations are safe for
+// concurrent use. Lookups of an evaluation or host that does not exist
+// return an error wrapping state.ErrNotFound.
+type Store interface {
+	// StartEvaluation records the evaluation of a job, or returns the one
+	// recorded by an earlier attempt (created is false then).
+	StartEvaluation(ctx context.Context, e state.Evaluation) (ev state.Evaluation, created bool, err error)
+	SetSourceHash(ctx context.Context, id int64, hash string) error
+	FinishEvaluation(ctx context.Context, id int64, state, sourceHash, errMsg string) error
+	// FindBySource returns the latest finished evaluation of repo whose
+	// flake source hashed to hash.
+	FindBySource(ctx context.Context, repo, hash string) (state.Evaluation, error)
+
+	// PutTarget records a host's target in an evaluation, replacing what
+	// an earlier attempt recorded, and returns it with its id.
+	PutTarget(ctx context.Context, t state.Target) (state.Target, error)
+	SetTargetState(ctx context.Context, id int64, state, reason string) error
+	Targets(ctx context.Context, evalID int64) ([]state.Target, error)
+
+	Host(ctx context.Context, name string) (state.Host, error)
+	// NextSeq returns a deploy sequence number higher than every one
+	// handed out before, to any host.
+	NextSeq(ctx context.Context) (uint64, error)
+	// SetDesired records the closure a host should run with its signed
+	// manifest; a seq not above the host's desired seq changes nothing.
+	SetDesired(ctx context.Context, host, path, commit string, seq uint64, manifest []byte) error
+	// RenewManifest replaces host's manifest with a renewal if its desired
+	// seq is still seq, and reports whether it did.
+	RenewManifest(ctx context.Context, host string, seq uint64, manifest []byte) (bool, error)
+
+	// Append adds an event to the log; data is marshalled to JSON.
+	Append(ctx context.Context, typ string, data any) (state.Event, error)
+}
+
+var _ Store = (*state.Store)(nil)
 
 func (p *Pipeline) log() *slog.Logger {
 	if p.Log == nil {
