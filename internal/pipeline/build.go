@@ -16,9 +16,9 @@ import (
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/nix"
-	"github.com/homelab-farm/farm/internal/parallel"
 	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/state"
+	"golang.org/x/sync/errgroup"
 )
 
 // build runs one lane per system; within a lane, LaneJobs targets build at
@@ -47,15 +47,29 @@ func (p *Pipeline) build(ctx context.Context, recs []state.Target) error {
 	}
 	for i, system := range names {
 		wg.Go(func() {
-			buildable := slices.Contains(systems, system)
-			targets := lanes[system]
-			errs[i] = parallel.ForEach(ctx, len(targets), jobs, func(k int) error {
-				return p.buildTarget(ctx, targets[k], buildable)
-			})
+			errs[i] = p.lane(ctx, lanes[system], slices.Contains(systems, system), jobs)
 		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// lane builds the targets of one system, jobs at once. After the first
+// error no further target starts; it returns that error, or the context's
+// when it ended.
+func (p *Pipeline) lane(ctx context.Context, targets []state.Target, buildable bool, jobs int) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for _, t := range targets {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return p.buildTarget(ctx, t, buildable) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 func targetEvent(t state.Target) map[string]any {
