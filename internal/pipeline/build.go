@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/cache"
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/state"
@@ -72,15 +73,15 @@ func (p *Pipeline) lane(ctx context.Context, targets []state.Target, buildable b
 	return ctx.Err()
 }
 
-func targetEvent(t state.Target) map[string]any {
-	return map[string]any{"eval": t.EvalID, "target": t.ID, "host": t.Host, "system": t.System,
-		"out_path": t.OutPath, "state": t.State, "reason": t.Reason}
+func targetEvent(t state.Target) farmapi.TargetData {
+	return farmapi.TargetData{Eval: t.EvalID, Target: t.ID, Host: t.Host, System: t.System,
+		OutPath: t.OutPath, State: t.State, Reason: t.Reason}
 }
 
 // buildTarget takes one target to cached, skipped, built or failed. Its
 // error is for storage failures only.
 func (p *Pipeline) buildTarget(ctx context.Context, t state.Target, buildable bool) error {
-	set := func(st, reason, event string) error {
+	set := func(st, reason string, event farmapi.EventType) error {
 		t.State, t.Reason = st, reason
 		if err := p.State.SetTargetState(ctx, t.ID, st, reason); err != nil {
 			return err
@@ -89,14 +90,14 @@ func (p *Pipeline) buildTarget(ctx context.Context, t state.Target, buildable bo
 		return nil
 	}
 	if _, err := p.Cache.Stat(ctx, cache.NarInfoKey(t.OutPath)); err == nil {
-		return set(state.TargetCached, "", EventTargetCached)
+		return set(state.TargetCached, "", farmapi.TargetCached)
 	} else if !errors.Is(err, cache.ErrNotFound) {
 		return fmt.Errorf("check cache for %s: %w", t.Host, err)
 	}
 	if !buildable {
-		return set(state.TargetSkipped, "no builder for "+t.System, EventTargetSkipped)
+		return set(state.TargetSkipped, "no builder for "+t.System, farmapi.TargetSkipped)
 	}
-	if err := set(state.TargetBuilding, "", EventTargetBuilding); err != nil {
+	if err := set(state.TargetBuilding, "", farmapi.TargetBuilding); err != nil {
 		return err
 	}
 	logFile, err := p.openLog(t.ID)
@@ -133,7 +134,7 @@ func (p *Pipeline) buildTarget(ctx context.Context, t state.Target, buildable bo
 	p.uploadLog(ctx, t)
 	if buildErr != nil {
 		p.failure("build")
-		return set(state.TargetFailed, "build failed: "+lastLine(buildErr.Error()), EventTargetFailed)
+		return set(state.TargetFailed, "build failed: "+lastLine(buildErr.Error()), farmapi.TargetFailed)
 	}
 
 	pushStart := time.Now()
@@ -144,12 +145,12 @@ func (p *Pipeline) buildTarget(ctx context.Context, t state.Target, buildable bo
 			return ctx.Err()
 		}
 		p.failure("push")
-		return set(state.TargetFailed, "push failed: "+err.Error(), EventTargetFailed)
+		return set(state.TargetFailed, "push failed: "+err.Error(), farmapi.TargetFailed)
 	}
 	if p.Metrics != nil {
 		p.Metrics.PushDuration(time.Since(pushStart), res.FileBytes)
 	}
-	return set(state.TargetBuilt, fmt.Sprintf("pushed %d paths", res.Uploaded), EventTargetBuilt)
+	return set(state.TargetBuilt, fmt.Sprintf("pushed %d paths", res.Uploaded), farmapi.TargetBuilt)
 }
 
 func (p *Pipeline) buildRetries() int {

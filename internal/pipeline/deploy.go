@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/git"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/state"
@@ -84,7 +85,7 @@ func (p *Pipeline) deploy(ctx context.Context, job queue.Job, mirror *git.Mirror
 		if err := p.State.SetDesired(ctx, t.Host, t.OutPath, job.Commit, seq, body); err != nil {
 			return err
 		}
-		p.event(ctx, EventDesiredChanged, map[string]any{"host": t.Host, "store_path": t.OutPath, "commit": job.Commit, "seq": seq})
+		p.event(ctx, farmapi.HostDesired, farmapi.HostDesiredData{Host: t.Host, StorePath: t.OutPath, Commit: job.Commit, Seq: seq})
 	}
 	return nil
 }
@@ -101,7 +102,7 @@ func (p *Pipeline) syncRemotes(ctx context.Context, job queue.Job, mirror *git.M
 			p.log().Warn("remote not kept in step", "remote", git.Redact(remote), "branch", job.Branch, "err", err)
 			continue
 		}
-		p.event(ctx, EventRemoteSynced, map[string]any{"repo": job.Repo, "remote": git.Redact(remote), "branch": job.Branch, "commit": job.Commit})
+		p.event(ctx, farmapi.RemoteSynced, farmapi.RemoteSyncedData{Repo: job.Repo, Remote: git.Redact(remote), Branch: job.Branch, Commit: job.Commit})
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/hostname"
 	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/state"
@@ -53,7 +54,7 @@ func (p *Pipeline) record(ctx context.Context, evalID int64, targets []nix.Targe
 		}
 		if t.Error != "" {
 			p.failure("eval")
-			p.event(ctx, EventTargetFailed, targetEvent(rec))
+			p.event(ctx, farmapi.TargetFailed, targetEvent(rec))
 		}
 		recs = append(recs, rec)
 	}

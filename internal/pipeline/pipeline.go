@@ -20,25 +20,12 @@ import (
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/git"
 	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/state"
-)
-
-// Event types appended to the state's event log.
-const (
-	EventEvalQueued     = "evaluation.queued" // appended by the webhook handler
-	EventEvalStarted    = "evaluation.started"
-	EventEvalFinished   = "evaluation.finished"
-	EventTargetBuilding = "target.building"
-	EventTargetBuilt    = "target.built"
-	EventTargetCached   = "target.cached"
-	EventTargetFailed   = "target.failed"
-	EventTargetSkipped  = "target.skipped"
-	EventDesiredChanged = "host.desired"
-	EventRemoteSynced   = "remote.synced"
 )
 
 // Pipeline runs evaluation jobs. The zero values of the optional fields
@@ -280,8 +267,10 @@ type Result struct {
 	Failed int   `json:"failed"`
 }
 
-func (p *Pipeline) event(ctx context.Context, typ string, data any) {
-	if _, err := p.State.Append(ctx, typ, data); err != nil {
+// event appends an event to the log; data is typ's payload struct. A
+// failure is logged: the event log is a record, not the state itself.
+func (p *Pipeline) event(ctx context.Context, typ farmapi.EventType, data any) {
+	if _, err := p.State.Append(ctx, string(typ), data); err != nil {
 		p.log().Error("append event", "type", typ, "err", err)
 	}
 }
@@ -296,8 +285,8 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	evData := map[string]any{"eval": ev.ID, "repo": job.Repo, "branch": job.Branch, "commit": job.Commit, "resumed": !created}
-	p.event(ctx, EventEvalStarted, evData)
+	evData := farmapi.EvalData{Eval: ev.ID, Repo: job.Repo, Branch: job.Branch, Commit: job.Commit, Resumed: !created}
+	p.event(ctx, farmapi.EvalStarted, evData)
 
 	mirror := p.Mirrors(job.Repo)
 	var remotes []string
@@ -373,8 +362,8 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 	if err := p.State.FinishEvaluation(ctx, ev.ID, evState, source, ""); err != nil {
 		return Result{}, err
 	}
-	evData["state"], evData["failed"], evData["hosts"] = evState, res.Failed, res.Hosts
-	p.event(ctx, EventEvalFinished, evData)
+	evData.State, evData.Failed, evData.Hosts = evState, res.Failed, res.Hosts
+	p.event(ctx, farmapi.EvalFinished, evData)
 	return res, nil
 }
 
