@@ -114,7 +114,7 @@ func (p *Pipeline) buildTarget(ctx context.Context, t state.Target, buildable bo
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(time.Duration(attempt) * 2 * time.Second):
+			case <-time.After(time.Duration(attempt) * p.buildRetryWait()):
 			}
 		}
 		_, buildErr = p.Nix.Realise(ctx, t.DrvPath, nix.BuildOptions{
@@ -161,6 +161,13 @@ func (p *Pipeline) buildRetries() int {
 		return 1
 	}
 	return p.BuildRetries
+}
+
+func (p *Pipeline) buildRetryWait() time.Duration {
+	if p.BuildRetryWait <= 0 {
+		return 2 * time.Second
+	}
+	return p.BuildRetryWait
 }
 
 // transient reports whether a build failure may pass on retry: a remote

@@ -40,10 +40,15 @@ func anyEvalFailure(ts []state.Target) bool {
 }
 
 // record stores the evaluated targets of evaluation evalID: pending, or
-// failed with the evaluation's error.
+// failed with the evaluation's error. A host name that is not valid is
+// recorded as a failed target under its placeholder, whatever Nix said of
+// it, so that it never becomes a path, a status context or a deploy.
 func (p *Pipeline) record(ctx context.Context, evalID int64, targets []nix.Target) ([]state.Target, error) {
 	recs := make([]state.Target, 0, len(targets))
 	for _, t := range targets {
+		if err := hostname.Validate(t.Host); err != nil {
+			t = nix.Target{Host: hostname.Placeholder(t.Host), Kind: t.Kind, System: t.System, Error: err.Error()}
+		}
 		st := state.Target{EvalID: evalID, Host: t.Host, Kind: t.Kind, System: t.System, DrvPath: t.DrvPath, OutPath: t.OutPath, State: state.TargetPending}
 		if t.Error != "" {
 			st.State, st.Reason = state.TargetFailed, "evaluation failed: "+t.Error

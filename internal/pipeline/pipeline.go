@@ -73,6 +73,9 @@ type Pipeline struct {
 	// BuildRetries is how often a failed build is retried (transient
 	// failures: a remote builder that went away); default 1.
 	BuildRetries int
+	// BuildRetryWait is the wait before the first retry of a build; each
+	// later retry waits that much longer. 0 means 2s.
+	BuildRetryWait time.Duration
 	// LaneJobs is how many targets of one system build at once; 0 means 2
 	// (Nix parallelises inside each build too, and shares what they share).
 	LaneJobs int
