@@ -40,6 +40,7 @@ func TestEvaluationReuse(t *testing.T) {
 			}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t)
 			m := &fakeMetrics{}
 			h.p.Metrics = m
@@ -106,6 +107,7 @@ func TestInvalidHostName(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t)
 			if tc.eval != nil {
 				h.nix.eval = tc.eval(h)
