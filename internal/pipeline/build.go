@@ -73,6 +73,7 @@ func (p *Pipeline) lane(ctx context.Context, targets []state.Target, buildable b
 	return ctx.Err()
 }
 
+// targetEvent is the payload of t's Target* events.
 func targetEvent(t state.Target) farmapi.TargetData {
 	return farmapi.TargetData{Eval: t.EvalID, Target: t.ID, Host: t.Host, System: t.System,
 		OutPath: t.OutPath, State: t.State, Reason: t.Reason}
@@ -138,7 +139,7 @@ func (p *Pipeline) buildTarget(ctx context.Context, t state.Target, buildable bo
 	}
 
 	pushStart := time.Now()
-	pusher := &cache.Pusher{Backend: p.Cache, Key: p.CacheKey, Store: p.Nix, Log: p.Log}
+	pusher := &cache.Pusher{Backend: p.Cache, Key: p.CacheKey, Store: p.Nix, Log: p.log()}
 	res, err := pusher.Push(ctx, t.OutPath)
 	if err != nil {
 		if ctx.Err() != nil {
