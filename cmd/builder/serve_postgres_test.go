@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/homelab-farm/farm/internal/pipeline"
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/state"
 	"github.com/homelab-farm/farm/internal/testenv"
 )
@@ -74,8 +74,8 @@ func TestServeDatabaseTwoInstances(t *testing.T) {
 	for deadline := time.Now().Add(15 * time.Second); len(evs) == 0 && time.Now().Before(deadline); {
 		evs = readEvents(t, bases[1], 0, 1)
 	}
-	if len(evs) != 1 || evs[0].Type != pipeline.EventEvalQueued {
-		t.Fatalf("events on the second builder = %+v; want the first's %s", evs, pipeline.EventEvalQueued)
+	if len(evs) != 1 || evs[0].Type != string(farmapi.EvalQueued) {
+		t.Fatalf("events on the second builder = %+v; want the first's %s", evs, farmapi.EvalQueued)
 	}
 	if again := readEvents(t, bases[0], evs[0].ID, 1); len(again) != 0 {
 		t.Errorf("resuming on the first builder after event %d gave %+v; want nothing", evs[0].ID, again)

@@ -19,11 +19,11 @@ import (
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/forge/forgejo"
 	"github.com/homelab-farm/farm/internal/forge/github"
 	"github.com/homelab-farm/farm/internal/httpsafe"
-	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 )
 
@@ -335,7 +335,7 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request, h hook) error {
 	if res.Created && s.farm != nil {
 		// Recorded in the background: the push is durable in the queue
 		// already, and the 202 must not wait for a second fsync.
-		s.farm.recordLater(pipeline.EventEvalQueued, map[string]any{
+		s.farm.recordLater(string(farmapi.EvalQueued), map[string]any{
 			"job": res.JobID, "repo": rm.repo.Name, "branch": push.Branch, "commit": push.After,
 			"forge": h.forge, "superseded": res.Superseded, "late": res.Late,
 		})

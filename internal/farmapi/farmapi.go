@@ -1,5 +1,7 @@
 package farmapi
 
+import "encoding/json"
+
 // EventType names an entry of the event log (/api/events, "event:" line).
 type EventType string
 
@@ -35,11 +37,28 @@ type EvalData struct {
 	Repo    string `json:"repo"`
 	Branch  string `json:"branch"`
 	Commit  string `json:"commit"`
-	Resumed bool   `json:"resumed,omitempty"`
-	// Set on EvalFinished only.
+	Resumed bool   `json:"resumed"` // an earlier attempt of the job started it
+	// Set on EvalFinished only (see MarshalJSON).
 	State  string `json:"state,omitempty"`
 	Failed int    `json:"failed,omitempty"`
 	Hosts  int    `json:"hosts,omitempty"`
+	// Error is Nix's message when the whole flake failed to evaluate.
+	Error string `json:"error,omitempty"`
+}
+
+// MarshalJSON leaves State, Failed and Hosts out of EvalStarted (State
+// empty) and writes all three on EvalFinished, zeros included: a finished
+// evaluation with no failures says "failed":0.
+func (d EvalData) MarshalJSON() ([]byte, error) {
+	type fields EvalData // EvalData without this method
+	if d.State == "" {
+		return json.Marshal(fields(d))
+	}
+	return json.Marshal(struct {
+		fields
+		Failed int `json:"failed"` // shallower than fields.Failed: this one is written
+		Hosts  int `json:"hosts"`
+	}{fields(d), d.Failed, d.Hosts})
 }
 
 // TargetData is the payload of every Target* event.
@@ -48,9 +67,9 @@ type TargetData struct {
 	Target  int64  `json:"target"`
 	Host    string `json:"host"`
 	System  string `json:"system"`
-	OutPath string `json:"out_path,omitempty"`
+	OutPath string `json:"out_path"` // empty when evaluation failed
 	State   string `json:"state"`
-	Reason  string `json:"reason,omitempty"`
+	Reason  string `json:"reason"`
 }
 
 // HostDesiredData is the payload of HostDesired.

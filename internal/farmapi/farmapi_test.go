@@ -30,3 +30,59 @@ func TestHostReportDataShape(t *testing.T) {
 		t.Errorf("got %s, want %s", got, want)
 	}
 }
+
+// The payloads keep the fields the builder wrote before they were typed:
+// every field present, zeros included, except State, Failed and Hosts,
+// which only a finished evaluation carries.
+func TestEventPayloadShapes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data any
+		want string
+	}{
+		{"eval started", farmapi.EvalData{Eval: 7, Repo: "homelab", Branch: "main", Commit: "c1"},
+			`{"eval":7,"repo":"homelab","branch":"main","commit":"c1","resumed":false}`},
+		{"eval resumed", farmapi.EvalData{Eval: 7, Repo: "homelab", Branch: "main", Commit: "c1", Resumed: true},
+			`{"eval":7,"repo":"homelab","branch":"main","commit":"c1","resumed":true}`},
+		{"eval finished clean", farmapi.EvalData{Eval: 7, Repo: "homelab", Branch: "main", Commit: "c1", State: "done", Hosts: 3},
+			`{"eval":7,"repo":"homelab","branch":"main","commit":"c1","resumed":false,"state":"done","failed":0,"hosts":3}`},
+		{"eval finished failed", farmapi.EvalData{Eval: 7, Repo: "homelab", Branch: "main", Commit: "c1", State: "failed", Failed: 1, Hosts: 1},
+			`{"eval":7,"repo":"homelab","branch":"main","commit":"c1","resumed":false,"state":"failed","failed":1,"hosts":1}`},
+		{"eval finished empty fleet", farmapi.EvalData{Eval: 7, Repo: "homelab", Branch: "main", Commit: "c1", State: "done"},
+			`{"eval":7,"repo":"homelab","branch":"main","commit":"c1","resumed":false,"state":"done","failed":0,"hosts":0}`},
+		{"target failed in evaluation", farmapi.TargetData{Eval: 7, Target: 9, Host: "alpha", State: "failed", Reason: "evaluation failed: x"},
+			`{"eval":7,"target":9,"host":"alpha","system":"","out_path":"","state":"failed","reason":"evaluation failed: x"}`},
+		{"target cached", farmapi.TargetData{Eval: 7, Target: 9, Host: "alpha", System: "x86_64-linux", OutPath: "/nix/store/x", State: "cached"},
+			`{"eval":7,"target":9,"host":"alpha","system":"x86_64-linux","out_path":"/nix/store/x","state":"cached","reason":""}`},
+		{"host desired", farmapi.HostDesiredData{Host: "alpha", StorePath: "/nix/store/x", Commit: "c1", Seq: 4},
+			`{"host":"alpha","store_path":"/nix/store/x","commit":"c1","seq":4}`},
+		{"remote synced", farmapi.RemoteSyncedData{Repo: "homelab", Remote: "https://example.invalid/r.git", Branch: "main", Commit: "c1"},
+			`{"repo":"homelab","remote":"https://example.invalid/r.git","branch":"main","commit":"c1"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := json.Marshal(tc.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(b); got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// A finished evaluation decodes back into the same EvalData.
+func TestEvalDataRoundTrip(t *testing.T) {
+	in := farmapi.EvalData{Eval: 7, Repo: "homelab", Branch: "main", Commit: "c1", Resumed: true, State: "failed", Failed: 2, Hosts: 5}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out farmapi.EvalData
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out != in {
+		t.Errorf("round trip: got %+v, want %+v", out, in)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/git"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/state"
@@ -84,9 +85,25 @@ func (p *Pipeline) deploy(ctx context.Context, job queue.Job, mirror *git.Mirror
 		if err := p.State.SetDesired(ctx, t.Host, t.OutPath, job.Commit, seq, body); err != nil {
 			return err
 		}
-		p.event(ctx, EventDesiredChanged, map[string]any{"host": t.Host, "store_path": t.OutPath, "commit": job.Commit, "seq": seq})
+		p.event(ctx, farmapi.HostDesired, farmapi.HostDesiredData{Host: t.Host, StorePath: t.OutPath, Commit: job.Commit, Seq: seq})
 	}
 	return nil
+}
+
+// syncRemotes fast-forwards the deploy branch of every remote SyncRemotes
+// names, except the one the commit was fetched from, to the deployed
+// commit. A remote that refuses is logged and left behind.
+func (p *Pipeline) syncRemotes(ctx context.Context, job queue.Job, mirror *git.Mirror, fetchedFrom string) {
+	for _, remote := range p.SyncRemotes(job) {
+		if remote == fetchedFrom {
+			continue
+		}
+		if err := mirror.FastForward(ctx, remote, job.Branch, job.Commit); err != nil {
+			p.log().Warn("remote not kept in step", "remote", git.Redact(remote), "branch", job.Branch, "err", err)
+			continue
+		}
+		p.event(ctx, farmapi.RemoteSynced, farmapi.RemoteSyncedData{Repo: job.Repo, Remote: git.Redact(remote), Branch: job.Branch, Commit: job.Commit})
+	}
 }
 
 // CurrentManifest returns h's signed manifest as it should be served: the

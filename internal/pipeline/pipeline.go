@@ -14,48 +14,26 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"slices"
-	"sort"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/git"
-	"github.com/homelab-farm/farm/internal/hostname"
 	"github.com/homelab-farm/farm/internal/nix"
-	"github.com/homelab-farm/farm/internal/parallel"
 	"github.com/homelab-farm/farm/internal/queue"
-	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/state"
-)
-
-// Event types appended to the state's event log.
-const (
-	EventEvalQueued     = "evaluation.queued" // appended by the webhook handler
-	EventEvalStarted    = "evaluation.started"
-	EventEvalFinished   = "evaluation.finished"
-	EventTargetBuilding = "target.building"
-	EventTargetBuilt    = "target.built"
-	EventTargetCached   = "target.cached"
-	EventTargetFailed   = "target.failed"
-	EventTargetSkipped  = "target.skipped"
-	EventDesiredChanged = "host.desired"
-	EventRemoteSynced   = "remote.synced"
 )
 
 // Pipeline runs evaluation jobs. The zero values of the optional fields
 // turn their feature off.
 type Pipeline struct {
 	Queue   queue.Queue
-	State   *state.Store
-	Nix     *nix.Client
+	State   Store
+	Nix     Nix
 	Mirrors func(repo string) *git.Mirror
 	// CloneURLs returns where to fetch a job's commit from, in order: the
 	// remotes it came from, then the repository's others. Nil means the
@@ -95,6 +73,9 @@ type Pipeline struct {
 	// BuildRetries is how often a failed build is retried (transient
 	// failures: a remote builder that went away); default 1.
 	BuildRetries int
+	// BuildRetryWait is the wait before the first retry of a build; each
+	// later retry waits that much longer. 0 means 2s.
+	BuildRetryWait time.Duration
 	// LaneJobs is how many targets of one system build at once; 0 means 2
 	// (Nix parallelises inside each build too, and shares what they share).
 	LaneJobs int
@@ -118,6 +99,66 @@ type Metrics interface {
 	PushDuration(d time.Duration, bytes int64)
 	Failure(kind string)
 }
+
+// Nix is what the pipeline asks of Nix; *nix.Client is the real one.
+// Implementations are safe for concurrent use (the lanes of one job build
+// at once).
+type Nix interface {
+	// Eval evaluates every host of flake. A host that does not evaluate,
+	// or whose attribute name is not a valid host name, comes back as a
+	// Target with Error set (nix.TargetsFromNames); the error is for
+	// failing to list the hosts at all.
+	Eval(ctx context.Context, flake string, opts nix.EvalOptions) ([]nix.Target, error)
+	// Systems returns the systems this machine can build for, itself or
+	// through builders ("" means Nix's configured remote builders).
+	Systems(ctx context.Context, builders string) ([]string, error)
+	// Realise builds drvPath (or substitutes its outputs) and returns its
+	// output paths. A build that ran and failed is a *nix.Error whose
+	// Stderr says why; any other error is taken as transient (retried).
+	Realise(ctx context.Context, drvPath string, opts nix.BuildOptions) ([]string, error)
+	// PathInfo returns the closure of paths with what the store records
+	// of each path (what a push uploads; see cache.Store).
+	PathInfo(ctx context.Context, paths ...string) ([]nix.PathInfo, error)
+}
+
+var _ Nix = (*nix.Client)(nil)
+
+// Store is what the pipeline records in the builder's state; *state.Store
+// is the real one, on SQLite or PostgreSQL. Implementations are safe for
+// concurrent use. Lookups of an evaluation or host that does not exist
+// return an error wrapping state.ErrNotFound.
+type Store interface {
+	// StartEvaluation records the evaluation of a job, or returns the one
+	// recorded by an earlier attempt (created is false then).
+	StartEvaluation(ctx context.Context, e state.Evaluation) (ev state.Evaluation, created bool, err error)
+	SetSourceHash(ctx context.Context, id int64, hash string) error
+	FinishEvaluation(ctx context.Context, id int64, state, sourceHash, errMsg string) error
+	// FindBySource returns the latest finished evaluation of repo whose
+	// flake source hashed to hash.
+	FindBySource(ctx context.Context, repo, hash string) (state.Evaluation, error)
+
+	// PutTarget records a host's target in an evaluation, replacing what
+	// an earlier attempt recorded, and returns it with its id.
+	PutTarget(ctx context.Context, t state.Target) (state.Target, error)
+	SetTargetState(ctx context.Context, id int64, state, reason string) error
+	Targets(ctx context.Context, evalID int64) ([]state.Target, error)
+
+	Host(ctx context.Context, name string) (state.Host, error)
+	// NextSeq returns a deploy sequence number higher than every one
+	// handed out before, to any host.
+	NextSeq(ctx context.Context) (uint64, error)
+	// SetDesired records the closure a host should run with its signed
+	// manifest; a seq not above the host's desired seq changes nothing.
+	SetDesired(ctx context.Context, host, path, commit string, seq uint64, manifest []byte) error
+	// RenewManifest replaces host's manifest with a renewal if its desired
+	// seq is still seq, and reports whether it did.
+	RenewManifest(ctx context.Context, host string, seq uint64, manifest []byte) (bool, error)
+
+	// Append adds an event to the log; data is marshalled to JSON.
+	Append(ctx context.Context, typ string, data any) (state.Event, error)
+}
+
+var _ Store = (*state.Store)(nil)
 
 func (p *Pipeline) log() *slog.Logger {
 	if p.Log == nil {
@@ -229,8 +270,10 @@ type Result struct {
 	Failed int   `json:"failed"`
 }
 
-func (p *Pipeline) event(ctx context.Context, typ string, data any) {
-	if _, err := p.State.Append(ctx, typ, data); err != nil {
+// event appends an event to the log; data is typ's payload struct. A
+// failure is logged: the event log is a record, not the state itself.
+func (p *Pipeline) event(ctx context.Context, typ farmapi.EventType, data any) {
+	if _, err := p.State.Append(ctx, string(typ), data); err != nil {
 		p.log().Error("append event", "type", typ, "err", err)
 	}
 }
@@ -245,8 +288,8 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	evData := map[string]any{"eval": ev.ID, "repo": job.Repo, "branch": job.Branch, "commit": job.Commit, "resumed": !created}
-	p.event(ctx, EventEvalStarted, evData)
+	evData := farmapi.EvalData{Eval: ev.ID, Repo: job.Repo, Branch: job.Branch, Commit: job.Commit, Resumed: !created}
+	p.event(ctx, farmapi.EvalStarted, evData)
 
 	mirror := p.Mirrors(job.Repo)
 	var remotes []string
@@ -285,21 +328,9 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 		return Result{}, err
 	}
 
-	recs := make([]state.Target, 0, len(targets))
-	for _, t := range targets {
-		st := state.Target{EvalID: ev.ID, Host: t.Host, Kind: t.Kind, System: t.System, DrvPath: t.DrvPath, OutPath: t.OutPath, State: state.TargetPending}
-		if t.Error != "" {
-			st.State, st.Reason = state.TargetFailed, evalFailedReason+t.Error
-		}
-		rec, err := p.State.PutTarget(ctx, st)
-		if err != nil {
-			return Result{}, err
-		}
-		if t.Error != "" {
-			p.failure("eval")
-			p.event(ctx, EventTargetFailed, targetEvent(rec))
-		}
-		recs = append(recs, rec)
+	recs, err := p.record(ctx, ev.ID, targets)
+	if err != nil {
+		return Result{}, err
 	}
 
 	if err := p.build(ctx, recs); err != nil {
@@ -322,16 +353,7 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 		}
 	}
 	if job.Deploy && p.SyncRemotes != nil {
-		for _, remote := range p.SyncRemotes(job) {
-			if remote == fetchedFrom {
-				continue
-			}
-			if err := mirror.FastForward(ctx, remote, job.Branch, job.Commit); err != nil {
-				p.log().Warn("remote not kept in step", "remote", git.Redact(remote), "branch", job.Branch, "err", err)
-				continue
-			}
-			p.event(ctx, EventRemoteSynced, map[string]any{"repo": job.Repo, "remote": git.Redact(remote), "branch": job.Branch, "commit": job.Commit})
-		}
+		p.syncRemotes(ctx, job, mirror, fetchedFrom)
 	}
 	overall := forge.Status{State: forge.StateSuccess, Description: CountTargets(recs).String()}
 	if res.Failed > 0 {
@@ -346,241 +368,24 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 	if err := p.State.FinishEvaluation(ctx, ev.ID, evState, source, ""); err != nil {
 		return Result{}, err
 	}
-	evData["state"], evData["failed"], evData["hosts"] = evState, res.Failed, res.Hosts
-	p.event(ctx, EventEvalFinished, evData)
+	evData.State, evData.Failed, evData.Hosts = evState, res.Failed, res.Hosts
+	p.event(ctx, farmapi.EvalFinished, evData)
 	return res, nil
 }
 
 // evalFailed ends an evaluation that failed for a reason a retry cannot
 // change (the flake's own error, see nix.ClassifyEval): it fails at once,
 // the forge is told Nix's message, and the job is done.
-func (p *Pipeline) evalFailed(ctx context.Context, job queue.Job, evID int64, evData map[string]any, source string, evalErr error) (Result, error) {
+func (p *Pipeline) evalFailed(ctx context.Context, job queue.Job, evID int64, evData farmapi.EvalData, source string, evalErr error) (Result, error) {
 	p.failure("eval")
 	msg := nix.DescribeError(evalErr, forge.MaxDescription)
 	p.report(ctx, job, forge.Status{State: forge.StateFailure, Description: msg}, nil)
 	if err := p.State.FinishEvaluation(ctx, evID, state.EvalFailed, source, evalErr.Error()); err != nil {
 		return Result{}, err
 	}
-	evData["state"], evData["error"] = state.EvalFailed, msg
-	p.event(ctx, EventEvalFinished, evData)
+	evData.State, evData.Error = state.EvalFailed, msg
+	p.event(ctx, farmapi.EvalFinished, evData)
 	return Result{EvalID: evID}, nil
-}
-
-// evaluate returns the targets of the flake, reusing those of an earlier
-// evaluation of the same source.
-func (p *Pipeline) evaluate(ctx context.Context, repo, flake, source string) ([]nix.Target, bool, error) {
-	if prev, err := p.State.FindBySource(ctx, repo, source); err == nil {
-		old, err := p.State.Targets(ctx, prev.ID)
-		if err == nil && len(old) > 0 && !anyEvalFailure(old) {
-			out := make([]nix.Target, len(old))
-			for i, t := range old {
-				out[i] = nix.Target{Host: t.Host, Kind: t.Kind, System: t.System, DrvPath: t.DrvPath, OutPath: t.OutPath}
-			}
-			return out, true, nil
-		}
-	}
-	targets, err := p.Nix.Eval(ctx, flake, p.EvalOptions)
-	if err != nil {
-		return nil, false, fmt.Errorf("evaluate %s: %w", flake, err)
-	}
-	return targets, false, nil
-}
-
-func anyEvalFailure(ts []state.Target) bool {
-	for _, t := range ts {
-		if t.DrvPath == "" || !hostname.Valid(t.Host) {
-			return true
-		}
-	}
-	return false
-}
-
-// build runs one lane per system; within a lane, LaneJobs targets build at
-// once.
-func (p *Pipeline) build(ctx context.Context, recs []state.Target) error {
-	systems, err := p.Nix.Systems(ctx, p.Builders)
-	if err != nil {
-		return fmt.Errorf("buildable systems: %w", err)
-	}
-	lanes := map[string][]state.Target{}
-	for _, t := range recs {
-		if t.State == state.TargetPending {
-			lanes[t.System] = append(lanes[t.System], t)
-		}
-	}
-	names := make([]string, 0, len(lanes))
-	for s := range lanes {
-		names = append(names, s)
-	}
-	sort.Strings(names)
-	var wg sync.WaitGroup
-	errs := make([]error, len(names))
-	jobs := p.LaneJobs
-	if jobs <= 0 {
-		jobs = 2
-	}
-	for i, system := range names {
-		wg.Go(func() {
-			buildable := slices.Contains(systems, system)
-			targets := lanes[system]
-			errs[i] = parallel.ForEach(ctx, len(targets), jobs, func(k int) error {
-				return p.buildTarget(ctx, targets[k], buildable)
-			})
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-func targetEvent(t state.Target) map[string]any {
-	return map[string]any{"eval": t.EvalID, "target": t.ID, "host": t.Host, "system": t.System,
-		"out_path": t.OutPath, "state": t.State, "reason": t.Reason}
-}
-
-// buildTarget takes one target to cached, skipped, built or failed. Its
-// error is for storage failures only.
-func (p *Pipeline) buildTarget(ctx context.Context, t state.Target, buildable bool) error {
-	set := func(st, reason, event string) error {
-		t.State, t.Reason = st, reason
-		if err := p.State.SetTargetState(ctx, t.ID, st, reason); err != nil {
-			return err
-		}
-		p.event(ctx, event, targetEvent(t))
-		return nil
-	}
-	if _, err := p.Cache.Stat(ctx, cache.NarInfoKey(t.OutPath)); err == nil {
-		return set(state.TargetCached, "", EventTargetCached)
-	} else if !errors.Is(err, cache.ErrNotFound) {
-		return fmt.Errorf("check cache for %s: %w", t.Host, err)
-	}
-	if !buildable {
-		return set(state.TargetSkipped, "no builder for "+t.System, EventTargetSkipped)
-	}
-	if err := set(state.TargetBuilding, "", EventTargetBuilding); err != nil {
-		return err
-	}
-	logFile, err := p.openLog(t.ID)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-
-	start := time.Now()
-	var buildErr error
-	for attempt := 0; attempt <= p.buildRetries(); attempt++ {
-		if attempt > 0 {
-			fmt.Fprintf(logFile, "\n--- retrying (attempt %d) ---\n", attempt+1)
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Duration(attempt) * 2 * time.Second):
-			}
-		}
-		_, buildErr = p.Nix.Realise(ctx, t.DrvPath, nix.BuildOptions{
-			MaxSilent: p.MaxSilent, Timeout: p.BuildTimeout, Builders: p.Builders, Log: logFile,
-			AddRoot: p.gcRoot(t.Host),
-		})
-		if buildErr == nil || ctx.Err() != nil || !transient(buildErr) {
-			break
-		}
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if p.Metrics != nil {
-		p.Metrics.BuildDuration(t.System, time.Since(start))
-	}
-	p.uploadLog(ctx, t)
-	if buildErr != nil {
-		p.failure("build")
-		return set(state.TargetFailed, "build failed: "+lastLine(buildErr.Error()), EventTargetFailed)
-	}
-
-	pushStart := time.Now()
-	pusher := &cache.Pusher{Backend: p.Cache, Key: p.CacheKey, Store: p.Nix, Log: p.Log}
-	res, err := pusher.Push(ctx, t.OutPath)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		p.failure("push")
-		return set(state.TargetFailed, "push failed: "+err.Error(), EventTargetFailed)
-	}
-	if p.Metrics != nil {
-		p.Metrics.PushDuration(time.Since(pushStart), res.FileBytes)
-	}
-	return set(state.TargetBuilt, fmt.Sprintf("pushed %d paths", res.Uploaded), EventTargetBuilt)
-}
-
-func (p *Pipeline) buildRetries() int {
-	if p.BuildRetries < 0 {
-		return 0
-	}
-	if p.BuildRetries == 0 {
-		return 1
-	}
-	return p.BuildRetries
-}
-
-// transient reports whether a build failure may pass on retry: a remote
-// builder that went away, not a build that failed on its own.
-func transient(err error) bool {
-	var nerr *nix.Error
-	if !errors.As(err, &nerr) {
-		return true
-	}
-	for _, s := range []string{"cannot connect", "Connection refused", "Connection reset", "unexpected end-of-file", "No space left"} {
-		if containsFold(nerr.Stderr, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// gcRoot is the garbage-collector root of a host's latest build: its
-// closure stays in the builder's store until a newer build replaces it.
-func (p *Pipeline) gcRoot(host string) string {
-	if p.GCRootDir == "" {
-		return ""
-	}
-	root, err := safepath.Join(p.GCRootDir, host)
-	if err != nil {
-		p.log().Warn("no gc root", "err", err)
-		return ""
-	}
-	if err := os.MkdirAll(p.GCRootDir, 0o755); err != nil {
-		p.log().Warn("gc root directory", "err", err)
-		return ""
-	}
-	return root
-}
-
-// LogPath is where the build log of a target is kept.
-func (p *Pipeline) LogPath(targetID int64) string {
-	return filepath.Join(p.LogDir, strconv.FormatInt(targetID, 10)+".log")
-}
-
-func (p *Pipeline) openLog(id int64) (*os.File, error) {
-	if err := os.MkdirAll(p.LogDir, 0o755); err != nil {
-		return nil, fmt.Errorf("log directory: %w", err)
-	}
-	f, err := os.OpenFile(p.LogPath(id), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open build log: %w", err)
-	}
-	return f, nil
-}
-
-func (p *Pipeline) uploadLog(ctx context.Context, t state.Target) {
-	f, err := os.Open(p.LogPath(t.ID))
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	if err := cache.PutLog(ctx, p.Cache, t.DrvPath, io.LimitReader(f, fi.Size()), fi.Size()); err != nil {
-		p.log().Warn("upload build log", "host", t.Host, "err", err)
-	}
 }
 
 // report sends the overall status and, once hosts are known, one per host
