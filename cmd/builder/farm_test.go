@@ -368,6 +368,13 @@ func startBuilderProcessEnv(t testing.TB, env []string, args ...string) *builder
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startProcess(t, bin, env, args...)
+}
+
+// startProcess runs bin serve with args; the environment is env without the
+// builder's own variables.
+func startProcess(t testing.TB, bin string, env []string, args ...string) *builderProcess {
+	t.Helper()
 	p := &builderProcess{logs: newLogWatcher(), done: make(chan error, 1), exit: make(chan struct{})}
 	p.cmd = exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	p.cmd.Env = append(env, "BUILDER_CONFIG=", "BUILDER_STATE_DIR=", "BUILDER_LISTEN=", "BUILDER_QUEUE=", "BUILDER_DATABASE=")

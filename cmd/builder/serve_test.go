@@ -17,6 +17,7 @@ import (
 
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/forge/github"
+	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/queue/sqlite"
 )
@@ -134,12 +135,33 @@ func (l *logWatcher) waitAddr(t testing.TB, errc <-chan error) string {
 // its base URL; the test's cleanup stops it and checks it stopped cleanly.
 func startServe(t *testing.T, args ...string) (string, *logWatcher) {
 	t.Helper()
+	return startServeWith(t, serveHooks{}, args...)
+}
+
+// holdJobs is a processor that holds each job for d, then completes it
+// without evaluating: for tests of claims, leases and crash recovery.
+func holdJobs(d time.Duration) pipeline.Processor {
+	return func(ctx context.Context, job queue.Job) ([]byte, error) {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return []byte(`{"held":true}`), nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// startServeWith runs serve in this process with hooks.
+func startServeWith(t *testing.T, hooks serveHooks, args ...string) (string, *logWatcher) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLogWatcher()
 	errc := make(chan error, 1)
 	// No workers unless a test asks: these tests look at the queue itself.
 	args = append([]string{"--listen", "127.0.0.1:0", "--workers", "0"}, args...)
-	go func() { errc <- runServe(ctx, args, mapEnv(nil), io.Discard, logs) }()
+	go func() { errc <- runServeWith(ctx, args, mapEnv(nil), io.Discard, logs, hooks) }()
 	addr := logs.waitAddr(t, errc)
 	t.Cleanup(func() {
 		cancel()
@@ -492,8 +514,10 @@ func TestServeShutdownReleasesJobs(t *testing.T) {
 	logs := newLogWatcher()
 	errc := make(chan error, 1)
 	args := []string{"--listen", "127.0.0.1:0", "--config", writeServeConfig(t, dir, ""), "--state-dir", state,
-		"--workers", "1", "--placeholder-eval", "1h", "--lease", "1h"}
-	go func() { errc <- runServe(ctx, args, mapEnv(nil), io.Discard, logs) }()
+		"--workers", "1", "--lease", "1h"}
+	go func() {
+		errc <- runServeWith(ctx, args, mapEnv(nil), io.Discard, logs, serveHooks{process: holdJobs(time.Hour)})
+	}()
 	base := "http://" + logs.waitAddr(t, errc)
 	if s, b := post(t, base, githubRequest("push", "d1", readFixture(t, githubFixture+"push.json"), ghSecret)); s != http.StatusAccepted {
 		t.Fatalf("push = %d %s", s, b)
