@@ -18,11 +18,9 @@ import (
 	"github.com/homelab-farm/farm/internal/agent"
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/git"
-	"github.com/homelab-farm/farm/internal/hostname"
 	"github.com/homelab-farm/farm/internal/httpsafe"
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
-	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -35,9 +33,9 @@ type farmAPI struct {
 	state      *state.Store
 	logDir     string
 	adminToken []byte // nil: manual triggers are refused
-	// agentTokens is a directory with one file per host holding the token
-	// that host's agent reports with; "" refuses every report.
-	agentTokens string
+	// agentTokens are the tokens hosts' agents report with; nil refuses
+	// every report.
+	agentTokens *agentTokens
 	now         func() time.Time
 	// streams bounds the open event and log-follow streams (nil: no bound);
 	// stall bounds each write of a stream or log (0: no deadline at all).
@@ -354,20 +352,9 @@ func (a *farmAPI) report(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// agentAuthorized checks the bearer token against the host's token file.
+// agentAuthorized checks the bearer token against the host's token.
 func (a *farmAPI) agentAuthorized(host string, r *http.Request) bool {
-	if a.agentTokens == "" || !hostname.Valid(host) {
-		return false
-	}
-	file, err := safepath.Join(a.agentTokens, host)
-	if err != nil {
-		return false
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		return false
-	}
-	return httpsafe.Bearer(r, []byte(strings.TrimSpace(string(want))))
+	return a.agentTokens.authorized(host, r)
 }
 
 // triggerRequest asks for an evaluation by hand.

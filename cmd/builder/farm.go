@@ -193,7 +193,7 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 		p.Statuses = &pipeline.Statuses{For: pipeline.ByURL(clients), Context: cfg.Statuses.Context,
 			Limit: cfg.Statuses.PerHostLimit, PublicURL: publicURL, Log: log}
 	}
-	api := &farmAPI{cfg: cfg, q: q, state: st, logDir: p.LogDir, adminToken: admin, agentTokens: f.agentTokensDir, now: time.Now,
+	api := &farmAPI{cfg: cfg, q: q, state: st, logDir: p.LogDir, adminToken: admin, agentTokens: newAgentTokens(f.agentTokensDir, log), now: time.Now,
 		currentManifest: p.CurrentManifest}
 	return &farm{state: st, pipeline: p, api: api, metrics: m, log: log, later: make(chan laterEvent, 4096)}, nil
 }

@@ -10,9 +10,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/cache"
@@ -198,6 +200,7 @@ func serve(ctx context.Context, ln net.Listener, s *server, pool *pipeline.Pool)
 	wg.Go(func() { pruneDeliveries(workCtx, s.q, s.log) })
 	if s.farm != nil {
 		wg.Go(func() { s.farm.writeEvents(workCtx) })
+		wg.Go(func() { reloadOnHangup(workCtx, s.farm.api.agentTokens) })
 	}
 
 	s.log.Info("listening", logAddr, ln.Addr().String(), logWorkers, pool.Workers)
@@ -296,6 +299,21 @@ func pruneDeliveries(ctx context.Context, q queue.Queue, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// reloadOnHangup reloads the agent tokens on every SIGHUP until ctx ends.
+func reloadOnHangup(ctx context.Context, tokens *agentTokens) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			tokens.Load()
 		}
 	}
 }
