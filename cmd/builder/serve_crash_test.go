@@ -145,7 +145,7 @@ name = "homelab"
 	// Kill it once it holds two claims and has acknowledged some pushes.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		running := evaluations(t, first.base, "?state=running")
+		running := queueJobs(t, first.base, "?state=running")
 		mu.Lock()
 		n := len(acked)
 		mu.Unlock()
@@ -171,8 +171,8 @@ name = "homelab"
 	var jobs []queue.Job
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		if len(evaluations(t, second.base, "?state=queued,running")) == 0 {
-			jobs = evaluations(t, second.base, "?limit=1000")
+		if len(queueJobs(t, second.base, "?state=queued,running")) == 0 {
+			jobs = queueJobs(t, second.base, "?limit=1000")
 			break
 		}
 		if time.Now().After(deadline) {

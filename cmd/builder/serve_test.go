@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/forge/github"
 	"github.com/homelab-farm/farm/internal/pipeline"
@@ -228,21 +229,21 @@ func post(t testing.TB, base string, req hookRequest) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-func evaluations(t *testing.T, base, query string) []queue.Job {
+func queueJobs(t *testing.T, base, query string) []queue.Job {
 	t.Helper()
-	resp, err := http.Get(base + "/api/evaluations" + query)
+	resp, err := http.Get(base + "/api/jobs" + query)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /api/evaluations = %s", resp.Status)
+		t.Fatalf("GET /api/jobs = %s", resp.Status)
 	}
-	var v evaluationsResponse
+	var v jobsResponse
 	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
 		t.Fatal(err)
 	}
-	return v.Evaluations
+	return v.Jobs
 }
 
 // replace returns body with every old replaced by new.
@@ -310,7 +311,7 @@ func TestServeWebhookResponses(t *testing.T) {
 			if status != tt.wantStatus {
 				t.Errorf("status = %d (%s), want %d", status, body, tt.wantStatus)
 			}
-			if got := len(evaluations(t, base, "")); got != tt.wantJobs {
+			if got := len(queueJobs(t, base, "")); got != tt.wantJobs {
 				t.Errorf("evaluations = %d, want %d", got, tt.wantJobs)
 			}
 		})
@@ -341,7 +342,7 @@ func TestServeWebhookResponses(t *testing.T) {
 		if resp.StatusCode != http.StatusRequestEntityTooLarge || r.ContentLength != 0 {
 			t.Errorf("status = %d (content length %d), want 413", resp.StatusCode, r.ContentLength)
 		}
-		if got := len(evaluations(t, base, "")); got != 5 {
+		if got := len(queueJobs(t, base, "")); got != 5 {
 			t.Errorf("evaluations = %d, want 5", got)
 		}
 	})
@@ -355,12 +356,12 @@ func TestServeWebhookResponses(t *testing.T) {
 			t.Errorf("GET /hooks/github = %d, want 405", resp.StatusCode)
 		}
 	})
-	t.Run("evaluations filter", func(t *testing.T) {
-		q := evaluations(t, base, "?state=queued&repo=homelab")
+	t.Run("jobs filter", func(t *testing.T) {
+		q := queueJobs(t, base, "?state=queued&repo=homelab")
 		if len(q) != 2 { // the pull request and main's newest commit; the older ones on main are superseded
 			t.Errorf("queued = %d, want 2: %+v", len(q), q)
 		}
-		resp, err := http.Get(base + "/api/evaluations?state=bogus")
+		resp, err := http.Get(base + "/api/jobs?state=bogus")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -405,18 +406,18 @@ func TestServeSameCommitThreeRemotes(t *testing.T) {
 		if status != http.StatusAccepted {
 			t.Fatalf("POST %s = %d %s", r.path, status, body)
 		}
-		var res enqueueResponse
+		var res farmapi.EnqueueResponse
 		if err := json.Unmarshal(body, &res); err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, res.Evaluation)
+		ids = append(ids, res.Job)
 	}
 	for _, id := range ids[1:] {
 		if id != ids[0] {
-			t.Fatalf("evaluation ids = %v, want one", ids)
+			t.Fatalf("job ids = %v, want one", ids)
 		}
 	}
-	evs := evaluations(t, base, "")
+	evs := queueJobs(t, base, "")
 	if len(evs) != 1 {
 		t.Fatalf("evaluations = %d, want 1", len(evs))
 	}
@@ -523,7 +524,7 @@ func TestServeShutdownReleasesJobs(t *testing.T) {
 		t.Fatalf("push = %d %s", s, b)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for len(evaluations(t, base, "?state=running")) != 1 {
+	for len(queueJobs(t, base, "?state=running")) != 1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("job never claimed\n%s", logs)
 		}
