@@ -22,6 +22,7 @@ import (
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/httpsafe"
+	"github.com/homelab-farm/farm/internal/httpserve"
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/queue/postgres"
@@ -181,18 +182,9 @@ func runServeWith(ctx context.Context, args []string, getenv func(string) string
 		Process: process, Log: log, Statuses: f.pipeline.Statuses, Wake: wake})
 }
 
-// serve runs s on ln and the worker pool until ctx ends, then drains both,
-// bounded by drainTimeout.
+// serve runs s on ln and the worker pool until ctx ends, then drains the
+// HTTP server and then the workers, each bounded by drainTimeout.
 func serve(ctx context.Context, ln net.Listener, s *server, pool *pipeline.Pool) error {
-	srv := &http.Server{
-		Handler:           s.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	var wg sync.WaitGroup
@@ -204,18 +196,11 @@ func serve(ctx context.Context, ln net.Listener, s *server, pool *pipeline.Pool)
 	}
 
 	s.log.Info("listening", logAddr, ln.Addr().String(), logWorkers, pool.Workers)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	var serveErr error
-	select {
-	case serveErr = <-errc:
-	case <-ctx.Done():
-	}
+	serveErr := httpserve.Serve(ctx, ln, s.routes(), httpserve.Options{
+		ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second, Drain: drainTimeout, Log: s.log,
+	})
 	drainCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
-	if err := srv.Shutdown(drainCtx); err != nil {
-		serveErr = errors.Join(serveErr, fmt.Errorf("shutdown: %w", err))
-	}
 	// Workers stop claiming; a job in progress is released back to the queue.
 	stopWork()
 	done := make(chan struct{})
@@ -224,9 +209,6 @@ func serve(ctx context.Context, ln net.Listener, s *server, pool *pipeline.Pool)
 	case <-done:
 	case <-drainCtx.Done():
 		s.log.Warn("workers did not stop within the drain timeout")
-	}
-	if errors.Is(serveErr, http.ErrServerClosed) {
-		serveErr = nil
 	}
 	s.log.Info("stopped")
 	return serveErr
