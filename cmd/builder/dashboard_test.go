@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/metrics"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/queue/sqlite"
 	"github.com/homelab-farm/farm/internal/state"
@@ -29,7 +30,7 @@ import (
 func dashboardRoutes(a *farmAPI) http.Handler {
 	log := slog.New(slog.DiscardHandler)
 	s := newServer(config.Default(), a.q, nil, log)
-	s.farm = &farm{state: a.state, api: a, metrics: newMetrics(a.q), log: log, later: make(chan laterEvent, 64)}
+	s.farm = &farm{state: a.state, api: a, metrics: metrics.New(a.q), log: log, later: make(chan laterEvent, 64)}
 	return s.routes()
 }
 

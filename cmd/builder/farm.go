@@ -19,6 +19,7 @@ import (
 	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/git"
+	"github.com/homelab-farm/farm/internal/metrics"
 	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
@@ -68,7 +69,7 @@ type farm struct {
 	state    *state.Store
 	pipeline *pipeline.Pipeline
 	api      *farmAPI
-	metrics  *metrics
+	metrics  *metrics.Metrics
 	log      *slog.Logger
 	// later holds events to append in the background (recordLater).
 	later chan laterEvent
@@ -164,7 +165,7 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 	if cacheURL == "" {
 		cacheURL = publicURL + "/nix-cache"
 	}
-	m := newMetrics(q)
+	m := metrics.New(q)
 	mirrors := filepath.Join(cfg.StateDir, "mirrors")
 	p := &pipeline.Pipeline{
 		State: st, Nix: &nix.Client{StoreDB: nix.DefaultStoreDB},

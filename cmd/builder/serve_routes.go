@@ -92,7 +92,7 @@ func (s *server) router() *mux.Router {
 		r.Handle("/api/hosts/{host}/seq", s.handle(a.hostSeq)).Methods(http.MethodGet)
 		r.Handle("/api/hosts/{host}/report", s.handle(a.report)).Methods(http.MethodPost)
 		r.Handle("/api/events", s.handle(a.events)).Methods(http.MethodGet)
-		r.Handle("/metrics", f.metrics.handler()).Methods(http.MethodGet)
+		r.Handle("/metrics", f.metrics.Handler()).Methods(http.MethodGet)
 		r.Handle("/", s.handle(a.dashboard)).Methods(http.MethodGet)
 		r.Handle("/evaluations/{id:[0-9]+}", s.handle(a.evaluationPage)).Methods(http.MethodGet)
 		r.Handle("/targets/{id:[0-9]+}", s.handle(a.targetPage)).Methods(http.MethodGet)
