@@ -21,6 +21,7 @@ import (
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/queue/sqlite"
+	"github.com/homelab-farm/farm/internal/testenv"
 )
 
 // Secrets of the test configuration's remotes.
@@ -523,13 +524,8 @@ func TestServeShutdownReleasesJobs(t *testing.T) {
 	if s, b := post(t, base, githubRequest("push", "d1", readFixture(t, githubFixture+"push.json"), ghSecret)); s != http.StatusAccepted {
 		t.Fatalf("push = %d %s", s, b)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(queueJobs(t, base, "?state=running")) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("job never claimed\n%s", logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(queueJobs(t, base, "?state=running")) == 1 },
+		"job never claimed\n%s", logs)
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
