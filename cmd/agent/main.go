@@ -28,6 +28,7 @@ import (
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/farmapi"
+	"github.com/homelab-farm/farm/internal/httpserve"
 	"github.com/homelab-farm/farm/internal/nix"
 )
 
@@ -141,7 +142,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	pokes := make(chan agent.Poke, 1)
-	var srvErr chan error
 	if o.listen != "" {
 		token, err := envflag.ReadSecret(o.pokeTokenFile, "poke token")
 		if err != nil {
@@ -151,27 +151,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		if err != nil {
 			return fmt.Errorf("listen for pokes: %w", err)
 		}
-		srv := &http.Server{
-			Handler:           agent.PokeHandler([]byte(token), pokes),
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		}
 		log.Info("taking pokes", "addr", ln.Addr().String())
-		srvErr = make(chan error, 1)
+		srvCtx, stopSrv := context.WithCancel(ctx)
+		srvDone := make(chan struct{})
 		go func() {
-			err := srv.Serve(ln)
-			if !errors.Is(err, http.ErrServerClosed) {
+			defer close(srvDone)
+			err := httpserve.Serve(srvCtx, ln, agent.PokeHandler([]byte(token), pokes), httpserve.Options{
+				ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, Drain: 5 * time.Second, Log: log,
+			})
+			if err != nil && srvCtx.Err() == nil {
 				log.Error("poke server stopped; checks go on by timer", "err", err)
 			}
-			srvErr <- err
 		}()
 		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-			<-srvErr
+			stopSrv()
+			<-srvDone
 		}()
 	}
 	var suspend []string

@@ -18,11 +18,9 @@ import (
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/git"
-	"github.com/homelab-farm/farm/internal/hostname"
 	"github.com/homelab-farm/farm/internal/httpsafe"
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
-	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -35,9 +33,9 @@ type farmAPI struct {
 	state      *state.Store
 	logDir     string
 	adminToken []byte // nil: manual triggers are refused
-	// agentTokens is a directory with one file per host holding the token
-	// that host's agent reports with; "" refuses every report.
-	agentTokens string
+	// agentTokens are the tokens hosts' agents report with; nil refuses
+	// every report.
+	agentTokens *agentTokens
 	now         func() time.Time
 	// streams bounds the open event and log-follow streams (nil: no bound);
 	// stall bounds each write of a stream or log (0: no deadline at all).
@@ -139,14 +137,41 @@ type evaluationView struct {
 	Targets []state.Target `json:"targets"`
 }
 
-// evaluationTargets shows the evaluation of a job (the id is the job's, as
-// in /api/evaluations/{id}) with its targets.
-func (a *farmAPI) evaluationTargets(w http.ResponseWriter, r *http.Request) error {
+// evaluationsResponse is GET /api/evaluations.
+type evaluationsResponse struct {
+	Evaluations []state.Evaluation `json:"evaluations"`
+}
+
+// listEvaluations shows the latest evaluations, newest first (?limit, 1 to
+// 1000, default 50).
+func (a *farmAPI) listEvaluations(w http.ResponseWriter, r *http.Request) error {
+	limit := 50
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return errorf(http.StatusBadRequest, "limit: want 1 to 1000", nil)
+		}
+		limit = n
+	}
+	evs, err := a.state.Evaluations(r.Context(), limit)
+	if err != nil {
+		return err
+	}
+	if evs == nil {
+		evs = []state.Evaluation{}
+	}
+	writeJSON(w, http.StatusOK, evaluationsResponse{Evaluations: evs})
+	return nil
+}
+
+// evaluation shows an evaluation (by its id, as /evaluations/{id} does)
+// with its targets; its job_id leads to /api/jobs/{id}.
+func (a *farmAPI) evaluation(w http.ResponseWriter, r *http.Request) error {
 	id, err := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
 	if err != nil {
 		return errorf(http.StatusBadRequest, "bad evaluation id", err)
 	}
-	ev, err := a.state.EvaluationByJob(r.Context(), id)
+	ev, err := a.state.Evaluation(r.Context(), id)
 	if errors.Is(err, state.ErrNotFound) {
 		return errorf(http.StatusNotFound, "no such evaluation", nil)
 	}
@@ -305,64 +330,38 @@ func (a *farmAPI) hostSeq(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, struct {
-		Seq uint64 `json:"seq"`
-	}{h.DesiredSeq})
+	writeJSON(w, http.StatusOK, farmapi.SeqResponse{Seq: h.DesiredSeq})
 	return nil
 }
-
-// Report is what an agent tells the builder after a check or an update.
-type Report struct {
-	Current string `json:"current"` // the store path the host runs now
-	Result  string `json:"result"`  // "switched", "up-to-date", "rolled back", "failed"
-	Reason  string `json:"reason,omitempty"`
-	Seq     uint64 `json:"seq,omitempty"` // the manifest applied, if any
-}
-
-// EventHostReport is appended for every agent report.
-const EventHostReport = "host.report"
 
 func (a *farmAPI) report(w http.ResponseWriter, r *http.Request) error {
 	host := mux.Vars(r)["host"]
 	if !a.agentAuthorized(host, r) {
 		return errorf(http.StatusUnauthorized, "bad or missing agent token", nil)
 	}
-	var rep Report
+	var rep farmapi.Report
 	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&rep); err != nil {
 		return errorf(http.StatusBadRequest, "malformed report", err)
 	}
 	if rep.Result == "" || (rep.Current != "" && !strings.HasPrefix(rep.Current, "/nix/store/")) {
 		return errorf(http.StatusBadRequest, "a report needs a result and a store path", nil)
 	}
-	if !farmapi.Result(rep.Result).Valid() {
-		return errorf(http.StatusBadRequest, "unknown report result "+strconv.Quote(rep.Result), nil)
+	if !rep.Result.Valid() {
+		return errorf(http.StatusBadRequest, "unknown report result "+strconv.Quote(string(rep.Result)), nil)
 	}
-	if err := a.state.Report(r.Context(), host, rep.Current, rep.Result, rep.Reason); err != nil {
+	if err := a.state.Report(r.Context(), host, rep.Current, string(rep.Result), rep.Reason); err != nil {
 		return err
 	}
-	if _, err := a.state.Append(r.Context(), EventHostReport, map[string]any{
-		"host": host, "current": rep.Current, "result": rep.Result, "reason": rep.Reason, "seq": rep.Seq,
-	}); err != nil {
+	if _, err := a.state.Append(r.Context(), string(farmapi.HostReport), farmapi.HostReportData{Host: host, Report: rep}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-// agentAuthorized checks the bearer token against the host's token file.
+// agentAuthorized checks the bearer token against the host's token.
 func (a *farmAPI) agentAuthorized(host string, r *http.Request) bool {
-	if a.agentTokens == "" || !hostname.Valid(host) {
-		return false
-	}
-	file, err := safepath.Join(a.agentTokens, host)
-	if err != nil {
-		return false
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		return false
-	}
-	return httpsafe.Bearer(r, []byte(strings.TrimSpace(string(want))))
+	return a.agentTokens.authorized(host, r)
 }
 
 // triggerRequest asks for an evaluation by hand.
@@ -425,7 +424,9 @@ func (a *farmAPI) trigger(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"job_id": res.JobID, "commit": req.Commit})
+	writeJSON(w, http.StatusAccepted, farmapi.EnqueueResponse{
+		Job: res.JobID, Commit: req.Commit, Created: res.Created, Late: res.Late, Superseded: res.Superseded,
+	})
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/homelab-farm/farm/internal/cache/cacheurl"
 	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/httpsafe"
+	"github.com/homelab-farm/farm/internal/httpserve"
 	"github.com/homelab-farm/farm/internal/nix"
 )
 
@@ -201,29 +202,7 @@ func runCacheServe(ctx context.Context, args []string, getenv func(string) strin
 	fmt.Fprintf(stdout, "serving %s at http://%s/nix-cache/\n", backend, ln.Addr())
 	mux := http.NewServeMux()
 	mux.Handle("/nix-cache/", cacheHandler(backend, *stall))
-	return serveHTTP(ctx, ln, httpsafe.NoSniff(mux))
-}
-
-// serveHTTP serves h on ln until ctx ends, then drains for at most 10 s.
-func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	return nil
+	return httpserve.Serve(ctx, ln, httpsafe.NoSniff(mux), httpserve.Options{})
 }
 
 func humanBytes(n int64) string {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/state"
 )
@@ -472,7 +473,7 @@ func hostStatus(h state.Host) (status, class string) {
 		return "never reported", "pending"
 	case h.CurrentPath == h.DesiredPath:
 		return "up to date", "ok"
-	case h.LastResult == "failed" || h.LastResult == "rolled back":
+	case farmapi.Result(h.LastResult) == farmapi.ResultFailed || farmapi.Result(h.LastResult) == farmapi.ResultRolledBack:
 		return "behind: " + h.LastResult, "failed"
 	default:
 		return "behind", "behind"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,29 +17,21 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/gorilla/mux"
 
 	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/metrics"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/queue/sqlite"
 	"github.com/homelab-farm/farm/internal/state"
 	"github.com/homelab-farm/farm/internal/testenv"
 )
 
-// dashboardRoutes mounts the dashboard's handlers with the lines that
-// routes() has for them, plus the JSON API the live log view uses.
+// dashboardRoutes is the builder's own route table serving a.
 func dashboardRoutes(a *farmAPI) http.Handler {
-	s := &server{log: slog.New(slog.DiscardHandler), now: time.Now}
-	r := mux.NewRouter()
-	r.Handle("/", s.handle(a.dashboard)).Methods(http.MethodGet)
-	r.Handle("/evaluations/{id:[0-9]+}", s.handle(a.evaluationPage)).Methods(http.MethodGet)
-	r.Handle("/targets/{id:[0-9]+}", s.handle(a.targetPage)).Methods(http.MethodGet)
-	r.Handle("/hosts", s.handle(a.hostsPage)).Methods(http.MethodGet)
-	r.PathPrefix("/static/").Handler(s.handle(a.static)).Methods(http.MethodGet, http.MethodHead)
-
-	r.Handle("/api/targets/{id:[0-9]+}", s.handle(a.target)).Methods(http.MethodGet)
-	r.Handle("/api/targets/{id:[0-9]+}/log", s.handle(a.targetLog)).Methods(http.MethodGet)
-	return r
+	log := slog.New(slog.DiscardHandler)
+	s := newServer(config.Default(), a.q, nil, log)
+	s.farm = &farm{state: a.state, api: a, metrics: metrics.New(a.q), log: log, later: make(chan laterEvent, 64)}
+	return s.routes()
 }
 
 // Commits of the dashboard fixture, oldest first.
@@ -176,6 +169,56 @@ func (f *dashFixture) get(t *testing.T, path string) (*http.Response, string) {
 	res := rec.Result()
 	body, _ := io.ReadAll(res.Body)
 	return res, string(body)
+}
+
+// TestEvaluationAndJobIDs: /api/evaluations/{id} takes the evaluation id
+// that /evaluations/{id} takes, and leads to its job; /api/jobs/{id} leads
+// back to the evaluation.
+func TestEvaluationAndJobIDs(t *testing.T) {
+	f := newDashFixture(t)
+	ctx := context.Background()
+	// A job queued after the fixture's third (never evaluated) gets an id
+	// above its evaluation's.
+	const commit = "4444444444dddddddddddddddddddddddddddddd"
+	res0, err := f.api.q.Enqueue(ctx, queue.EnqueueRequest{Kind: queue.KindEval, Key: "homelab@" + commit, Repo: "homelab",
+		Branch: "main", Commit: commit, Remote: queue.Remote{Forge: "github", URL: "https://github.com/alice/homelab"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _, err := f.state.StartEvaluation(ctx, state.Evaluation{JobID: res0.JobID, Repo: "homelab", Branch: "main", Commit: commit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.state.PutTarget(ctx, state.Target{EvalID: ev.ID, Host: "alpha", System: "x86_64-linux", State: state.TargetPending}); err != nil {
+		t.Fatal(err)
+	}
+	if ev.ID == ev.JobID {
+		t.Fatalf("evaluation %d and its job share an id; the test needs them apart", ev.ID)
+	}
+	if res, _ := f.get(t, fmt.Sprintf("/evaluations/%d", ev.ID)); res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /evaluations/%d = %s", ev.ID, res.Status)
+	}
+	res, body := f.get(t, fmt.Sprintf("/api/evaluations/%d", ev.ID))
+	var view evaluationView
+	if res.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &view) != nil {
+		t.Fatalf("GET /api/evaluations/%d = %s %s", ev.ID, res.Status, body)
+	}
+	if view.ID != ev.ID || view.Commit != ev.Commit || len(view.Targets) == 0 {
+		t.Errorf("evaluation %d answered %+v", ev.ID, view)
+	}
+	res, body = f.get(t, fmt.Sprintf("/api/jobs/%d", view.JobID))
+	var job jobView
+	if res.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &job) != nil {
+		t.Fatalf("GET /api/jobs/%d = %s %s", view.JobID, res.Status, body)
+	}
+	if job.ID != ev.JobID || job.Eval != ev.ID || job.Commit != ev.Commit {
+		t.Errorf("job %d answered %+v, want evaluation %d", ev.JobID, job, ev.ID)
+	}
+	res, body = f.get(t, "/api/evaluations?limit=1")
+	var list evaluationsResponse
+	if res.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &list) != nil || len(list.Evaluations) != 1 {
+		t.Errorf("GET /api/evaluations?limit=1 = %s %s", res.Status, body)
+	}
 }
 
 func TestDashboardPages(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/git"
+	"github.com/homelab-farm/farm/internal/metrics"
 	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
@@ -68,7 +69,7 @@ type farm struct {
 	state    *state.Store
 	pipeline *pipeline.Pipeline
 	api      *farmAPI
-	metrics  *metrics
+	metrics  *metrics.Metrics
 	log      *slog.Logger
 	// later holds events to append in the background (recordLater).
 	later chan laterEvent
@@ -132,7 +133,7 @@ func (f *farm) writeEvents(ctx context.Context) {
 // newFarm opens the builder's state and assembles the pipeline. Keys that
 // are not configured are made once in the state directory, so that the
 // embedded defaults work; their public halves are logged.
-func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cache.Backend, statuses *statusSender, f farmFlags, log *slog.Logger) (*farm, error) {
+func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cache.Backend, clients map[string]forge.StatusClient, f farmFlags, log *slog.Logger) (*farm, error) {
 	st, err := openState(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -164,13 +165,12 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 	if cacheURL == "" {
 		cacheURL = publicURL + "/nix-cache"
 	}
-	m := newMetrics(q)
+	m := metrics.New(q)
 	mirrors := filepath.Join(cfg.StateDir, "mirrors")
 	p := &pipeline.Pipeline{
-		Queue: q, State: st, Nix: &nix.Client{StoreDB: nix.DefaultStoreDB},
+		State: st, Nix: &nix.Client{StoreDB: nix.DefaultStoreDB},
 		Mirrors: func(repo string) *git.Mirror { return mirrorOf(mirrors, repo) },
-		Cache:   backend, CacheKey: cacheKey, Signer: deploySigner, CacheURL: cacheURL, PublicURL: publicURL,
-		StatusContext: cfg.Statuses.Context, StatusLimit: cfg.Statuses.PerHostLimit,
+		Cache:   backend, CacheKey: cacheKey, Signer: deploySigner, CacheURL: cacheURL,
 		FlakeDir: f.flakeDir, Builders: f.builders, MaxSilent: f.maxSilent, BuildTimeout: f.buildTimeout,
 		EvalOptions: nix.EvalOptions{MemoryBudget: f.evalMemory}, ManifestTTL: f.manifestTTL,
 		LogDir:    filepath.Join(cfg.StateDir, "logs"),
@@ -190,10 +190,11 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 		}
 		return nil
 	}
-	if statuses != nil && len(statuses.clients) > 0 {
-		p.Statuses = func(r queue.Remote) forge.StatusClient { return statuses.clients[forge.NormalizeURL(r.URL)] }
+	if len(clients) > 0 {
+		p.Statuses = &pipeline.Statuses{For: pipeline.ByURL(clients), Context: cfg.Statuses.Context,
+			Limit: cfg.Statuses.PerHostLimit, PublicURL: publicURL, Log: log}
 	}
-	api := &farmAPI{cfg: cfg, q: q, state: st, logDir: p.LogDir, adminToken: admin, agentTokens: f.agentTokensDir, now: time.Now,
+	api := &farmAPI{cfg: cfg, q: q, state: st, logDir: p.LogDir, adminToken: admin, agentTokens: newAgentTokens(f.agentTokensDir, log), now: time.Now,
 		currentManifest: p.CurrentManifest}
 	return &farm{state: st, pipeline: p, api: api, metrics: m, log: log, later: make(chan laterEvent, 4096)}, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/state"
 	"github.com/homelab-farm/farm/internal/testenv"
 	"github.com/homelab-farm/farm/internal/testenv/fleettest"
@@ -132,7 +133,7 @@ func waitEvaluation(t testing.TB, base string, job int64, timeout time.Duration)
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		var ev evaluationView
-		if getJSON(t, fmt.Sprintf("%s/api/evaluations/%d/targets", base, job), &ev) == http.StatusOK &&
+		if getJSON(t, fmt.Sprintf("%s/api/evaluations/%d", base, evalOf(t, base, job)), &ev) == http.StatusOK &&
 			(ev.State == state.EvalDone || ev.State == state.EvalFailed) {
 			return ev
 		}
@@ -142,15 +143,26 @@ func waitEvaluation(t testing.TB, base string, job int64, timeout time.Duration)
 	return evaluationView{}
 }
 
+// evalOf is the id of job's evaluation, 0 before a worker started it.
+func evalOf(t testing.TB, base string, job int64) int64 {
+	t.Helper()
+	var j jobView
+	if getJSON(t, fmt.Sprintf("%s/api/jobs/%d", base, job), &j) != http.StatusOK {
+		return 0
+	}
+	if j.ID != job {
+		t.Fatalf("GET /api/jobs/%d answered job %d", job, j.ID)
+	}
+	return j.Eval
+}
+
 func jobID(t testing.TB, body []byte) int64 {
 	t.Helper()
-	var r struct {
-		JobID int64 `json:"evaluation"`
-	}
-	if err := json.Unmarshal(body, &r); err != nil || r.JobID == 0 {
+	var r farmapi.EnqueueResponse
+	if err := json.Unmarshal(body, &r); err != nil || r.Job == 0 {
 		t.Fatalf("webhook answer %s: no job id", body)
 	}
-	return r.JobID
+	return r.Job
 }
 
 func byHost(ev evaluationView) map[string]state.Target {
@@ -316,7 +328,7 @@ func TestFarmKilledMidBuild(t *testing.T) {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var ev evaluationView
-		getJSON(t, fmt.Sprintf("%s/api/evaluations/%d/targets", first.base, job), &ev)
+		getJSON(t, fmt.Sprintf("%s/api/evaluations/%d", first.base, evalOf(t, first.base, job)), &ev)
 		if byHost(ev)["slow"].State == state.TargetBuilding {
 			break
 		}
@@ -368,6 +380,13 @@ func startBuilderProcessEnv(t testing.TB, env []string, args ...string) *builder
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startProcess(t, bin, env, args...)
+}
+
+// startProcess runs bin serve with args; the environment is env without the
+// builder's own variables.
+func startProcess(t testing.TB, bin string, env []string, args ...string) *builderProcess {
+	t.Helper()
 	p := &builderProcess{logs: newLogWatcher(), done: make(chan error, 1), exit: make(chan struct{})}
 	p.cmd = exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	p.cmd.Env = append(env, "BUILDER_CONFIG=", "BUILDER_STATE_DIR=", "BUILDER_LISTEN=", "BUILDER_QUEUE=", "BUILDER_DATABASE=")
@@ -474,7 +493,7 @@ func TestFarmRemotesTriggerReports(t *testing.T) {
 		t.Fatalf("trigger: %d %s", code, answer)
 	}
 	var trig struct {
-		JobID  int64  `json:"job_id"`
+		JobID  int64  `json:"job"`
 		Commit string `json:"commit"`
 	}
 	_ = json.Unmarshal(answer, &trig)

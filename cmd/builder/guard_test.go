@@ -23,6 +23,7 @@ import (
 	"github.com/homelab-farm/farm/internal/cache/file"
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/httpsafe"
+	"github.com/homelab-farm/farm/internal/metrics"
 	"github.com/homelab-farm/farm/internal/queue"
 )
 
@@ -54,9 +55,9 @@ func newGuardFixture(t *testing.T, streams int, stall time.Duration) *guardFixtu
 		t.Fatal(err)
 	}
 	s := newServer(config.Default(), d.api.q, cb, log)
-	d.api.adminToken, d.api.agentTokens = []byte("admin-secret"), tokens
+	d.api.adminToken, d.api.agentTokens = []byte("admin-secret"), newAgentTokens(tokens, log)
 	d.api.streams, d.api.stall = httpsafe.NewSlots(streams), stall
-	s.farm = &farm{state: d.state, api: d.api, metrics: newMetrics(d.api.q), log: log, later: make(chan laterEvent, 64)}
+	s.farm = &farm{state: d.state, api: d.api, metrics: metrics.New(d.api.q), log: log, later: make(chan laterEvent, 64)}
 	srv := httptest.NewUnstartedServer(s.routes())
 	srv.Listener = smallBufListener{srv.Listener}
 	srv.Start()

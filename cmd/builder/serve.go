@@ -10,9 +10,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/cache"
@@ -20,6 +22,8 @@ import (
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/httpsafe"
+	"github.com/homelab-farm/farm/internal/httpserve"
+	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/queue/postgres"
 	"github.com/homelab-farm/farm/internal/queue/sqlite"
@@ -54,6 +58,16 @@ const drainTimeout = 10 * time.Second
 // runServe runs the farm: webhooks in, the durable queue, the API, the
 // binary cache read-only at /nix-cache/, and (with --workers) workers.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runServeWith(ctx, args, getenv, stdout, stderr, serveHooks{})
+}
+
+// serveHooks let tests replace parts of the farm; the command passes none.
+type serveHooks struct {
+	// process replaces the pipeline as the pool's processor.
+	process pipeline.Processor
+}
+
+func runServeWith(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hooks serveHooks) error {
 	fs := flag.NewFlagSet("builder serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", getenv("BUILDER_CONFIG"), "TOML configuration `file` (env BUILDER_CONFIG); see examples/builder.toml")
@@ -67,8 +81,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	deployKeyFile := fs.String("deploy-key-file", getenv("BUILDER_DEPLOY_KEY_FILE"), "`file` with the deploy manifest key (env BUILDER_DEPLOY_KEY_FILE)")
 	workers := fs.Int("workers", envflag.Int(getenv, "BUILDER_WORKERS", 1), "evaluation workers (env BUILDER_WORKERS)")
 	lease := fs.Duration("lease", envflag.Duration(getenv, "BUILDER_LEASE", 0), "job lease without heartbeat (env BUILDER_LEASE; default from config, 5m)")
-	placeholderEval := fs.Duration("placeholder-eval", envflag.Duration(getenv, "BUILDER_PLACEHOLDER_EVAL", 0),
-		"testing only: workers hold each job this `long`, then complete it without evaluating")
 	var ff farmFlags
 	ff.register(fs, getenv)
 	var lf limitFlags
@@ -145,12 +157,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	statuses, err := newStatusSender(cfg, nil, log)
+	clients, err := statusClients(cfg, nil, log)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
-	f, err := newFarm(ctx, cfg, q, backend, statuses, ff, log)
+	f, err := newFarm(ctx, cfg, q, backend, clients, ff, log)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("serve: %w", err)
@@ -160,48 +172,35 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	s.farm = f
 	s.hookBudget, s.stall = httpsafe.NewBudget(lf.webhookBudget), lf.stallTimeout
 	f.api.streams, f.api.stall = httpsafe.NewSlots(lf.maxStreams), lf.stallTimeout
-	eval := evaluator(f.pipeline.Process)
-	if *placeholderEval > 0 {
-		eval = placeholderEvaluator(*placeholderEval)
+	process := pipeline.Processor(f.pipeline.Process)
+	if hooks.process != nil {
+		process = hooks.process
 	}
-	s.wake = make(chan struct{}, 1)
-	return serve(ctx, ln, s, workerPool{q: q, n: *workers, lease: cfg.Queue.Lease.Duration, eval: eval, log: log, statuses: statuses, wake: s.wake})
+	wake := make(chan struct{}, 1)
+	s.wake = wake
+	return serve(ctx, ln, s, &pipeline.Pool{Queue: q, Workers: *workers, Lease: cfg.Queue.Lease.Duration,
+		Process: process, Log: log, Statuses: f.pipeline.Statuses, Wake: wake})
 }
 
-// serve runs s on ln and the worker pool until ctx ends, then drains both,
-// bounded by drainTimeout.
-func serve(ctx context.Context, ln net.Listener, s *server, wp workerPool) error {
-	srv := &http.Server{
-		Handler:           s.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+// serve runs s on ln and the worker pool until ctx ends, then drains the
+// HTTP server and then the workers, each bounded by drainTimeout.
+func serve(ctx context.Context, ln net.Listener, s *server, pool *pipeline.Pool) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	var wg sync.WaitGroup
-	wp.start(workCtx, &wg)
+	wg.Go(func() { pool.Run(workCtx) })
 	wg.Go(func() { pruneDeliveries(workCtx, s.q, s.log) })
 	if s.farm != nil {
 		wg.Go(func() { s.farm.writeEvents(workCtx) })
+		wg.Go(func() { reloadOnHangup(workCtx, s.farm.api.agentTokens) })
 	}
 
-	s.log.Info("listening", logAddr, ln.Addr().String(), logWorkers, wp.n)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	var serveErr error
-	select {
-	case serveErr = <-errc:
-	case <-ctx.Done():
-	}
+	s.log.Info("listening", logAddr, ln.Addr().String(), logWorkers, pool.Workers)
+	serveErr := httpserve.Serve(ctx, ln, s.routes(), httpserve.Options{
+		ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second, Drain: drainTimeout, Log: s.log,
+	})
 	drainCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
-	if err := srv.Shutdown(drainCtx); err != nil {
-		serveErr = errors.Join(serveErr, fmt.Errorf("shutdown: %w", err))
-	}
 	// Workers stop claiming; a job in progress is released back to the queue.
 	stopWork()
 	done := make(chan struct{})
@@ -210,9 +209,6 @@ func serve(ctx context.Context, ln net.Listener, s *server, wp workerPool) error
 	case <-done:
 	case <-drainCtx.Done():
 		s.log.Warn("workers did not stop within the drain timeout")
-	}
-	if errors.Is(serveErr, http.ErrServerClosed) {
-		serveErr = nil
 	}
 	s.log.Info("stopped")
 	return serveErr
@@ -285,6 +281,21 @@ func pruneDeliveries(ctx context.Context, q queue.Queue, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// reloadOnHangup reloads the agent tokens on every SIGHUP until ctx ends.
+func reloadOnHangup(ctx context.Context, tokens *agentTokens) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			tokens.Load()
 		}
 	}
 }

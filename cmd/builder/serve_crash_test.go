@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,6 +46,39 @@ func startBuilderProcess(t *testing.T, args ...string) *builderProcess {
 	return startBuilderProcessEnv(t, os.Environ(), args...)
 }
 
+// holdEnv names the variable that makes this test binary run `builder
+// serve` with workers that hold each job for its duration instead of
+// evaluating it (see TestMain).
+const holdEnv = "BUILDER_TEST_HOLD"
+
+// startHoldingProcess runs this test binary as `builder serve` whose
+// workers hold every job for hold, then complete it.
+func startHoldingProcess(t *testing.T, hold time.Duration, args ...string) *builderProcess {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startProcess(t, self, append(os.Environ(), holdEnv+"="+hold.String()), args...)
+}
+
+// runHolding is the child side of startHoldingProcess: os.Args are those of
+// `builder serve`.
+func runHolding(hold string) int {
+	d, err := time.ParseDuration(hold)
+	if err != nil || len(os.Args) < 2 || os.Args[1] != "serve" {
+		fmt.Fprintf(os.Stderr, "%s=%q with arguments %q: want a duration and serve\n", holdEnv, hold, os.Args[1:])
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runServeWith(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr, serveHooks{process: holdJobs(d)}); err != nil {
+		fmt.Fprintf(os.Stderr, "builder: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
 var completedRE = regexp.MustCompile(`msg="job completed" .*job=(\d+)`)
 
 // TestServeCrashRecovery SIGKILLs a builder that holds claimed jobs while
@@ -71,7 +107,7 @@ name = "homelab"
 	common := []string{"--config", cfg, "--state-dir", state, "--workers", "2", "--lease", "1s"}
 
 	// The first builder holds every job it claims for an hour.
-	first := startBuilderProcess(t, append(common, "--placeholder-eval", "1h")...)
+	first := startHoldingProcess(t, time.Hour, common...)
 	push := readFixture(t, githubFixture+"push.json")
 	var mu sync.Mutex
 	acked := map[string]bool{} // commits answered 202
@@ -110,7 +146,7 @@ name = "homelab"
 	// (generous: a loaded 2-core machine answers slowly).
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		running := evaluations(t, first.base, "?state=running")
+		running := queueJobs(t, first.base, "?state=running")
 		mu.Lock()
 		n := len(acked)
 		mu.Unlock()
@@ -132,12 +168,12 @@ name = "homelab"
 		t.Fatalf("first builder completed jobs: %v", got)
 	}
 
-	second := startBuilderProcess(t, append(common, "--placeholder-eval", "1ms")...)
+	second := startHoldingProcess(t, time.Millisecond, common...)
 	var jobs []queue.Job
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		if len(evaluations(t, second.base, "?state=queued,running")) == 0 {
-			jobs = evaluations(t, second.base, "?limit=1000")
+		if len(queueJobs(t, second.base, "?state=queued,running")) == 0 {
+			jobs = queueJobs(t, second.base, "?limit=1000")
 			break
 		}
 		if time.Now().After(deadline) {

@@ -39,7 +39,7 @@ func TestServePostgresQueue(t *testing.T) {
 	if s, body := post(t, base, forgejoRequest("push", "c", cb, cbSecret)); s != http.StatusAccepted {
 		t.Fatalf("codeberg push = %d %s", s, body)
 	}
-	evs := evaluations(t, base, "")
+	evs := queueJobs(t, base, "")
 	if len(evs) != 1 || len(evs[0].Remotes) != 2 {
 		t.Fatalf("evaluations = %+v, want one with two remotes", evs)
 	}
@@ -80,7 +80,7 @@ func TestServeDatabaseTwoInstances(t *testing.T) {
 	if again := readEvents(t, bases[0], evs[0].ID, 1); len(again) != 0 {
 		t.Errorf("resuming on the first builder after event %d gave %+v; want nothing", evs[0].ID, again)
 	}
-	if jobs := evaluations(t, bases[1], ""); len(jobs) != 1 {
+	if jobs := queueJobs(t, bases[1], ""); len(jobs) != 1 {
 		t.Errorf("evaluations on the second builder = %+v; want the first's job", jobs)
 	}
 	for i := range bases {

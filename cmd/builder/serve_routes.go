@@ -25,6 +25,7 @@ import (
 	"github.com/homelab-farm/farm/internal/forge/github"
 	"github.com/homelab-farm/farm/internal/httpsafe"
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/state"
 )
 
 // server holds what the HTTP handlers share.
@@ -75,13 +76,14 @@ func (s *server) router() *mux.Router {
 	r := mux.NewRouter()
 	r.Handle("/hooks/github", s.handle(s.githubHook)).Methods(http.MethodPost)
 	r.Handle("/hooks/forgejo", s.handle(s.forgejoHook)).Methods(http.MethodPost)
-	r.Handle("/api/evaluations", s.handle(s.listEvaluations)).Methods(http.MethodGet)
-	r.Handle("/api/evaluations/{id:[0-9]+}", s.handle(s.getEvaluation)).Methods(http.MethodGet)
+	r.Handle("/api/jobs", s.handle(s.listJobs)).Methods(http.MethodGet)
+	r.Handle("/api/jobs/{id:[0-9]+}", s.handle(s.getJob)).Methods(http.MethodGet)
 	r.Handle("/healthz", s.handle(s.health)).Methods(http.MethodGet)
 	if f := s.farm; f != nil {
 		a := f.api
+		r.Handle("/api/evaluations", s.handle(a.listEvaluations)).Methods(http.MethodGet)
 		r.Handle("/api/evaluations", s.handle(a.trigger)).Methods(http.MethodPost)
-		r.Handle("/api/evaluations/{id:[0-9]+}/targets", s.handle(a.evaluationTargets)).Methods(http.MethodGet)
+		r.Handle("/api/evaluations/{id:[0-9]+}", s.handle(a.evaluation)).Methods(http.MethodGet)
 		r.Handle("/api/targets/{id:[0-9]+}", s.handle(a.target)).Methods(http.MethodGet)
 		r.Handle("/api/targets/{id:[0-9]+}/log", s.handle(a.targetLog)).Methods(http.MethodGet)
 		r.Handle("/api/hosts", s.handle(a.hosts)).Methods(http.MethodGet)
@@ -90,7 +92,7 @@ func (s *server) router() *mux.Router {
 		r.Handle("/api/hosts/{host}/seq", s.handle(a.hostSeq)).Methods(http.MethodGet)
 		r.Handle("/api/hosts/{host}/report", s.handle(a.report)).Methods(http.MethodPost)
 		r.Handle("/api/events", s.handle(a.events)).Methods(http.MethodGet)
-		r.Handle("/metrics", f.metrics.handler()).Methods(http.MethodGet)
+		r.Handle("/metrics", f.metrics.Handler()).Methods(http.MethodGet)
 		r.Handle("/", s.handle(a.dashboard)).Methods(http.MethodGet)
 		r.Handle("/evaluations/{id:[0-9]+}", s.handle(a.evaluationPage)).Methods(http.MethodGet)
 		r.Handle("/targets/{id:[0-9]+}", s.handle(a.targetPage)).Methods(http.MethodGet)
@@ -335,25 +337,17 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request, h hook) error {
 	if res.Created && s.farm != nil {
 		// Recorded in the background: the push is durable in the queue
 		// already, and the 202 must not wait for a second fsync.
-		s.farm.recordLater(string(farmapi.EvalQueued), map[string]any{
-			"job": res.JobID, "repo": rm.repo.Name, "branch": push.Branch, "commit": push.After,
-			"forge": h.forge, "superseded": res.Superseded, "late": res.Late,
+		s.farm.recordLater(string(farmapi.EvalQueued), farmapi.EvalQueuedData{
+			Job: res.JobID, Repo: rm.repo.Name, Branch: push.Branch, Commit: push.After,
+			Forge: string(h.forge), Superseded: res.Superseded, Late: res.Late,
 		})
 	}
 	s.log.Info("push queued", logForge, h.forge, logDelivery, delivery, logRepo, rm.repo.Name,
 		logCommit, push.After, logJob, res.JobID, logCreated, res.Created, logReplay, res.Replay)
-	writeJSON(w, http.StatusAccepted, enqueueResponse{
-		Evaluation: res.JobID, Created: res.Created, Replay: res.Replay, Late: res.Late, Superseded: res.Superseded,
+	writeJSON(w, http.StatusAccepted, farmapi.EnqueueResponse{
+		Job: res.JobID, Commit: push.After, Created: res.Created, Replay: res.Replay, Late: res.Late, Superseded: res.Superseded,
 	})
 	return nil
-}
-
-type enqueueResponse struct {
-	Evaluation int64   `json:"evaluation"`
-	Created    bool    `json:"created"`
-	Replay     bool    `json:"replay,omitempty"`
-	Late       bool    `json:"late,omitempty"`
-	Superseded []int64 `json:"superseded,omitempty"`
 }
 
 func (s *server) ignore(w http.ResponseWriter, p forge.Push, why string) error {
@@ -387,12 +381,14 @@ func formPayload(contentType string, body []byte) ([]byte, error) {
 	return []byte(v.Get("payload")), nil
 }
 
-// evaluationsResponse is GET /api/evaluations.
-type evaluationsResponse struct {
-	Evaluations []queue.Job `json:"evaluations"`
+// jobsResponse is GET /api/jobs.
+type jobsResponse struct {
+	Jobs []queue.Job `json:"jobs"`
 }
 
-func (s *server) listEvaluations(w http.ResponseWriter, r *http.Request) error {
+// listJobs shows the queue's evaluation jobs, newest first (?state, ?repo,
+// ?limit).
+func (s *server) listJobs(w http.ResponseWriter, r *http.Request) error {
 	opts := queue.ListOptions{Kind: queue.KindEval, Repo: r.URL.Query().Get("repo")}
 	if v := r.URL.Query().Get("state"); v != "" {
 		for st := range strings.SplitSeq(v, ",") {
@@ -415,22 +411,40 @@ func (s *server) listEvaluations(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errorf(http.StatusServiceUnavailable, "queue unavailable", err)
 	}
-	writeJSON(w, http.StatusOK, evaluationsResponse{Evaluations: jobs})
+	writeJSON(w, http.StatusOK, jobsResponse{Jobs: jobs})
 	return nil
 }
 
-func (s *server) getEvaluation(w http.ResponseWriter, r *http.Request) error {
+// jobView is a queue job with its evaluation once a worker started it.
+type jobView struct {
+	queue.Job
+	Eval int64 `json:"eval,omitempty"`
+}
+
+// getJob shows one job by its id (the "job" of a webhook's or trigger's
+// answer) and the id of its evaluation, if any.
+func (s *server) getJob(w http.ResponseWriter, r *http.Request) error {
 	id, err := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
 	if err != nil {
 		return errorf(http.StatusBadRequest, "bad id", err)
 	}
 	j, err := s.q.Get(r.Context(), id)
 	if errors.Is(err, queue.ErrNotFound) {
-		return errorf(http.StatusNotFound, "no such evaluation", nil)
+		return errorf(http.StatusNotFound, "no such job", nil)
 	}
 	if err != nil {
 		return errorf(http.StatusServiceUnavailable, "queue unavailable", err)
 	}
-	writeJSON(w, http.StatusOK, j)
+	v := jobView{Job: j}
+	if s.farm != nil {
+		ev, err := s.farm.state.EvaluationByJob(r.Context(), j.ID)
+		switch {
+		case err == nil:
+			v.Eval = ev.ID
+		case !errors.Is(err, state.ErrNotFound):
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }

@@ -79,7 +79,7 @@ name = "homelab"
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base, logs := startServe(t, "--config", file, "--state-dir", filepath.Join(dir, "state"), "--workers", "1", "--placeholder-eval", "10ms")
+	base, logs := startServeWith(t, serveHooks{process: holdJobs(10 * time.Millisecond)}, "--config", file, "--state-dir", filepath.Join(dir, "state"), "--workers", "1")
 
 	if s, b := post(t, base, githubRequest("push", "g1", readFixture(t, githubFixture+"push.json"), ghSecret)); s != http.StatusAccepted {
 		t.Fatalf("github push = %d %s", s, b)
@@ -96,7 +96,7 @@ name = "homelab"
 	}
 	g := ghCalls()[0]
 	if g.path != "/repos/alice/homelab/statuses/"+testCommit || g.auth != "Bearer ghtok" ||
-		g.body["state"] != "pending" || g.body["context"] != "farm/eval" || g.body["target_url"] != "http://farm.test/api/evaluations/1" {
+		g.body["state"] != "pending" || g.body["context"] != "farm/eval" || g.body["target_url"] != "http://farm.test/api/jobs/1" {
 		t.Errorf("github status call = %+v", g)
 	}
 	f := fjCalls()[0]

@@ -15,10 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/forge/github"
+	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/queue/sqlite"
+	"github.com/homelab-farm/farm/internal/testenv"
 )
 
 // Secrets of the test configuration's remotes.
@@ -134,12 +137,33 @@ func (l *logWatcher) waitAddr(t testing.TB, errc <-chan error) string {
 // its base URL; the test's cleanup stops it and checks it stopped cleanly.
 func startServe(t *testing.T, args ...string) (string, *logWatcher) {
 	t.Helper()
+	return startServeWith(t, serveHooks{}, args...)
+}
+
+// holdJobs is a processor that holds each job for d, then completes it
+// without evaluating: for tests of claims, leases and crash recovery.
+func holdJobs(d time.Duration) pipeline.Processor {
+	return func(ctx context.Context, job queue.Job) ([]byte, error) {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return []byte(`{"held":true}`), nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// startServeWith runs serve in this process with hooks.
+func startServeWith(t *testing.T, hooks serveHooks, args ...string) (string, *logWatcher) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLogWatcher()
 	errc := make(chan error, 1)
 	// No workers unless a test asks: these tests look at the queue itself.
 	args = append([]string{"--listen", "127.0.0.1:0", "--workers", "0"}, args...)
-	go func() { errc <- runServe(ctx, args, mapEnv(nil), io.Discard, logs) }()
+	go func() { errc <- runServeWith(ctx, args, mapEnv(nil), io.Discard, logs, hooks) }()
 	addr := logs.waitAddr(t, errc)
 	t.Cleanup(func() {
 		cancel()
@@ -206,21 +230,21 @@ func post(t testing.TB, base string, req hookRequest) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-func evaluations(t *testing.T, base, query string) []queue.Job {
+func queueJobs(t *testing.T, base, query string) []queue.Job {
 	t.Helper()
-	resp, err := http.Get(base + "/api/evaluations" + query)
+	resp, err := http.Get(base + "/api/jobs" + query)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /api/evaluations = %s", resp.Status)
+		t.Fatalf("GET /api/jobs = %s", resp.Status)
 	}
-	var v evaluationsResponse
+	var v jobsResponse
 	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
 		t.Fatal(err)
 	}
-	return v.Evaluations
+	return v.Jobs
 }
 
 // replace returns body with every old replaced by new.
@@ -288,7 +312,7 @@ func TestServeWebhookResponses(t *testing.T) {
 			if status != tt.wantStatus {
 				t.Errorf("status = %d (%s), want %d", status, body, tt.wantStatus)
 			}
-			if got := len(evaluations(t, base, "")); got != tt.wantJobs {
+			if got := len(queueJobs(t, base, "")); got != tt.wantJobs {
 				t.Errorf("evaluations = %d, want %d", got, tt.wantJobs)
 			}
 		})
@@ -319,7 +343,7 @@ func TestServeWebhookResponses(t *testing.T) {
 		if resp.StatusCode != http.StatusRequestEntityTooLarge || r.ContentLength != 0 {
 			t.Errorf("status = %d (content length %d), want 413", resp.StatusCode, r.ContentLength)
 		}
-		if got := len(evaluations(t, base, "")); got != 5 {
+		if got := len(queueJobs(t, base, "")); got != 5 {
 			t.Errorf("evaluations = %d, want 5", got)
 		}
 	})
@@ -333,12 +357,12 @@ func TestServeWebhookResponses(t *testing.T) {
 			t.Errorf("GET /hooks/github = %d, want 405", resp.StatusCode)
 		}
 	})
-	t.Run("evaluations filter", func(t *testing.T) {
-		q := evaluations(t, base, "?state=queued&repo=homelab")
+	t.Run("jobs filter", func(t *testing.T) {
+		q := queueJobs(t, base, "?state=queued&repo=homelab")
 		if len(q) != 2 { // the pull request and main's newest commit; the older ones on main are superseded
 			t.Errorf("queued = %d, want 2: %+v", len(q), q)
 		}
-		resp, err := http.Get(base + "/api/evaluations?state=bogus")
+		resp, err := http.Get(base + "/api/jobs?state=bogus")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -383,18 +407,18 @@ func TestServeSameCommitThreeRemotes(t *testing.T) {
 		if status != http.StatusAccepted {
 			t.Fatalf("POST %s = %d %s", r.path, status, body)
 		}
-		var res enqueueResponse
+		var res farmapi.EnqueueResponse
 		if err := json.Unmarshal(body, &res); err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, res.Evaluation)
+		ids = append(ids, res.Job)
 	}
 	for _, id := range ids[1:] {
 		if id != ids[0] {
-			t.Fatalf("evaluation ids = %v, want one", ids)
+			t.Fatalf("job ids = %v, want one", ids)
 		}
 	}
-	evs := evaluations(t, base, "")
+	evs := queueJobs(t, base, "")
 	if len(evs) != 1 {
 		t.Fatalf("evaluations = %d, want 1", len(evs))
 	}
@@ -492,19 +516,16 @@ func TestServeShutdownReleasesJobs(t *testing.T) {
 	logs := newLogWatcher()
 	errc := make(chan error, 1)
 	args := []string{"--listen", "127.0.0.1:0", "--config", writeServeConfig(t, dir, ""), "--state-dir", state,
-		"--workers", "1", "--placeholder-eval", "1h", "--lease", "1h"}
-	go func() { errc <- runServe(ctx, args, mapEnv(nil), io.Discard, logs) }()
+		"--workers", "1", "--lease", "1h"}
+	go func() {
+		errc <- runServeWith(ctx, args, mapEnv(nil), io.Discard, logs, serveHooks{process: holdJobs(time.Hour)})
+	}()
 	base := "http://" + logs.waitAddr(t, errc)
 	if s, b := post(t, base, githubRequest("push", "d1", readFixture(t, githubFixture+"push.json"), ghSecret)); s != http.StatusAccepted {
 		t.Fatalf("push = %d %s", s, b)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(evaluations(t, base, "?state=running")) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("job never claimed\n%s", logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(queueJobs(t, base, "?state=running")) == 1 },
+		"job never claimed\n%s", logs)
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)

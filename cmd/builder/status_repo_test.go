@@ -40,7 +40,7 @@ name = "homelab"
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base, logs := startServe(t, "--config", file, "--state-dir", filepath.Join(dir, "state"), "--workers", "1", "--placeholder-eval", "10ms")
+	base, logs := startServeWith(t, serveHooks{process: holdJobs(10 * time.Millisecond)}, "--config", file, "--state-dir", filepath.Join(dir, "state"), "--workers", "1")
 
 	body := replace(readFixture(t, githubFixture+"push.json"), `"full_name": "alice/homelab"`, `"full_name": "mallory/victim"`)
 	if s, b := post(t, base, githubRequest("push", "g1", body, ghSecret)); s != http.StatusAccepted {
@@ -73,11 +73,11 @@ func TestStatusClientsBoundToConfiguredRepo(t *testing.T) {
 	cfg := &config.Config{Repositories: []config.Repository{{Name: "homelab", Remotes: []config.Remote{{
 		Forge: forge.GitHub, URL: "https://github.com/alice/homelab", APIURL: api.URL + "/", TokenFile: token,
 	}}}}}
-	s, err := newStatusSender(cfg, nil, slog.New(slog.DiscardHandler))
+	clients, err := statusClients(cfg, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := s.clients[forge.NormalizeURL("https://github.com/alice/homelab")]
+	c := clients[forge.NormalizeURL("https://github.com/alice/homelab")]
 	if c == nil {
 		t.Fatal("no client for the configured remote")
 	}

@@ -178,9 +178,9 @@ func newHarness(t *testing.T) *harness {
 		},
 	}
 	h.p = &pipeline.Pipeline{
-		Queue: q, State: st, Nix: h.nix, Mirrors: func(string) *git.Mirror { return h.mirror },
+		State: st, Nix: h.nix, Mirrors: func(string) *git.Mirror { return h.mirror },
 		Cache: b, CacheKey: cacheKey, Signer: deploy.KeySigner{Key: deployKey}, CacheURL: "http://127.0.0.1:1/nix-cache",
-		Worker: "test", LogDir: filepath.Join(dir, "logs"), GCRootDir: h.gc,
+		LogDir: filepath.Join(dir, "logs"), GCRootDir: h.gc,
 		BuildRetryWait: time.Millisecond,
 	}
 	if err := os.Mkdir(h.repo, 0o755); err != nil {

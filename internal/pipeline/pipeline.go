@@ -12,10 +12,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/cache"
@@ -31,7 +28,6 @@ import (
 // Pipeline runs evaluation jobs. The zero values of the optional fields
 // turn their feature off.
 type Pipeline struct {
-	Queue   queue.Queue
 	State   Store
 	Nix     Nix
 	Mirrors func(repo string) *git.Mirror
@@ -56,14 +52,8 @@ type Pipeline struct {
 	Now func() time.Time
 	// CacheURL is the substituter URL hosts realise closures from.
 	CacheURL string
-	// PublicURL is the builder's address for links in statuses.
-	PublicURL string
-	// Statuses returns the client for a remote's forge, or nil for none.
-	Statuses func(queue.Remote) forge.StatusClient
-	// StatusContext prefixes status contexts ("farm"); StatusLimit caps
-	// per-host statuses (see forge.PlanStatuses).
-	StatusContext string
-	StatusLimit   int
+	// Statuses sends commit statuses; nil sends none.
+	Statuses *Statuses
 
 	FlakeDir     string // default "nix"
 	Builders     string // Nix remote builders; "" uses Nix's own setting
@@ -80,9 +70,7 @@ type Pipeline struct {
 	// (Nix parallelises inside each build too, and shares what they share).
 	LaneJobs int
 
-	Worker string
-	Lease  time.Duration // default 2m
-	LogDir string        // build logs, one file per target
+	LogDir string // build logs, one file per target
 	// GCRootDir holds one garbage-collector root per host (its latest
 	// build); empty: none.
 	GCRootDir string
@@ -167,85 +155,6 @@ func (p *Pipeline) log() *slog.Logger {
 	return p.Log
 }
 
-func (p *Pipeline) lease() time.Duration {
-	if p.Lease <= 0 {
-		return 2 * time.Minute
-	}
-	return p.Lease
-}
-
-// Run claims and runs jobs until ctx ends, polling when the queue is empty.
-func (p *Pipeline) Run(ctx context.Context, poll time.Duration) error {
-	for {
-		ran, err := p.RunOne(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			p.log().Error("evaluation job", "err", err)
-		}
-		if ran {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(poll):
-		}
-	}
-}
-
-// RunOne claims one evaluation job and runs it. It reports whether there
-// was one.
-func (p *Pipeline) RunOne(ctx context.Context) (bool, error) {
-	job, err := p.Queue.Claim(ctx, queue.ClaimRequest{Worker: p.Worker, Kinds: []string{queue.KindEval}, Lease: p.lease()})
-	if errors.Is(err, queue.ErrEmpty) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("claim: %w", err)
-	}
-	jobCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { p.heartbeat(jobCtx, cancel, job) })
-	body, runErr := p.Process(jobCtx, job)
-	cancel()
-	wg.Wait()
-	if ctx.Err() != nil {
-		return true, ctx.Err() // shutting down: the lease expires and another worker resumes
-	}
-	if runErr != nil {
-		p.failure("eval")
-		if _, err := p.Queue.Fail(ctx, job.ID, job.Token, runErr.Error()); err != nil {
-			return true, fmt.Errorf("job %d: %v; fail: %w", job.ID, runErr, err)
-		}
-		return true, fmt.Errorf("job %d: %w", job.ID, runErr)
-	}
-	if err := p.Queue.Complete(ctx, job.ID, job.Token, body); err != nil {
-		return true, fmt.Errorf("complete job %d: %w", job.ID, err)
-	}
-	return true, nil
-}
-
-func (p *Pipeline) heartbeat(ctx context.Context, cancel context.CancelFunc, job queue.Job) {
-	t := time.NewTicker(p.lease() / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			err := p.Queue.Heartbeat(ctx, job.ID, job.Token, p.lease())
-			if errors.Is(err, queue.ErrLeaseLost) {
-				p.log().Warn("lease lost; stopping", "job", job.ID)
-				cancel()
-				return
-			}
-		}
-	}
-}
-
 func (p *Pipeline) failure(kind string) {
 	if p.Metrics != nil {
 		p.Metrics.Failure(kind)
@@ -254,7 +163,7 @@ func (p *Pipeline) failure(kind string) {
 
 // Process runs one claimed evaluation job and returns the result to store
 // with it. Its error means the job should be retried; the caller holds the
-// job's lease (see RunOne, or the builder's worker pool).
+// job's lease (see Pool).
 func (p *Pipeline) Process(ctx context.Context, job queue.Job) ([]byte, error) {
 	res, err := p.run(ctx, job)
 	if err != nil {
@@ -386,50 +295,4 @@ func (p *Pipeline) evalFailed(ctx context.Context, job queue.Job, evID int64, ev
 	evData.State, evData.Error = state.EvalFailed, msg
 	p.event(ctx, farmapi.EvalFinished, evData)
 	return Result{EvalID: evID}, nil
-}
-
-// report sends the overall status and, once hosts are known, one per host
-// to every remote the commit came from.
-func (p *Pipeline) report(ctx context.Context, job queue.Job, overall forge.Status, recs []state.Target) {
-	if p.Statuses == nil {
-		return
-	}
-	var targets []forge.StatusTarget
-	for _, r := range job.Remotes {
-		if c := p.Statuses(r); c != nil {
-			targets = append(targets, forge.StatusTarget{Client: c, FullName: r.FullName, Name: r.URL})
-		}
-	}
-	if len(targets) == 0 {
-		return
-	}
-	var hosts []forge.HostResult
-	for _, t := range recs {
-		hr := forge.HostResult{Host: t.Host, Description: hostDescription(t)}
-		switch t.State {
-		case state.TargetBuilt, state.TargetCached, state.TargetSkipped:
-			hr.State = forge.StateSuccess
-		case state.TargetFailed:
-			hr.State = forge.StateFailure
-		default:
-			hr.State = forge.StatePending
-		}
-		if p.PublicURL != "" {
-			hr.TargetURL = fmt.Sprintf("%s/targets/%d", p.PublicURL, t.ID)
-		}
-		hosts = append(hosts, hr)
-	}
-	prefix := p.StatusContext
-	if prefix == "" {
-		prefix = "farm"
-	}
-	limit := p.StatusLimit
-	if limit <= 0 {
-		limit = 20
-	}
-	statuses := forge.PlanStatuses(prefix, overall, hosts, limit)
-	if err := forge.Report(ctx, p.log(), targets, job.Commit, statuses); err != nil {
-		p.failure("status")
-		p.log().Warn("commit statuses", "commit", job.Commit, "err", err)
-	}
 }

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -80,10 +81,10 @@ func newFarm(t *testing.T, hosts map[string]fleettest.Host) *farm {
 	mirror := &git.Mirror{Dir: filepath.Join(dir, "mirror")}
 	f := &farm{q: q, st: st, cache: b, forge: ff, deploy: deployKey, repo: fleettest.New(t, hosts)}
 	f.p = &pipeline.Pipeline{
-		Queue: q, State: st, Nix: &nix.Client{Env: env}, Mirrors: func(string) *git.Mirror { return mirror },
+		State: st, Nix: &nix.Client{Env: env}, Mirrors: func(string) *git.Mirror { return mirror },
 		Cache: b, CacheKey: cacheKey, Signer: deploy.KeySigner{Key: deployKey}, CacheURL: "http://127.0.0.1:1/nix-cache",
-		Statuses: func(queue.Remote) forge.StatusClient { return ff },
-		Worker:   "test", LogDir: filepath.Join(dir, "logs"),
+		Statuses:    &pipeline.Statuses{For: func(queue.Remote) forge.StatusClient { return ff }},
+		LogDir:      filepath.Join(dir, "logs"),
 		EvalOptions: nix.EvalOptions{Jobs: 2},
 	}
 	return f
@@ -102,19 +103,45 @@ func (f *farm) push(t *testing.T, commit string) int64 {
 	return res.JobID
 }
 
+// runAll runs the queued jobs through the pool, one worker, until none is
+// ready, and returns how many ran. A job that fails fails the test.
 func (f *farm) runAll(t *testing.T) int {
 	t.Helper()
-	n := 0
-	for {
-		ran, err := f.p.RunOne(context.Background())
-		if err != nil {
-			t.Fatalf("RunOne: %v", err)
-		}
-		if !ran {
-			return n
-		}
-		n++
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var n int
+	var errs []error
+	pool := &pipeline.Pool{
+		Queue:   drainQueue{f.q, stop},
+		Workers: 1,
+		Process: func(ctx context.Context, job queue.Job) ([]byte, error) {
+			n++
+			res, err := f.p.Process(ctx, job)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			return res, err
+		},
 	}
+	pool.Run(ctx)
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("Process: %v", err)
+	}
+	return n
+}
+
+// drainQueue stops the pool (stop) once the queue has nothing ready.
+type drainQueue struct {
+	queue.Queue
+	stop context.CancelFunc
+}
+
+func (d drainQueue) Claim(ctx context.Context, req queue.ClaimRequest) (queue.Job, error) {
+	j, err := d.Queue.Claim(ctx, req)
+	if errors.Is(err, queue.ErrEmpty) {
+		d.stop()
+	}
+	return j, err
 }
 
 func (f *farm) targets(t *testing.T) map[string]state.Target {

@@ -1,4 +1,4 @@
-package main
+package metrics
 
 import (
 	"context"
@@ -12,9 +12,14 @@ import (
 	"github.com/homelab-farm/farm/internal/queue"
 )
 
-// metrics is the builder's Prometheus registry; it implements
+// Lister is what the metrics read of the queue.
+type Lister interface {
+	List(ctx context.Context, opts queue.ListOptions) ([]queue.Job, error)
+}
+
+// Metrics is the builder's Prometheus registry; it implements
 // pipeline.Metrics.
-type metrics struct {
+type Metrics struct {
 	reg       *prometheus.Registry
 	evalDur   prometheus.Histogram
 	buildDur  *prometheus.HistogramVec
@@ -23,8 +28,10 @@ type metrics struct {
 	failures  *prometheus.CounterVec
 }
 
-func newMetrics(q queue.Queue) *metrics {
-	m := &metrics{
+// New registers the builder's collectors, q's depth and oldest job among
+// them.
+func New(q Lister) *Metrics {
+	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		evalDur: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "farm_evaluation_duration_seconds", Help: "Time to evaluate every host of a commit.",
@@ -57,19 +64,27 @@ func newMetrics(q queue.Queue) *metrics {
 	return m
 }
 
-func (m *metrics) handler() http.Handler {
+// Handler serves the registry (GET /metrics).
+func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-func (m *metrics) EvalDuration(d time.Duration) { m.evalDur.Observe(d.Seconds()) }
-func (m *metrics) BuildDuration(system string, d time.Duration) {
+// EvalDuration observes the evaluation of a commit.
+func (m *Metrics) EvalDuration(d time.Duration) { m.evalDur.Observe(d.Seconds()) }
+
+// BuildDuration observes one host's build.
+func (m *Metrics) BuildDuration(system string, d time.Duration) {
 	m.buildDur.WithLabelValues(system).Observe(d.Seconds())
 }
-func (m *metrics) PushDuration(d time.Duration, bytes int64) {
+
+// PushDuration observes one host's push and counts its bytes.
+func (m *Metrics) PushDuration(d time.Duration, bytes int64) {
 	m.pushDur.Observe(d.Seconds())
 	m.pushBytes.Add(float64(bytes))
 }
-func (m *metrics) Failure(kind string) { m.failures.WithLabelValues(kind).Inc() }
+
+// Failure counts a failure of kind (eval, build, push, status).
+func (m *Metrics) Failure(kind string) { m.failures.WithLabelValues(kind).Inc() }
 
 var (
 	queueDepthDesc = prometheus.NewDesc("farm_queue_depth",
@@ -80,7 +95,7 @@ var (
 
 // queueCollector reports the queue's depth and oldest job from one listing
 // per scrape.
-type queueCollector struct{ q queue.Queue }
+type queueCollector struct{ q Lister }
 
 func (c queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueDepthDesc

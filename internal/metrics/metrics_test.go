@@ -1,0 +1,61 @@
+package metrics_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/homelab-farm/farm/internal/metrics"
+	"github.com/homelab-farm/farm/internal/pipeline"
+	"github.com/homelab-farm/farm/internal/queue"
+)
+
+var _ pipeline.Metrics = (*metrics.Metrics)(nil)
+
+// fakeQueue lists fixed queued jobs.
+type fakeQueue []queue.Job
+
+func (f fakeQueue) List(_ context.Context, opts queue.ListOptions) ([]queue.Job, error) {
+	if opts.Kind != queue.KindEval || len(opts.States) != 1 || opts.States[0] != queue.Queued {
+		return nil, nil
+	}
+	return f, nil
+}
+
+func TestScrape(t *testing.T) {
+	q := fakeQueue{{ID: 1, CreatedAt: time.Now().Add(-time.Hour)}, {ID: 2, CreatedAt: time.Now()}}
+	m := metrics.New(q)
+	m.EvalDuration(2 * time.Second)
+	m.BuildDuration("aarch64-linux", time.Minute)
+	m.PushDuration(time.Second, 1234)
+	m.Failure("build")
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	body := string(b)
+	for _, want := range []string{
+		"farm_queue_depth 2\n",
+		"farm_pushed_bytes_total 1234\n",
+		`farm_failures_total{kind="build"} 1` + "\n",
+		`farm_failures_total{kind="push"} 0` + "\n",
+		`farm_build_duration_seconds_count{system="aarch64-linux"} 1` + "\n",
+		"farm_evaluation_duration_seconds_sum 2\n",
+		"go_goroutines ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+	if !strings.Contains(body, "farm_queue_oldest_job_age_seconds 3600") && !strings.Contains(body, "farm_queue_oldest_job_age_seconds 3601") {
+		t.Errorf("oldest job age not about an hour:\n%s", body)
+	}
+}
