@@ -26,9 +26,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/nixkey"
 )
 
 // Results an agent reports, as the builder's API names them.
@@ -74,7 +74,7 @@ type Config struct {
 	// Token is the host's bearer token for reports; empty: reports are not
 	// sent.
 	Token      string
-	DeployKeys []cache.PublicKey // keys whose manifests are trusted
+	DeployKeys []nixkey.PublicKey // keys whose manifests are trusted
 	// ClockSkew is how far this host's clock may run ahead of the
 	// builder's: a manifest is refused as expired only this long after
 	// its expiry.
@@ -115,7 +115,7 @@ func (c *Config) Validate() error {
 	}
 	if c.CacheKey == "" {
 		errs = append(errs, errors.New("no cache public key"))
-	} else if _, err := cache.ParsePublicKey(c.CacheKey); err != nil {
+	} else if _, err := nixkey.ParsePublicKey(c.CacheKey); err != nil {
 		errs = append(errs, fmt.Errorf("cache public key: %w", err))
 	}
 	switch c.SwitchMode {

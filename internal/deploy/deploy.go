@@ -18,8 +18,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/nixkey"
 )
 
 // Reasons a manifest is refused. Verify and Compare wrap exactly one of them.
@@ -93,7 +93,7 @@ type Signer interface {
 
 // KeySigner signs in this process with a key it holds.
 type KeySigner struct {
-	Key cache.SecretKey
+	Key nixkey.SecretKey
 }
 
 var _ Signer = KeySigner{}
@@ -104,7 +104,7 @@ func (k KeySigner) Sign(_ context.Context, m Manifest) (Signed, error) {
 }
 
 // Sign signs m with the deploy key: the one place manifests are signed.
-func Sign(m Manifest, key cache.SecretKey) (Signed, error) {
+func Sign(m Manifest, key nixkey.SecretKey) (Signed, error) {
 	if err := m.Validate(); err != nil {
 		return Signed{}, err
 	}
@@ -142,7 +142,7 @@ func Parse(s Signed) (Manifest, error) {
 // host's clock may run ahead of the builder's: a manifest is refused only
 // once now is past its expiry by more than skew. Whether the manifest is
 // newer than what the host last acted on is for Compare.
-func Verify(s Signed, trusted []cache.PublicKey, host string, now time.Time, skew time.Duration) (Manifest, error) {
+func Verify(s Signed, trusted []nixkey.PublicKey, host string, now time.Time, skew time.Duration) (Manifest, error) {
 	if len(s.Manifest) == 0 || s.Signature == "" {
 		return Manifest{}, fmt.Errorf("%w: missing manifest or signature", ErrMalformed)
 	}
