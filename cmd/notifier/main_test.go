@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/homelab-farm/farm/internal/cli/clitest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -247,7 +248,7 @@ func TestFlagErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := run(context.Background(), append([]string{"--state-dir", dir}, tt.args...), func(string) string { return "" }, io.Discard)
+			err := run(context.Background(), append([]string{"--state-dir", dir}, tt.args...), func(string) string { return "" }, io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("run error = %v, want it to mention %q", err, tt.want)
 			}
@@ -265,4 +266,9 @@ func uniq(s []string) []string {
 		}
 	}
 	return out
+}
+
+// The schema the NixOS module is generated from is the one the program has.
+func TestFlagsJSON(t *testing.T) {
+	clitest.CheckFlagsJSON(t, run, nil, "../../nix/services/flags/notifier.json")
 }

@@ -45,7 +45,10 @@ type Flag struct {
 	// several, split as EnvSplit says.
 	Repeatable bool   `json:"repeatable"`
 	EnvSplit   string `json:"envSplit,omitempty"`
-	Usage      string `json:"usage"`
+	// Usage is the help text; Placeholder the name of the value it
+	// mentions (the word in back quotes in the Go source: "file", "URL").
+	Usage       string `json:"usage"`
+	Placeholder string `json:"placeholder,omitempty"`
 
 	split func(string) []string
 }
@@ -82,7 +85,8 @@ func (s *FlagSet) EnvName(name string) string {
 }
 
 func (s *FlagSet) add(v flag.Value, name, typ string, def any, usage string) *Flag {
-	f := &Flag{Name: name, Type: typ, Default: def, Env: s.EnvName(name), Usage: usage}
+	f := &Flag{Name: name, Type: typ, Default: def, Env: s.EnvName(name)}
+	f.Placeholder, f.Usage = unquote(usage)
 	s.fs.Var(v, name, usage)
 	s.flags = append(s.flags, f)
 	s.byName[name] = f
@@ -102,7 +106,30 @@ func (s *FlagSet) setUsage(f *Flag) {
 			env += " in " + a.Note
 		}
 	}
-	s.fs.Lookup(f.Name).Usage = f.Usage + " (" + env + ")"
+	fl := s.fs.Lookup(f.Name)
+	fl.Usage = usageOf(fl.Usage) + " (" + env + ")"
+}
+
+// usageOf is a usage without the environment note setUsage appended.
+func usageOf(u string) string {
+	if i := strings.LastIndex(u, " (env "); i >= 0 {
+		return u[:i]
+	}
+	return u
+}
+
+// unquote splits the back-quoted placeholder off a usage, as flag does.
+func unquote(usage string) (placeholder, text string) {
+	i := strings.IndexByte(usage, '`')
+	if i < 0 {
+		return "", usage
+	}
+	j := strings.IndexByte(usage[i+1:], '`')
+	if j < 0 {
+		return "", usage
+	}
+	name := usage[i+1 : i+1+j]
+	return name, usage[:i] + name + usage[i+1+j+1:]
 }
 
 // StringVar defines a string flag.
@@ -198,7 +225,8 @@ func (s *FlagSet) StringsVar(p *[]string, name string, split func(string) []stri
 // schema. With split it is repeatable: every value given on the command
 // line is Set, and so is each part of its environment variable.
 func (s *FlagSet) Var(v flag.Value, name, typ string, split func(string) []string, sep, usage string) {
-	f := &Flag{Name: name, Type: typ, Env: s.EnvName(name), Usage: usage}
+	f := &Flag{Name: name, Type: typ, Env: s.EnvName(name)}
+	f.Placeholder, f.Usage = unquote(usage)
 	if split != nil {
 		f.Repeatable, f.Env, f.EnvSplit, f.split = true, f.Env+"S", sep, split
 		f.Default = []string{}
