@@ -23,6 +23,7 @@ import (
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/safepath"
+	"github.com/homelab-farm/farm/internal/secretfile"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -363,11 +364,11 @@ func (a *farmAPI) agentAuthorized(host string, r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	want, err := os.ReadFile(file)
+	want, err := secretfile.Read(file, "agent token")
 	if err != nil {
 		return false
 	}
-	return httpsafe.Bearer(r, []byte(strings.TrimSpace(string(want))))
+	return httpsafe.Bearer(r, []byte(want))
 }
 
 // triggerRequest asks for an evaluation by hand.
