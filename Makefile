@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help setup build demo test test-go test-nix lint bench fuzz clean
+.PHONY: help setup build demo test test-go test-nix lint bench fuzz flags clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ lint: ## gofmt, go vet, and shellcheck on every shell script (when installed: ma
 	$(GO) vet ./...
 	@if command -v shellcheck >/dev/null; then shellcheck -S warning -x $(SHELL_SCRIPTS); \
 	else echo "shellcheck not installed: run make setup"; fi
+
+flags: ## rewrite nix/services/flags/*.json, each program's -flags-json (a test fails when they are stale)
+	UPDATE_FLAGS_JSON=1 $(GO) test -count=1 -run '^TestFlagsJSON$$' ./cmd/...
 
 bench: setup ## benchmarks, figures as ratios measured side by side
 	scripts/bench

@@ -12,37 +12,25 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/agent"
-	"github.com/homelab-farm/farm/internal/cache"
-	"github.com/homelab-farm/farm/internal/envflag"
+	"github.com/homelab-farm/farm/internal/cli"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/httpserve"
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/nixkey"
+	"github.com/homelab-farm/farm/internal/secretfile"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
-	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "agent: %v\n", err)
-		}
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("agent", run) }
 
 // options are the parsed flags.
 type options struct {
@@ -50,76 +38,66 @@ type options struct {
 	interval, healthTimeout, switchTimeout, clockSkew              time.Duration
 	keep                                                           int
 	switchMode                                                     string
-	healthChecks                                                   envflag.Multi
+	healthChecks                                                   []string
 	systemdHealth                                                  bool
 	currentSystem, profile, store, stateDir                        string
 	listen, pokeTokenFile                                          string
 	suspendAfterWake                                               bool
 	suspendCommand                                                 string
 	once                                                           bool
-	logLevel                                                       string
+	logLevel                                                       *slog.LevelVar
 }
 
-func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+func parseFlags(args []string, getenv func(string) string, stdout, stderr io.Writer) (*options, error) {
 	o := &options{}
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	hostname, _ := os.Hostname()
-	fs.StringVar(&o.builderURL, "builder-url", getenv("AGENT_BUILDER_URL"), "the builder's `URL` (env AGENT_BUILDER_URL)")
-	fs.StringVar(&o.host, "host", envflag.String(getenv, "AGENT_HOST", hostname), "the `name` the farm knows this host by (env AGENT_HOST; default the hostname)")
-	fs.StringVar(&o.tokenFile, "token-file", getenv("AGENT_TOKEN_FILE"), "`file` with the host's API token for reports (env AGENT_TOKEN_FILE; none: no reports)")
-	fs.StringVar(&o.deployKeyFile, "deploy-public-key-file", getenv("AGENT_DEPLOY_PUBLIC_KEY_FILE"), "`file` with the farm's deploy public key(s), one per line (env AGENT_DEPLOY_PUBLIC_KEY_FILE)")
-	fs.DurationVar(&o.clockSkew, "clock-skew", envflag.Duration(getenv, "AGENT_CLOCK_SKEW", 5*time.Minute), "how far this host's clock may run ahead of the builder's: a manifest counts as expired this long after its expiry (env AGENT_CLOCK_SKEW)")
-	fs.StringVar(&o.cacheURL, "cache-url", getenv("AGENT_CACHE_URL"), "binary cache `URL` to realise from (env AGENT_CACHE_URL; default the manifest's)")
-	fs.StringVar(&o.cacheKey, "cache-public-key", getenv("AGENT_CACHE_PUBLIC_KEY"), "the cache's public `key`, the only one trusted (env AGENT_CACHE_PUBLIC_KEY)")
-	fs.DurationVar(&o.interval, "interval", envflag.Duration(getenv, "AGENT_INTERVAL", 24*time.Hour), "time between checks (env AGENT_INTERVAL)")
-	fs.IntVar(&o.keep, "keep-generations", envflag.Int(getenv, "AGENT_KEEP_GENERATIONS", 5), "system profile generations kept (env AGENT_KEEP_GENERATIONS)")
-	fs.StringVar(&o.switchMode, "switch-mode", envflag.String(getenv, "AGENT_SWITCH_MODE", agent.ModeSwitch), "switch (activate now) or boot (at next boot) (env AGENT_SWITCH_MODE)")
-	fs.Var(&o.healthChecks, "health-check", "shell `command` that must succeed after a switch; repeatable (env AGENT_HEALTH_CHECKS, one per line)")
-	fs.DurationVar(&o.healthTimeout, "health-timeout", envflag.Duration(getenv, "AGENT_HEALTH_TIMEOUT", 2*time.Minute), "time each health check may take (env AGENT_HEALTH_TIMEOUT)")
-	fs.BoolVar(&o.systemdHealth, "systemd-health", envflag.Bool(getenv, "AGENT_SYSTEMD_HEALTH", true), "where systemd runs, fail a switch after which units have failed that had not before (env AGENT_SYSTEMD_HEALTH)")
-	fs.DurationVar(&o.switchTimeout, "switch-timeout", envflag.Duration(getenv, "AGENT_SWITCH_TIMEOUT", 10*time.Minute), "time switch-to-configuration may take (env AGENT_SWITCH_TIMEOUT)")
-	fs.StringVar(&o.currentSystem, "current-system", envflag.String(getenv, "AGENT_CURRENT_SYSTEM", "/run/current-system"), "`link` to the running system (env AGENT_CURRENT_SYSTEM)")
-	fs.StringVar(&o.profile, "profile", envflag.String(getenv, "AGENT_PROFILE", "/nix/var/nix/profiles/system"), "system `profile` (env AGENT_PROFILE)")
-	fs.StringVar(&o.store, "store", getenv("AGENT_STORE"), "Nix store `URL` to realise into, e.g. local?root=/tmp/x (env AGENT_STORE; default the system's)")
-	fs.StringVar(&o.stateDir, "state-dir", envflag.String(getenv, "AGENT_STATE_DIR", "/var/lib/farm-agent"), "`directory` for the last applied manifest (env AGENT_STATE_DIR)")
-	fs.StringVar(&o.listen, "listen", getenv("AGENT_LISTEN"), "`address` to take pokes on, POST /poke (env AGENT_LISTEN; none: no pokes)")
-	fs.StringVar(&o.pokeTokenFile, "poke-token-file", getenv("AGENT_POKE_TOKEN_FILE"), "`file` with the token pokes must carry (env AGENT_POKE_TOKEN_FILE)")
-	fs.BoolVar(&o.suspendAfterWake, "suspend-after-wake", envflag.Bool(getenv, "AGENT_SUSPEND_AFTER_WAKE", false), "suspend again after an update a Wake-on-LAN started (env AGENT_SUSPEND_AFTER_WAKE)")
-	fs.StringVar(&o.suspendCommand, "suspend-command", envflag.String(getenv, "AGENT_SUSPEND_COMMAND", "systemctl suspend"), "`command` that suspends the host (env AGENT_SUSPEND_COMMAND)")
-	fs.BoolVar(&o.once, "once", envflag.Bool(getenv, "AGENT_ONCE", false), "check once and exit; non-zero unless up to date or switched (env AGENT_ONCE)")
-	fs.StringVar(&o.logLevel, "log-level", envflag.String(getenv, "AGENT_LOG_LEVEL", "info"), "debug, info, warn or error (env AGENT_LOG_LEVEL)")
+	fs := cli.NewFlagSet("agent", "AGENT", getenv, stdout, stderr)
+	fs.StringVar(&o.builderURL, "builder-url", "", "the builder's `URL`")
+	fs.StringVar(&o.host, "host", "", "the `name` the farm knows this host by (default the hostname)")
+	fs.SecretFileVar(&o.tokenFile, "token-file", "`file` with the host's API token for reports (none: no reports)")
+	fs.StringVar(&o.deployKeyFile, "deploy-public-key-file", "", "`file` with the farm's deploy public key(s), one per line")
+	fs.DurationVar(&o.clockSkew, "clock-skew", 5*time.Minute, "how far this host's clock may run ahead of the builder's: a manifest counts as expired this long after its expiry")
+	fs.StringVar(&o.cacheURL, "cache-url", "", "binary cache `URL` to realise from (default the manifest's)")
+	fs.StringVar(&o.cacheKey, "cache-public-key", "", "the cache's public `key`, the only one trusted")
+	fs.DurationVar(&o.interval, "interval", 24*time.Hour, "time between checks")
+	fs.IntVar(&o.keep, "keep-generations", 5, "system profile generations kept")
+	fs.StringVar(&o.switchMode, "switch-mode", agent.ModeSwitch, "switch (activate now) or boot (at next boot)")
+	fs.StringsVar(&o.healthChecks, "health-check", cli.Lines, "one per line", "shell `command` that must succeed after a switch; repeatable")
+	fs.DurationVar(&o.healthTimeout, "health-timeout", 2*time.Minute, "time each health check may take")
+	fs.BoolVar(&o.systemdHealth, "systemd-health", true, "where systemd runs, fail a switch after which units have failed that had not before")
+	fs.DurationVar(&o.switchTimeout, "switch-timeout", 10*time.Minute, "time switch-to-configuration may take")
+	fs.StringVar(&o.currentSystem, "current-system", "/run/current-system", "`link` to the running system")
+	fs.StringVar(&o.profile, "profile", "/nix/var/nix/profiles/system", "system `profile`")
+	fs.StringVar(&o.store, "store", "", "Nix store `URL` to realise into, e.g. local?root=/tmp/x (default the system's)")
+	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/farm-agent", "`directory` for the last applied manifest")
+	fs.StringVar(&o.listen, "listen", "", "`address` to take pokes on, POST /poke (none: no pokes)")
+	fs.SecretFileVar(&o.pokeTokenFile, "poke-token-file", "`file` with the token pokes must carry")
+	fs.BoolVar(&o.suspendAfterWake, "suspend-after-wake", false, "suspend again after an update a Wake-on-LAN started")
+	fs.StringVar(&o.suspendCommand, "suspend-command", "systemctl suspend", "`command` that suspends the host")
+	fs.BoolVar(&o.once, "once", false, "check once and exit; non-zero unless up to date or switched")
+	o.logLevel = fs.LogLevel()
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	if err := fs.NoArgs(); err != nil {
+		return nil, err
 	}
 	if o.interval <= 0 {
 		return nil, fmt.Errorf("--interval %v: want a positive duration", o.interval)
 	}
-	if len(o.healthChecks) == 0 {
-		for _, l := range strings.Split(getenv("AGENT_HEALTH_CHECKS"), "\n") {
-			if l = strings.TrimSpace(l); l != "" {
-				o.healthChecks = append(o.healthChecks, l)
-			}
-		}
+	if o.host == "" {
+		o.host, _ = os.Hostname()
 	}
 	return o, nil
 }
 
 // run parses the flags, wires the agent and runs it until ctx is done (or
 // once, with --once).
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	o, err := parseFlags(args, getenv, stderr)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, getenv, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return fmt.Errorf("log level: %w", err)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := cli.Logger(stderr, o.logLevel)
 
 	cfg, err := o.config()
 	if err != nil {
@@ -143,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	pokes := make(chan agent.Poke, 1)
 	if o.listen != "" {
-		token, err := envflag.ReadSecret(o.pokeTokenFile, "poke token")
+		token, err := secretfile.Read(o.pokeTokenFile, "poke token")
 		if err != nil {
 			return err
 		}
@@ -186,7 +164,7 @@ func (o *options) config() (agent.Config, error) {
 		ClockSkew: o.clockSkew,
 	}
 	if o.tokenFile != "" {
-		tok, err := envflag.ReadSecret(o.tokenFile, "token")
+		tok, err := secretfile.Read(o.tokenFile, "token")
 		if err != nil {
 			return cfg, err
 		}
@@ -195,20 +173,11 @@ func (o *options) config() (agent.Config, error) {
 	if o.deployKeyFile == "" {
 		return cfg, errors.New("--deploy-public-key-file is required: the agent applies only signed manifests")
 	}
-	b, err := os.ReadFile(o.deployKeyFile)
+	keys, err := nixkey.LoadPublicKeys(o.deployKeyFile)
 	if err != nil {
-		return cfg, fmt.Errorf("read deploy public key: %w", err)
+		return cfg, fmt.Errorf("deploy %w", err)
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		k, err := cache.ParsePublicKey(l)
-		if err != nil {
-			return cfg, fmt.Errorf("deploy public key file %s: %w", o.deployKeyFile, err)
-		}
-		cfg.DeployKeys = append(cfg.DeployKeys, k)
-	}
+	cfg.DeployKeys = keys
 	return cfg, nil
 }
 

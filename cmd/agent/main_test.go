@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/homelab-farm/farm/internal/cli"
+	"github.com/homelab-farm/farm/internal/cli/clitest"
 
 	"github.com/homelab-farm/farm/internal/cache"
 )
@@ -68,7 +73,7 @@ func TestRunOnce(t *testing.T) {
 	var stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := run(ctx, []string{"--once"}, func(k string) string { return env[k] }, &stderr); err != nil {
+	if err := run(ctx, []string{"--once"}, func(k string) string { return env[k] }, io.Discard, &stderr); err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}
 	mu.Lock()
@@ -102,14 +107,44 @@ func TestFlagErrors(t *testing.T) {
 		{"bad switch mode", []string{"--deploy-public-key-file", pub, "--switch-mode", "test"}, "switch mode"},
 		{"zero interval", []string{"--deploy-public-key-file", pub, "--interval", "0s"}, "--interval"},
 		{"stray argument", []string{"--deploy-public-key-file", pub, "extra"}, "unexpected arguments"},
+		{"empty token file", []string{"--deploy-public-key-file", pub, "--token-file", writeFile(t, dir, "empty", " \n")}, "is empty"},
+		{"deploy key file without a key", []string{"--deploy-public-key-file", writeFile(t, dir, "none.pub", "# none\n")}, "holds no key"},
+		{"bad log level", []string{"--deploy-public-key-file", pub, "--log-level", "loud"}, "usage error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			err := run(context.Background(), append(append([]string(nil), base...), tt.args...), func(string) string { return "" }, &stderr)
+			err := run(context.Background(), append(append([]string(nil), base...), tt.args...), func(string) string { return "" }, io.Discard, &stderr)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("run error = %v, want it to mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// The schema the NixOS module is generated from is the one the program has.
+func TestFlagsJSON(t *testing.T) {
+	clitest.CheckFlagsJSON(t, run, nil, "../../nix/services/flags/agent.json")
+}
+
+// A malformed environment value is an error, as the same flag would be.
+func TestEnvErrors(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"AGENT_KEEP_GENERATIONS": "two"},
+		{"AGENT_INTERVAL": "daily"},
+		{"AGENT_SYSTEMD_HEALTH": "maybe"},
+		{"AGENT_LOG_LEVEL": "loud"},
+	} {
+		var stderr bytes.Buffer
+		err := run(context.Background(), []string{"--once"}, func(k string) string { return env[k] }, io.Discard, &stderr)
+		if !errors.Is(err, cli.ErrUsage) {
+			t.Errorf("run with %v = %v, want a usage error", env, err)
+			continue
+		}
+		for k := range env {
+			if !strings.Contains(err.Error(), k) {
+				t.Errorf("error %q does not name %s", err, k)
+			}
+		}
 	}
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -11,6 +9,7 @@ import (
 	"github.com/homelab-farm/farm/internal/hostname"
 	"github.com/homelab-farm/farm/internal/httpsafe"
 	"github.com/homelab-farm/farm/internal/safepath"
+	"github.com/homelab-farm/farm/internal/secretfile"
 )
 
 // agentTokens are the agents' report tokens: one file per host in a
@@ -62,15 +61,11 @@ func readToken(dir, host string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(file)
+	token, err := secretfile.Read(file, "agent token")
 	if err != nil {
 		return nil, err
 	}
-	token := bytes.TrimSpace(b)
-	if len(token) == 0 {
-		return nil, fmt.Errorf("read agent token %s: empty", file)
-	}
-	return token, nil
+	return []byte(token), nil
 }
 
 // authorized reports whether r carries host's token.

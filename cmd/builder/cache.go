@@ -3,19 +3,17 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/cache/cacheurl"
-	"github.com/homelab-farm/farm/internal/envflag"
+	"github.com/homelab-farm/farm/internal/cli"
 	"github.com/homelab-farm/farm/internal/httpsafe"
 	"github.com/homelab-farm/farm/internal/httpserve"
 	"github.com/homelab-farm/farm/internal/nix"
@@ -26,7 +24,7 @@ const cacheUsage = `usage: builder cache <push|verify|serve|gc> [flags]`
 func runCache(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, cacheUsage)
-		return exitError(2)
+		return cli.ErrUsage
 	}
 	switch args[0] {
 	case "push":
@@ -39,20 +37,19 @@ func runCache(ctx context.Context, args []string, getenv func(string) string, st
 		return runCacheGC(ctx, args[1:], getenv, stdout, stderr)
 	}
 	fmt.Fprintln(stderr, cacheUsage)
-	return fmt.Errorf("unknown cache command %q", args[0])
+	return cli.Usagef("unknown cache command %q", args[0])
 }
 
 func runCachePush(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("builder cache push", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cacheURL := fs.String("cache", getenv("BUILDER_CACHE"), "cache URL: file:///dir or s3://bucket?endpoint=...&region=... (env BUILDER_CACHE)")
-	keyFile := fs.String("signing-key-file", getenv("BUILDER_SIGNING_KEY_FILE"), "file holding the cache's Nix secret key (env BUILDER_SIGNING_KEY_FILE)")
-	compression := fs.String("compression", envflag.String(getenv, "BUILDER_COMPRESSION", "zstd"), "NAR compression: zstd, xz or none (env BUILDER_COMPRESSION)")
+	fs := cli.NewFlagSet("builder cache push", "BUILDER", getenv, stdout, stderr)
+	cacheURL := fs.String("cache", "", "cache `URL`: file:///dir or s3://bucket?endpoint=...&region=...")
+	keyFile := fs.SecretFile("signing-key-file", "`file` holding the cache's Nix secret key")
+	compression := fs.String("compression", "zstd", "NAR compression: zstd, xz or none")
 	jobs := fs.Int("jobs", 0, "paths uploaded at once (0: 16; at most two large NARs stream at once)")
 	budget := fs.Duration("retry-budget", 2*time.Minute, "how long one object's upload is retried")
 	quiet := fs.Bool("quiet", false, "print only the summary")
 	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+		return err
 	}
 	if fs.NArg() == 0 {
 		return errors.New("cache push: no store paths given")
@@ -136,17 +133,16 @@ func (k knownClosure) PathInfo(context.Context, ...string) ([]nix.PathInfo, erro
 }
 
 func runCacheVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("builder cache verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cacheURL := fs.String("cache", getenv("BUILDER_CACHE"), "cache URL (env BUILDER_CACHE)")
-	var trusted envflag.Multi
-	fs.Var(&trusted, "trusted-key", "public key (name:base64) whose signatures are valid; repeatable (env BUILDER_TRUSTED_KEYS, space-separated)")
+	fs := cli.NewFlagSet("builder cache verify", "BUILDER", getenv, stdout, stderr)
+	cacheURL := fs.String("cache", "", "cache `URL`")
+	var trusted []string
+	fs.StringsVar(&trusted, "trusted-key", cli.Fields, "space-separated", "public `key` (name:base64) whose signatures are valid; repeatable")
 	quick := fs.Bool("quick", false, "check NAR sizes only, without downloading and hashing them")
 	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+		return err
 	}
-	if len(trusted) == 0 {
-		trusted = strings.Fields(getenv("BUILDER_TRUSTED_KEYS"))
+	if err := fs.NoArgs(); err != nil {
+		return err
 	}
 	if len(trusted) == 0 {
 		return errors.New("cache verify: no --trusted-key given")
@@ -179,14 +175,16 @@ func runCacheVerify(ctx context.Context, args []string, getenv func(string) stri
 }
 
 func runCacheServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("builder cache serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cacheURL := fs.String("cache", getenv("BUILDER_CACHE"), "cache URL (env BUILDER_CACHE)")
-	listen := fs.String("listen", envflag.String(getenv, "BUILDER_LISTEN", "127.0.0.1:8080"), "address to serve on (env BUILDER_LISTEN)")
-	stall := fs.Duration("stall-timeout", envflag.Duration(getenv, "BUILDER_STALL_TIMEOUT", defaultStallTimeout),
-		"drop a client when one write to it blocks this `long`; a download as a whole has no limit (env BUILDER_STALL_TIMEOUT)")
+	fs := cli.NewFlagSet("builder cache serve", "BUILDER", getenv, stdout, stderr)
+	cacheURL := fs.String("cache", "", "cache `URL`")
+	listen := fs.String("listen", "127.0.0.1:8080", "`address` to serve on")
+	stall := fs.Duration("stall-timeout", defaultStallTimeout,
+		"drop a client when one write to it blocks this `long`; a download as a whole has no limit")
 	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+		return err
+	}
+	if err := fs.NoArgs(); err != nil {
+		return err
 	}
 	if *stall <= 0 {
 		return errors.New("cache serve: --stall-timeout must be positive")

@@ -3,19 +3,17 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/cache/cacheurl"
 	"github.com/homelab-farm/farm/internal/cache/gc"
-	"github.com/homelab-farm/farm/internal/envflag"
+	"github.com/homelab-farm/farm/internal/cli"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -24,14 +22,13 @@ import (
 const minGrace = time.Minute
 
 func runCacheGC(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("builder cache gc", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cacheURL := fs.String("cache", getenv("BUILDER_CACHE"), "cache URL (env BUILDER_CACHE)")
-	var trusted, roots envflag.Multi
-	fs.Var(&trusted, "trusted-key", "the farm's public key (name:base64); every narinfo must be signed by one; repeatable (env BUILDER_TRUSTED_KEYS, space-separated)")
-	keyFile := fs.String("signing-key-file", getenv("BUILDER_SIGNING_KEY_FILE"), "the farm's secret key file, whose public key is trusted (env BUILDER_SIGNING_KEY_FILE)")
-	fs.Var(&roots, "root", "store path kept with its closure (a pin); repeatable")
-	rootsFrom := fs.String("roots-from", getenv("BUILDER_GC_ROOTS_FROM"), "the builder's state database: keep each host's deployed and running closures, recent builds and running evaluations (env BUILDER_GC_ROOTS_FROM)")
+	fs := cli.NewFlagSet("builder cache gc", "BUILDER", getenv, stdout, stderr)
+	cacheURL := fs.String("cache", "", "cache `URL`")
+	var trusted, roots []string
+	fs.StringsVar(&trusted, "trusted-key", cli.Fields, "space-separated", "the farm's public `key` (name:base64); every narinfo must be signed by one; repeatable")
+	keyFile := fs.SecretFile("signing-key-file", "the farm's secret key `file`, whose public key is trusted")
+	fs.StringsVar(&roots, "root", cli.Fields, "space-separated", "store `path` kept with its closure (a pin); repeatable")
+	rootsFrom := fs.String("roots-from", "", "the builder's state `database`: keep each host's deployed and running closures, recent builds and running evaluations")
 	generations := fs.Int("generations", gc.DefaultGenerations, "deployed manifests kept per host (the agents' --keep-generations)")
 	keepDays := fs.Int("keep-days", gc.DefaultKeepDays, "days every built closure is kept")
 	grace := fs.Duration("grace", time.Hour, "nothing younger is deleted, and every narinfo younger is a root")
@@ -39,10 +36,10 @@ func runCacheGC(ctx context.Context, args []string, getenv func(string) string, 
 	list := fs.Bool("list", false, "print each store path that goes")
 	quiet := fs.Bool("quiet", false, "print only the summary")
 	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("cache gc: unexpected arguments %q", fs.Args())
+	if err := fs.NoArgs(); err != nil {
+		return err
 	}
 	retention := gc.Retention{Generations: *generations, KeepDays: *keepDays, Pins: roots}
 	var errs []error
@@ -121,9 +118,6 @@ func runCacheGC(ctx context.Context, args []string, getenv func(string) string, 
 
 // gcTrustedKeys parses the trusted keys, or takes the signing key's.
 func gcTrustedKeys(trusted []string, keyFile string, getenv func(string) string) ([]cache.PublicKey, error) {
-	if len(trusted) == 0 {
-		trusted = strings.Fields(getenv("BUILDER_TRUSTED_KEYS"))
-	}
 	var keys []cache.PublicKey
 	for _, s := range trusted {
 		k, err := cache.ParsePublicKey(s)

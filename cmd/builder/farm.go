@@ -3,27 +3,27 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/homelab-farm/farm/internal/atomicfile"
 	"github.com/homelab-farm/farm/internal/cache"
+	"github.com/homelab-farm/farm/internal/cli"
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/deploy/signer"
-	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/git"
 	"github.com/homelab-farm/farm/internal/metrics"
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/nixkey"
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/safepath"
+	"github.com/homelab-farm/farm/internal/secretfile"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -41,27 +41,33 @@ type farmFlags struct {
 	deploySigner   string // "unix:PATH": sign through `builder signer`
 }
 
-func (f *farmFlags) register(fs *flag.FlagSet, getenv func(string) string) {
-	fs.StringVar(&f.adminTokenFile, "admin-token-file", getenv("BUILDER_ADMIN_TOKEN_FILE"),
-		"`file` with the token for POST /api/evaluations (env BUILDER_ADMIN_TOKEN_FILE; none: manual triggers refused)")
-	fs.StringVar(&f.agentTokensDir, "agent-tokens-dir", getenv("BUILDER_AGENT_TOKENS_DIR"),
-		"`directory` with one file per host holding its agent's report token (env BUILDER_AGENT_TOKENS_DIR)")
-	fs.StringVar(&f.flakeDir, "flake-dir", envflag.String(getenv, "BUILDER_FLAKE_DIR", "nix"),
-		"`directory` of the fleet flake inside the repository (env BUILDER_FLAKE_DIR)")
-	fs.StringVar(&f.builders, "builders", getenv("BUILDER_BUILDERS"),
-		"Nix remote `builders` (\"ssh-ng://mac aarch64-darwin\"); empty: Nix's own setting (env BUILDER_BUILDERS)")
-	fs.DurationVar(&f.maxSilent, "max-silent-time", envflag.Duration(getenv, "BUILDER_MAX_SILENT_TIME", 30*time.Minute),
-		"fail a build silent this long (env BUILDER_MAX_SILENT_TIME)")
-	fs.DurationVar(&f.buildTimeout, "build-timeout", envflag.Duration(getenv, "BUILDER_BUILD_TIMEOUT", 4*time.Hour),
-		"fail a build running this long (env BUILDER_BUILD_TIMEOUT)")
-	fs.Int64Var(&f.evalMemory, "eval-memory", int64(envflag.Int(getenv, "BUILDER_EVAL_MEMORY_MB", 0))<<20,
-		"memory budget of one host's evaluation in bytes (env BUILDER_EVAL_MEMORY_MB in MiB; 0: a quarter of free memory, 2-4 GiB)")
-	fs.DurationVar(&f.manifestTTL, "manifest-ttl", envflag.Duration(getenv, "BUILDER_MANIFEST_TTL", pipeline.DefaultManifestTTL),
-		"how long a deploy manifest is valid; a host's current one is renewed when served with less than half left (env BUILDER_MANIFEST_TTL)")
-	fs.StringVar(&f.deploySigner, "deploy-signer", getenv("BUILDER_DEPLOY_SIGNER"),
-		"sign deploy manifests through `builder signer` at unix:`PATH` instead of holding the key (env BUILDER_DEPLOY_SIGNER; exclusive with --deploy-key-file)")
-	fs.StringVar(&f.cacheURL, "cache-public-url", getenv("BUILDER_CACHE_PUBLIC_URL"),
-		"substituter `URL` hosts realise closures from (env BUILDER_CACHE_PUBLIC_URL; default <public_url>/nix-cache)")
+func (f *farmFlags) register(fs *cli.FlagSet) {
+	fs.SecretFileVar(&f.adminTokenFile, "admin-token-file",
+		"`file` with the token for POST /api/evaluations (none: manual triggers refused)")
+	fs.SecretFileVar(&f.agentTokensDir, "agent-tokens-dir",
+		"`directory` with one file per host holding its agent's report token")
+	fs.StringVar(&f.flakeDir, "flake-dir", "nix",
+		"`directory` of the fleet flake inside the repository")
+	fs.StringVar(&f.builders, "builders", "",
+		"Nix remote `builders` (\"ssh-ng://mac aarch64-darwin\"); empty: Nix's own setting")
+	fs.DurationVar(&f.maxSilent, "max-silent-time", 30*time.Minute,
+		"fail a build silent this long")
+	fs.DurationVar(&f.buildTimeout, "build-timeout", 4*time.Hour,
+		"fail a build running this long")
+	fs.SizeVar(&f.evalMemory, "eval-memory", 0,
+		"memory budget of one host's evaluation: bytes, or with a unit (4GiB); 0: a quarter of free memory, 2-4 GiB")
+	fs.EnvAlias("eval-memory", "BUILDER_EVAL_MEMORY_MB", "MiB", func(v string) (string, error) {
+		if _, err := strconv.ParseUint(v, 10, 32); err != nil {
+			return "", errors.New("want a whole number of MiB")
+		}
+		return v + "MiB", nil
+	})
+	fs.DurationVar(&f.manifestTTL, "manifest-ttl", pipeline.DefaultManifestTTL,
+		"how long a deploy manifest is valid; a host's current one is renewed when served with less than half left")
+	fs.StringVar(&f.deploySigner, "deploy-signer", "",
+		"sign deploy manifests through `builder signer` at unix:`PATH` instead of holding the key (exclusive with --deploy-key-file)")
+	fs.StringVar(&f.cacheURL, "cache-public-url", "",
+		"substituter `URL` hosts realise closures from (default <public_url>/nix-cache)")
 }
 
 // farm is the pipeline with what serves its results.
@@ -150,7 +156,7 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 	}
 	var admin []byte
 	if f.adminTokenFile != "" {
-		token, err := envflag.ReadSecret(f.adminTokenFile, "admin token")
+		token, err := secretfile.Read(f.adminTokenFile, "admin token")
 		if err != nil {
 			st.Close()
 			return nil, err
@@ -252,29 +258,20 @@ func mirrorOf(root, repo string) *git.Mirror {
 
 // loadOrCreateKey reads the key in file, or (no file configured) the one in
 // fallback, making it first if it does not exist yet. A key file its group
-// or others can read is refused (cache.ErrKeyExposed).
-func loadOrCreateKey(file, fallback, name string, log *slog.Logger) (cache.SecretKey, error) {
+// or others can read is refused (nixkey.ErrKeyExposed).
+func loadOrCreateKey(file, fallback, name string, log *slog.Logger) (nixkey.SecretKey, error) {
 	if file != "" {
-		return cache.LoadSecretKeyFile(file)
+		return nixkey.Load(file)
 	}
-	k, err := cache.LoadSecretKeyFile(fallback)
-	if err == nil {
-		log.Info("using key from the state directory", "file", fallback, "public_key", k.Public().String())
-		return k, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return cache.SecretKey{}, err
-	}
-	k, err = cache.GenerateKey(name)
+	k, created, err := nixkey.LoadOrCreate(fallback, name)
 	if err != nil {
-		return cache.SecretKey{}, err
+		return nixkey.SecretKey{}, err
 	}
-	// A fresh temporary made 0600 with O_EXCL (never a file left over
-	// with other modes), synced, renamed into place, the directory synced.
-	if err := atomicfile.Write(fallback, []byte(k.String()+"\n")); err != nil {
-		return cache.SecretKey{}, err
+	if created {
+		log.Info("made a new key in the state directory", "file", fallback, "public_key", k.Public().String())
+	} else {
+		log.Info("using key from the state directory", "file", fallback, "public_key", k.Public().String())
 	}
-	log.Info("made a new key in the state directory", "file", fallback, "public_key", k.Public().String())
 	return k, nil
 }
 

@@ -2,13 +2,12 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
 
-	"github.com/homelab-farm/farm/internal/envflag"
+	"github.com/homelab-farm/farm/internal/cli"
 	"github.com/homelab-farm/farm/internal/httpsafe"
 )
 
@@ -33,13 +32,13 @@ type limitFlags struct {
 	stallTimeout  time.Duration
 }
 
-func (l *limitFlags) register(fs *flag.FlagSet, getenv func(string) string) {
-	fs.Int64Var(&l.webhookBudget, "webhook-body-budget", int64(envflag.Int(getenv, "BUILDER_WEBHOOK_BODY_BUDGET", 0)),
-		"`bytes` of webhook bodies held in memory at once before their signatures are checked; beyond, 503 (env BUILDER_WEBHOOK_BODY_BUDGET; default 32 MiB or max_body_bytes if larger)")
-	fs.IntVar(&l.maxStreams, "max-streams", envflag.Int(getenv, "BUILDER_MAX_STREAMS", defaultMaxStreams),
-		"open /api/events and log-follow streams at once; beyond, 503 (env BUILDER_MAX_STREAMS)")
-	fs.DurationVar(&l.stallTimeout, "stall-timeout", envflag.Duration(getenv, "BUILDER_STALL_TIMEOUT", defaultStallTimeout),
-		"drop a client when one write to it blocks this `long` (streams, cache downloads, logs; env BUILDER_STALL_TIMEOUT)")
+func (l *limitFlags) register(fs *cli.FlagSet) {
+	fs.SizeVar(&l.webhookBudget, "webhook-body-budget", 0,
+		"`bytes` of webhook bodies held in memory at once before their signatures are checked, or a size with a unit (64MiB); beyond, 503 (default 32 MiB or max_body_bytes if larger)")
+	fs.IntVar(&l.maxStreams, "max-streams", defaultMaxStreams,
+		"open /api/events and log-follow streams at once; beyond, 503")
+	fs.DurationVar(&l.stallTimeout, "stall-timeout", defaultStallTimeout,
+		"drop a client when one write to it blocks this `long` (streams, cache downloads, logs)")
 }
 
 // validate checks the limits and fills in the default budget; maxBody is the largest webhook body accepted,

@@ -13,35 +13,13 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/homelab-farm/farm/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "builder: %v\n", err)
-		}
-		var ee exitError
-		if errors.As(err, &ee) {
-			os.Exit(int(ee))
-		}
-		os.Exit(1)
-	}
-}
-
-// exitError carries an exit status other than 1 for run's caller.
-type exitError int
-
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+func main() { cli.Main("builder", run) }
 
 const usage = `usage: builder <command> [flags]
 
@@ -59,7 +37,7 @@ commands:
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return exitError(2)
+		return cli.ErrUsage
 	}
 	switch args[0] {
 	case "serve":
@@ -67,12 +45,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "cache":
 		return runCache(ctx, args[1:], getenv, stdout, stderr)
 	case "signer":
-		return runSigner(ctx, args[1:], getenv, stderr)
+		return runSigner(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", args[0])
+		return cli.Usagef("unknown command %q", args[0])
 	}
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,8 +17,8 @@ import (
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/cache/cacheurl"
+	"github.com/homelab-farm/farm/internal/cli"
 	"github.com/homelab-farm/farm/internal/config"
-	"github.com/homelab-farm/farm/internal/envflag"
 	"github.com/homelab-farm/farm/internal/httpsafe"
 	"github.com/homelab-farm/farm/internal/httpserve"
 	"github.com/homelab-farm/farm/internal/pipeline"
@@ -68,34 +66,30 @@ type serveHooks struct {
 }
 
 func runServeWith(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hooks serveHooks) error {
-	fs := flag.NewFlagSet("builder serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configFile := fs.String("config", getenv("BUILDER_CONFIG"), "TOML configuration `file` (env BUILDER_CONFIG); see examples/builder.toml")
-	listen := fs.String("listen", getenv("BUILDER_LISTEN"), "`address` to serve HTTP on (env BUILDER_LISTEN; default 127.0.0.1:8080)")
-	stateDir := fs.String("state-dir", getenv("BUILDER_STATE_DIR"), "`directory` for the queue and the default cache (env BUILDER_STATE_DIR)")
-	cacheURL := fs.String("cache", getenv("BUILDER_CACHE"), "binary cache `URL` (env BUILDER_CACHE; default file://<state-dir>/cache)")
-	queueURL := fs.String("queue", getenv("BUILDER_QUEUE"), "queue `URL`: sqlite:[PATH] or postgres://… (env BUILDER_QUEUE)")
-	database := fs.String("database", getenv("BUILDER_DATABASE"),
-		"database `URL` for the queue and the state: sqlite: (files in the state directory) or postgres://…, shared by several builders (env BUILDER_DATABASE)")
-	signingKeyFile := fs.String("signing-key-file", getenv("BUILDER_SIGNING_KEY_FILE"), "`file` with the cache signing key (env BUILDER_SIGNING_KEY_FILE)")
-	deployKeyFile := fs.String("deploy-key-file", getenv("BUILDER_DEPLOY_KEY_FILE"), "`file` with the deploy manifest key (env BUILDER_DEPLOY_KEY_FILE)")
-	workers := fs.Int("workers", envflag.Int(getenv, "BUILDER_WORKERS", 1), "evaluation workers (env BUILDER_WORKERS)")
-	lease := fs.Duration("lease", envflag.Duration(getenv, "BUILDER_LEASE", 0), "job lease without heartbeat (env BUILDER_LEASE; default from config, 5m)")
+	fs := cli.NewFlagSet("builder serve", "BUILDER", getenv, stdout, stderr)
+	configFile := fs.String("config", "", "TOML configuration `file`; see examples/builder.toml")
+	listen := fs.String("listen", "", "`address` to serve HTTP on (default 127.0.0.1:8080)")
+	stateDir := fs.String("state-dir", "", "`directory` for the queue and the default cache")
+	cacheURL := fs.String("cache", "", "binary cache `URL` (default file://<state-dir>/cache)")
+	queueURL := fs.String("queue", "", "queue `URL`: sqlite:[PATH] or postgres://…")
+	database := fs.String("database", "",
+		"database `URL` for the queue and the state: sqlite: (files in the state directory) or postgres://…, shared by several builders")
+	signingKeyFile := fs.SecretFile("signing-key-file", "`file` with the cache signing key")
+	deployKeyFile := fs.SecretFile("deploy-key-file", "`file` with the deploy manifest key")
+	workers := fs.Int("workers", 1, "evaluation workers")
+	lease := fs.Duration("lease", 0, "job lease without heartbeat (default from config, 5m)")
 	var ff farmFlags
-	ff.register(fs, getenv)
+	ff.register(fs)
 	var lf limitFlags
-	lf.register(fs, getenv)
+	lf.register(fs)
+	level := fs.LogLevel()
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return exitError(2)
+		return err
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "builder serve: unexpected arguments %q\n", fs.Args())
-		return exitError(2)
+	if err := fs.NoArgs(); err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := cli.Logger(stderr, level)
 
 	cfg := config.Default()
 	if *configFile != "" {

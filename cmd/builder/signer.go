@@ -3,19 +3,17 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/homelab-farm/farm/internal/cache"
+	"github.com/homelab-farm/farm/internal/cli"
 	"github.com/homelab-farm/farm/internal/deploy/signer"
-	"github.com/homelab-farm/farm/internal/envflag"
+	"github.com/homelab-farm/farm/internal/nixkey"
 )
 
 // idList is a repeatable flag of numeric ids (uids or gids).
@@ -42,41 +40,30 @@ func (l *idList) Set(v string) error {
 
 // runSigner serves deploy-manifest signatures on a unix socket: the one
 // process that reads the deploy key (see package signer).
-func runSigner(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("builder signer", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	socket := fs.String("socket", getenv("BUILDER_SIGNER_SOCKET"),
-		"unix socket `path` to serve on (env BUILDER_SIGNER_SOCKET; none: the systemd-activated socket, LISTEN_FDS=1)")
-	keyFile := fs.String("deploy-key-file", getenv("BUILDER_SIGNER_DEPLOY_KEY_FILE"),
-		"`file` with the deploy key, readable by nobody else (env BUILDER_SIGNER_DEPLOY_KEY_FILE)")
-	stateDir := fs.String("state-dir", envflag.String(getenv, "BUILDER_SIGNER_STATE_DIR", getenv("STATE_DIRECTORY")),
-		"`directory` for the last seq signed per host (env BUILDER_SIGNER_STATE_DIR, else systemd's STATE_DIRECTORY)")
-	maxTTL := fs.Duration("max-ttl", envflag.Duration(getenv, "BUILDER_SIGNER_MAX_TTL", signer.DefaultMaxTTL),
-		"refuse manifests expiring further out than this (env BUILDER_SIGNER_MAX_TTL)")
+func runSigner(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("builder signer", "BUILDER_SIGNER", getenv, stdout, stderr)
+	socket := fs.String("socket", "",
+		"unix socket `path` to serve on (none: the systemd-activated socket, LISTEN_FDS=1)")
+	keyFile := fs.SecretFile("deploy-key-file",
+		"`file` with the deploy key, readable by nobody else")
+	stateDir := fs.String("state-dir", "",
+		"`directory` for the last seq signed per host")
+	fs.EnvAlias("state-dir", "STATE_DIRECTORY", "systemd's StateDirectory=", nil)
+	maxTTL := fs.Duration("max-ttl", signer.DefaultMaxTTL,
+		"refuse manifests expiring further out than this")
 	var uids, gids idList
-	fs.Var(&uids, "allow-uid", "peer `uid` allowed to ask for signatures; repeatable (env BUILDER_SIGNER_ALLOW_UIDS, comma- or space-separated; none and no --allow-gid: anyone who can open the socket)")
-	fs.Var(&gids, "allow-gid", "peer `gid` allowed to ask for signatures; repeatable (env BUILDER_SIGNER_ALLOW_GIDS)")
+	fs.Var(&uids, "allow-uid", "int", cli.Whole, "comma- or space-separated",
+		"peer `uid` allowed to ask for signatures; repeatable (none and no --allow-gid: anyone who can open the socket)")
+	fs.Var(&gids, "allow-gid", "int", cli.Whole, "comma- or space-separated",
+		"peer `gid` allowed to ask for signatures; repeatable")
+	level := fs.LogLevel()
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return exitError(2)
+		return err
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "builder signer: unexpected arguments %q\n", fs.Args())
-		return exitError(2)
+	if err := fs.NoArgs(); err != nil {
+		return err
 	}
-	if len(uids) == 0 {
-		if err := uids.Set(getenv("BUILDER_SIGNER_ALLOW_UIDS")); err != nil {
-			return fmt.Errorf("signer: BUILDER_SIGNER_ALLOW_UIDS: %w", err)
-		}
-	}
-	if len(gids) == 0 {
-		if err := gids.Set(getenv("BUILDER_SIGNER_ALLOW_GIDS")); err != nil {
-			return fmt.Errorf("signer: BUILDER_SIGNER_ALLOW_GIDS: %w", err)
-		}
-	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := cli.Logger(stderr, level)
 	switch {
 	case *keyFile == "":
 		return errors.New("signer: --deploy-key-file is required")
@@ -103,17 +90,17 @@ func runSigner(ctx context.Context, args []string, getenv func(string) string, s
 }
 
 // loadPrivateKey reads a secret key from a file that others cannot read.
-func loadPrivateKey(file string) (cache.SecretKey, error) {
+func loadPrivateKey(file string) (nixkey.SecretKey, error) {
 	fi, err := os.Stat(file)
 	if err != nil {
-		return cache.SecretKey{}, fmt.Errorf("deploy key: %w", err)
+		return nixkey.SecretKey{}, fmt.Errorf("deploy key: %w", err)
 	}
 	if fi.Mode().Perm()&0o007 != 0 {
-		return cache.SecretKey{}, fmt.Errorf("deploy key %s is accessible to others (mode %v): make it 0600 or 0400", file, fi.Mode().Perm())
+		return nixkey.SecretKey{}, fmt.Errorf("deploy key %s is accessible to others (mode %v): make it 0600 or 0400", file, fi.Mode().Perm())
 	}
-	k, err := cache.LoadSecretKeyFile(file)
+	k, err := nixkey.Load(file)
 	if err != nil {
-		return cache.SecretKey{}, fmt.Errorf("deploy key: %w", err)
+		return nixkey.SecretKey{}, fmt.Errorf("deploy key: %w", err)
 	}
 	return k, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -56,7 +57,7 @@ func startSigner(t *testing.T, env map[string]string, args ...string) *syncBuffe
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	errc := make(chan error, 1)
-	go func() { errc <- runSigner(ctx, args, mapEnv(env), logs) }()
+	go func() { errc <- runSigner(ctx, args, mapEnv(env), io.Discard, logs) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-errc; err != nil {
@@ -120,7 +121,7 @@ func TestSignerCommandRefusesReadableKey(t *testing.T) {
 	dir := socketDir(t)
 	keyFile, _ := writeDeployKey(t, dir, 0o644)
 	err := runSigner(context.Background(), []string{"--socket", filepath.Join(dir, "s"), "--deploy-key-file", keyFile, "--state-dir", dir},
-		mapEnv(nil), &bytes.Buffer{})
+		mapEnv(nil), io.Discard, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "accessible to others") {
 		t.Fatalf("signer with a 0644 key = %v, want a refusal", err)
 	}
@@ -133,7 +134,7 @@ func TestSignerSocketActivation(t *testing.T) {
 		env := map[string]string{"LISTEN_FDS": "1", "LISTEN_PID": strconv.Itoa(os.Getpid())}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		err := runSigner(ctx, []string{"--deploy-key-file", os.Getenv("FARM_TEST_KEY"), "--state-dir", os.Getenv("FARM_TEST_STATE")}, mapEnv(env), os.Stderr)
+		err := runSigner(ctx, []string{"--deploy-key-file", os.Getenv("FARM_TEST_KEY"), "--state-dir", os.Getenv("FARM_TEST_STATE")}, mapEnv(env), io.Discard, os.Stderr)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,55 +17,36 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
-	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/homelab-farm/farm/internal/envflag"
+	"github.com/homelab-farm/farm/internal/cli"
 	"github.com/homelab-farm/farm/internal/notify"
+	"github.com/homelab-farm/farm/internal/secretfile"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
-	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "notifier: %v\n", err)
-		}
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("notifier", run) }
 
 // run parses the flags, wires the notifier and runs it until ctx is done.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("notifier", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	builderURL := fs.String("builder-url", getenv("NOTIFIER_BUILDER_URL"), "the builder's `URL` (env NOTIFIER_BUILDER_URL)")
-	stateDir := fs.String("state-dir", envflag.String(getenv, "NOTIFIER_STATE_DIR", "/var/lib/farm-notifier"), "`directory` for the event cursor (env NOTIFIER_STATE_DIR)")
-	ntfyURL := fs.String("ntfy-url", getenv("NOTIFIER_NTFY_URL"), "ntfy server `URL` (env NOTIFIER_NTFY_URL; none: no notifications)")
-	ntfyTopic := fs.String("ntfy-topic", getenv("NOTIFIER_NTFY_TOPIC"), "ntfy `topic` (env NOTIFIER_NTFY_TOPIC)")
-	ntfyTokenFile := fs.String("ntfy-token-file", getenv("NOTIFIER_NTFY_TOKEN_FILE"), "`file` with the ntfy access token (env NOTIFIER_NTFY_TOKEN_FILE)")
-	configFile := fs.String("config", getenv("NOTIFIER_CONFIG"), "TOML configuration `file`: wake_on_lan, agents, public_url (env NOTIFIER_CONFIG)")
-	pokeTokenFile := fs.String("poke-token-file", getenv("NOTIFIER_POKE_TOKEN_FILE"), "`file` with the token agents take pokes with (env NOTIFIER_POKE_TOKEN_FILE; none: no pokes)")
-	metricsListen := fs.String("metrics-listen", getenv("NOTIFIER_METRICS_LISTEN"), "`address` to serve Prometheus metrics on, GET /metrics (env NOTIFIER_METRICS_LISTEN; none: not served)")
-	logLevel := fs.String("log-level", envflag.String(getenv, "NOTIFIER_LOG_LEVEL", "info"), "debug, info, warn or error (env NOTIFIER_LOG_LEVEL)")
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("notifier", "NOTIFIER", getenv, stdout, stderr)
+	builderURL := fs.String("builder-url", "", "the builder's `URL`")
+	stateDir := fs.String("state-dir", "/var/lib/farm-notifier", "`directory` for the event cursor")
+	ntfyURL := fs.String("ntfy-url", "", "ntfy server `URL` (none: no notifications)")
+	ntfyTopic := fs.String("ntfy-topic", "", "ntfy `topic`")
+	ntfyTokenFile := fs.SecretFile("ntfy-token-file", "`file` with the ntfy access token")
+	configFile := fs.String("config", "", "TOML configuration `file`: wake_on_lan, agents, public_url")
+	pokeTokenFile := fs.SecretFile("poke-token-file", "`file` with the token agents take pokes with (none: no pokes)")
+	metricsListen := fs.String("metrics-listen", "", "`address` to serve Prometheus metrics on, GET /metrics (none: not served)")
+	level := fs.LogLevel()
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	if err := fs.NoArgs(); err != nil {
+		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("log level: %w", err)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := cli.Logger(stderr, level)
 
 	if u, err := url.Parse(*builderURL); *builderURL == "" || err != nil || u.Host == "" {
 		return fmt.Errorf("--builder-url %q: want an absolute URL", *builderURL)
@@ -79,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	case *ntfyURL != "" && *ntfyTopic != "":
 		token := ""
 		if *ntfyTokenFile != "" {
-			if token, err = envflag.ReadSecret(*ntfyTokenFile, "ntfy token"); err != nil {
+			if token, err = secretfile.Read(*ntfyTokenFile, "ntfy token"); err != nil {
 				return err
 			}
 		}
@@ -95,7 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	pokeToken := ""
 	if *pokeTokenFile != "" {
-		if pokeToken, err = envflag.ReadSecret(*pokeTokenFile, "poke token"); err != nil {
+		if pokeToken, err = secretfile.Read(*pokeTokenFile, "poke token"); err != nil {
 			return err
 		}
 	}

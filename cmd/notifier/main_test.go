@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/homelab-farm/farm/internal/cli/clitest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -261,7 +262,7 @@ func TestFlagErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := run(context.Background(), append([]string{"--state-dir", dir}, tt.args...), func(string) string { return "" }, io.Discard)
+			err := run(context.Background(), append([]string{"--state-dir", dir}, tt.args...), func(string) string { return "" }, io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("run error = %v, want it to mention %q", err, tt.want)
 			}
@@ -298,4 +299,9 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// The schema the NixOS module is generated from is the one the program has.
+func TestFlagsJSON(t *testing.T) {
+	clitest.CheckFlagsJSON(t, run, nil, "../../nix/services/flags/notifier.json")
 }

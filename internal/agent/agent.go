@@ -9,10 +9,10 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/nixkey"
 )
 
 // Switch modes: activate now, or make the closure the boot default only.
@@ -50,7 +50,7 @@ type Config struct {
 	// Token is the host's bearer token for reports; empty: reports are not
 	// sent.
 	Token      string
-	DeployKeys []cache.PublicKey // keys whose manifests are trusted
+	DeployKeys []nixkey.PublicKey // keys whose manifests are trusted
 	// ClockSkew is how far this host's clock may run ahead of the
 	// builder's: a manifest is refused as expired only this long after
 	// its expiry.
@@ -91,7 +91,7 @@ func (c *Config) Validate() error {
 	}
 	if c.CacheKey == "" {
 		errs = append(errs, errors.New("no cache public key"))
-	} else if _, err := cache.ParsePublicKey(c.CacheKey); err != nil {
+	} else if _, err := nixkey.ParsePublicKey(c.CacheKey); err != nil {
 		errs = append(errs, fmt.Errorf("cache public key: %w", err))
 	}
 	switch c.SwitchMode {

@@ -1,124 +1,33 @@
 package cache
 
-import (
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"strings"
+import "github.com/homelab-farm/farm/internal/nixkey"
 
-	"github.com/nix-community/go-nix/pkg/narinfo/signature"
+// The cache signs with the keys of package nixkey; these names keep the
+// cache's API whole for its callers.
+type (
+	// SecretKey signs narinfo fingerprints.
+	SecretKey = nixkey.SecretKey
+	// PublicKey verifies narinfo signatures.
+	PublicKey = nixkey.PublicKey
 )
 
-// ErrBadKey is wrapped by every error about a malformed signing or public key.
-var ErrBadKey = errors.New("malformed key")
-
-// SecretKey signs narinfo fingerprints. It is a Nix secret key
-// ("name:base64", as `nix key generate-secret` writes it).
-type SecretKey struct {
-	key signature.SecretKey
-}
-
-// PublicKey verifies narinfo signatures ("name:base64").
-type PublicKey struct {
-	key signature.PublicKey
-}
+var (
+	// ErrBadKey is wrapped by every error about a malformed key.
+	ErrBadKey = nixkey.ErrBadKey
+	// ErrKeyExposed is wrapped by the error about a secret key file that
+	// its group or others can read.
+	ErrKeyExposed = nixkey.ErrKeyExposed
+)
 
 // ParseSecretKey parses a key in Nix's "name:base64" form.
-func ParseSecretKey(s string) (SecretKey, error) {
-	s = strings.TrimSpace(s)
-	if !strings.Contains(s, ":") {
-		return SecretKey{}, fmt.Errorf("%w: want name:base64", ErrBadKey)
-	}
-	k, err := signature.LoadSecretKey(s)
-	if err != nil {
-		return SecretKey{}, fmt.Errorf("%w: %v", ErrBadKey, err)
-	}
-	return SecretKey{key: k}, nil
-}
+func ParseSecretKey(s string) (SecretKey, error) { return nixkey.ParseSecretKey(s) }
 
-// ErrKeyExposed is wrapped by the error about a secret key file that its
-// group or others can read.
-var ErrKeyExposed = errors.New("readable by group or others")
-
-// LoadSecretKeyFile reads a secret key from a file, refusing one that its
-// group or others can read (ErrKeyExposed). The error names the file but
-// never contains any of its bytes.
-func LoadSecretKeyFile(path string) (SecretKey, error) {
-	if path == "" {
-		return SecretKey{}, errors.New("no signing key file given")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return SecretKey{}, fmt.Errorf("read signing key: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return SecretKey{}, fmt.Errorf("read signing key: %w", err)
-	}
-	if mode := fi.Mode().Perm(); mode&0o044 != 0 {
-		return SecretKey{}, fmt.Errorf("signing key file %s has mode %04o: %w (chmod 600 it)", path, mode, ErrKeyExposed)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
-	if err != nil {
-		return SecretKey{}, fmt.Errorf("read signing key: %w", err)
-	}
-	k, err := ParseSecretKey(string(b))
-	if err != nil {
-		return SecretKey{}, fmt.Errorf("signing key file %s: %w", path, ErrBadKey)
-	}
-	return k, nil
-}
-
-// Public returns the key that verifies this key's signatures.
-func (k SecretKey) Public() PublicKey { return PublicKey{key: k.key.ToPublicKey()} }
-
-// Name is the key's name, the part before the colon.
-func (k SecretKey) Name() string { return k.key.ToPublicKey().Name }
-
-// Sign signs a fingerprint and returns the signature in "name:base64" form.
-func (k SecretKey) Sign(fingerprint string) (string, error) {
-	sig, err := k.key.Sign(nil, fingerprint)
-	if err != nil {
-		return "", fmt.Errorf("sign: %w", err)
-	}
-	return sig.String(), nil
-}
+// LoadSecretKeyFile reads a secret key from a file only its owner can read
+// (nixkey.Load).
+func LoadSecretKeyFile(path string) (SecretKey, error) { return nixkey.Load(path) }
 
 // ParsePublicKey parses a public key in Nix's "name:base64" form.
-func ParsePublicKey(s string) (PublicKey, error) {
-	k, err := signature.ParsePublicKey(strings.TrimSpace(s))
-	if err != nil {
-		return PublicKey{}, fmt.Errorf("%w: %v", ErrBadKey, err)
-	}
-	return PublicKey{key: k}, nil
-}
-
-// String returns the key in "name:base64" form, as trusted-public-keys wants it.
-func (k PublicKey) String() string { return k.key.String() }
-
-// Name is the key's name, the part before the colon.
-func (k PublicKey) Name() string { return k.key.Name }
-
-// Verify reports whether sig ("name:base64") is this key's valid signature
-// of fingerprint.
-func (k PublicKey) Verify(fingerprint, sig string) bool {
-	s, err := signature.ParseSignature(sig)
-	if err != nil {
-		return false
-	}
-	return k.key.Verify(fingerprint, s)
-}
+func ParsePublicKey(s string) (PublicKey, error) { return nixkey.ParsePublicKey(s) }
 
 // GenerateKey makes a new key pair named name (for tests and first setup).
-func GenerateKey(name string) (SecretKey, error) {
-	sk, _, err := signature.GenerateKeypair(name, nil)
-	if err != nil {
-		return SecretKey{}, fmt.Errorf("generate key: %w", err)
-	}
-	return SecretKey{key: sk}, nil
-}
-
-// String returns the secret key in "name:base64" form, for writing to a key file.
-func (k SecretKey) String() string { return k.key.String() }
+func GenerateKey(name string) (SecretKey, error) { return nixkey.Generate(name) }

@@ -19,6 +19,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/homelab-farm/farm/internal/forge"
+	"github.com/homelab-farm/farm/internal/secretfile"
 )
 
 // DefaultMaxBodyBytes is the largest webhook body accepted (25 MiB, GitHub's own cap).
@@ -304,15 +305,11 @@ func (c *Config) check(lines lineIndex) error {
 			}
 			m.Secrets = m.Secrets[:0]
 			for _, f := range m.SecretFiles {
-				b, err := os.ReadFile(f)
+				s, err := secretfile.Read(f, "secret")
 				if err != nil {
-					return fail(rat+".secret_files", "repository %q: remote %s: secret file: %v", r.Name, m.URL, err)
+					return fail(rat+".secret_files", "repository %q: remote %s: %v", r.Name, m.URL, err)
 				}
-				s := bytes.TrimRight(b, "\r\n")
-				if len(s) == 0 {
-					return fail(rat+".secret_files", "repository %q: remote %s: secret file %s is empty", r.Name, m.URL, f)
-				}
-				m.Secrets = append(m.Secrets, s)
+				m.Secrets = append(m.Secrets, []byte(s))
 			}
 			if m.TokenFile != "" {
 				if _, err := os.Stat(m.TokenFile); err != nil {
@@ -370,15 +367,12 @@ func (r *Repository) Branch(branch string) (evaluate, deploy bool) {
 }
 
 // ReadToken reads a remote's API token file.
+// No file configured gives no token; an empty file is an error.
 func (m *Remote) ReadToken() (string, error) {
 	if m.TokenFile == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(m.TokenFile)
-	if err != nil {
-		return "", fmt.Errorf("read token: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
+	return secretfile.Read(m.TokenFile, "token")
 }
 
 func redactURL(u string) string {

@@ -165,3 +165,21 @@ func TestDatabaseAfterFlags(t *testing.T) {
 		t.Fatalf("Validate = %v; want a bad database URL", err)
 	}
 }
+
+// An empty or white-space-only secret or token file is an error, never an
+// empty secret.
+func TestEmptySecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	blank := filepath.Join(dir, "blank")
+	if err := os.WriteFile(blank, []byte(" \n\t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := &config.Remote{TokenFile: blank}
+	if tok, err := m.ReadToken(); err == nil {
+		t.Errorf("ReadToken of a blank file = %q, want an error", tok)
+	}
+	src := "[[repository]]\nname = \"a\"\n  [[repository.remote]]\n  forge = \"github\"\n  url = \"https://github.com/a/b\"\n  secret_files = [\"" + blank + "\"]\n"
+	if _, err := config.Parse(filepath.Join(dir, "builder.toml"), []byte(src)); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("Parse with a blank webhook secret = %v, want an error saying it is empty", err)
+	}
+}

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/nixkey"
 )
 
 // Reasons a manifest is refused. Verify and Compare wrap exactly one of them.
@@ -83,7 +83,7 @@ type Signer interface {
 
 // KeySigner signs in this process with a key it holds.
 type KeySigner struct {
-	Key cache.SecretKey
+	Key nixkey.SecretKey
 }
 
 var _ Signer = KeySigner{}
@@ -94,7 +94,7 @@ func (k KeySigner) Sign(_ context.Context, m Manifest) (Signed, error) {
 }
 
 // Sign signs m with the deploy key: the one place manifests are signed.
-func Sign(m Manifest, key cache.SecretKey) (Signed, error) {
+func Sign(m Manifest, key nixkey.SecretKey) (Signed, error) {
 	if err := m.Validate(); err != nil {
 		return Signed{}, err
 	}
@@ -132,7 +132,7 @@ func Parse(s Signed) (Manifest, error) {
 // host's clock may run ahead of the builder's: a manifest is refused only
 // once now is past its expiry by more than skew. Whether the manifest is
 // newer than what the host last acted on is for Compare.
-func Verify(s Signed, trusted []cache.PublicKey, host string, now time.Time, skew time.Duration) (Manifest, error) {
+func Verify(s Signed, trusted []nixkey.PublicKey, host string, now time.Time, skew time.Duration) (Manifest, error) {
 	if len(s.Manifest) == 0 || s.Signature == "" {
 		return Manifest{}, fmt.Errorf("%w: missing manifest or signature", ErrMalformed)
 	}

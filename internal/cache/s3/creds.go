@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
+	"github.com/homelab-farm/farm/internal/secretfile"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
@@ -83,22 +83,10 @@ func staticFromFiles(f keyFiles, idName, secretName string) (creds, error) {
 	}, nil
 }
 
-// readSecretFile returns the trimmed content of a file holding one
-// credential. Errors name the file, never its content.
+// readSecretFile returns the one line of a file holding a credential.
+// Errors name the file, never its content.
 func readSecretFile(name string) (string, error) {
-	b, err := os.ReadFile(name)
-	if err != nil {
-		// *fs.PathError: "open NAME: permission denied".
-		return "", fmt.Errorf("read credential file: %w", err)
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("credential file %s is empty", name)
-	}
-	if strings.ContainsAny(s, "\r\n") {
-		return "", fmt.Errorf("credential file %s holds more than one line", name)
-	}
-	return s, nil
+	return secretfile.ReadLine(name, "credential")
 }
 
 // sharedFile uses the AWS shared credentials file when there is one.

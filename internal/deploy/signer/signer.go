@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/atomicfile"
-	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/nixkey"
 )
 
 // ErrRefused is wrapped by a client's error when the server refused to sign
@@ -55,7 +55,7 @@ const DefaultMaxTTL = 7 * 24 * time.Hour
 // Server signs manifests for the peers of a unix socket. Safe for
 // concurrent use; requests are signed one at a time.
 type Server struct {
-	Key      cache.SecretKey
+	Key      nixkey.SecretKey
 	StateDir string // where the last seq signed per host is kept
 	// MaxTTL caps a manifest's expiry, counted from now; 0 means
 	// DefaultMaxTTL.
@@ -272,12 +272,12 @@ func (c *Client) Sign(ctx context.Context, m deploy.Manifest) (deploy.Signed, er
 }
 
 // PublicKey asks the server for the public half of its key.
-func (c *Client) PublicKey(ctx context.Context) (cache.PublicKey, error) {
+func (c *Client) PublicKey(ctx context.Context) (nixkey.PublicKey, error) {
 	resp, err := c.do(ctx, request{Op: "public-key"})
 	if err != nil {
-		return cache.PublicKey{}, err
+		return nixkey.PublicKey{}, err
 	}
-	return cache.ParsePublicKey(resp.PublicKey)
+	return nixkey.ParsePublicKey(resp.PublicKey)
 }
 
 func (c *Client) do(ctx context.Context, req request) (response, error) {
