@@ -114,7 +114,11 @@ func (c *Client) Systems(ctx context.Context, builders string) ([]string, error)
 	if builders == "" {
 		_ = json.Unmarshal(cfg["builders"].Value, &builders)
 	}
-	for _, s := range builderSystems(builders) {
+	machines, err := ParseMachines(builders, system)
+	if err != nil {
+		return nil, fmt.Errorf("remote builders: %w", err)
+	}
+	for _, s := range MachineSystems(machines) {
 		set[s] = true
 	}
 	systems := make([]string, 0, len(set))
@@ -125,29 +129,4 @@ func (c *Client) Systems(ctx context.Context, builders string) ([]string, error)
 	}
 	sort.Strings(systems)
 	return systems, nil
-}
-
-// builderSystems parses Nix's builders setting (entries separated by ";" or
-// newlines, "@file" to read a machines file) and returns the systems the
-// builders serve.
-func builderSystems(spec string) []string {
-	var systems []string
-	for entry := range strings.FieldsFuncSeq(spec, func(r rune) bool { return r == ';' || r == '\n' }) {
-		entry = strings.TrimSpace(entry)
-		if entry == "" || strings.HasPrefix(entry, "#") {
-			continue
-		}
-		if file, ok := strings.CutPrefix(entry, "@"); ok {
-			b, err := os.ReadFile(file)
-			if err == nil {
-				systems = append(systems, builderSystems(string(b))...)
-			}
-			continue
-		}
-		f := strings.Fields(entry)
-		if len(f) >= 2 && f[1] != "-" {
-			systems = append(systems, strings.Split(f[1], ",")...)
-		}
-	}
-	return systems
 }

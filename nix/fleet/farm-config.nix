@@ -8,6 +8,8 @@
 #     webhook-secret-<remote>                 each forge's webhook HMAC secret
 #     status-token-<remote>                   each forge's token for commit statuses
 #     ntfy-token                              the notifier's ntfy access token
+#     remote-builder-ssh-key                  the builder host's SSH key for its remote
+#                                             build machines (settings.buildMachines)
 #   nix/hosts/<name>/agent-token.yaml (the host, the builder host, the admins)
 #     farm-agent-token                        the host's token for the builder's API:
 #                                             its agent sends it, the builder checks it
@@ -47,6 +49,7 @@ let
   # The deployed hosts whose agent token exists (scripts/new-host makes it).
   tokenHosts = builtins.filter (h: builtins.pathExists (agentTokenFile h)) farm.deployHosts;
   pokes = builtins.pathExists pokeFile;
+  buildMachines = farm.settings.buildMachines or [ ];
 in
 {
   config = lib.mkMerge [
@@ -87,6 +90,24 @@ in
           repository = lib.mkDefault [ (farm.repositoryFor farm.settings builder.credentialsDir) ];
         };
       };
+    })
+
+    # The farm's builds run through the Nix daemon, so remote build machines are
+    # the daemon's: nix.buildMachines, with the SSH key from sops (read by the
+    # daemon, root). The builder itself gets no `builders` flag.
+    (lib.mkIf (builder.enable && buildMachines != [ ]) {
+      sops.secrets."remote-builder-ssh-key" = fromFarm;
+      nix.distributedBuilds = lib.mkDefault true;
+      nix.buildMachines = lib.mkDefault (
+        map (
+          m:
+          {
+            protocol = "ssh-ng";
+            sshKey = secret "remote-builder-ssh-key";
+          }
+          // m
+        ) buildMachines
+      );
     })
 
     (lib.mkIf notifier.enable {

@@ -55,4 +55,12 @@ import ./keys.nix
   # Notifications.
   ntfyUrl = "https://ntfy.home.arpa";
   ntfyTopic = "farm";
+
+  # Remote build machines: the builder host's Nix daemon sends builds to them
+  # (nix.buildMachines with nix.distributedBuilds; docs/scale-out.md). Each is a
+  # set of nix.buildMachines' options, e.g. { hostName = "mac.home.arpa";
+  # systems = [ "aarch64-darwin" ]; sshUser = "nix"; maxJobs = 4; publicHostKey =
+  # "<base64 of its ssh_host_ed25519_key.pub>"; }; protocol defaults to ssh-ng and
+  # every machine logs in with `remote-builder-ssh-key` of nix/secrets/farm.yaml.
+  buildMachines = [ ];
 }

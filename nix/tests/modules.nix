@@ -390,6 +390,78 @@ in
     };
   }
   {
+    name = "remote build machines: the fleet's buildMachines become the builder host's nix.buildMachines (ssh-ng, the key from sops); none by default";
+    got =
+      let
+        c = e.host (fleetWith {
+          buildMachines = [
+            {
+              hostName = "mac.home.arpa";
+              systems = [ "aarch64-darwin" "x86_64-darwin" ];
+              sshUser = "nix";
+              maxJobs = 4;
+              speedFactor = 2;
+              supportedFeatures = [ "big-parallel" ];
+              publicHostKey = "c3NoLWVkMjU1MTkgQUFBQQ==";
+            }
+            {
+              hostName = "beast.home.arpa";
+              protocol = "ssh";
+              sshKey = "/root/.ssh/beast";
+              systems = [ "x86_64-linux" ];
+            }
+          ];
+        }) "stolas";
+        m = c.nix.buildMachines;
+        pick = x: { inherit (x) hostName protocol sshUser sshKey systems maxJobs speedFactor supportedFeatures publicHostKey; };
+      in
+      {
+        distributed = c.nix.distributedBuilds;
+        machines = map pick m;
+        secret = builtins.baseNameOf (toString c.sops.secrets."remote-builder-ssh-key".sopsFile);
+        onAgentOnly = (e.host (fleetWith { buildMachines = [ { hostName = "x"; } ]; }) "malphas").nix.buildMachines;
+        default = {
+          distributed = stolas.nix.distributedBuilds;
+          machines = stolas.nix.buildMachines;
+          secret = stolas.sops.secrets ? "remote-builder-ssh-key";
+        };
+      };
+    want = {
+      distributed = true;
+      machines = [
+        {
+          hostName = "mac.home.arpa";
+          protocol = "ssh-ng";
+          sshUser = "nix";
+          sshKey = "/run/secrets/remote-builder-ssh-key";
+          systems = [ "aarch64-darwin" "x86_64-darwin" ];
+          maxJobs = 4;
+          speedFactor = 2;
+          supportedFeatures = [ "big-parallel" ];
+          publicHostKey = "c3NoLWVkMjU1MTkgQUFBQQ==";
+        }
+        {
+          hostName = "beast.home.arpa";
+          protocol = "ssh";
+          sshUser = null;
+          sshKey = "/root/.ssh/beast";
+          systems = [ "x86_64-linux" ];
+          maxJobs = 1;
+          speedFactor = 1;
+          supportedFeatures = [ "kvm" "big-parallel" ];
+          publicHostKey = null;
+        }
+      ];
+      secret = "farm.yaml";
+      onAgentOnly = [ ];
+      default = {
+        distributed = false;
+        machines = [ ];
+        secret = false;
+      };
+    };
+  }
+  {
     name = "TLS: an https builder URL puts Caddy (ACME) in front of the builder, on 80 and 443";
     got =
       let

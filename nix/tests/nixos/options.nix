@@ -115,6 +115,23 @@ in
     "nix.settings" = opt (types.submodule {
       freeformType = types.attrsOf (types.oneOf [ types.bool types.int types.str (types.listOf types.str) ]);
     }) { };
+    "nix.distributedBuilds" = enable;
+    # nixos/modules/config/nix-remote-build.nix
+    "nix.buildMachines" = opt (types.listOf (types.submodule {
+      options = {
+        hostName = mkOption { type = types.str; };
+        protocol = opt (types.enum [ null "ssh" "ssh-ng" ]) "ssh";
+        system = nullStr;
+        systems = strs;
+        sshUser = nullStr;
+        sshKey = nullStr;
+        publicHostKey = nullStr;
+        maxJobs = opt types.int 1;
+        speedFactor = opt types.int 1;
+        supportedFeatures = opt (types.listOf types.str) [ "kvm" "big-parallel" ];
+        mandatoryFeatures = strs;
+      };
+    })) [ ];
     "systemd.package" = opt types.package "/nix/store/00000000000000000000000000000000-systemd";
     "systemd.services" = opt (types.attrsOf service) { };
     "systemd.timers" = opt (types.attrsOf timer) { };
