@@ -129,6 +129,14 @@ in
         # A host the notifier may wake (a wakeOnLan.mac in its default.nix) goes back to
         # sleep after an update it was woken for.
         suspendAfterWake = lib.mkDefault (farm.wakeOnLan ? ${config.hostSpec.hostName});
+      }
+      # The host's maintenance window (hostSpec.deploy, lib/deploy.nix); the wave is
+      # the builder's business (the flake output farm.deploy).
+      // lib.optionalAttrs (config.hostSpec ? deploy) {
+        window = lib.mkDefault config.hostSpec.deploy.window;
+        outsideWindow = lib.mkDefault config.hostSpec.deploy.outsideWindow;
+        idleMinutes = lib.mkDefault config.hostSpec.deploy.idleMinutes;
+        timeZone = lib.mkDefault (config.time.timeZone or null);
       };
     })
 
