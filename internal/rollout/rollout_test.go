@@ -146,7 +146,7 @@ func TestAdvance(t *testing.T) {
 			},
 		},
 		{
-			name: "resume after a timeout in the last wave completes",
+			name:    "resume after a timeout in the last wave completes",
 			targets: []rollout.Target{{Host: "stolas", Wave: 0, StorePath: "/nix/store/new-stolas"}},
 			steps: []step{
 				{min: 0, offer: []string{"stolas"}, status: "progressing"},
