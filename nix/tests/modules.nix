@@ -508,14 +508,6 @@ in
         "--poke-token-file"
         "%d/poke-token"
         "--suspend-after-wake"
-        "--window"
-        "when-idle"
-        "--outside-window"
-        "boot"
-        "--idle-minutes"
-        "15"
-        "--time-zone"
-        "Europe/Berlin"
       ]
     );
   }
@@ -1010,13 +1002,42 @@ in
     want = farm.deploy;
   }
   {
+    name = "deploy: with agentWindows, malphas's agent gets the desktop's window and its own time zone";
+    got =
+      let
+        args = (unit (e.host (fleetWith { agentWindows = true; }) "malphas") "farm-agent").serviceConfig.ExecStart;
+      in
+      has (builtins.concatStringsSep " " (
+        map q [
+          "--suspend-after-wake"
+          "--window"
+          "when-idle"
+          "--outside-window"
+          "boot"
+          "--idle-minutes"
+          "15"
+          "--time-zone"
+          "Europe/Berlin"
+        ]
+      )) args;
+    want = true;
+  }
+  {
+    name = "deploy: without agentWindows (an agent that does not take them yet) no window flag";
+    got = has "--window" (unit malphas "farm-agent").serviceConfig.ExecStart;
+    want = false;
+  }
+  {
     name = "deploy: a window set in another file of the host folder reaches the agent's flags";
     got =
       let
-        c = realWith "stolas" {
+        c = e.eval {
+          fleet = fleetWith { agentWindows = true; };
+          modules = (fleet.plan "stolas").modules ++ [ {
           hostSpec.deploy.window = "22:00-02:00";
           hostSpec.deploy.outsideWindow = "wait";
           services.farm-agent.enable = true;
+        } ];
         };
         args = (unit c "farm-agent").serviceConfig.ExecStart;
       in
