@@ -507,7 +507,11 @@ func (r *Rollout) end(s Status, reason string, now time.Time) {
 }
 
 func (r *Rollout) decision(offer []string) Decision {
-	d := Decision{Offer: offer, Status: r.Status, Wave: r.Wave, Halt: r.Halt}
+	d := Decision{Offer: offer, Status: r.Status, Wave: r.Wave}
+	if r.Halt != nil {
+		h := *r.Halt
+		d.Halt = &h
+	}
 	sort.Strings(d.Offer)
 	for _, t := range r.Targets {
 		if h := r.Hosts[t.Host]; h.Skipped {
