@@ -107,6 +107,13 @@
 
       overlays.default = overlay;
 
+      # What the builder reads about the fleet without evaluating any system:
+      #   nix eval --json ./nix#farm.deploy
+      #   -> { "<host>": { "wave": 0, "window": "always", "outsideWindow": "boot",
+      #                    "idleMinutes": 15, "asleep": "wait" }, ... }
+      # for every host the farm deploys (autoUpgrade = "farm"); docs/fleet.md.
+      farm.deploy = fleet.deploy;
+
       nixosModules = {
         builder = exported ./services/builder.nix {
           service = "farm-builder";

@@ -150,6 +150,18 @@ in
         # A host the notifier may wake (a wakeOnLan.mac in its default.nix) goes back to
         # sleep after an update it was woken for.
         suspendAfterWake = lib.mkDefault (farm.wakeOnLan ? ${config.hostSpec.hostName});
+      }
+      # The host's maintenance window (hostSpec.deploy, lib/deploy.nix); the wave is
+      # the builder's business (the flake output farm.deploy). Only once the agent
+      # takes the window flags (cmd/agent calling internal/agent/window's
+      # RegisterFlags): an agent given a flag it does not know refuses to start, and
+      # then no update reaches the host any more. Until then a fleet turns it on
+      # with `agentWindows = true` in nix/fleet/settings.nix.
+      // lib.optionalAttrs ((farm.settings.agentWindows or false) && config.hostSpec ? deploy) {
+        window = lib.mkDefault config.hostSpec.deploy.window;
+        outsideWindow = lib.mkDefault config.hostSpec.deploy.outsideWindow;
+        idleMinutes = lib.mkDefault config.hostSpec.deploy.idleMinutes;
+        timeZone = lib.mkDefault (config.time.timeZone or null);
       };
     })
 

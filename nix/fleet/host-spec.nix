@@ -7,6 +7,7 @@ let
   inherit (lib) mkOption types;
   roles = import ../lib/roles.nix;
   spec = import ../lib/spec.nix { inherit roles; };
+  deploy = import ../lib/deploy.nix;
 in
 {
   # Flags that make no sense together, or on this kind of system, are evaluation
@@ -97,6 +98,36 @@ in
             type = types.nullOr (types.strMatching "([0-9a-f]{2}:){5}[0-9a-f]{2}");
             default = null;
             description = "The interface's MAC address: the farm's notifier wakes the host with it before a deploy.";
+          };
+        };
+        # Checked with clear messages by lib/deploy.nix (the assertions above), so
+        # the types here stay loose where a message says more than a type name.
+        deploy = {
+          wave = mkOption {
+            type = types.int;
+            default = deploy.defaults.wave;
+            description = "The host's wave: 0 gets a new commit first (a canary); wave n+1 only after every host of wave n switched and is healthy.";
+          };
+          window = mkOption {
+            type = types.str;
+            default = deploy.defaults.window;
+            example = "03:00-05:00";
+            description = ''When a switch may happen: "always", "when-idle" (no person at the keyboard) or a daily "HH:MM-HH:MM" window in the host's time zone (may cross midnight).'';
+          };
+          outsideWindow = mkOption {
+            type = types.enum deploy.outsideWindowValues;
+            default = deploy.defaults.outsideWindow;
+            description = ''Outside the window: "boot" installs the new system for the next boot now; "wait" waits for the window.'';
+          };
+          idleMinutes = mkOption {
+            type = types.int;
+            default = deploy.defaults.idleMinutes;
+            description = ''For "when-idle": how long the graphical session must have been idle.'';
+          };
+          asleep = mkOption {
+            type = types.enum deploy.asleepValues;
+            default = deploy.defaults.asleep;
+            description = ''A host asleep when its wave is due: "wait" holds the wave for it (until the gate times out); "skip" goes on and updates it when it wakes.'';
           };
         };
         disk = mkOption {

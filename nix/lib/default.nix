@@ -6,6 +6,7 @@
 #   hosts       discover hosts from a folder tree; which files each one imports
 #   fleet       a fleet as data: settings, hosts, deploy list, .sops.yaml
 #   flags       map a service's typed options to its program's command line
+#   deploy      a host's rollout settings (wave, window), their checks
 #   pull        the fleet-pull script (nh switch from the first remote that answers)
 #   util        helpers over builtins
 { }:
@@ -17,5 +18,6 @@ rec {
   fleet = import ./fleet.nix;
   flags = import ./flags.nix;
   pull = import ./pull.nix;
+  deploy = import ./deploy.nix;
   forAllSystems = f: util.genAttrs spec.allSystems f;
 }

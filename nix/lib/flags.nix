@@ -374,6 +374,28 @@ let
         flag = "--log-level";
         type = "value";
       }
+      # When a switch may happen (internal/agent/window: its RegisterFlags
+      # defines these four).
+      {
+        opt = "window";
+        flag = "--window";
+        type = "value";
+      }
+      {
+        opt = "outsideWindow";
+        flag = "--outside-window";
+        type = "value";
+      }
+      {
+        opt = "idleMinutes";
+        flag = "--idle-minutes";
+        type = "value";
+      }
+      {
+        opt = "timeZone";
+        flag = "--time-zone";
+        type = "value";
+      }
     ];
   };
 in

@@ -11,6 +11,7 @@
 }:
 let
   util = import ./util.nix;
+  deployLib = import ./deploy.nix;
   hosts = import ./hosts.nix { inherit hostsDir; };
   inherit (hosts) names plans;
   specOf = n: plans.${n}.spec;
@@ -44,6 +45,12 @@ rec {
   # The hosts the farm builds, deploys and checks agent tokens of: those that
   # follow it (autoUpgrade = "farm"; darwin and tablet hosts pull unless asked).
   deployHosts = builtins.filter (n: (specOf n).autoUpgrade == "farm") names;
+
+  # host -> how the farm rolls a commit out to it (lib/deploy.nix), for every
+  # deployed host: { wave; window; outsideWindow; idleMinutes; asleep; }. The flake
+  # exposes it as `farm.deploy`, which the builder reads with one
+  # `nix eval --json <flake>#farm.deploy` (no NixOS evaluated, nothing built).
+  deploy = util.genAttrs deployHosts (n: deployLib.forBuilder (specOf n).deploy);
 
   # host -> MAC, for the hosts the notifier may wake.
   wakeOnLan = builtins.listToAttrs (

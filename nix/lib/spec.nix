@@ -6,6 +6,7 @@
 { roles ? import ./roles.nix }:
 let
   util = import ./util.nix;
+  deploy = import ./deploy.nix;
   inherit (builtins)
     attrNames
     elem
@@ -54,7 +55,8 @@ rec {
       fail name "unknown role \"${role}\"; expected one of: ${util.showList roleNames}";
 
   # conflicts spec: the hostSpec flags that make no sense together or on this
-  # kind of system, as messages (empty when the spec is consistent). Every flag
+  # kind of system, and what is wrong with its `deploy` settings (lib/deploy.nix),
+  # as messages (empty when the spec is consistent). Every flag
   # works in every role where it makes sense; where it does not, this is the
   # evaluation error (spec.resolve throws it; host-spec.nix asserts it, so a flag
   # set in any file of the host folder is checked too).
@@ -97,7 +99,7 @@ rec {
         }
       ];
     in
-    map (r: r.msg) (filter (r: r.bad) rules);
+    map (r: r.msg) (filter (r: r.bad) rules) ++ deploy.problems (s.deploy or deploy.defaults);
 
   # resolve name hostValues: the full spec of a host. Role defaults first, then the
   # host's own values (recursively, so `wakeOnLan.mac = ...` keeps the role's
@@ -118,6 +120,11 @@ rec {
         )
         // {
           inherit (role) kind;
+          deploy =
+            if isAttrs (values.deploy or { }) then
+              deploy.resolve (role.defaults.deploy or { } // (values.deploy or { }))
+            else
+              fail name "`deploy` must be an attribute set, such as { wave = 0; window = \"03:00-05:00\"; }";
         };
       problems = conflicts spec;
     in

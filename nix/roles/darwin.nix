@@ -10,6 +10,14 @@
     touch = false;
     autoUpgrade = "pull";
     wakeOnLan.enable = false;
+    # How the farm rolls a commit out to it (lib/deploy.nix).
+    deploy = {
+      wave = 2;
+      window = "when-idle";
+      outsideWindow = "boot";
+      idleMinutes = 15;
+      asleep = "skip";
+    };
   };
   module =
     { lib, ... }:

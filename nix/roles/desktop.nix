@@ -12,6 +12,14 @@
     touch = false;
     autoUpgrade = "farm";
     wakeOnLan.enable = true;
+    # How the farm rolls a commit out to it (lib/deploy.nix).
+    deploy = {
+      wave = 2;
+      window = "when-idle";
+      outsideWindow = "boot";
+      idleMinutes = 15;
+      asleep = "skip";
+    };
   };
   module =
     { lib, ... }:

@@ -11,6 +11,14 @@
     touch = false;
     autoUpgrade = "farm";
     wakeOnLan.enable = false;
+    # How the farm rolls a commit out to it (lib/deploy.nix).
+    deploy = {
+      wave = 2;
+      window = "always";
+      outsideWindow = "boot";
+      idleMinutes = 15;
+      asleep = "wait";
+    };
   };
   module = ../features/pi.nix;
 }

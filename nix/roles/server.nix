@@ -11,6 +11,14 @@
     touch = false;
     autoUpgrade = "farm";
     wakeOnLan.enable = true;
+    # How the farm rolls a commit out to it (lib/deploy.nix).
+    deploy = {
+      wave = 1;
+      window = "always";
+      outsideWindow = "boot";
+      idleMinutes = 15;
+      asleep = "wait";
+    };
   };
   module =
     { lib, ... }:

@@ -11,6 +11,14 @@
     touch = true;
     autoUpgrade = "pull";
     wakeOnLan.enable = false;
+    # How the farm rolls a commit out to it (lib/deploy.nix).
+    deploy = {
+      wave = 2;
+      window = "when-idle";
+      outsideWindow = "boot";
+      idleMinutes = 15;
+      asleep = "skip";
+    };
   };
   module =
     { lib, ... }:

@@ -52,6 +52,10 @@ let
       suspendAfterWake
       suspendCommand
       logLevel
+      window
+      outsideWindow
+      idleMinutes
+      timeZone
       secretFiles
       extraArgs
       ;
@@ -224,6 +228,42 @@ in
       );
       default = null;
       description = "debug, info, warn or error (null: info). `--log-level`.";
+    };
+
+    window = mkOption {
+      type = types.nullOr (types.strMatching (import ../lib/deploy.nix).windowPattern);
+      default = null;
+      example = "03:00-05:00";
+      description = ''
+        When the agent may switch: "always", "when-idle" (no graphical session in
+        use: none active, or idle for `idleMinutes`, and no idle inhibitor such as a
+        game or a full-screen video) or a daily "HH:MM-HH:MM" window in `timeZone`
+        (may cross midnight). Null: always. `--window`.
+      '';
+    };
+
+    outsideWindow = mkOption {
+      type = types.nullOr (
+        types.enum [
+          "boot"
+          "wait"
+        ]
+      );
+      default = null;
+      description = ''Outside the window: "boot" installs the new system for the next boot now (and switches once the window opens); "wait" does nothing until it opens. Null: boot. `--outside-window`.'';
+    };
+
+    idleMinutes = mkOption {
+      type = types.nullOr types.ints.positive;
+      default = null;
+      description = "For the \"when-idle\" window: minutes a graphical session must have been idle (null: 15). `--idle-minutes`.";
+    };
+
+    timeZone = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "Europe/Berlin";
+      description = "The time zone of a daily window (null: the system's local time). `--time-zone`.";
     };
 
     onCalendar = mkOption {

@@ -1084,4 +1084,121 @@ in
     ];
     want = [ ];
   }
+  # --- rollout settings (lib/deploy.nix) -----------------------------------------
+  {
+    name = "deploy: windows parse; a daily one may cross midnight";
+    got = map fleetLib.deploy.parseWindow [
+      "always"
+      "when-idle"
+      "03:00-05:00"
+      "22:00-02:00"
+      "24:00-01:00"
+      "3:00-5:00"
+      "03:00"
+      "03:00-05:00 "
+    ];
+    want = [
+      { kind = "always"; }
+      { kind = "when-idle"; }
+      {
+        kind = "daily";
+        start = "03:00";
+        end = "05:00";
+      }
+      {
+        kind = "daily";
+        start = "22:00";
+        end = "02:00";
+      }
+      null
+      null
+      null
+      null
+    ];
+  }
+  {
+    name = "deploy: the defaults and every role's settings have no problems";
+    got = map fleetLib.deploy.problems (
+      [ fleetLib.deploy.defaults ]
+      ++ map (r: fleetLib.deploy.resolve (r.defaults.deploy or { })) (builtins.attrValues fleetLib.roles)
+    );
+    want = builtins.genList (_: [ ]) (1 + builtins.length (builtins.attrNames fleetLib.roles));
+  }
+  {
+    name = "deploy: each problem says what is wrong";
+    got = map fleetLib.deploy.problems [
+      (fleetLib.deploy.defaults // { wave = "0"; })
+      (fleetLib.deploy.defaults // { idleMinutes = 0; })
+      (fleetLib.deploy.defaults // { outsideWindow = "now"; })
+      (fleetLib.deploy.defaults // { asleep = "wake"; })
+    ];
+    want = [
+      [ "`deploy.wave` must be a whole number (0 for a canary), not \"0\"" ]
+      [ "`deploy.idleMinutes` must be a whole number of minutes, 1 or more, not 0" ]
+      [ "`deploy.outsideWindow` must be \"boot\" (install for the next boot) or \"wait\", not \"now\"" ]
+      [ "`deploy.asleep` must be \"wait\" (an asleep host holds its wave) or \"skip\", not \"wake\"" ]
+    ];
+  }
+  {
+    name = "deploy: a host's default.nix overrides single settings over its role's";
+    got = (fleetLib.spec.resolve "canary" {
+      role = "desktop";
+      primaryUser = "rain";
+      deploy.wave = 0;
+      deploy.window = "22:00-02:00";
+    }).deploy;
+    want = {
+      wave = 0;
+      window = "22:00-02:00";
+      outsideWindow = "boot";
+      idleMinutes = 15;
+      asleep = "skip";
+    };
+  }
+  {
+    name = "deploy: a negative wave, a bad or empty window, an unknown setting do not evaluate";
+    throws = map (n: (bad.plan n).spec) [
+      "negative-wave"
+      "bad-window"
+      "empty-window"
+      "bad-deploy"
+    ];
+  }
+  {
+    name = "deploy: the flake's farm.deploy is every deployed host's settings, without evaluating a system";
+    got = stubFlake.farm.deploy == real.deploy && builtins.attrNames real.deploy == real.deployHosts;
+    want = true;
+  }
+  {
+    name = "deploy: the example fleet: stolas is the canary, the desktop waits for idle, the Pi follows";
+    got = example.deploy;
+    want = {
+      stolas = {
+        wave = 0;
+        window = "always";
+        outsideWindow = "boot";
+        idleMinutes = 15;
+        asleep = "wait";
+      };
+      malphas = {
+        wave = 2;
+        window = "when-idle";
+        outsideWindow = "boot";
+        idleMinutes = 15;
+        asleep = "skip";
+      };
+      andras = {
+        wave = 2;
+        window = "always";
+        outsideWindow = "boot";
+        idleMinutes = 15;
+        asleep = "wait";
+      };
+    };
+  }
+  {
+    name = "deploy: the real fleet: every deployed host has a wave of 0 or more";
+    got = builtins.all (d: d.wave >= 0) (builtins.attrValues real.deploy);
+    want = true;
+  }
 ]

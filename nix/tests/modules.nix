@@ -1044,4 +1044,107 @@ in
     got = map (n: failedAssertions (real n)) fleet.names;
     want = map (_: [ ]) fleet.names;
   }
+  # --- rollout settings (hostSpec.deploy) ------------------------------------------
+  {
+    name = "deploy: the role's settings reach hostSpec.deploy; stolas's own wave 0 beats the server role's 1";
+    got = {
+      stolas = stolas.hostSpec.deploy;
+      malphas = malphas.hostSpec.deploy;
+    };
+    want = {
+      stolas = {
+        wave = 0;
+        window = "always";
+        outsideWindow = "boot";
+        idleMinutes = 15;
+        asleep = "wait";
+      };
+      malphas = {
+        wave = 2;
+        window = "when-idle";
+        outsideWindow = "boot";
+        idleMinutes = 15;
+        asleep = "skip";
+      };
+    };
+  }
+  {
+    name = "deploy: the builder's farm.deploy and each host's evaluated hostSpec.deploy agree";
+    got = builtins.mapAttrs (n: _: (real n).hostSpec.deploy) farm.deploy;
+    want = farm.deploy;
+  }
+  {
+    name = "deploy: with agentWindows, malphas's agent gets the desktop's window and its own time zone";
+    got =
+      let
+        args = (unit (e.host (fleetWith { agentWindows = true; }) "malphas") "farm-agent").serviceConfig.ExecStart;
+      in
+      has (builtins.concatStringsSep " " (
+        map q [
+          "--suspend-after-wake"
+          "--window"
+          "when-idle"
+          "--outside-window"
+          "boot"
+          "--idle-minutes"
+          "15"
+          "--time-zone"
+          "Europe/Berlin"
+        ]
+      )) args;
+    want = true;
+  }
+  {
+    name = "deploy: without agentWindows (an agent that does not take them yet) no window flag";
+    got = has "--window" (unit malphas "farm-agent").serviceConfig.ExecStart;
+    want = false;
+  }
+  {
+    name = "deploy: a window set in another file of the host folder reaches the agent's flags";
+    got =
+      let
+        c = e.eval {
+          fleet = fleetWith { agentWindows = true; };
+          modules = (fleet.plan "stolas").modules ++ [ {
+          hostSpec.deploy.window = "22:00-02:00";
+          hostSpec.deploy.outsideWindow = "wait";
+          services.farm-agent.enable = true;
+        } ];
+        };
+        args = (unit c "farm-agent").serviceConfig.ExecStart;
+      in
+      {
+        window = has (q "--window" + " " + q "22:00-02:00") args;
+        outside = has (q "--outside-window" + " " + q "wait") args;
+        tz = has (q "--time-zone" + " " + q "UTC") args;
+      };
+    want = {
+      window = true;
+      outside = true;
+      tz = true;
+    };
+  }
+  {
+    name = "deploy: a host's plain agent window beats the hostSpec's";
+    got =
+      (realWith "malphas" { services.farm-agent.window = "always"; }).services.farm-agent.window;
+    want = "always";
+  }
+  {
+    name = "deploy: a bad window or a negative wave set in a host file is an assertion with the rule";
+    got = {
+      window = failedAssertions (realWith "stolas" { hostSpec.deploy.window = "3:00-5:00"; });
+      wave = failedAssertions (realWith "andras" { hostSpec.deploy.wave = -1; });
+    };
+    want = {
+      window = [
+        "host stolas: `deploy.window` must be \"always\", \"when-idle\" or a daily window \"HH:MM-HH:MM\" (24-hour clock, e.g. \"03:00-05:00\"), not \"3:00-5:00\""
+      ];
+      wave = [ "host andras: `deploy.wave` must be 0 or more, not -1" ];
+    };
+  }
+  {
+    name = "deploy: the agent module refuses a window that is none";
+    throws = (host "vassal" { services.farm-agent.window = "nightly"; }).services.farm-agent.window;
+  }
 ]
