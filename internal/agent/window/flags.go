@@ -1,11 +1,10 @@
 package window
 
 import (
-	"flag"
 	"fmt"
 	"time"
 
-	"github.com/homelab-farm/farm/internal/envflag"
+	"github.com/homelab-farm/farm/internal/cli"
 )
 
 // Flags are the agent's window flags, each with an environment fallback.
@@ -16,7 +15,7 @@ type Flags struct {
 	TimeZone    string
 }
 
-// RegisterFlags defines on fs:
+// RegisterFlags defines on fs (an agent flag set: AGENT_ environment names):
 //
 //	--window          AGENT_WINDOW          "always"
 //	--outside-window  AGENT_OUTSIDE_WINDOW  "boot"
@@ -24,12 +23,12 @@ type Flags struct {
 //	--time-zone       AGENT_TIME_ZONE       "" (the system's local time)
 //
 // and returns where they land; Policy turns them into a Policy after Parse.
-func RegisterFlags(fs *flag.FlagSet, getenv func(string) string) *Flags {
+func RegisterFlags(fs *cli.FlagSet) *Flags {
 	f := &Flags{}
-	fs.StringVar(&f.Window, "window", envflag.String(getenv, "AGENT_WINDOW", string(Always)), `when a switch may happen: "always", "when-idle" or a daily "HH:MM-HH:MM" in --time-zone (env AGENT_WINDOW)`)
-	fs.StringVar(&f.Outside, "outside-window", envflag.String(getenv, "AGENT_OUTSIDE_WINDOW", string(OutsideBoot)), `outside the window: "boot" (install for the next boot now) or "wait" (env AGENT_OUTSIDE_WINDOW)`)
-	fs.IntVar(&f.IdleMinutes, "idle-minutes", envflag.Int(getenv, "AGENT_IDLE_MINUTES", 15), `for --window when-idle: minutes a graphical session must have been idle (env AGENT_IDLE_MINUTES)`)
-	fs.StringVar(&f.TimeZone, "time-zone", getenv("AGENT_TIME_ZONE"), "IANA time `zone` of a daily window, e.g. Europe/Berlin (env AGENT_TIME_ZONE; default the system's local time)")
+	fs.StringVar(&f.Window, "window", string(Always), `when a switch may happen: "always", "when-idle" or a daily "HH:MM-HH:MM" in --time-zone`)
+	fs.StringVar(&f.Outside, "outside-window", string(OutsideBoot), `outside the window: "boot" (install for the next boot now) or "wait"`)
+	fs.IntVar(&f.IdleMinutes, "idle-minutes", 15, `for --window when-idle: minutes a graphical session must have been idle`)
+	fs.StringVar(&f.TimeZone, "time-zone", "", "IANA time `zone` of a daily window, e.g. Europe/Berlin (default the system's local time)")
 	return f
 }
 

@@ -3,7 +3,6 @@ package window_test
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/agent/window"
+	"github.com/homelab-farm/farm/internal/cli"
 )
 
 func berlin(t *testing.T) *time.Location {
@@ -286,9 +286,8 @@ func TestFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			f := window.RegisterFlags(fs, func(k string) string { return tt.env[k] })
+			fs := cli.NewFlagSet("agent", "AGENT", func(k string) string { return tt.env[k] }, io.Discard, io.Discard)
+			f := window.RegisterFlags(fs)
 			if err := fs.Parse(tt.args); err != nil {
 				t.Fatal(err)
 			}
