@@ -78,7 +78,12 @@ func (p *Pool) work(ctx context.Context, name string) {
 	}
 	log := p.log().With("worker", name)
 	for ctx.Err() == nil {
-		job, err := p.Queue.Claim(ctx, queue.ClaimRequest{Worker: name, Kinds: []string{queue.KindEval}, Lease: p.lease()})
+		// The claim is not cut short by a shutdown: a claim the queue
+		// committed must come back here, to be run or released, not be
+		// lost to a cancelled answer and wait out its lease.
+		claimCtx, cancelClaim := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		job, err := p.Queue.Claim(claimCtx, queue.ClaimRequest{Worker: name, Kinds: []string{queue.KindEval}, Lease: p.lease()})
+		cancelClaim()
 		if err != nil {
 			if !errors.Is(err, queue.ErrEmpty) && ctx.Err() == nil {
 				log.Error("claim", "err", err)
