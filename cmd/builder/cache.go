@@ -95,23 +95,11 @@ func runCachePush(ctx context.Context, args []string, getenv func(string) string
 	}
 	stopProgress := func() {}
 	if !*quiet {
-		tick := time.NewTicker(time.Second)
-		quit := make(chan struct{})
-		finished := make(chan struct{})
-		go func() {
-			defer close(finished)
-			for {
-				select {
-				case <-quit:
-					return
-				case <-tick.C:
-					n := p.Streamed()
-					fmt.Fprintf(stderr, "pushing: %d/%d paths done, %s streamed (%s/s)\n", done.Load(), total,
-						humanBytes(n), humanBytes(int64(float64(n)/time.Since(start).Seconds())))
-				}
-			}
-		}()
-		stopProgress = func() { tick.Stop(); close(quit); <-finished }
+		stopProgress = ticker(time.Second, func() {
+			n := p.Streamed()
+			fmt.Fprintf(stderr, "pushing: %d/%d paths done, %s streamed (%s/s)\n", done.Load(), total,
+				humanBytes(n), humanBytes(int64(float64(n)/time.Since(start).Seconds())))
+		})
 	}
 	res, err := p.Push(ctx, paths...)
 	stopProgress()
@@ -214,4 +202,22 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// ticker calls f every interval until the returned stop is called.
+func ticker(interval time.Duration, f func()) (stop func()) {
+	t := time.NewTicker(interval)
+	quit, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				f()
+			}
+		}
+	}()
+	return func() { t.Stop(); close(quit); <-finished }
 }

@@ -175,21 +175,3 @@ func printGC(w io.Writer, name string, r *gc.Result) {
 	fmt.Fprintf(w, "total: %d objects kept (%s), %d %s (%s), in %s\n", kept.Objects, humanBytes(kept.Bytes),
 		gone.Objects, verb, humanBytes(gone.Bytes), r.Finished.Sub(r.Started).Round(time.Millisecond))
 }
-
-// ticker calls f every interval until the returned stop is called.
-func ticker(interval time.Duration, f func()) (stop func()) {
-	t := time.NewTicker(interval)
-	quit, finished := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(finished)
-		for {
-			select {
-			case <-quit:
-				return
-			case <-t.C:
-				f()
-			}
-		}
-	}()
-	return func() { t.Stop(); close(quit); <-finished }
-}
