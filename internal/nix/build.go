@@ -92,31 +92,17 @@ func (t *tailWriter) String() string { return string(t.buf) }
 // extra-platforms (aarch64-linux through binfmt/qemu) and those of its
 // remote builders (builders, or Nix's configured ones when empty).
 func (c *Client) Systems(ctx context.Context, builders string) ([]string, error) {
-	out, err := c.output(ctx, "nix", "show-config", "--json")
+	cfg, err := c.buildConfig(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var cfg map[string]struct {
-		Value json.RawMessage `json:"value"`
-	}
-	if err := json.Unmarshal(out, &cfg); err != nil {
-		return nil, fmt.Errorf("parse nix show-config: %w", err)
-	}
-	set := map[string]bool{}
-	var system string
-	_ = json.Unmarshal(cfg["system"].Value, &system)
-	set[system] = true
-	var extra []string
-	_ = json.Unmarshal(cfg["extra-platforms"].Value, &extra)
-	for _, s := range extra {
-		set[s] = true
-	}
-	if builders == "" {
-		_ = json.Unmarshal(cfg["builders"].Value, &builders)
-	}
-	machines, err := ParseMachines(builders, system)
+	machines, err := cfg.machines(builders)
 	if err != nil {
-		return nil, fmt.Errorf("remote builders: %w", err)
+		return nil, err
+	}
+	set := map[string]bool{cfg.system: true}
+	for _, s := range cfg.extraPlatforms {
+		set[s] = true
 	}
 	for _, s := range MachineSystems(machines) {
 		set[s] = true
@@ -129,4 +115,42 @@ func (c *Client) Systems(ctx context.Context, builders string) ([]string, error)
 	}
 	sort.Strings(systems)
 	return systems, nil
+}
+
+// buildConfig is what Nix's configuration says about where builds run.
+type buildConfig struct {
+	system         string
+	extraPlatforms []string
+	builders       string // Nix's own `builders` setting
+}
+
+// buildConfig reads `nix show-config`.
+func (c *Client) buildConfig(ctx context.Context) (buildConfig, error) {
+	out, err := c.output(ctx, "nix", "show-config", "--json")
+	if err != nil {
+		return buildConfig{}, err
+	}
+	var raw map[string]struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(out, &raw); err != nil {
+		return buildConfig{}, fmt.Errorf("parse nix show-config: %w", err)
+	}
+	var cfg buildConfig
+	_ = json.Unmarshal(raw["system"].Value, &cfg.system)
+	_ = json.Unmarshal(raw["extra-platforms"].Value, &cfg.extraPlatforms)
+	_ = json.Unmarshal(raw["builders"].Value, &cfg.builders)
+	return cfg, nil
+}
+
+// machines parses builders, or Nix's own setting when builders is empty.
+func (cfg buildConfig) machines(builders string) ([]Machine, error) {
+	if builders == "" {
+		builders = cfg.builders
+	}
+	machines, err := ParseMachines(builders, cfg.system)
+	if err != nil {
+		return nil, fmt.Errorf("remote builders: %w", err)
+	}
+	return machines, nil
 }

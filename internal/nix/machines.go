@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -245,24 +244,9 @@ func MachineSystems(machines []Machine) []string {
 // `builders` setting (nix.conf, /etc/nix/machines) when builders is empty.
 // Systems left to default are the local system.
 func (c *Client) Machines(ctx context.Context, builders string) ([]Machine, error) {
-	out, err := c.output(ctx, "nix", "show-config", "--json")
+	cfg, err := c.buildConfig(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var cfg map[string]struct {
-		Value json.RawMessage `json:"value"`
-	}
-	if err := json.Unmarshal(out, &cfg); err != nil {
-		return nil, fmt.Errorf("parse nix show-config: %w", err)
-	}
-	var system string
-	_ = json.Unmarshal(cfg["system"].Value, &system)
-	if builders == "" {
-		_ = json.Unmarshal(cfg["builders"].Value, &builders)
-	}
-	machines, err := ParseMachines(builders, system)
-	if err != nil {
-		return nil, fmt.Errorf("remote builders: %w", err)
-	}
-	return machines, nil
+	return cfg.machines(builders)
 }
