@@ -5,7 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/homelab-farm/farm/internal/textcut"
 )
 
 // Summary is the short form for a table cell: packages added, changed
@@ -35,13 +36,13 @@ func (d Diff) downloadSize() string {
 // "+2 ~14 -1, fetch 38 MiB (120 paths), size +12 MiB: linux 6.12.9 → 6.12.10, +15 more".
 func (d Diff) StatusLine(limit int) string {
 	if len(d.Packages) == 0 && d.Download.Paths == 0 {
-		return truncate("no change", limit)
+		return textcut.Bytes("no change", limit)
 	}
 	head := fmt.Sprintf("+%d ~%d -%d, fetch %s (%d paths), size %s",
 		d.Added, d.Changed, d.Removed, d.downloadSize(), d.Download.Paths, FormatDelta(d.SizeDelta))
 	rest := limit - len(head) - len(": ")
 	if rest < 8 {
-		return truncate(head, limit)
+		return textcut.Bytes(head, limit)
 	}
 	return head + ": " + d.Headline(rest)
 }
@@ -61,11 +62,11 @@ func (d Diff) Headline(limit int) string {
 	if len(items) == 0 {
 		switch d.Rebuilt {
 		case 0:
-			return truncate("no package changes", limit)
+			return textcut.Bytes("no package changes", limit)
 		case 1:
-			return truncate(d.Packages[0].Package+" rebuilt", limit)
+			return textcut.Bytes(d.Packages[0].Package+" rebuilt", limit)
 		}
-		return truncate(strconv.Itoa(d.Rebuilt)+" packages rebuilt", limit)
+		return textcut.Bytes(strconv.Itoa(d.Rebuilt)+" packages rebuilt", limit)
 	}
 	slices.SortFunc(items, byWeight)
 	out, shown := "", 0
@@ -85,9 +86,9 @@ func (d Diff) Headline(limit int) string {
 	}
 	switch left := len(items) - shown; {
 	case shown == 0 && len(items) == 1:
-		return truncate(describe(items[0]), limit)
+		return textcut.Bytes(describe(items[0]), limit)
 	case shown == 0:
-		return truncate(fmt.Sprintf("%d packages changed", len(items)), limit)
+		return textcut.Bytes(fmt.Sprintf("%d packages changed", len(items)), limit)
 	case left > 0:
 		return out + fmt.Sprintf(", +%d more", left)
 	}
@@ -135,23 +136,6 @@ func orEpsilon(v string) string {
 		return "ε"
 	}
 	return v
-}
-
-// truncate cuts s to at most limit bytes, at a character boundary,
-// ending in "…" when cut.
-func truncate(s string, limit int) string {
-	if len(s) <= limit {
-		return s
-	}
-	const ellipsis = "…"
-	if limit < len(ellipsis) {
-		return ""
-	}
-	cut := limit - len(ellipsis)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + ellipsis
 }
 
 // FormatBytes renders a size in binary units: "512 B", "3.4 MiB", "38 MiB".

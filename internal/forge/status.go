@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+
+	"github.com/homelab-farm/farm/internal/textcut"
 )
 
 // State is a commit status state. All forges know these four.
@@ -115,18 +117,8 @@ func PlanStatuses(prefix string, overall Status, hosts []HostResult, limit int) 
 }
 
 func truncate(s string) string {
-	s = strings.TrimSpace(s)
-	if len(s) <= MaxDescription {
-		return s
-	}
-	cut := MaxDescription - len("…")
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return textcut.Bytes(strings.TrimSpace(s), MaxDescription)
 }
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // Report sends every status to every target. It keeps going past a
 // failing target (one forge being down must not cost the others their

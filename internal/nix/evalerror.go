@@ -6,7 +6,8 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/homelab-farm/farm/internal/textcut"
 )
 
 // FailureClass says whether a failed evaluation may pass on retry.
@@ -189,31 +190,14 @@ func ErrorMessage(text string, limit int) string {
 	}
 	out := "error: " + msg
 	if pos == "" {
-		return truncate(out, limit)
+		return textcut.Bytes(out, limit)
 	}
 	// The position stays when the message keeps a readable start.
 	at := " at " + pos
 	if n := len(at); limit-n >= 24 {
-		return truncate(out, limit-n) + at
+		return textcut.Bytes(out, limit-n) + at
 	}
-	return truncate(out+at, limit)
-}
-
-// truncate cuts s to at most limit bytes, at a character boundary,
-// ending in "…" when cut.
-func truncate(s string, limit int) string {
-	if len(s) <= limit {
-		return s
-	}
-	const ellipsis = "…"
-	if limit < len(ellipsis) {
-		return ""
-	}
-	cut := limit - len(ellipsis)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + ellipsis
+	return textcut.Bytes(out+at, limit)
 }
 
 // DescribeError is ErrorMessage for an error from this package: the nix

@@ -1,0 +1,32 @@
+package textcut_test
+
+import (
+	"testing"
+	"unicode/utf8"
+
+	"github.com/homelab-farm/farm/internal/textcut"
+)
+
+func TestBytes(t *testing.T) {
+	tests := []struct {
+		s     string
+		limit int
+		want  string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"a bit too long", 10, "a bit t…"},
+		{"linux 6.12.9 → 6.12.10", 17, "linux 6.12.9 …"}, // 14 bytes would end inside the arrow: cut before it
+		{"anything", 2, ""},
+		{"", 0, ""},
+	}
+	for _, tt := range tests {
+		got := textcut.Bytes(tt.s, tt.limit)
+		if got != tt.want {
+			t.Errorf("Bytes(%q, %d) = %q, want %q", tt.s, tt.limit, got, tt.want)
+		}
+		if len(got) > tt.limit || !utf8.ValidString(got) {
+			t.Errorf("Bytes(%q, %d) = %q: over the limit or not UTF-8", tt.s, tt.limit, got)
+		}
+	}
+}
