@@ -2,13 +2,11 @@ package pipeline_test
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/nix"
-	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/state"
 	"github.com/homelab-farm/farm/internal/testenv"
@@ -24,7 +22,7 @@ func TestPermanentEvalErrorFailsAtOnce(t *testing.T) {
 	ctx := context.Background()
 	commit := f.repo.CommitFile(t, "nix/flake.nix", "{\n  outputs = { self }: {\n", "break the flake")
 	id := f.push(t, commit)
-	ran, err := f.runOne()
+	ran, err := f.runReady()
 	if ran != 1 || err != nil {
 		t.Fatalf("ran %d jobs, %v; want one job run without error (the failure is a result)", ran, err)
 	}
@@ -53,7 +51,7 @@ func TestPermanentEvalErrorFailsAtOnce(t *testing.T) {
 	f.repo.CommitFile(t, "nix/flake.nix", fleettest.FlakeNix, "fix the flake")
 	commit = f.repo.Commit(t, hosts, "alpha v2")
 	id = f.push(t, commit)
-	if ran, err := f.runOne(); ran != 1 || err == nil {
+	if ran, err := f.runReady(); ran != 1 || err == nil {
 		t.Fatalf("ran %d jobs, %v; want the job to fail", ran, err)
 	}
 	if job, err := f.q.Get(ctx, id); err != nil || job.State != queue.Queued {
@@ -83,27 +81,4 @@ func TestHostEvalErrorDescription(t *testing.T) {
 	if r := f.targets(t)["broken"].Reason; !strings.HasPrefix(r, "evaluation failed: ") {
 		t.Errorf("broken reason %q: the full reason stays for the target page", r)
 	}
-}
-
-// runOne runs the ready jobs through the pool as runAll does, and returns
-// how many ran and Process's errors instead of failing the test.
-func (f *farm) runOne() (int, error) {
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var n int
-	var errs []error
-	pool := &pipeline.Pool{
-		Queue:   drainQueue{f.q, stop},
-		Workers: 1,
-		Process: func(ctx context.Context, job queue.Job) ([]byte, error) {
-			n++
-			res, err := f.p.Process(ctx, job)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			return res, err
-		},
-	}
-	pool.Run(ctx)
-	return n, errors.Join(errs...)
 }

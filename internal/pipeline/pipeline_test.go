@@ -107,6 +107,16 @@ func (f *farm) push(t *testing.T, commit string) int64 {
 // ready, and returns how many ran. A job that fails fails the test.
 func (f *farm) runAll(t *testing.T) int {
 	t.Helper()
+	n, err := f.runReady()
+	if err != nil {
+		t.Fatalf("Process: %v", err)
+	}
+	return n
+}
+
+// runReady runs the queued jobs through the pool, one worker, until none
+// is ready, and returns how many ran and Process's errors.
+func (f *farm) runReady() (int, error) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	var n int
@@ -124,10 +134,7 @@ func (f *farm) runAll(t *testing.T) int {
 		},
 	}
 	pool.Run(ctx)
-	if err := errors.Join(errs...); err != nil {
-		t.Fatalf("Process: %v", err)
-	}
-	return n
+	return n, errors.Join(errs...)
 }
 
 // drainQueue stops the pool (stop) once the queue has nothing ready.
