@@ -12,33 +12,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/deploy/signer"
+	"github.com/homelab-farm/farm/internal/testenv"
 	"github.com/homelab-farm/farm/internal/testenv/fleettest"
 )
-
-// syncBuffer is a log sink safe for a running command and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // socketDir is a directory short enough for unix socket paths.
 func socketDir(t *testing.T) string {
@@ -52,10 +34,10 @@ func socketDir(t *testing.T) string {
 }
 
 // startSigner runs `builder signer` in this process until the test ends.
-func startSigner(t *testing.T, env map[string]string, args ...string) *syncBuffer {
+func startSigner(t *testing.T, env map[string]string, args ...string) *testenv.Buffer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	errc := make(chan error, 1)
 	go func() { errc <- runSigner(ctx, args, mapEnv(env), io.Discard, logs) }()
 	t.Cleanup(func() {
@@ -156,7 +138,7 @@ func TestSignerSocketActivation(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSignerSocketActivation$")
 	cmd.Env = append(os.Environ(), "FARM_TEST_SIGNER_ACTIVATED=1", "FARM_TEST_KEY="+keyFile, "FARM_TEST_STATE="+dir)
 	cmd.ExtraFiles = []*os.File{lf}
-	out := &syncBuffer{}
+	out := &testenv.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

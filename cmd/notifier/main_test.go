@@ -156,7 +156,7 @@ func TestKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "state")
-	var logs syncBuffer
+	var logs testenv.Buffer
 	var mu sync.Mutex
 	var cur *exec.Cmd
 	published, inPublish := 0, 0
@@ -280,25 +280,6 @@ func uniq(s []string) []string {
 		}
 	}
 	return out
-}
-
-// syncBuffer is a bytes.Buffer that several processes' stderr copiers write
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // The schema the NixOS module is generated from is the one the program has.
