@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/homelab-farm/farm/internal/httpsafe"
 	"github.com/homelab-farm/farm/internal/metrics"
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/testenv"
 )
 
 // guardFixture is the builder's whole route table (routes()) over the
@@ -58,37 +58,15 @@ func newGuardFixture(t *testing.T, streams int, stall time.Duration) *guardFixtu
 	d.api.adminToken, d.api.agentTokens = []byte("admin-secret"), newAgentTokens(tokens, log)
 	d.api.streams, d.api.stall = httpsafe.NewSlots(streams), stall
 	s.farm = &farm{state: d.state, api: d.api, metrics: metrics.New(d.api.q), log: log, later: make(chan laterEvent, 64)}
-	srv := httptest.NewUnstartedServer(s.routes())
-	srv.Listener = smallBufListener{srv.Listener}
-	srv.Start()
-	t.Cleanup(srv.Close)
+	srv := testenv.SmallBufferServer(t, s.routes(), 0)
 	return &guardFixture{dashFixture: d, s: s, srv: srv, logs: logs}
-}
-
-type smallBufListener struct{ net.Listener }
-
-func (l smallBufListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetWriteBuffer(4096)
-	}
-	return c, err
 }
 
 // rawConn connects to the fixture with a small receive buffer and sends
 // head (a request line and headers, or more) as is.
 func (f *guardFixture) rawConn(t *testing.T, head string) net.Conn {
 	t.Helper()
-	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		return c.Control(func(fd uintptr) {
-			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		})
-	}}
-	c, err := d.Dial("tcp", f.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := testenv.DialSmall(t, f.srv.Listener.Addr().String())
 	if _, err := io.WriteString(c, head); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/cache/file"
+	"github.com/homelab-farm/farm/internal/testenv"
 )
 
 // nastyKeys are keys a stranger can ask the cache for, as they stand in
@@ -112,45 +112,6 @@ func (s slowBackend) Get(context.Context, string) (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(s.body)), nil
 }
 
-// smallBuffers starts srv on a listener whose connections have small
-// socket buffers, so that a client that stops reading blocks the server's
-// writes after a few kilobytes rather than after megabytes.
-func smallBuffers(t *testing.T, h http.Handler, writeTimeout time.Duration) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener = smallBufListener{srv.Listener}
-	srv.Config.WriteTimeout = writeTimeout
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-type smallBufListener struct{ net.Listener }
-
-func (l smallBufListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetWriteBuffer(4096)
-	}
-	return c, err
-}
-
-// dialSmall connects with a small receive buffer.
-func dialSmall(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		return c.Control(func(fd uintptr) {
-			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		})
-	}}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 // TestHandlerSlowDownloads: with a server write timeout of 1.5 s and a
 // stall timeout of 1 s (wide enough for a loaded machine's scheduling), a
 // client that reads steadily for longer than the write timeout gets every
@@ -159,12 +120,12 @@ func TestHandlerSlowDownloads(t *testing.T) {
 	body := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
 	h := http.StripPrefix("/nix-cache", cache.NewHandlerWith(slowBackend{body: body}, cache.HandlerOptions{StallTimeout: time.Second}))
 	const writeTimeout = 1500 * time.Millisecond
-	srv := smallBuffers(t, h, writeTimeout)
+	srv := testenv.SmallBufferServer(t, h, writeTimeout)
 	addr := srv.Listener.Addr().String()
 	get := "GET /nix-cache/nar/abcd.nar HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 	t.Run("steady", func(t *testing.T) {
-		c := dialSmall(t, addr)
+		c := testenv.DialSmall(t, addr)
 		if _, err := io.WriteString(c, get); err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +150,7 @@ func TestHandlerSlowDownloads(t *testing.T) {
 		}
 	})
 	t.Run("stopped", func(t *testing.T) {
-		c := dialSmall(t, addr)
+		c := testenv.DialSmall(t, addr)
 		if _, err := io.WriteString(c, get); err != nil {
 			t.Fatal(err)
 		}
