@@ -105,12 +105,18 @@ const (
 	ResultUpToDate   Result = "up-to-date"
 	ResultRolledBack Result = "rolled back"
 	ResultFailed     Result = "failed"
+	// ResultInstalled: outside its maintenance window (or under an active
+	// session) the host installed the closure for its next boot.
+	ResultInstalled Result = "installed for boot"
+	// ResultWaiting: outside its window, the host waits to switch; Current
+	// is still the old system.
+	ResultWaiting Result = "waiting for window"
 )
 
 // Valid reports whether r is one of the results above.
 func (r Result) Valid() bool {
 	switch r {
-	case ResultSwitched, ResultUpToDate, ResultRolledBack, ResultFailed:
+	case ResultSwitched, ResultUpToDate, ResultRolledBack, ResultFailed, ResultInstalled, ResultWaiting:
 		return true
 	}
 	return false

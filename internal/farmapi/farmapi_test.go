@@ -8,7 +8,7 @@ import (
 )
 
 func TestResultValid(t *testing.T) {
-	for _, r := range []farmapi.Result{farmapi.ResultSwitched, farmapi.ResultUpToDate, farmapi.ResultRolledBack, farmapi.ResultFailed} {
+	for _, r := range []farmapi.Result{farmapi.ResultSwitched, farmapi.ResultUpToDate, farmapi.ResultRolledBack, farmapi.ResultFailed, farmapi.ResultInstalled, farmapi.ResultWaiting} {
 		if !r.Valid() {
 			t.Errorf("%q.Valid() = false", r)
 		}
