@@ -11,6 +11,7 @@ import (
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/textcut"
 )
 
 // apply realises, installs and activates m's closure, checks the host's
@@ -167,7 +168,7 @@ func (a *Agent) activate(ctx context.Context, path string) error {
 	cmd.Env = a.cfg.Env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("switch-to-configuration %s: %w: %s", a.cfg.SwitchMode, err, lastLine(out))
+		return fmt.Errorf("switch-to-configuration %s: %w: %s", a.cfg.SwitchMode, err, textcut.LastLine(string(out), 300))
 	}
 	if a.cfg.SwitchMode != ModeSwitch {
 		return nil

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
+
+	"github.com/homelab-farm/farm/internal/textcut"
 )
 
 // healthCheck runs every configured check; the first failure is returned.
@@ -78,23 +80,12 @@ func (a *Agent) runCheck(ctx context.Context, name string, args ...string) error
 	cmd.Env = a.cfg.Env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		if l := lastLine(out); l != "" {
+		if l := textcut.LastLine(string(out), 300); l != "" {
 			return fmt.Errorf("%w: %s", err, l)
 		}
 		return err
 	}
 	return nil
-}
-
-func lastLine(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	if len(s) > 300 {
-		s = s[:300]
-	}
-	return s
 }
 
 // builderReachable is one health check: the host can still talk to the farm.

@@ -135,7 +135,7 @@ func (p *Pipeline) buildTarget(ctx context.Context, t state.Target, buildable bo
 	p.uploadLog(ctx, t)
 	if buildErr != nil {
 		p.failure("build")
-		return set(state.TargetFailed, "build failed: "+lastLine(buildErr.Error()), farmapi.TargetFailed)
+		return set(state.TargetFailed, "build failed: "+nix.DescribeBuildError(buildErr), farmapi.TargetFailed)
 	}
 
 	pushStart := time.Now()
@@ -231,15 +231,4 @@ func (p *Pipeline) uploadLog(ctx context.Context, t state.Target) {
 	if err := cache.PutLog(ctx, p.Cache, t.DrvPath, io.LimitReader(f, fi.Size()), fi.Size()); err != nil {
 		p.log().Warn("upload build log", "host", t.Host, "err", err)
 	}
-}
-
-// lastLine returns the last non-empty line of s, the one that says why.
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(lines[i]); l != "" {
-			return l
-		}
-	}
-	return s
 }
