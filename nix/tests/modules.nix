@@ -137,12 +137,12 @@ in
         "file:///var/lib/farm-builder/cache"
         "--signing-key-file"
         "%d/signing-key"
-        "--deploy-signer"
-        "unix:/run/farm-signer/socket"
         "--agent-tokens-dir"
         (store "farm-agent-tokens")
         "--flake-dir"
         "nix"
+        "--deploy-signer"
+        "unix:/run/farm-signer/socket"
         "--cache-public-url"
         farm.settings.cacheUrl
       ]
@@ -336,12 +336,10 @@ in
           "/var/lib/farm-builder"
           "--cache"
           "file:///var/lib/farm-builder/cache"
-          "--workers"
-          "4"
           "--signing-key-file"
           "%d/signing-key"
-          "--deploy-signer"
-          "unix:/run/farm-signer/socket"
+          "--workers"
+          "4"
           "--admin-token-file"
           "%d/admin-token"
           "--agent-tokens-dir"
@@ -354,6 +352,8 @@ in
           "2h30m"
           "--eval-memory"
           "4294967296"
+          "--deploy-signer"
+          "unix:/run/farm-signer/socket"
           "--cache-public-url"
           "https://cache.example.org"
         ]
@@ -514,8 +514,6 @@ in
       exec = builtins.concatStringsSep " " (
         map q [
           "${store "homelab-farm-notifier"}/bin/notifier"
-          "--config"
-          (store "farm-notifier.toml")
           "--builder-url"
           "http://127.0.0.1:8080"
           "--state-dir"
@@ -526,6 +524,8 @@ in
           farm.settings.ntfyTopic
           "--ntfy-token-file"
           "%d/ntfy-token"
+          "--config"
+          (store "farm-notifier.toml")
           "--poke-token-file"
           "%d/poke-token"
         ]
