@@ -194,6 +194,13 @@ rec {
 
   # A Go duration as the programs' flags take it ("90s", "1h30m").
   durationPattern = "([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+";
+  # The values of every program's --log-level.
+  logLevels = [
+    "debug"
+    "info"
+    "warn"
+    "error"
+  ];
   # A size (internal/cli ParseSize): bytes, or a whole number with a unit.
   sizePattern = "[0-9]+ ?(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?";
 
@@ -201,7 +208,8 @@ rec {
   # but those `exclude` names (flag names: the module sets them itself). Each is
   # null by default (a repeatable one: empty), which passes no flag, so the
   # program's own default applies. `overrides.<option>` is merged over the
-  # generated arguments of mkOption (a stricter type, the module's default). An
+  # generated arguments of mkOption (a stricter type, the module's default), or is
+  # a function of them (to drop the default: a value the module requires). An
   # exclusion or override naming no flag of the schema is an error, so a flag
   # renamed or removed in Go cannot leave a stale one behind.
   mkOptions =
@@ -238,25 +246,34 @@ rec {
           types.either types.ints.unsigned (types.strMatching sizePattern)
         else
           types.str;
+      # What leaving the option at its default means.
       unset =
-        f:
-        if f.repeatable then
-          "empty: none"
+        f: o:
+        if f.repeatable && o.default or null == [ ] then
+          " (empty: none)"
+        else if !(o ? default) || o.default != null then
+          ""
         else if f.default == "" || f.default == [ ] then
-          "null: the program's default"
+          " (null: the program's default)"
         else
-          "null: the program's default, ${builtins.toJSON f.default}";
+          " (null: the program's default, ${builtins.toJSON f.default})";
       optionOf =
         f:
-        mkOption (
-          {
+        let
+          generated = {
             type = if f.repeatable then types.listOf (typeOf f) else types.nullOr (typeOf f);
             default = if f.repeatable then [ ] else null;
-            description = "${f.usage} (${unset f}). `--${f.name}`${
+          };
+          o = overrides.${f.option} or { };
+          merged = if builtins.isFunction o then o generated else generated // o;
+        in
+        mkOption (
+          {
+            description = "${f.usage}${unset f merged}. `--${f.name}`${
               if f.repeatable then " (once per value)" else ""
             }.";
           }
-          // (overrides.${f.option} or { })
+          // merged
         );
     in
     if badExcludes != [ ] then
