@@ -1191,8 +1191,8 @@ in
       };
       andras = {
         wave = 2;
-        window = "always";
-        outsideWindow = "boot";
+        window = "03:00-05:00";
+        outsideWindow = "wait";
         idleMinutes = 15;
         asleep = "wait";
       };

@@ -602,6 +602,14 @@ in
         "--poke-token-file"
         "%d/poke-token"
         "--suspend-after-wake"
+        "--window"
+        "when-idle"
+        "--outside-window"
+        "boot"
+        "--idle-minutes"
+        "15"
+        "--time-zone"
+        "Europe/Berlin"
       ]
     );
   }
@@ -1096,10 +1104,10 @@ in
     want = farm.deploy;
   }
   {
-    name = "deploy: with agentWindows, malphas's agent gets the desktop's window and its own time zone";
+    name = "deploy: by default (agentWindows on) malphas's agent gets the desktop's window and its own time zone";
     got =
       let
-        args = (unit (e.host (fleetWith { agentWindows = true; }) "malphas") "farm-agent").serviceConfig.ExecStart;
+        args = (unit malphas "farm-agent").serviceConfig.ExecStart;
       in
       has (builtins.concatStringsSep " " (
         map q [
@@ -1117,16 +1125,56 @@ in
     want = true;
   }
   {
-    name = "deploy: without agentWindows (an agent that does not take them yet) no window flag";
-    got = has "--window" (unit malphas "farm-agent").serviceConfig.ExecStart;
+    name = "deploy: with agentWindows = false (agents that predate the window flags) no window flag";
+    got = has "--window" (unit (e.host (fleetWith { agentWindows = false; }) "malphas") "farm-agent").serviceConfig.ExecStart;
     want = false;
+  }
+  {
+    name = "deploy: the roles' windows reach the agents: the server always, the Pi at night and only then";
+    got = map (
+      n:
+      let
+        c = real n;
+        args = (unit c "farm-agent").serviceConfig.ExecStart;
+      in
+      {
+        inherit (c.hostSpec) role;
+        window = has (q "--window" + " " + q c.hostSpec.deploy.window) args;
+        outside = has (q "--outside-window" + " " + q c.hostSpec.deploy.outsideWindow) args;
+        inherit (c.hostSpec.deploy) outsideWindow;
+        daily = (import ../lib/deploy.nix).parseWindow c.hostSpec.deploy.window;
+      }
+    ) [
+      "stolas"
+      "andras"
+    ];
+    want = [
+      {
+        role = "server";
+        window = true;
+        outside = true;
+        outsideWindow = "boot";
+        daily.kind = "always";
+      }
+      {
+        role = "pi";
+        window = true;
+        outside = true;
+        outsideWindow = "wait";
+        daily = {
+          kind = "daily";
+          start = "03:00";
+          end = "05:00";
+        };
+      }
+    ];
   }
   {
     name = "deploy: a window set in another file of the host folder reaches the agent's flags";
     got =
       let
         c = e.eval {
-          fleet = fleetWith { agentWindows = true; };
+          inherit fleet;
           modules = (fleet.plan "stolas").modules ++ [ {
           hostSpec.deploy.window = "22:00-02:00";
           hostSpec.deploy.outsideWindow = "wait";
