@@ -27,7 +27,6 @@
 # its module's to set: it gets no generated option.
 let
   inherit (builtins)
-    all
     attrNames
     concatLists
     concatStringsSep
@@ -50,17 +49,16 @@ let
     toString
     ;
 
-  upper = [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" ];
-  lower = [ "a" "b" "c" "d" "e" "f" "g" "h" "i" "j" "k" "l" "m" "n" "o" "p" "q" "r" "s" "t" "u" "v" "w" "x" "y" "z" ];
+  inherit (import ./util.nix)
+    hasPrefix
+    hasSuffix
+    removeSuffix
+    unknownNames
+    ;
+  chars = s: genList (i: substring i 1 s) (stringLength s);
+  upper = chars "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  lower = chars "abcdefghijklmnopqrstuvwxyz";
   toLower = replaceStrings upper lower;
-  hasPrefix = p: s: substring 0 (stringLength p) s == p;
-  hasSuffix =
-    x: s:
-    let
-      n = stringLength s;
-      m = stringLength x;
-    in
-    n >= m && substring (n - m) m s == x;
   capitalise = w: replaceStrings lower upper (substring 0 1 w) + substring 1 (-1) w;
 
   # "AGENT_HEALTH_CHECKS" of prefix "AGENT" -> "healthChecks"
@@ -73,7 +71,7 @@ let
 
   # A secret the unit gets as a credential: a secret flag naming a file.
   isSecretFile = f: f.secret && hasSuffix "-file" f.name;
-  credentialName = f: substring 0 (stringLength f.name - 5) f.name;
+  credentialName = f: removeSuffix "-file" f.name;
 
   # A schema as `-flags-json` prints it, each flag given its option name. The
   # entries of `pending` (same format) are added where the schema has no flag of
@@ -101,6 +99,7 @@ let
     s // { flags = map withOption (s.flags ++ more); };
 
   flagsDir = ../services/flags;
+
   # An item is one word of the command line: `raw` as the program sees it, `exec`
   # as written on an ExecStart= line.
   word = s: {
@@ -224,8 +223,8 @@ rec {
       where = "flags (${schema.program})";
       kept = filter (f: !(elem f.name exclude)) schema.flags;
       keptOptions = map (f: f.option) kept;
-      badExcludes = filter (n: !(elem n (map (f: f.name) schema.flags))) exclude;
-      badOverrides = filter (n: !(elem n keptOptions)) (attrNames overrides);
+      badExcludes = unknownNames (map (f: f.name) schema.flags) exclude;
+      badOverrides = unknownNames keptOptions (attrNames overrides);
 
       secretFile = types.addCheck (types.strMatching "/.*") (p: !hasPrefix "${builtins.storeDir}/" p) // {
         description = "absolute path of a secret file outside the Nix store (a string)";
