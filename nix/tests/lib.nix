@@ -1048,11 +1048,13 @@ in
     };
   }
   {
-    name = "every secret flag of every program ends in -file";
-    got = builtins.filter (e: e.type == "secret" && !(util.hasSuffix "-file" e.flag)) (
-      flags.schemas.builder ++ flags.schemas.notifier ++ flags.schemas.agent
+    name = "every secret flag of every program is a -file but --agent-tokens-dir, which the builder's module sets";
+    got = map (f: f.name) (
+      builtins.filter (f: f.secret && !(util.hasSuffix "-file" f.name)) (
+        builtins.concatMap (s: s.flags) (builtins.attrValues flags.schemas)
+      )
     );
-    want = [ ];
+    want = [ "agent-tokens-dir" ];
   }
 
   # --- hardening ---------------------------------------------------------------
@@ -1189,8 +1191,8 @@ in
       };
       andras = {
         wave = 2;
-        window = "always";
-        outsideWindow = "boot";
+        window = "03:00-05:00";
+        outsideWindow = "wait";
         idleMinutes = 15;
         asleep = "wait";
       };
