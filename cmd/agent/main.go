@@ -5,7 +5,7 @@
 // switch-to-configuration, health checks, roll back to exactly the previous
 // system on failure) and reports the outcome to the builder.
 //
-//	agent --builder-url URL --host NAME --deploy-public-key-file FILE \
+//	agent --builder-url URL[,URL…] --host NAME --deploy-public-key-file FILE \
 //	      --cache-url URL --cache-public-key KEY [--token-file FILE] …
 package main
 
@@ -23,6 +23,7 @@ import (
 
 	"github.com/homelab-farm/farm/internal/agent"
 	"github.com/homelab-farm/farm/internal/cli"
+	"github.com/homelab-farm/farm/internal/failover"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/httpserve"
 	"github.com/homelab-farm/farm/internal/nix"
@@ -34,24 +35,27 @@ func main() { cli.Main("agent", run) }
 
 // options are the parsed flags.
 type options struct {
-	builderURL, host, tokenFile, deployKeyFile, cacheURL, cacheKey string
-	interval, healthTimeout, switchTimeout, clockSkew              time.Duration
-	keep                                                           int
-	switchMode                                                     string
-	healthChecks                                                   []string
-	systemdHealth                                                  bool
-	currentSystem, profile, store, stateDir                        string
-	listen, pokeTokenFile                                          string
-	suspendAfterWake                                               bool
-	suspendCommand                                                 string
-	once                                                           bool
-	logLevel                                                       *slog.LevelVar
+	builderURLs                                        failover.URLs
+	host, tokenFile, deployKeyFile, cacheURL, cacheKey string
+	interval, healthTimeout, switchTimeout, clockSkew  time.Duration
+	keep                                               int
+	switchMode                                         string
+	healthChecks                                       []string
+	systemdHealth                                      bool
+	currentSystem, profile, store, stateDir            string
+	listen, pokeTokenFile                              string
+	suspendAfterWake                                   bool
+	suspendCommand                                     string
+	once                                               bool
+	logLevel                                           *slog.LevelVar
 }
 
 func parseFlags(args []string, getenv func(string) string, stdout, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := cli.NewFlagSet("agent", "AGENT", getenv, stdout, stderr)
-	fs.StringVar(&o.builderURL, "builder-url", "", "the builder's `URL`")
+	fs.Var(&o.builderURLs, "builder-url", "string", cli.Whole, "comma-separated",
+		"the builder's `URL`; repeatable, or comma-separated: several instances of one farm, tried in turn when one fails")
+	fs.EnvAlias("builder-url", "AGENT_BUILDER_URL", "", nil)
 	fs.StringVar(&o.host, "host", "", "the `name` the farm knows this host by (default the hostname)")
 	fs.SecretFileVar(&o.tokenFile, "token-file", "`file` with the host's API token for reports (none: no reports)")
 	fs.StringVar(&o.deployKeyFile, "deploy-public-key-file", "", "`file` with the farm's deploy public key(s), one per line")
@@ -157,7 +161,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // they name.
 func (o *options) config() (agent.Config, error) {
 	cfg := agent.Config{
-		Host: o.host, BuilderURL: o.builderURL, CacheURL: o.cacheURL, CacheKey: strings.TrimSpace(o.cacheKey),
+		Host: o.host, BuilderURLs: o.builderURLs, CacheURL: o.cacheURL, CacheKey: strings.TrimSpace(o.cacheKey),
 		SwitchMode: o.switchMode, HealthChecks: o.healthChecks, HealthTimeout: o.healthTimeout,
 		SystemdHealth: o.systemdHealth && systemdRuns(), KeepGenerations: o.keep, CurrentSystem: o.currentSystem,
 		Profile: o.profile, Store: o.store, StateDir: o.stateDir, SwitchTimeout: o.switchTimeout,

@@ -259,6 +259,8 @@ func TestFlagErrors(t *testing.T) {
 		{"missing token file", []string{"--builder-url", "http://b", "--ntfy-url", "http://n", "--ntfy-topic", "t", "--ntfy-token-file", dir + "/nope"}, "read ntfy token"},
 		{"bad config", []string{"--builder-url", "http://b", "--config", badConfig}, "MAC"},
 		{"stray argument", []string{"--builder-url", "http://b", "x"}, "unexpected arguments"},
+		{"a relative second builder", []string{"--builder-url", "http://b1,b2"}, "--builder-url"},
+		{"one builder twice", []string{"--builder-url", "http://b1", "--builder-url", "http://b1/"}, "given twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

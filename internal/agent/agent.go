@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/failover"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/nixkey"
@@ -45,8 +45,11 @@ var _ Nix = (*nix.Client)(nil)
 
 // Config is an agent's configuration.
 type Config struct {
-	Host       string
-	BuilderURL string // the builder's base URL, without /api
+	Host string
+	// BuilderURLs are the base URLs (without /api) of the farm's builder
+	// instances: every request goes to the one that answered last, and on
+	// to the next when it cannot be reached, times out or answers 5xx.
+	BuilderURLs []string
 	// Token is the host's bearer token for reports; empty: reports are not
 	// sent.
 	Token      string
@@ -83,8 +86,8 @@ func (c *Config) Validate() error {
 	if c.Host == "" {
 		errs = append(errs, errors.New("no host name"))
 	}
-	if u, err := url.Parse(c.BuilderURL); c.BuilderURL == "" || err != nil || u.Host == "" {
-		errs = append(errs, fmt.Errorf("builder URL %q is not an absolute URL", c.BuilderURL))
+	if _, err := failover.New(c.BuilderURLs); err != nil {
+		errs = append(errs, fmt.Errorf("builder URLs: %w", err))
 	}
 	if len(c.DeployKeys) == 0 {
 		errs = append(errs, errors.New("no deploy public key: the agent applies only signed manifests"))
@@ -121,11 +124,12 @@ func (c *Config) Validate() error {
 
 // Agent checks for, applies and reports updates of one host.
 type Agent struct {
-	cfg  Config
-	nix  Nix
-	http *http.Client
-	log  *slog.Logger
-	now  func() time.Time
+	cfg      Config
+	nix      Nix
+	http     *http.Client
+	builders *failover.Pool
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // New returns an agent. cfg must be valid (Validate). httpClient talks to
@@ -137,7 +141,13 @@ func New(cfg Config, n Nix, httpClient *http.Client, log *slog.Logger) *Agent {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, nix: n, http: httpClient, log: log.With(logHost, cfg.Host), now: time.Now}
+	log = log.With(logHost, cfg.Host)
+	builders, err := failover.New(cfg.BuilderURLs)
+	if err != nil {
+		panic("agent.New: configuration not validated: " + err.Error())
+	}
+	builders.Log = log
+	return &Agent{cfg: cfg, nix: n, http: httpClient, builders: builders, log: log, now: time.Now}
 }
 
 // Outcome is what one check came to: the report the builder is sent

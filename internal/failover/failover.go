@@ -104,6 +104,21 @@ func (p *Pool) Current() string {
 	return p.bases[p.cur]
 }
 
+// Skip makes the next request start with the URL after base, if base is
+// the one it would start with: a caller whose response from base broke
+// off (a stream cut, a read timing out) moves on as Do does on a failed
+// request.
+func (p *Pool) Skip(base string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bases[p.cur] == base && len(p.bases) > 1 {
+		p.cur = (p.cur + 1) % len(p.bases)
+		if p.Log != nil {
+			p.Log.Warn("builder broke off; the next request goes to the next", "failed", base, "next", p.bases[p.cur])
+		}
+	}
+}
+
 // Do sends the request build makes for a base URL, starting with the URL
 // that answered last and trying each of the others once, in order, after a
 // connection error, a timeout or a 5xx answer, with a pause (Backoff,

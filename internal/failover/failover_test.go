@@ -229,3 +229,20 @@ func TestURLsValue(t *testing.T) {
 		t.Errorf("URLs = %q, want three", got)
 	}
 }
+
+func TestSkip(t *testing.T) {
+	p, err := New([]string{"http://a", "http://b", "http://c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Skip("http://b") // not the current one: nothing changes
+	if p.Current() != "http://a" {
+		t.Fatalf("Current = %s after skipping another, want http://a", p.Current())
+	}
+	for _, want := range []string{"http://b", "http://c", "http://a"} {
+		p.Skip(p.Current())
+		if p.Current() != want {
+			t.Errorf("Current = %s, want %s", p.Current(), want)
+		}
+	}
+}
