@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/agent/window"
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/failover"
 	"github.com/homelab-farm/farm/internal/farmapi"
@@ -62,7 +63,20 @@ type Config struct {
 	CacheURL string
 	CacheKey string // the only key ("name:base64") trusted for substitution
 
-	SwitchMode    string   // ModeSwitch or ModeBoot
+	// SwitchMode ModeBoot makes every update boot-only (reported as
+	// switched); with ModeSwitch, Window says when a switch may happen.
+	SwitchMode string
+	// Window says when a switch may happen and what to do outside it
+	// (install for the next boot, or wait); the zero Policy switches
+	// always.
+	Window window.Policy
+	// Loginctl is the loginctl asked who is at the keyboard, for a
+	// when-idle window; "" means loginctl on PATH.
+	Loginctl string
+	// SessionPoll is how often the sessions are read again while a switch
+	// waits for a person to leave the keyboard; 0 means one minute.
+	SessionPoll time.Duration
+
 	HealthChecks  []string // shell commands that must succeed after a switch
 	HealthTimeout time.Duration
 	// SystemdHealth makes a switch fail when systemd units that had not
@@ -119,6 +133,17 @@ func (c *Config) Validate() error {
 	if c.SwitchTimeout <= 0 {
 		c.SwitchTimeout = 10 * time.Minute
 	}
+	if c.SessionPoll <= 0 {
+		c.SessionPoll = time.Minute
+	}
+	switch c.Window.Outside {
+	case "", window.OutsideBoot, window.OutsideWait:
+	default:
+		errs = append(errs, fmt.Errorf("outside the window %q: want boot or wait", c.Window.Outside))
+	}
+	if c.Window.IdleFor < 0 {
+		errs = append(errs, fmt.Errorf("idle time %v: want zero or more", c.Window.IdleFor))
+	}
 	return errors.Join(errs...)
 }
 
@@ -161,6 +186,9 @@ type Outcome struct {
 	// path not pushed yet): check again soon rather than at the next
 	// interval.
 	Retry bool
+	// Next is when to check again because the window may open (or the
+	// person leave the keyboard) then; zero: at the next interval.
+	Next time.Time
 }
 
 // Report is what the builder is told of o.
@@ -235,10 +263,22 @@ func (a *Agent) check(ctx context.Context) (Outcome, error) {
 	}
 	if order == deploy.Same {
 		// The manifest already acted on, or a renewal of it.
-		if st.Result == farmapi.ResultRolledBack || st.Result == farmapi.ResultFailed {
+		switch st.Result {
+		case farmapi.ResultRolledBack, farmapi.ResultFailed:
 			// Still the manifest that failed here: say so again, so the
 			// builder does not take the host for up to date.
 			return Outcome{Current: current, Result: st.Result, Reason: st.Reason, Seq: m.Seq}, nil
+		case farmapi.ResultInstalled, farmapi.ResultWaiting:
+			if current == m.StorePath {
+				// The host booted into the closure installed for boot (or
+				// someone switched to it by hand).
+				if err := a.remember(m, farmapi.ResultSwitched, ""); err != nil {
+					return Outcome{}, err
+				}
+				return Outcome{Current: current, Result: farmapi.ResultSwitched, Seq: m.Seq}, nil
+			}
+			// Held back by the window: ask it again.
+			return a.offer(ctx, st, m, current)
 		}
 		return Outcome{Current: current, Result: farmapi.ResultUpToDate, Seq: m.Seq}, nil
 	}
@@ -248,5 +288,5 @@ func (a *Agent) check(ctx context.Context) (Outcome, error) {
 		}
 		return Outcome{Current: current, Result: farmapi.ResultUpToDate, Seq: m.Seq}, nil
 	}
-	return a.apply(ctx, st, m, current)
+	return a.offer(ctx, st, m, current)
 }

@@ -144,6 +144,14 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 		} else {
 			retry = o.RetryMin
 		}
+		if err == nil && !out.Next.IsZero() {
+			// The window opens, or the person may have left the
+			// keyboard, before the next interval: look again then.
+			if wait := max(time.Until(out.Next), time.Second); wait < next {
+				next = wait
+				a.log.Info("checking again for the window", "in", next.Round(time.Second).String())
+			}
+		}
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
