@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/agent/window"
 	"github.com/homelab-farm/farm/internal/cli"
 	"github.com/homelab-farm/farm/internal/cli/clitest"
 
@@ -138,6 +139,8 @@ func TestFlagErrors(t *testing.T) {
 		{"empty token file", []string{"--deploy-public-key-file", pub, "--token-file", writeFile(t, dir, "empty", " \n")}, "is empty"},
 		{"deploy key file without a key", []string{"--deploy-public-key-file", writeFile(t, dir, "none.pub", "# none\n")}, "holds no key"},
 		{"bad log level", []string{"--deploy-public-key-file", pub, "--log-level", "loud"}, "usage error"},
+		{"bad window", []string{"--deploy-public-key-file", pub, "--window", "nightly"}, "--window"},
+		{"unknown time zone", []string{"--deploy-public-key-file", pub, "--window", "03:00-05:00", "--time-zone", "Mars/Olympus"}, "--time-zone"},
 		{"a relative second builder URL", []string{"--deploy-public-key-file", pub, "--builder-url", "builder2"}, "builder URLs"},
 	}
 	for _, tt := range tests {
@@ -163,6 +166,7 @@ func TestEnvErrors(t *testing.T) {
 		{"AGENT_INTERVAL": "daily"},
 		{"AGENT_SYSTEMD_HEALTH": "maybe"},
 		{"AGENT_LOG_LEVEL": "loud"},
+		{"AGENT_IDLE_MINUTES": "soon"},
 	} {
 		var stderr bytes.Buffer
 		err := run(context.Background(), []string{"--once"}, func(k string) string { return env[k] }, io.Discard, &stderr)
@@ -175,5 +179,26 @@ func TestEnvErrors(t *testing.T) {
 				t.Errorf("error %q does not name %s", err, k)
 			}
 		}
+	}
+}
+
+// TestWindowFlags: the window flags (internal/agent/window) reach the
+// agent's configuration, from flags and from the environment.
+func TestWindowFlags(t *testing.T) {
+	dir := t.TempDir()
+	key, _ := cache.GenerateKey("farm-deploy-1")
+	pub := writeFile(t, dir, "deploy.pub", key.Public().String())
+	env := map[string]string{"AGENT_WINDOW": "when-idle", "AGENT_IDLE_MINUTES": "30", "AGENT_OUTSIDE_WINDOW": "wait"}
+	o, err := parseFlags([]string{"--builder-url", "http://127.0.0.1:1", "--deploy-public-key-file", pub, "--idle-minutes", "20"},
+		func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := cfg.Window; w.Window.Kind != window.WhenIdle || w.Outside != window.OutsideWait || w.IdleFor != 20*time.Minute {
+		t.Errorf("window policy = %+v, want when-idle, wait, 20 minutes (the flag over the environment)", w)
 	}
 }

@@ -59,8 +59,9 @@ func sleptBetween(prev, now time.Time) time.Duration {
 	return now.Round(0).Sub(prev.Round(0)) - now.Sub(prev)
 }
 
-// Run checks on start, every Interval, when poked and after a resume from
-// sleep, until ctx is done. Checks never overlap: at most one runs and at
+// Run checks on start, every Interval, when poked, after a resume from
+// sleep and when a switch the window held back may go ahead
+// (Outcome.Next), until ctx is done. Checks never overlap: at most one runs and at
 // most one more is asked for; pokes that arrive during a check or less than
 // PokeGap after it are coalesced into that one more check, which is woken
 // if any of them was.
