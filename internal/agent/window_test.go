@@ -12,6 +12,7 @@ import (
 
 	"github.com/homelab-farm/farm/internal/agent/window"
 	"github.com/homelab-farm/farm/internal/farmapi"
+	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/testenv"
 )
 
@@ -256,5 +257,43 @@ func TestRunChecksWhenIdle(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, func() bool { return result() == farmapi.ResultSwitched }, "the switch once nobody is at the keyboard")
 	if got := f.currentPath(t); got != w.paths["v1"] {
 		t.Errorf("current system = %s, want v1", got)
+	}
+}
+
+// TestInterruptedInstallForBoot: an install for the next boot that the
+// agent (or the host) stopped in the middle of is finished as one (the
+// boot entry written again), not switched to.
+func TestInterruptedInstallForBoot(t *testing.T) {
+	w := newWorld(t)
+	f := w.fixture(t)
+	p := w.paths
+	w.fb.serve(f.sign(t, w.deployKey, "stolas", p["v1"], 1))
+	if out := check(t, f.agent()); out.Result != farmapi.ResultSwitched {
+		t.Fatalf("install v1: %+v", out)
+	}
+	ctx := context.Background()
+	if err := f.client.RealiseFrom(ctx, p["v2"], nix.SubstituteOptions{From: f.cfg.CacheURL, TrustedKeys: []string{f.cfg.CacheKey}, Store: f.cfg.Store}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.client.SetProfile(ctx, f.cfg.Store, f.profile, p["v2"]); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := loadState(f.stateDir)
+	st.Pending = &Pending{Seq: 2, StorePath: p["v2"], Previous: p["v1"], Held: "installed for next boot: outside window 03:00-05:00"}
+	if err := saveState(f.stateDir, st); err != nil {
+		t.Fatal(err)
+	}
+	w.fb.serve(f.sign(t, w.deployKey, "stolas", p["v2"], 2))
+	before := len(f.activationLog(t))
+
+	out := check(t, f.agent())
+	if out.Result != farmapi.ResultInstalled || out.Current != p["v1"] || out.Seq != 2 || !strings.Contains(out.Reason, "outside window") {
+		t.Fatalf("outcome = %+v, want installed for boot with v1 running", out)
+	}
+	if c, pp := f.currentPath(t), f.profilePath(t); c != p["v1"] || pp != p["v2"] {
+		t.Errorf("current %s, profile %s; want v1 running, v2 for boot", c, pp)
+	}
+	if got := f.activationLog(t)[before:]; strings.Join(got, " ") != "activated v2 boot" {
+		t.Errorf("activations after the restart = %q, want the boot entry again", got)
 	}
 }

@@ -162,6 +162,9 @@ func (f *Follower) stream(ctx context.Context, client *http.Client, builders *fa
 	defer idle.Stop()
 	last, err := f.read(ctx, resp.Body, idle, after, handle)
 	if ctx.Err() == nil && !errors.Is(err, errDelivery) {
+		if sctx.Err() != nil {
+			err = fmt.Errorf("builder %s sent nothing for %v: %w", base, f.idleTimeout(), err)
+		}
 		builders.Skip(base)
 	}
 	return last, err
