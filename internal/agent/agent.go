@@ -100,7 +100,9 @@ func (c *Config) Validate() error {
 	if c.Host == "" {
 		errs = append(errs, errors.New("no host name"))
 	}
-	if _, err := failover.New(c.BuilderURLs); err != nil {
+	if len(c.BuilderURLs) == 0 {
+		errs = append(errs, errors.New("no builder URL"))
+	} else if _, err := failover.New(c.BuilderURLs); err != nil {
 		errs = append(errs, fmt.Errorf("builder URLs: %w", err))
 	}
 	if len(c.DeployKeys) == 0 {
