@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os/exec"
 	"sort"
 	"strings"
@@ -88,15 +87,12 @@ func (a *Agent) runCheck(ctx context.Context, name string, args ...string) error
 	return nil
 }
 
-// builderReachable is one health check: the host can still talk to the farm.
+// builderReachable is one health check: the host can still talk to the farm
+// (any of its builder instances).
 func (a *Agent) builderReachable(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.HealthTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.api("/api/hosts/"+url.PathEscape(a.cfg.Host)+"/manifest"), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := a.http.Do(req)
+	resp, err := a.hostAPI(ctx, http.MethodGet, "/manifest", false, nil)
 	if err != nil {
 		return err
 	}
