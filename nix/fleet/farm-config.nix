@@ -143,7 +143,7 @@ in
     (lib.mkIf agent.enable {
       services.farm-agent = {
         keepGenerations = lib.mkDefault farm.settings.keepGenerations;
-        builderUrl = lib.mkDefault farm.settings.builderUrl;
+        builderUrls = lib.mkDefault [ farm.settings.builderUrl ];
         cacheUrl = lib.mkDefault config.fleet.farmCache.url;
         cachePublicKey = lib.mkDefault config.fleet.farmCache.publicKey;
         deployPublicKey = lib.mkDefault farm.settings.deployPublicKey;

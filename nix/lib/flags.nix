@@ -73,22 +73,11 @@ let
   isSecretFile = f: f.secret && hasSuffix "-file" f.name;
   credentialName = f: removeSuffix "-file" f.name;
 
-  # A schema as `-flags-json` prints it, each flag given its option name. The
-  # entries of `pending` (same format) are added where the schema has no flag of
-  # their name.
+  # A schema as `-flags-json` prints it, each flag given its option name.
   readSchema =
-    {
-      file,
-      pending ? null,
-    }:
+    { file }:
     let
       s = fromJSON (readFile file);
-      names = map (f: f.name) s.flags;
-      more =
-        if pending == null then
-          [ ]
-        else
-          filter (f: !(elem f.name names)) (fromJSON (readFile pending)).flags;
       withOption =
         f:
         if !(hasPrefix "${s.envPrefix}_" f.env) then
@@ -96,7 +85,7 @@ let
         else
           f // { option = optionName s.envPrefix f.env; };
     in
-    s // { flags = map withOption (s.flags ++ more); };
+    s // { flags = map withOption s.flags; };
 
   flagsDir = ../services/flags;
 
@@ -175,12 +164,7 @@ let
     builder = readSchema { file = flagsDir + "/builder-serve.json"; };
     signer = readSchema { file = flagsDir + "/builder-signer.json"; };
     notifier = readSchema { file = flagsDir + "/notifier.json"; };
-    # The window flags (internal/agent/window) join from the pending file until
-    # cmd/agent registers them and `make flags` writes them into agent.json.
-    agent = readSchema {
-      file = flagsDir + "/agent.json";
-      pending = flagsDir + "/agent-window.pending.json";
-    };
+    agent = readSchema { file = flagsDir + "/agent.json"; };
   };
 in
 rec {

@@ -46,6 +46,14 @@ let
   port = lib.toInt (lib.last (lib.splitString ":" cfg.listen));
 in
 {
+  imports = [
+    (lib.mkChangedOptionModule
+      [ "services" "farm-agent" "builderUrl" ]
+      [ "services" "farm-agent" "builderUrls" ]
+      (config: [ config.services.farm-agent.builderUrl ])
+    )
+  ];
+
   options.services.farm-agent = flags.mkOptions lib {
     schema = flags.schemas.agent;
     # Set here: the key file from deployPublicKey(File), the state directory the
@@ -56,9 +64,9 @@ in
       "once"
     ];
     overrides = {
-      builderUrl = o: builtins.removeAttrs o [ "default" ] // {
-        type = types.str;
-        example = "https://farm.home.arpa";
+      builderUrls = o: builtins.removeAttrs o [ "default" ] // {
+        type = types.nonEmptyListOf types.str;
+        example = [ "https://farm.home.arpa" "https://farm2.home.arpa" ];
       };
       host = o: o // {
         type = types.str;

@@ -50,6 +50,14 @@ let
   };
 in
 {
+  imports = [
+    (lib.mkChangedOptionModule
+      [ "services" "farm-notifier" "builderUrl" ]
+      [ "services" "farm-notifier" "builderUrls" ]
+      (config: [ config.services.farm-notifier.builderUrl ])
+    )
+  ];
+
   options.services.farm-notifier = flags.mkOptions lib {
     schema = flags.schemas.notifier;
     exclude = [
@@ -57,10 +65,10 @@ in
       "state-dir"
     ];
     overrides = {
-      builderUrl = o: o // {
-        type = types.str;
-        default = "http://127.0.0.1:${lib.last (lib.splitString ":" config.services.farm-builder.listen)}";
-        defaultText = lib.literalExpression ''"http://127.0.0.1:<port of services.farm-builder.listen>"'';
+      builderUrls = o: o // {
+        type = types.nonEmptyListOf types.str;
+        default = [ "http://127.0.0.1:${lib.last (lib.splitString ":" config.services.farm-builder.listen)}" ];
+        defaultText = lib.literalExpression ''[ "http://127.0.0.1:<port of services.farm-builder.listen>" ]'';
       };
       ntfyUrl.example = "https://ntfy.sh";
       logLevel.type = types.nullOr (types.enum flags.logLevels);

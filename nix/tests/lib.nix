@@ -681,7 +681,7 @@ in
     name = "notifier: flags and the ntfy token credential";
     got =
       (flags.notifier {
-        builderUrl = "http://127.0.0.1:8080";
+        builderUrls = [ "http://127.0.0.1:8080" ];
         stateDir = "/var/lib/farm-notifier";
         ntfyUrl = "https://ntfy.home.arpa";
         ntfyTopic = "farm";
@@ -704,7 +704,7 @@ in
   {
     name = "agent: numbers as words, repeated --health-check, token as credential";
     got = flags.agent {
-      builderUrl = "https://farm.home.arpa";
+      builderUrls = [ "https://farm.home.arpa" ];
       host = "malphas";
       tokenFile = "/run/secrets/farm-agent-token";
       deployPublicKeyFile = "/nix/store/x-farm-deploy.pub";

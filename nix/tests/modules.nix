@@ -1377,36 +1377,6 @@ in
     };
   }
   {
-    name = "flags: a pending flag joins the schema after its flags unless the schema has one of its name";
-    got =
-      let
-        s = flags.readSchema {
-          file = ./fixtures/flags/prog.json;
-          pending = ./fixtures/flags/prog-pending.json;
-        };
-      in
-      {
-        names = map (f: f.name) s.flags;
-        downloadJobs = (builtins.head (builtins.filter (f: f.name == "download-jobs") s.flags)).default;
-        quietHours = (lib.last s.flags).option;
-      };
-    want = {
-      names = [
-        "state-dir"
-        "download-jobs"
-        "retry-delay"
-        "cache-budget"
-        "trusted-key"
-        "verbose"
-        "check-sigs"
-        "api-token-file"
-        "quiet-hours"
-      ];
-      downloadJobs = 4;
-      quietHours = "quietHours";
-    };
-  }
-  {
     throws = progWith { exclude = [ "no-such-flag" ]; } { };
     name = "flags: excluding a flag the schema does not have is an error (a flag renamed in Go)";
   }
