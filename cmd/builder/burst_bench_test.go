@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"github.com/homelab-farm/farm/internal/server"
+	"github.com/homelab-farm/farm/internal/server/servertest"
 	"io"
 	"net/http"
 	"os"
@@ -27,12 +29,12 @@ func BenchmarkWebhookBurst(b *testing.B) {
 		name   string
 		budget int64
 	}{
-		{"budget=default", defaultWebhookBudget},
+		{"budget=default", server.DefaultWebhookBudget},
 		{"budget=unbounded", 1 << 40},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			dir := b.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "gh"), ghSecret, 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, "gh"), servertest.GHSecret, 0o600); err != nil {
 				b.Fatal(err)
 			}
 			cfg := filepath.Join(dir, "builder.toml")

@@ -17,6 +17,7 @@ import (
 	"github.com/homelab-farm/farm/internal/httpsafe"
 	"github.com/homelab-farm/farm/internal/httpserve"
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/server"
 )
 
 const cacheUsage = `usage: builder cache <push|verify|serve|gc> [flags]`
@@ -166,7 +167,7 @@ func runCacheServe(ctx context.Context, args []string, getenv func(string) strin
 	fs := cli.NewFlagSet("builder cache serve", "BUILDER", getenv, stdout, stderr)
 	cacheURL := fs.String("cache", "", "cache `URL`")
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` to serve on")
-	stall := fs.Duration("stall-timeout", defaultStallTimeout,
+	stall := fs.Duration("stall-timeout", server.DefaultStallTimeout,
 		"drop a client when one write to it blocks this `long`; a download as a whole has no limit")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -24,6 +24,7 @@ import (
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/secretfile"
+	"github.com/homelab-farm/farm/internal/server"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -74,9 +75,12 @@ func (f *farmFlags) register(fs *cli.FlagSet) {
 type farm struct {
 	state    *state.Store
 	pipeline *pipeline.Pipeline
-	api      *farmAPI
 	metrics  *metrics.Metrics
-	log      *slog.Logger
+	// adminToken guards manual triggers (nil: refused); agentTokens are
+	// the agents' report tokens, reloaded on SIGHUP.
+	adminToken  []byte
+	agentTokens *server.AgentTokens
+	log         *slog.Logger
 	// later holds events to append in the background (recordLater).
 	later chan laterEvent
 }
@@ -86,9 +90,9 @@ type laterEvent struct {
 	data any
 }
 
-// recordLater queues an event for the event log without waiting for it to
+// RecordLater queues an event for the event log without waiting for it to
 // be written; when the backlog is full the event is dropped and logged.
-func (f *farm) recordLater(typ string, data any) {
+func (f *farm) RecordLater(typ string, data any) {
 	select {
 	case f.later <- laterEvent{typ, data}:
 	default:
@@ -200,9 +204,8 @@ func newFarm(ctx context.Context, cfg *config.Config, q queue.Queue, backend cac
 		p.Statuses = &pipeline.Statuses{For: pipeline.ByURL(clients), Context: cfg.Statuses.Context,
 			Limit: cfg.Statuses.PerHostLimit, PublicURL: publicURL, Log: log}
 	}
-	api := &farmAPI{cfg: cfg, q: q, state: st, logDir: p.LogDir, adminToken: admin, agentTokens: newAgentTokens(f.agentTokensDir, log), now: time.Now,
-		currentManifest: p.CurrentManifest}
-	return &farm{state: st, pipeline: p, api: api, metrics: m, log: log, later: make(chan laterEvent, 4096)}, nil
+	return &farm{state: st, pipeline: p, metrics: m, log: log, later: make(chan laterEvent, 4096),
+		adminToken: admin, agentTokens: server.NewAgentTokens(f.agentTokensDir, log)}, nil
 }
 
 // checkDeploySigner checks the choice of deploy signing: a key file

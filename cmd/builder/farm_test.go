@@ -19,6 +19,8 @@ import (
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/farmapi"
+	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/server/servertest"
 	"github.com/homelab-farm/farm/internal/state"
 	"github.com/homelab-farm/farm/internal/testenv"
 	"github.com/homelab-farm/farm/internal/testenv/fleettest"
@@ -50,7 +52,7 @@ func newFarmSetupWith(t testing.TB, hosts map[string]fleettest.Host, repoExtra, 
 	f.cacheKey, _ = cache.GenerateKey("farm-e2e-cache-1")
 	f.deployKey, _ = cache.GenerateKey("farm-e2e-deploy-1")
 	files := map[string]string{
-		"gh": string(ghSecret), "gh-token": "ghtok\n", "admin-token": "admin-secret\n",
+		"gh": string(servertest.GHSecret), "gh-token": "ghtok\n", "admin-token": "admin-secret\n",
 		"cache.key": f.cacheKey.String(), "deploy.key": f.deployKey.String(),
 		"agents/alpha": "alpha-token\n",
 	}
@@ -99,17 +101,17 @@ func (f *farmSetup) setNixEnv(t testing.TB) {
 }
 
 // pushHook is a signed GitHub push of commit to main.
-func pushHook(t testing.TB, commit, delivery string) hookRequest {
+func pushHook(t testing.TB, commit, delivery string) servertest.Hook {
 	t.Helper()
 	var payload map[string]any
-	if err := json.Unmarshal(readFixture(t, "../../internal/forge/github/testdata/push.json"), &payload); err != nil {
+	if err := json.Unmarshal(servertest.ForgeFixture(t, "github/push.json"), &payload); err != nil {
 		t.Fatal(err)
 	}
 	payload["after"] = commit
 	payload["before"] = strings.Repeat("0", 40)
 	payload["ref"] = "refs/heads/main"
 	body, _ := json.Marshal(payload)
-	return githubRequest("push", delivery, body, ghSecret)
+	return servertest.GitHubHook("push", delivery, body, servertest.GHSecret)
 }
 
 func getJSON(t testing.TB, url string, v any) int {
@@ -125,6 +127,19 @@ func getJSON(t testing.TB, url string, v any) int {
 		}
 	}
 	return resp.StatusCode
+}
+
+// evaluationView is GET /api/evaluations/{id}: an evaluation with its
+// targets.
+type evaluationView struct {
+	state.Evaluation
+	Targets []state.Target `json:"targets"`
+}
+
+// jobView is GET /api/jobs/{id}: a job with its evaluation's id.
+type jobView struct {
+	queue.Job
+	Eval int64 `json:"eval,omitempty"`
 }
 
 // waitEvaluation waits until job's evaluation is finished and returns it.
@@ -190,7 +205,7 @@ func TestFarmEndToEnd(t *testing.T) {
 	base, _ := startServe(t, f.args()...)
 	c1 := f.repo.CommitAll(t, "first")
 
-	status, body := post(t, base, pushHook(t, c1, "d-1"))
+	status, body := servertest.Post(t, base, pushHook(t, c1, "d-1"))
 	if status != http.StatusAccepted {
 		t.Fatalf("webhook: %d %s", status, body)
 	}
@@ -264,7 +279,7 @@ func TestFarmEndToEnd(t *testing.T) {
 	// Second push: only beta changes.
 	hosts["beta"] = fleettest.Host{System: "x86_64-linux", Version: "2"}
 	c2 := f.repo.Commit(t, hosts, "beta v2")
-	status, body = post(t, base, pushHook(t, c2, "d-2"))
+	status, body = servertest.Post(t, base, pushHook(t, c2, "d-2"))
 	if status != http.StatusAccepted {
 		t.Fatalf("second webhook: %d %s", status, body)
 	}
@@ -319,7 +334,7 @@ func TestFarmKilledMidBuild(t *testing.T) {
 	c1 := f.repo.CommitAll(t, "first")
 	env := append(os.Environ(), f.nixEnv...)
 	first := startBuilderProcessEnv(t, env, f.args("--lease", "2s")...)
-	status, body := post(t, first.base, pushHook(t, c1, "k-1"))
+	status, body := servertest.Post(t, first.base, pushHook(t, c1, "k-1"))
 	if status != http.StatusAccepted {
 		t.Fatalf("webhook: %d %s", status, body)
 	}
@@ -417,24 +432,6 @@ func gitOut(t testing.TB, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-func request(t testing.TB, method, url, token, body string) (int, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
-}
-
 // TestFarmRemotesTriggerReports: a commit is fetched from another remote
 // when the one it came from lacks it; the deploy branch is fast-forwarded
 // on the other remotes (sync_remotes); an admin triggers an evaluation by
@@ -459,14 +456,14 @@ func TestFarmRemotesTriggerReports(t *testing.T) {
 	hosts["alpha"] = fleettest.Host{System: "x86_64-linux", Version: "r2"}
 	c2 := f.repo.Commit(t, hosts, "alpha r2")
 	var payload map[string]any
-	if err := json.Unmarshal(readFixture(t, "../../internal/forge/forgejo/testdata/push.json"), &payload); err != nil {
+	if err := json.Unmarshal(servertest.ForgeFixture(t, "forgejo/push.json"), &payload); err != nil {
 		t.Fatal(err)
 	}
 	payload["after"], payload["before"], payload["ref"] = c2, c1, "refs/heads/main"
 	repo := payload["repository"].(map[string]any)
 	repo["html_url"], repo["clone_url"], repo["full_name"] = "https://codeberg.org/alice/homelab", "https://codeberg.org/alice/homelab.git", "alice/homelab"
 	body, _ := json.Marshal(payload)
-	status, answer := post(t, base, forgejoRequest("push", "fj-1", body, ghSecret))
+	status, answer := servertest.Post(t, base, servertest.ForgejoHook("push", "fj-1", body, servertest.GHSecret))
 	if status != http.StatusAccepted {
 		t.Fatalf("forgejo webhook: %d %s", status, answer)
 	}
@@ -482,13 +479,13 @@ func TestFarmRemotesTriggerReports(t *testing.T) {
 	// A manual trigger needs the admin token and resolves the branch head.
 	hosts["alpha"] = fleettest.Host{System: "x86_64-linux", Version: "r3"}
 	c3 := f.repo.Commit(t, hosts, "alpha r3")
-	if code, _ := request(t, "POST", base+"/api/evaluations", "wrong", `{"repo":"homelab"}`); code != http.StatusUnauthorized {
+	if code, _ := servertest.Request(t, "POST", base+"/api/evaluations", "wrong", `{"repo":"homelab"}`); code != http.StatusUnauthorized {
 		t.Errorf("trigger with a wrong token: %d, want 401", code)
 	}
-	if code, _ := request(t, "POST", base+"/api/evaluations", "admin-secret", `{"repo":"nope"}`); code != http.StatusNotFound {
+	if code, _ := servertest.Request(t, "POST", base+"/api/evaluations", "admin-secret", `{"repo":"nope"}`); code != http.StatusNotFound {
 		t.Errorf("trigger of an unknown repository: %d, want 404", code)
 	}
-	code, answer := request(t, "POST", base+"/api/evaluations", "admin-secret", `{"repo":"homelab"}`)
+	code, answer := servertest.Request(t, "POST", base+"/api/evaluations", "admin-secret", `{"repo":"homelab"}`)
 	if code != http.StatusAccepted {
 		t.Fatalf("trigger: %d %s", code, answer)
 	}
@@ -520,7 +517,7 @@ func TestFarmRemotesTriggerReports(t *testing.T) {
 		{"alpha", "alpha-token", `not json`, http.StatusBadRequest},
 		{"alpha", "alpha-token", report, http.StatusNoContent},
 	} {
-		if code, b := request(t, "POST", base+"/api/hosts/"+tc.host+"/report", tc.token, tc.body); code != tc.want {
+		if code, b := servertest.Request(t, "POST", base+"/api/hosts/"+tc.host+"/report", tc.token, tc.body); code != tc.want {
 			t.Errorf("report %s with %q: %d %s, want %d", tc.host, tc.token, code, b, tc.want)
 		}
 	}
@@ -528,30 +525,5 @@ func TestFarmRemotesTriggerReports(t *testing.T) {
 	getJSON(t, base+"/api/hosts/alpha", &h)
 	if h.CurrentPath != alpha.OutPath || h.LastResult != "switched" || h.DesiredPath != alpha.OutPath || h.LastSeen.IsZero() {
 		t.Errorf("host alpha after the report: %+v", h)
-	}
-}
-
-// TestErrorPages: a browser gets an HTML error page, an API client JSON.
-func TestErrorPages(t *testing.T) {
-	f := newFarmSetup(t, map[string]fleettest.Host{"alpha": {System: "x86_64-linux", Version: "e"}})
-	f.setNixEnv(t)
-	base, _ := startServe(t, f.args()...)
-	for _, tc := range []struct{ path, accept, ctype string }{
-		{"/targets/999", "text/html,application/xhtml+xml", "text/html; charset=utf-8"},
-		{"/api/targets/999", "text/html", "application/json"},
-		{"/targets/999", "", "application/json"},
-	} {
-		req, _ := http.NewRequest(http.MethodGet, base+tc.path, nil)
-		if tc.accept != "" {
-			req.Header.Set("Accept", tc.accept)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != tc.ctype {
-			t.Errorf("GET %s (Accept %q): %d %s, want 404 %s", tc.path, tc.accept, resp.StatusCode, resp.Header.Get("Content-Type"), tc.ctype)
-		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/server/servertest"
 	"github.com/homelab-farm/farm/internal/testenv/fleettest"
 )
 
@@ -44,7 +45,7 @@ func BenchmarkFleet(b *testing.B) {
 						version++
 					}
 					start := time.Now()
-					status, body := post(b, proc.base, pushHook(b, commit, "bench-"+commit))
+					status, body := servertest.Post(b, proc.base, pushHook(b, commit, "bench-"+commit))
 					if status != http.StatusAccepted {
 						b.Fatalf("webhook: %d %s", status, body)
 					}

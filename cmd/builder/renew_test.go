@@ -15,6 +15,7 @@ import (
 	"github.com/homelab-farm/farm/internal/cache/file"
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/server"
 )
 
 // TestBuilderRenewsManifest drives the builder's clock: the manifest
@@ -56,9 +57,8 @@ func TestBuilderRenewsManifest(t *testing.T) {
 	if err := f.state.SetDesired(ctx, "alpha", path, "c1", 3, firstBody); err != nil {
 		t.Fatal(err)
 	}
-	s := newServer(cfg, q, backend, log)
-	s.farm = f
-	srv := httptest.NewServer(s.routes())
+	s := server.New(server.Deps{Config: cfg, Jobs: q, State: f.state, Reports: f.state, Manifests: f.pipeline, Log: log})
+	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	get := func() []byte {
 		t.Helper()

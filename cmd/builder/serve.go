@@ -19,12 +19,12 @@ import (
 	"github.com/homelab-farm/farm/internal/cache/cacheurl"
 	"github.com/homelab-farm/farm/internal/cli"
 	"github.com/homelab-farm/farm/internal/config"
-	"github.com/homelab-farm/farm/internal/httpsafe"
 	"github.com/homelab-farm/farm/internal/httpserve"
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/queue/postgres"
 	"github.com/homelab-farm/farm/internal/queue/sqlite"
+	"github.com/homelab-farm/farm/internal/server"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -80,8 +80,8 @@ func runServeWith(ctx context.Context, args []string, getenv func(string) string
 	lease := fs.Duration("lease", 0, "job lease without heartbeat (default from config, 5m)")
 	var ff farmFlags
 	ff.register(fs)
-	var lf limitFlags
-	lf.register(fs)
+	var limits server.Limits
+	registerLimits(fs, &limits)
 	level := fs.LogLevel()
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -126,7 +126,7 @@ func runServeWith(ctx context.Context, args []string, getenv func(string) string
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	if err := lf.validate(cfg.MaxBodyBytes); err != nil {
+	if err := limits.Validate(cfg.MaxBodyBytes); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
@@ -162,36 +162,40 @@ func runServeWith(ctx context.Context, args []string, getenv func(string) string
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer f.state.Close()
-	s := newServer(cfg, q, backend, log)
-	s.farm = f
-	s.hookBudget, s.stall = httpsafe.NewBudget(lf.webhookBudget), lf.stallTimeout
-	f.api.streams, f.api.stall = httpsafe.NewSlots(lf.maxStreams), lf.stallTimeout
 	process := pipeline.Processor(f.pipeline.Process)
 	if hooks.process != nil {
 		process = hooks.process
 	}
 	wake := make(chan struct{}, 1)
-	s.wake = wake
-	return serve(ctx, ln, s, &pipeline.Pool{Queue: q, Workers: *workers, Lease: cfg.Queue.Lease.Duration,
+	srv := server.New(server.Deps{
+		Config: cfg, Jobs: q, State: f.state, Reports: f.state, Manifests: f.pipeline, Cache: backend,
+		Metrics: f.metrics.Handler(), Events: f, AdminToken: f.adminToken, Agents: f.agentTokens,
+		LogDir: f.pipeline.LogDir, Limits: limits, Log: log,
+		OnQueued: func(queue.EnqueueResult) {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		},
+	})
+	return serve(ctx, ln, srv.Handler(), f, q, &pipeline.Pool{Queue: q, Workers: *workers, Lease: cfg.Queue.Lease.Duration,
 		Process: process, Log: log, Statuses: f.pipeline.Statuses, Wake: wake})
 }
 
 // serve runs s on ln and the worker pool until ctx ends, then drains the
 // HTTP server and then the workers, each bounded by drainTimeout.
-func serve(ctx context.Context, ln net.Listener, s *server, pool *pipeline.Pool) error {
+func serve(ctx context.Context, ln net.Listener, h http.Handler, f *farm, q queue.Queue, pool *pipeline.Pool) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	var wg sync.WaitGroup
 	wg.Go(func() { pool.Run(workCtx) })
-	wg.Go(func() { pruneDeliveries(workCtx, s.q, s.log) })
-	if s.farm != nil {
-		wg.Go(func() { s.farm.writeEvents(workCtx) })
-		wg.Go(func() { reloadOnHangup(workCtx, s.farm.api.agentTokens) })
-	}
+	wg.Go(func() { pruneDeliveries(workCtx, q, f.log) })
+	wg.Go(func() { f.writeEvents(workCtx) })
+	wg.Go(func() { reloadOnHangup(workCtx, f.agentTokens) })
 
-	s.log.Info("listening", logAddr, ln.Addr().String(), logWorkers, pool.Workers)
-	serveErr := httpserve.Serve(ctx, ln, s.routes(), httpserve.Options{
-		ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second, Drain: drainTimeout, Log: s.log,
+	f.log.Info("listening", logAddr, ln.Addr().String(), logWorkers, pool.Workers)
+	serveErr := httpserve.Serve(ctx, ln, h, httpserve.Options{
+		ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second, Drain: drainTimeout, Log: f.log,
 	})
 	drainCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
@@ -202,9 +206,9 @@ func serve(ctx context.Context, ln net.Listener, s *server, pool *pipeline.Pool)
 	select {
 	case <-done:
 	case <-drainCtx.Done():
-		s.log.Warn("workers did not stop within the drain timeout")
+		f.log.Warn("workers did not stop within the drain timeout")
 	}
-	s.log.Info("stopped")
+	f.log.Info("stopped")
 	return serveErr
 }
 
@@ -280,7 +284,7 @@ func pruneDeliveries(ctx context.Context, q queue.Queue, log *slog.Logger) {
 }
 
 // reloadOnHangup reloads the agent tokens on every SIGHUP until ctx ends.
-func reloadOnHangup(ctx context.Context, tokens *agentTokens) {
+func reloadOnHangup(ctx context.Context, tokens *server.AgentTokens) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/farmapi"
+	"github.com/homelab-farm/farm/internal/server/servertest"
 	"github.com/homelab-farm/farm/internal/state"
 	"github.com/homelab-farm/farm/internal/testenv"
 )
@@ -28,18 +29,18 @@ func TestServePostgresQueue(t *testing.T) {
 	defer admin.Close()
 
 	dir := t.TempDir()
-	base, _ := startServe(t, "--config", writeServeConfig(t, dir, ""), "--state-dir", filepath.Join(dir, "state"), "--queue", dsn)
-	push := readFixture(t, githubFixture+"push.json")
+	base, _ := startServe(t, "--config", servertest.WriteConfig(t, dir, ""), "--state-dir", filepath.Join(dir, "state"), "--queue", dsn)
+	push := servertest.ForgeFixture(t, "github/push.json")
 	for _, d := range []string{"a", "b", "a"} {
-		if s, body := post(t, base, githubRequest("push", d, push, ghSecret)); s != http.StatusAccepted {
+		if s, body := servertest.Post(t, base, servertest.GitHubHook("push", d, push, servertest.GHSecret)); s != http.StatusAccepted {
 			t.Fatalf("push = %d %s", s, body)
 		}
 	}
-	cb := replace(readFixture(t, forgejoFixture+"push.json"), "bffeb74224043ba2feb48d137756c8a9331c449a", testCommit)
-	if s, body := post(t, base, forgejoRequest("push", "c", cb, cbSecret)); s != http.StatusAccepted {
+	cb := servertest.Replace(servertest.ForgeFixture(t, "forgejo/push.json"), "bffeb74224043ba2feb48d137756c8a9331c449a", servertest.TestCommit)
+	if s, body := servertest.Post(t, base, servertest.ForgejoHook("push", "c", cb, servertest.CBSecret)); s != http.StatusAccepted {
 		t.Fatalf("codeberg push = %d %s", s, body)
 	}
-	evs := queueJobs(t, base, "")
+	evs := servertest.Jobs(t, base, "")
 	if len(evs) != 1 || len(evs[0].Remotes) != 2 {
 		t.Fatalf("evaluations = %+v, want one with two remotes", evs)
 	}
@@ -61,13 +62,13 @@ func TestServeDatabaseTwoInstances(t *testing.T) {
 	t.Parallel()
 	schema, dsn := testenv.PostgresSchema(t, "serve_test")
 	dir := t.TempDir()
-	cfgFile := writeServeConfig(t, dir, "")
+	cfgFile := servertest.WriteConfig(t, dir, "")
 	var bases [2]string
 	for i := range bases {
 		bases[i], _ = startServe(t, "--config", cfgFile, "--state-dir", filepath.Join(dir, fmt.Sprint("state", i)), "--database", dsn)
 	}
-	push := readFixture(t, githubFixture+"push.json")
-	if s, body := post(t, bases[0], githubRequest("push", "a", push, ghSecret)); s != http.StatusAccepted {
+	push := servertest.ForgeFixture(t, "github/push.json")
+	if s, body := servertest.Post(t, bases[0], servertest.GitHubHook("push", "a", push, servertest.GHSecret)); s != http.StatusAccepted {
 		t.Fatalf("push = %d %s", s, body)
 	}
 	var evs []state.Event
@@ -80,7 +81,7 @@ func TestServeDatabaseTwoInstances(t *testing.T) {
 	if again := readEvents(t, bases[0], evs[0].ID, 1); len(again) != 0 {
 		t.Errorf("resuming on the first builder after event %d gave %+v; want nothing", evs[0].ID, again)
 	}
-	if jobs := queueJobs(t, bases[1], ""); len(jobs) != 1 {
+	if jobs := servertest.Jobs(t, bases[1], ""); len(jobs) != 1 {
 		t.Errorf("evaluations on the second builder = %+v; want the first's job", jobs)
 	}
 	for i := range bases {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/homelab-farm/farm/internal/server/servertest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -53,7 +54,7 @@ func TestServeStatusesOnClaim(t *testing.T) {
 	dir := t.TempDir()
 	ghAPI, ghCalls := fakeStatusAPI(t)
 	fjAPI, fjCalls := fakeStatusAPI(t)
-	files := map[string]string{"gh": string(ghSecret), "cb": string(cbSecret), "gh-token": "ghtok\n", "cb-token": "cbtok\n"}
+	files := map[string]string{"gh": string(servertest.GHSecret), "cb": string(servertest.CBSecret), "gh-token": "ghtok\n", "cb-token": "cbtok\n"}
 	for name, v := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
 			t.Fatal(err)
@@ -81,10 +82,10 @@ name = "homelab"
 	}
 	base, logs := startServeWith(t, serveHooks{process: holdJobs(10 * time.Millisecond)}, "--config", file, "--state-dir", filepath.Join(dir, "state"), "--workers", "1")
 
-	if s, b := post(t, base, githubRequest("push", "g1", readFixture(t, githubFixture+"push.json"), ghSecret)); s != http.StatusAccepted {
+	if s, b := servertest.Post(t, base, servertest.GitHubHook("push", "g1", servertest.ForgeFixture(t, "github/push.json"), servertest.GHSecret)); s != http.StatusAccepted {
 		t.Fatalf("github push = %d %s", s, b)
 	}
-	if s, b := post(t, base, forgejoRequest("push", "c1", replace(readFixture(t, forgejoFixture+"push.json"), "refs/heads/main", "refs/heads/staging"), cbSecret)); s != http.StatusAccepted {
+	if s, b := servertest.Post(t, base, servertest.ForgejoHook("push", "c1", servertest.Replace(servertest.ForgeFixture(t, "forgejo/push.json"), "refs/heads/main", "refs/heads/staging"), servertest.CBSecret)); s != http.StatusAccepted {
 		t.Fatalf("codeberg push = %d %s", s, b)
 	}
 	deadline := time.Now().Add(15 * time.Second)
@@ -95,7 +96,7 @@ name = "homelab"
 		time.Sleep(20 * time.Millisecond)
 	}
 	g := ghCalls()[0]
-	if g.path != "/repos/alice/homelab/statuses/"+testCommit || g.auth != "Bearer ghtok" ||
+	if g.path != "/repos/alice/homelab/statuses/"+servertest.TestCommit || g.auth != "Bearer ghtok" ||
 		g.body["state"] != "pending" || g.body["context"] != "farm/eval" || g.body["target_url"] != "http://farm.test/api/jobs/1" {
 		t.Errorf("github status call = %+v", g)
 	}

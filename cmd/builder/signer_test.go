@@ -18,6 +18,7 @@ import (
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/deploy/signer"
+	"github.com/homelab-farm/farm/internal/server/servertest"
 	"github.com/homelab-farm/farm/internal/testenv"
 	"github.com/homelab-farm/farm/internal/testenv/fleettest"
 )
@@ -187,7 +188,7 @@ func TestFarmDeploySigner(t *testing.T) {
 	}
 
 	c1 := f.repo.CommitAll(t, "first")
-	if status, body := post(t, base, pushHook(t, c1, "sg-1")); status != http.StatusAccepted {
+	if status, body := servertest.Post(t, base, pushHook(t, c1, "sg-1")); status != http.StatusAccepted {
 		t.Fatalf("webhook: %d %s", status, body)
 	}
 	deadline := time.Now().Add(3 * time.Minute)
@@ -232,10 +233,10 @@ func TestFarmDeploySigner(t *testing.T) {
 	}
 
 	// The host's seq, for its own agent only.
-	if code, _ := request(t, http.MethodGet, base+"/api/hosts/alpha/seq", "", ""); code != http.StatusUnauthorized {
+	if code, _ := servertest.Request(t, http.MethodGet, base+"/api/hosts/alpha/seq", "", ""); code != http.StatusUnauthorized {
 		t.Errorf("seq without a token: %d, want 401", code)
 	}
-	code, body := request(t, http.MethodGet, base+"/api/hosts/alpha/seq", "alpha-token", "")
+	code, body := servertest.Request(t, http.MethodGet, base+"/api/hosts/alpha/seq", "alpha-token", "")
 	if want := `{"seq":` + strconv.FormatUint(m.Seq, 10) + `}`; code != http.StatusOK || strings.TrimSpace(string(body)) != want {
 		t.Errorf("seq with the agent's token: %d %s, want %s", code, body, want)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/forge"
+	"github.com/homelab-farm/farm/internal/server/servertest"
 )
 
 // TestServeStatusesOnlyToConfiguredRepo: a signed push whose payload names
@@ -21,7 +22,7 @@ func TestServeStatusesOnlyToConfiguredRepo(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	api, calls := fakeStatusAPI(t)
-	files := map[string]string{"gh": string(ghSecret), "gh-token": "ghtok\n"}
+	files := map[string]string{"gh": string(servertest.GHSecret), "gh-token": "ghtok\n"}
 	for name, v := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
 			t.Fatal(err)
@@ -42,8 +43,8 @@ name = "homelab"
 	}
 	base, logs := startServeWith(t, serveHooks{process: holdJobs(10 * time.Millisecond)}, "--config", file, "--state-dir", filepath.Join(dir, "state"), "--workers", "1")
 
-	body := replace(readFixture(t, githubFixture+"push.json"), `"full_name": "alice/homelab"`, `"full_name": "mallory/victim"`)
-	if s, b := post(t, base, githubRequest("push", "g1", body, ghSecret)); s != http.StatusAccepted {
+	body := servertest.Replace(servertest.ForgeFixture(t, "github/push.json"), `"full_name": "alice/homelab"`, `"full_name": "mallory/victim"`)
+	if s, b := servertest.Post(t, base, servertest.GitHubHook("push", "g1", body, servertest.GHSecret)); s != http.StatusAccepted {
 		t.Fatalf("github push = %d %s", s, b)
 	}
 	deadline := time.Now().Add(15 * time.Second)
@@ -54,8 +55,8 @@ name = "homelab"
 		time.Sleep(20 * time.Millisecond)
 	}
 	for _, c := range calls() {
-		if c.path != "/repos/alice/homelab/statuses/"+testCommit {
-			t.Errorf("status sent to %s, want only /repos/alice/homelab/statuses/%s", c.path, testCommit)
+		if c.path != "/repos/alice/homelab/statuses/"+servertest.TestCommit {
+			t.Errorf("status sent to %s, want only /repos/alice/homelab/statuses/%s", c.path, servertest.TestCommit)
 		}
 	}
 }
@@ -81,12 +82,12 @@ func TestStatusClientsBoundToConfiguredRepo(t *testing.T) {
 	if c == nil {
 		t.Fatal("no client for the configured remote")
 	}
-	if err := c.SetStatus(context.Background(), "mallory/victim", testCommit, forge.Status{State: forge.StatePending, Context: "farm/eval"}); err != nil {
+	if err := c.SetStatus(context.Background(), "mallory/victim", servertest.TestCommit, forge.Status{State: forge.StatePending, Context: "farm/eval"}); err != nil {
 		t.Fatal(err)
 	}
 	got := calls()
-	if len(got) != 1 || got[0].path != "/repos/alice/homelab/statuses/"+testCommit {
-		t.Errorf("status calls %+v, want one to /repos/alice/homelab/statuses/%s", got, testCommit)
+	if len(got) != 1 || got[0].path != "/repos/alice/homelab/statuses/"+servertest.TestCommit {
+		t.Errorf("status calls %+v, want one to /repos/alice/homelab/statuses/%s", got, servertest.TestCommit)
 	}
 }
 
