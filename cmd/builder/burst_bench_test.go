@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"github.com/homelab-farm/farm/internal/server"
-	"github.com/homelab-farm/farm/internal/server/servertest"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/server/servertest"
 )
 
 // BenchmarkWebhookBurst posts bursts of 20 concurrent unsigned 20 MiB
@@ -29,7 +30,7 @@ func BenchmarkWebhookBurst(b *testing.B) {
 		name   string
 		budget int64
 	}{
-		{"budget=default", server.DefaultWebhookBudget},
+		{"budget=default", config.DefaultWebhookBudget},
 		{"budget=unbounded", 1 << 40},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/homelab-farm/farm/internal/cli"
 	"github.com/homelab-farm/farm/internal/cli/clitest"
+	"github.com/homelab-farm/farm/internal/config"
 )
 
 // The schemas the NixOS modules are generated from are the ones the
@@ -77,14 +78,14 @@ func TestEvalMemoryUnits(t *testing.T) {
 		{[]string{"--eval-memory", "2GiB"}, map[string]string{"BUILDER_EVAL_MEMORY_MB": "3072"}, 2 << 30},
 	}
 	for _, tt := range tests {
-		var ff farmFlags
+		ff := config.DefaultServe()
 		fs := cli.NewFlagSet("builder serve", "BUILDER", mapEnv(tt.env), io.Discard, io.Discard)
-		ff.register(fs)
+		registerServe(fs, &ff)
 		if err := fs.Parse(tt.args); err != nil {
 			t.Fatalf("%v %v: %v", tt.args, tt.env, err)
 		}
-		if ff.evalMemory != tt.want {
-			t.Errorf("%v %v: eval memory %d, want %d", tt.args, tt.env, ff.evalMemory, tt.want)
+		if ff.EvalMemory != tt.want {
+			t.Errorf("%v %v: eval memory %d, want %d", tt.args, tt.env, ff.EvalMemory, tt.want)
 		}
 	}
 }

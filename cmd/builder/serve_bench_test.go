@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"github.com/homelab-farm/farm/internal/server/servertest"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/homelab-farm/farm/internal/server/servertest"
 )
 
 // TestBenchWebhooks is the webhook benchmark (scripts/bench-webhooks runs

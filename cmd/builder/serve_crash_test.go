@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/farm/farmtest"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/server/servertest"
 )
@@ -73,7 +74,7 @@ func runHolding(hold string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := runServeWith(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr, serveHooks{process: holdJobs(d)}); err != nil {
+	if err := runServeWith(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr, serveHooks{process: farmtest.HoldJobs(d)}); err != nil {
 		fmt.Fprintf(os.Stderr, "builder: %v\n", err)
 		return 1
 	}

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net/http"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/homelab-farm/farm/internal/pipeline"
-	"github.com/homelab-farm/farm/internal/queue"
-	"github.com/homelab-farm/farm/internal/queue/sqlite"
+	"github.com/homelab-farm/farm/internal/farm"
 	"github.com/homelab-farm/farm/internal/server/servertest"
 	"github.com/homelab-farm/farm/internal/testenv"
 )
@@ -75,38 +73,27 @@ func (l *logWatcher) waitAddr(t testing.TB, errc <-chan error) string {
 	}
 }
 
-// startServe runs `builder serve` in-process on 127.0.0.1:0 and returns
-// its base URL; the test's cleanup stops it and checks it stopped cleanly.
-func startServe(t *testing.T, args ...string) (string, *logWatcher) {
-	t.Helper()
-	return startServeWith(t, serveHooks{}, args...)
-}
-
-// holdJobs is a processor that holds each job for d, then completes it
-// without evaluating: for tests of claims, leases and crash recovery.
-func holdJobs(d time.Duration) pipeline.Processor {
-	return func(ctx context.Context, job queue.Job) ([]byte, error) {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return []byte(`{"held":true}`), nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-// startServeWith runs serve in this process with hooks.
-func startServeWith(t *testing.T, hooks serveHooks, args ...string) (string, *logWatcher) {
+// startServe runs `builder serve` args in this process on 127.0.0.1:0 and
+// returns its base URL (told by serve once it listens) and its log; the
+// test's cleanup stops it and checks it stopped cleanly.
+func startServe(t *testing.T, args ...string) (string, *testenv.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := newLogWatcher()
+	logs := &testenv.Buffer{}
 	errc := make(chan error, 1)
-	// No workers unless a test asks: these tests look at the queue itself.
+	listening := make(chan net.Addr, 1)
+	// No workers unless a test asks.
 	args = append([]string{"--listen", "127.0.0.1:0", "--workers", "0"}, args...)
-	go func() { errc <- runServeWith(ctx, args, mapEnv(nil), io.Discard, logs, hooks) }()
-	addr := logs.waitAddr(t, errc)
+	go func() {
+		errc <- runServeWith(ctx, args, mapEnv(nil), io.Discard, logs, serveHooks{listening: func(a net.Addr) { listening <- a }})
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-listening:
+	case err := <-errc:
+		cancel()
+		t.Fatalf("serve exited early: %v\n%s", err, logs)
+	}
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -114,11 +101,11 @@ func startServeWith(t *testing.T, hooks serveHooks, args ...string) (string, *lo
 			if err != nil {
 				t.Errorf("serve returned %v", err)
 			}
-		case <-time.After(drainTimeout + 5*time.Second):
+		case <-time.After(farm.DrainTimeout + 5*time.Second):
 			t.Errorf("serve did not stop")
 		}
 	})
-	return "http://" + addr, logs
+	return "http://" + addr.String(), logs
 }
 
 // TestServeConfigErrors: a bad config is refused at start with file and line.
@@ -146,54 +133,26 @@ func TestServeEnvOverrides(t *testing.T) {
 	cfg := servertest.WriteConfig(t, dir, "listen = \"127.0.0.1:1\"\nstate_dir = \"nowhere/at/all\"\n")
 	state := filepath.Join(dir, "from-env")
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := newLogWatcher()
 	errc := make(chan error, 1)
 	env := mapEnv(map[string]string{"BUILDER_CONFIG": cfg, "BUILDER_STATE_DIR": state, "BUILDER_LISTEN": "127.0.0.1:1"})
-	go func() { errc <- runServe(ctx, []string{"--listen", "127.0.0.1:0"}, env, io.Discard, logs) }()
-	logs.waitAddr(t, errc)
+	listening := make(chan net.Addr, 1)
+	go func() {
+		errc <- runServeWith(ctx, []string{"--listen", "127.0.0.1:0"}, env, io.Discard, io.Discard,
+			serveHooks{listening: func(a net.Addr) { listening <- a }})
+	}()
+	select {
+	case a := <-listening:
+		if a.String() == "127.0.0.1:1" {
+			t.Errorf("serve listens on %s: the flag did not override the environment", a)
+		}
+	case err := <-errc:
+		t.Fatalf("serve exited early: %v", err)
+	}
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(state, "queue.db")); err != nil {
 		t.Errorf("queue not in BUILDER_STATE_DIR: %v", err)
-	}
-}
-
-// TestServeShutdownReleasesJobs: a builder stopping cleanly gives the job it
-// holds back to the queue at once instead of leaving it to its lease.
-func TestServeShutdownReleasesJobs(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := newLogWatcher()
-	errc := make(chan error, 1)
-	args := []string{"--listen", "127.0.0.1:0", "--config", servertest.WriteConfig(t, dir, ""), "--state-dir", state,
-		"--workers", "1", "--lease", "1h"}
-	go func() {
-		errc <- runServeWith(ctx, args, mapEnv(nil), io.Discard, logs, serveHooks{process: holdJobs(time.Hour)})
-	}()
-	base := "http://" + logs.waitAddr(t, errc)
-	if s, b := servertest.Post(t, base, servertest.GitHubHook("push", "d1", servertest.ForgeFixture(t, "github/push.json"), servertest.GHSecret)); s != http.StatusAccepted {
-		t.Fatalf("push = %d %s", s, b)
-	}
-	testenv.Eventually(t, 10*time.Second, func() bool { return len(servertest.Jobs(t, base, "?state=running")) == 1 },
-		"job never claimed\n%s", logs)
-	cancel()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	q, err := sqlite.Open(context.Background(), filepath.Join(state, "queue.db"), queue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	j, err := q.Get(context.Background(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if j.State != queue.Queued || j.Attempts != 0 {
-		t.Errorf("after shutdown: job %s with %d attempts, want queued with 0", j.State, j.Attempts)
 	}
 }

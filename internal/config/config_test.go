@@ -183,3 +183,33 @@ func TestEmptySecretFiles(t *testing.T) {
 		t.Errorf("Parse with a blank webhook secret = %v, want an error saying it is empty", err)
 	}
 }
+
+// TestValidateLimits: the serve limits are positive, and the webhook body
+// budget holds the largest body (default: 32 MiB or max_body_bytes).
+func TestValidateLimits(t *testing.T) {
+	limits := func(budget int64, streams int, stall time.Duration) config.Serve {
+		s := config.DefaultServe()
+		s.WebhookBudget, s.MaxStreams, s.StallTimeout = budget, streams, stall
+		return s
+	}
+	for _, tc := range []struct {
+		name       string
+		l          config.Serve
+		maxBody    int64
+		wantBudget int64
+		ok         bool
+	}{
+		{"defaults", limits(0, 64, time.Minute), 25 << 20, 32 << 20, true},
+		{"default budget holds a larger max body", limits(0, 64, time.Minute), 50 << 20, 50 << 20, true},
+		{"budget below max body", limits(1<<20, 64, time.Minute), 25 << 20, 0, false},
+		{"no streams", limits(0, 0, time.Minute), 25 << 20, 0, false},
+		{"no stall timeout", limits(0, 1, 0), 25 << 20, 0, false},
+	} {
+		c := config.Default()
+		c.Listen, c.StateDir, c.MaxBodyBytes, c.Serve = "127.0.0.1:0", t.TempDir(), tc.maxBody, tc.l
+		err := c.Validate()
+		if (err == nil) != tc.ok || (tc.ok && c.Serve.WebhookBudget != tc.wantBudget) {
+			t.Errorf("%s: Validate = %v, budget %d; want ok=%v, budget %d", tc.name, err, c.Serve.WebhookBudget, tc.ok, tc.wantBudget)
+		}
+	}
+}

@@ -365,24 +365,3 @@ func TestNoSniffEveryRoute(t *testing.T) {
 		cancel()
 	}
 }
-
-func TestLimitsValidate(t *testing.T) {
-	for _, tc := range []struct {
-		name       string
-		l          Limits
-		maxBody    int64
-		wantBudget int64
-		ok         bool
-	}{
-		{"defaults", Limits{MaxStreams: 64, StallTimeout: time.Minute}, 25 << 20, 32 << 20, true},
-		{"default budget holds a larger max body", Limits{MaxStreams: 64, StallTimeout: time.Minute}, 50 << 20, 50 << 20, true},
-		{"budget below max body", Limits{WebhookBudget: 1 << 20, MaxStreams: 64, StallTimeout: time.Minute}, 25 << 20, 0, false},
-		{"no streams", Limits{MaxStreams: 0, StallTimeout: time.Minute}, 25 << 20, 0, false},
-		{"no stall timeout", Limits{MaxStreams: 1}, 25 << 20, 0, false},
-	} {
-		err := tc.l.Validate(tc.maxBody)
-		if (err == nil) != tc.ok || (tc.ok && tc.l.WebhookBudget != tc.wantBudget) {
-			t.Errorf("%s: Validate = %v, budget %d; want ok=%v, budget %d", tc.name, err, tc.l.WebhookBudget, tc.ok, tc.wantBudget)
-		}
-	}
-}
