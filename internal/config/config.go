@@ -1,6 +1,8 @@
-// Package config reads the builder's TOML configuration
-// (examples/builder.toml is the commented reference). Every mistake is
-// reported with the file, the line and the reason, before anything starts.
+// Package config is the builder's settings: Load merges the TOML file
+// (examples/builder.toml is the commented reference), the environment and
+// the flags of `builder serve` and checks them all with one Validate.
+// Every mistake in the file is reported with the file, the line and the
+// reason, before anything starts.
 package config
 
 import (
@@ -51,8 +53,8 @@ type Config struct {
 }
 
 // Serve are the settings of `builder serve` that only flags and the
-// environment set (cmd/builder registers them with DefaultServe's values
-// as defaults); Validate checks them with the rest.
+// environment set (Load registers them with DefaultServe's values as
+// defaults); Validate checks them with the rest.
 type Serve struct {
 	Workers        int    // evaluation workers
 	AdminTokenFile string // POST /api/evaluations token; "": triggers refused
@@ -168,9 +170,9 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.File, e.Msg)
 }
 
-// Load reads, checks and completes the configuration at file: defaults
+// LoadFile reads, checks and completes the configuration at file: defaults
 // filled in, secret files read. Errors are *Error with the line.
-func Load(file string) (*Config, error) {
+func LoadFile(file string) (*Config, error) {
 	src, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -178,7 +180,7 @@ func Load(file string) (*Config, error) {
 	return Parse(file, src)
 }
 
-// Parse is Load on bytes already read; file names them in errors.
+// Parse is LoadFile on bytes already read; file names them in errors.
 func Parse(file string, src []byte) (*Config, error) {
 	var c Config
 	md, err := toml.NewDecoder(bytes.NewReader(src)).Decode(&c)

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,7 @@ import (
 
 func TestExample(t *testing.T) {
 	t.Parallel()
-	c, err := config.Load("../../examples/builder.toml")
+	c, err := config.LoadFile("../../examples/builder.toml")
 	if err != nil {
 		t.Fatalf("Load(example) = %v", err)
 	}
@@ -103,7 +104,7 @@ func TestErrorsHaveLines(t *testing.T) {
 			if err := os.WriteFile(file, []byte(tt.src), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := config.Load(file)
+			_, err := config.LoadFile(file)
 			var ce *config.Error
 			if !errors.As(err, &ce) {
 				t.Fatalf("Load = %v, want *config.Error", err)
@@ -136,7 +137,7 @@ func TestDatabase(t *testing.T) {
 			if err := os.WriteFile(file, []byte(tt.src), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			c, err := config.Load(file)
+			c, err := config.LoadFile(file)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -210,6 +211,32 @@ func TestValidateLimits(t *testing.T) {
 		err := c.Validate()
 		if (err == nil) != tc.ok || (tc.ok && c.Serve.WebhookBudget != tc.wantBudget) {
 			t.Errorf("%s: Validate = %v, budget %d; want ok=%v, budget %d", tc.name, err, c.Serve.WebhookBudget, tc.ok, tc.wantBudget)
+		}
+	}
+}
+
+// The old BUILDER_EVAL_MEMORY_MB (MiB) still works, and means what
+// --eval-memory (bytes or a size) means.
+func TestEvalMemoryUnits(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want int64
+	}{
+		{nil, nil, 0},
+		{nil, map[string]string{"BUILDER_EVAL_MEMORY_MB": "3072"}, 3 << 30},
+		{nil, map[string]string{"BUILDER_EVAL_MEMORY": "3GiB"}, 3 << 30},
+		{[]string{"--eval-memory", "3221225472"}, nil, 3 << 30},
+		{[]string{"--eval-memory", "2GiB"}, map[string]string{"BUILDER_EVAL_MEMORY_MB": "3072"}, 2 << 30},
+	}
+	for _, tt := range tests {
+		args := append([]string{"--state-dir", t.TempDir()}, tt.args...)
+		cfg, _, err := config.Load(args, func(k string) string { return tt.env[k] }, io.Discard, io.Discard)
+		if err != nil {
+			t.Fatalf("%v %v: %v", tt.args, tt.env, err)
+		}
+		if cfg.Serve.EvalMemory != tt.want {
+			t.Errorf("%v %v: eval memory %d, want %d", tt.args, tt.env, cfg.Serve.EvalMemory, tt.want)
 		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/homelab-farm/farm/internal/farm/farmtest"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/forge"
+	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/queue/sqlite"
 	"github.com/homelab-farm/farm/internal/server/servertest"
@@ -51,7 +52,7 @@ func loadConfig(t testing.TB, file, stateDir string) *config.Config {
 	cfg := config.Default()
 	if file != "" {
 		var err error
-		if cfg, err = config.Load(file); err != nil {
+		if cfg, err = config.LoadFile(file); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -780,5 +781,16 @@ func TestServeDatabaseTwoInstances(t *testing.T) {
 	var n int
 	if err := admin.QueryRow(`SELECT count(*) FROM ` + schema + `.events`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("events in PostgreSQL = %d, %v; want 1", n, err)
+	}
+}
+
+// TestDefaultsAgree: the serve flags' defaults are the ones the pipeline
+// falls back to.
+func TestDefaultsAgree(t *testing.T) {
+	if got, want := config.DefaultServe().ManifestTTL, pipeline.DefaultManifestTTL; got != want {
+		t.Errorf("--manifest-ttl default %v, pipeline.DefaultManifestTTL %v", got, want)
+	}
+	if got, want := config.DefaultServe().FlakeDir, "nix"; got != want {
+		t.Errorf("--flake-dir default %q, want %q (pipeline's default)", got, want)
 	}
 }

@@ -36,7 +36,7 @@ func startServer(t *testing.T, cfgFile string, backend cache.Backend) (string, *
 	cfg := config.Default()
 	if cfgFile != "" {
 		var err error
-		if cfg, err = config.Load(cfgFile); err != nil {
+		if cfg, err = config.LoadFile(cfgFile); err != nil {
 			t.Fatal(err)
 		}
 	}

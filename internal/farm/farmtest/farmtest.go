@@ -97,7 +97,7 @@ func (f *Setup) Args(extra ...string) []string {
 // the admin token and the agents' tokens, listening on 127.0.0.1:0.
 func (f *Setup) Config(t testing.TB) *config.Config {
 	t.Helper()
-	cfg, err := config.Load(f.ConfigFile)
+	cfg, err := config.LoadFile(f.ConfigFile)
 	if err != nil {
 		t.Fatal(err)
 	}
