@@ -12,6 +12,11 @@ import (
 // routes is the one route table of the builder. Path variables: {id} is
 // the number of a job, an evaluation or a target as the path says; {host}
 // a host name.
+//
+// To add a route: write a handler returning error (API in this package,
+// pages in dashboard/), return client errors from the catalogue
+// (httperr/errors.go, adding a message there), take what it reads as a
+// small interface in Deps, and add one line here with its methods.
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
 	get, post := http.MethodGet, http.MethodPost
