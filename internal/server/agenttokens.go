@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"log/slog"
@@ -12,17 +12,17 @@ import (
 	"github.com/homelab-farm/farm/internal/secretfile"
 )
 
-// agentTokens are the agents' report tokens: one file per host in a
+// AgentTokens are the agents' report tokens: one file per host in a
 // directory, read at start and again by Load (on SIGHUP), never per request.
-type agentTokens struct {
+type AgentTokens struct {
 	dir    string // "" refuses every agent
 	log    *slog.Logger
 	tokens atomic.Pointer[map[string][]byte]
 }
 
-// newAgentTokens reads the tokens in dir ("": none).
-func newAgentTokens(dir string, log *slog.Logger) *agentTokens {
-	a := &agentTokens{dir: dir, log: log}
+// NewAgentTokens reads the tokens in dir ("": none).
+func NewAgentTokens(dir string, log *slog.Logger) *AgentTokens {
+	a := &AgentTokens{dir: dir, log: log}
 	a.Load()
 	return a
 }
@@ -30,7 +30,7 @@ func newAgentTokens(dir string, log *slog.Logger) *agentTokens {
 // Load reads the tokens again; it replaces the set at once, so a token
 // removed or changed is refused from then on. A file that cannot be read
 // or holds no token is skipped and logged.
-func (a *agentTokens) Load() {
+func (a *AgentTokens) Load() {
 	tokens := map[string][]byte{}
 	defer func() { a.tokens.Store(&tokens) }()
 	if a.dir == "" {
@@ -68,8 +68,8 @@ func readToken(dir, host string) ([]byte, error) {
 	return []byte(token), nil
 }
 
-// authorized reports whether r carries host's token.
-func (a *agentTokens) authorized(host string, r *http.Request) bool {
+// Authorized reports whether r carries host's token.
+func (a *AgentTokens) Authorized(host string, r *http.Request) bool {
 	if a == nil || !hostname.Valid(host) {
 		return false
 	}

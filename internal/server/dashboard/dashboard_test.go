@@ -1,17 +1,14 @@
-package main
+package dashboard_test
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,150 +16,47 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/homelab-farm/farm/internal/config"
-	"github.com/homelab-farm/farm/internal/metrics"
 	"github.com/homelab-farm/farm/internal/queue"
-	"github.com/homelab-farm/farm/internal/queue/sqlite"
+	"github.com/homelab-farm/farm/internal/server"
+	"github.com/homelab-farm/farm/internal/server/dashboard"
+	"github.com/homelab-farm/farm/internal/server/servertest"
 	"github.com/homelab-farm/farm/internal/state"
 	"github.com/homelab-farm/farm/internal/testenv"
 )
 
-// dashboardRoutes is the builder's own route table serving a.
-func dashboardRoutes(a *farmAPI) http.Handler {
-	log := slog.New(slog.DiscardHandler)
-	s := newServer(config.Default(), a.q, nil, log)
-	s.farm = &farm{state: a.state, api: a, metrics: metrics.New(a.q), log: log, later: make(chan laterEvent, 64)}
-	return s.routes()
+// routes is the builder's route table (server.New) over st and, unless
+// nil, the queue q: the pages are tested where they are served.
+func routes(st *state.Store, q server.Jobs) http.Handler {
+	deps := server.Deps{Config: config.Default(), State: st, Reports: st, Jobs: q}
+	if q == nil {
+		deps.Jobs = noJobs{}
+	}
+	return server.New(deps).Handler()
 }
 
-// Commits of the dashboard fixture, oldest first.
-const (
-	dashC1 = "1111111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	dashC2 = "2222222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-	dashC3 = "3333333333cccccccccccccccccccccccccccccc"
-)
+// noJobs is a queue that holds nothing and takes nothing.
+type noJobs struct{}
 
-// dashFixture is a farmAPI over a state seeded with two evaluations of a
-// four-host fleet, and a queue holding a third commit not evaluated yet.
-type dashFixture struct {
-	api     *farmAPI
-	state   *state.Store
+func (noJobs) Enqueue(context.Context, queue.EnqueueRequest) (queue.EnqueueResult, error) {
+	return queue.EnqueueResult{}, errors.New("no queue")
+}
+func (noJobs) List(context.Context, queue.ListOptions) ([]queue.Job, error) { return nil, nil }
+func (noJobs) Get(context.Context, int64) (queue.Job, error)                { return queue.Job{}, queue.ErrNotFound }
+
+// fixture is the route table over the seeded state (servertest.Seed).
+type fixture struct {
+	*servertest.Seeded
 	handler http.Handler
-	evals   []state.Evaluation
-	targets map[string]state.Target // "host@commit-number", e.g. "bravo@2"
 }
 
-func storePath(host string, n int) string {
-	return fmt.Sprintf("/nix/store/%032d-nixos-system-%s-%d", n, host, n)
-}
-
-func newDashFixture(t *testing.T) *dashFixture {
+func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := state.Open(ctx, filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	q, err := sqlite.Open(ctx, filepath.Join(dir, "queue.db"), queue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { q.Close() })
-	logDir := filepath.Join(dir, "logs")
-	if err := os.Mkdir(logDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg := &config.Config{Repositories: []config.Repository{{
-		Name:    "homelab",
-		Remotes: []config.Remote{{URL: "https://codeberg.org/alice/homelab"}},
-	}}}
-	f := &dashFixture{
-		api:     &farmAPI{cfg: cfg, q: q, state: st, logDir: logDir, now: time.Now},
-		state:   st,
-		targets: make(map[string]state.Target),
-	}
-	f.handler = dashboardRoutes(f.api)
-
-	var jobs []int64
-	for _, c := range []string{dashC1, dashC2, dashC3} {
-		res, err := q.Enqueue(ctx, queue.EnqueueRequest{
-			Kind: queue.KindEval, Key: queue.EvalKey("homelab", c), Repo: "homelab", Branch: "main", Commit: c, Deploy: true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		jobs = append(jobs, res.JobID)
-	}
-	type target struct{ host, system, state, reason, log string }
-	for n, spec := range []struct {
-		commit  string
-		state   string
-		targets []target
-	}{
-		{dashC1, state.EvalDone, []target{
-			{"alpha", "x86_64-linux", state.TargetBuilt, "", "building alpha\n"},
-			{"bravo", "x86_64-linux", state.TargetBuilt, "", "building bravo\n"},
-			{"charlie", "aarch64-linux", state.TargetCached, "", ""},
-			{"delta", "aarch64-darwin", state.TargetSkipped, "no builder for aarch64-darwin", ""},
-		}},
-		{dashC2, state.EvalRunning, []target{
-			{"alpha", "x86_64-linux", state.TargetBuilt, "", "building alpha again\n"},
-			{"bravo", "x86_64-linux", state.TargetFailed, "exit 1 <script>alert('reason')</script>",
-				"building '/nix/store/xyz-bravo.drv'...\nerror: builder for bravo failed with exit code 1\n<script>alert('log')</script>\n"},
-			{"charlie", "aarch64-linux", state.TargetBuilding, "", "building charlie under qemu\n"},
-			{"delta", "aarch64-darwin", state.TargetSkipped, "no builder for aarch64-darwin", ""},
-		}},
-	} {
-		e, _, err := st.StartEvaluation(ctx, state.Evaluation{JobID: jobs[n], Repo: "homelab", Branch: "main", Commit: spec.commit, Deploy: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, tt := range spec.targets {
-			got, err := st.PutTarget(ctx, state.Target{EvalID: e.ID, Host: tt.host, Kind: "nixos", System: tt.system,
-				DrvPath: "/nix/store/" + strings.Repeat("d", 32) + "-" + tt.host + ".drv", OutPath: storePath(tt.host, n+1), State: state.TargetPending})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := st.SetTargetState(ctx, got.ID, tt.state, tt.reason); err != nil {
-				t.Fatal(err)
-			}
-			if tt.log != "" {
-				if err := os.WriteFile(f.logPath(got.ID), []byte(tt.log), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			got.State, got.Reason = tt.state, tt.reason
-			f.targets[tt.host+"@"+strconv.Itoa(n+1)] = got
-		}
-		if spec.state != state.EvalRunning {
-			if err := st.FinishEvaluation(ctx, e.ID, spec.state, "", ""); err != nil {
-				t.Fatal(err)
-			}
-		}
-		f.evals = append(f.evals, e)
-	}
-
-	// alpha runs what it should; bravo failed to switch to commit 1's closure.
-	for seq, h := range []string{"alpha", "bravo"} {
-		if err := st.SetDesired(ctx, h, storePath(h, 1), dashC1, uint64(seq+1), []byte("{}")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := st.Report(ctx, "alpha", storePath("alpha", 1), "switched", ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Report(ctx, "bravo", storePath("bravo", 0), "failed", "health check failed"); err != nil {
-		t.Fatal(err)
-	}
-	return f
+	d := servertest.Seed(t)
+	h := server.New(server.Deps{Config: d.Config, Jobs: d.Queue, State: d.State, Reports: d.State, LogDir: d.LogDir}).Handler()
+	return &fixture{Seeded: d, handler: h}
 }
 
-func (f *dashFixture) logPath(id int64) string {
-	return filepath.Join(f.api.logDir, strconv.FormatInt(id, 10)+".log")
-}
-
-func (f *dashFixture) get(t *testing.T, path string) (*http.Response, string) {
+func (f *fixture) get(t *testing.T, path string) (*http.Response, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	f.handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
@@ -171,59 +65,9 @@ func (f *dashFixture) get(t *testing.T, path string) (*http.Response, string) {
 	return res, string(body)
 }
 
-// TestEvaluationAndJobIDs: /api/evaluations/{id} takes the evaluation id
-// that /evaluations/{id} takes, and leads to its job; /api/jobs/{id} leads
-// back to the evaluation.
-func TestEvaluationAndJobIDs(t *testing.T) {
-	f := newDashFixture(t)
-	ctx := context.Background()
-	// A job queued after the fixture's third (never evaluated) gets an id
-	// above its evaluation's.
-	const commit = "4444444444dddddddddddddddddddddddddddddd"
-	res0, err := f.api.q.Enqueue(ctx, queue.EnqueueRequest{Kind: queue.KindEval, Key: "homelab@" + commit, Repo: "homelab",
-		Branch: "main", Commit: commit, Remote: queue.Remote{Forge: "github", URL: "https://github.com/alice/homelab"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, _, err := f.state.StartEvaluation(ctx, state.Evaluation{JobID: res0.JobID, Repo: "homelab", Branch: "main", Commit: commit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.state.PutTarget(ctx, state.Target{EvalID: ev.ID, Host: "alpha", System: "x86_64-linux", State: state.TargetPending}); err != nil {
-		t.Fatal(err)
-	}
-	if ev.ID == ev.JobID {
-		t.Fatalf("evaluation %d and its job share an id; the test needs them apart", ev.ID)
-	}
-	if res, _ := f.get(t, fmt.Sprintf("/evaluations/%d", ev.ID)); res.StatusCode != http.StatusOK {
-		t.Fatalf("GET /evaluations/%d = %s", ev.ID, res.Status)
-	}
-	res, body := f.get(t, fmt.Sprintf("/api/evaluations/%d", ev.ID))
-	var view evaluationView
-	if res.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &view) != nil {
-		t.Fatalf("GET /api/evaluations/%d = %s %s", ev.ID, res.Status, body)
-	}
-	if view.ID != ev.ID || view.Commit != ev.Commit || len(view.Targets) == 0 {
-		t.Errorf("evaluation %d answered %+v", ev.ID, view)
-	}
-	res, body = f.get(t, fmt.Sprintf("/api/jobs/%d", view.JobID))
-	var job jobView
-	if res.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &job) != nil {
-		t.Fatalf("GET /api/jobs/%d = %s %s", view.JobID, res.Status, body)
-	}
-	if job.ID != ev.JobID || job.Eval != ev.ID || job.Commit != ev.Commit {
-		t.Errorf("job %d answered %+v, want evaluation %d", ev.JobID, job, ev.ID)
-	}
-	res, body = f.get(t, "/api/evaluations?limit=1")
-	var list evaluationsResponse
-	if res.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &list) != nil || len(list.Evaluations) != 1 {
-		t.Errorf("GET /api/evaluations?limit=1 = %s %s", res.Status, body)
-	}
-}
-
 func TestDashboardPages(t *testing.T) {
-	f := newDashFixture(t)
-	bravo2, charlie2, alpha1 := f.targets["bravo@2"], f.targets["charlie@2"], f.targets["alpha@1"]
+	f := newFixture(t)
+	bravo2, charlie2, alpha1 := f.Targets["bravo@2"], f.Targets["charlie@2"], f.Targets["alpha@1"]
 	for _, tc := range []struct {
 		name     string
 		path     string
@@ -239,7 +83,7 @@ func TestDashboardPages(t *testing.T) {
 				fmt.Sprintf(`<td class="s-building"><a href="/targets/%d" data-host="charlie"`, charlie2.ID),
 				fmt.Sprintf(`<td class="s-built"><a href="/targets/%d" data-host="alpha"`, alpha1.ID),
 				`<code>2222222222</code>`, `<code>1111111111</code>`,
-				`href="https://codeberg.org/alice/homelab/commit/` + dashC2 + `"`,
+				`href="https://codeberg.org/alice/homelab/commit/` + servertest.C2 + `"`,
 				`1 failed`, `1 building`, `2 built`,
 				`job 3`,                // queued, not evaluated yet
 				`data-refresh=`,        // an evaluation is running
@@ -248,9 +92,9 @@ func TestDashboardPages(t *testing.T) {
 			dontWant: []string{`<script>alert`},
 		},
 		{
-			name: "evaluation", path: fmt.Sprintf("/evaluations/%d", f.evals[1].ID), status: http.StatusOK,
+			name: "evaluation", path: fmt.Sprintf("/evaluations/%d", f.Evals[1].ID), status: http.StatusOK,
 			want: []string{
-				`Evaluation 2`, `<span class="badge e-running">running</span>`, dashC2,
+				`Evaluation 2`, `<span class="badge e-running">running</span>`, servertest.C2,
 				fmt.Sprintf(`<a href="/targets/%d" data-host="bravo" data-state="failed">bravo</a>`, bravo2.ID),
 				`no builder for aarch64-darwin`, `exit 1 &lt;script&gt;`,
 				`nixos-system-charlie-2`,
@@ -258,7 +102,7 @@ func TestDashboardPages(t *testing.T) {
 			dontWant: []string{`<script>alert`},
 		},
 		{
-			name: "finished evaluation", path: fmt.Sprintf("/evaluations/%d", f.evals[0].ID), status: http.StatusOK,
+			name: "finished evaluation", path: fmt.Sprintf("/evaluations/%d", f.Evals[0].ID), status: http.StatusOK,
 			want:     []string{`<span class="badge e-done">done</span>`, `2 built`, `1 cached`},
 			dontWant: []string{`data-refresh=`},
 		},
@@ -268,8 +112,8 @@ func TestDashboardPages(t *testing.T) {
 			want: []string{
 				`<span id="state" class="badge s-failed"`, `error: builder for bravo failed with exit code 1`,
 				`&lt;script&gt;alert(&#39;log&#39;)&lt;/script&gt;`, `x86_64-linux (nixos)`,
-				`/nix/store/dddddddddddddddddddddddddddddddd-bravo.drv`, storePath("bravo", 2),
-				fmt.Sprintf(`href="/evaluations/%d"`, f.evals[1].ID),
+				`/nix/store/dddddddddddddddddddddddddddddddd-bravo.drv`, servertest.StorePath("bravo", 2),
+				fmt.Sprintf(`href="/evaluations/%d"`, f.Evals[1].ID),
 			},
 			dontWant: []string{`<script>alert`, `data-follow`},
 		},
@@ -281,7 +125,7 @@ func TestDashboardPages(t *testing.T) {
 			},
 		},
 		{
-			name: "skipped target without log", path: fmt.Sprintf("/targets/%d", f.targets["delta@2"].ID), status: http.StatusOK,
+			name: "skipped target without log", path: fmt.Sprintf("/targets/%d", f.Targets["delta@2"].ID), status: http.StatusOK,
 			want: []string{`<pre id="log" class="log">no builder for aarch64-darwin</pre>`},
 		},
 		{name: "unknown target", path: "/targets/999", status: http.StatusNotFound},
@@ -292,13 +136,13 @@ func TestDashboardPages(t *testing.T) {
 				`<span class="badge h-failed">behind: failed</span>`, `health check failed`,
 				`<tr data-host="charlie">`, `<span class="badge h-none">not deployed</span>`,
 				fmt.Sprintf(`<a class="badge s-failed" href="/targets/%d"`, bravo2.ID),
-				`<tr data-host="delta">`, `seq 2`, `commit <code title="` + dashC1 + `">1111111111</code>`,
+				`<tr data-host="delta">`, `seq 2`, `commit <code title="` + servertest.C1 + `">1111111111</code>`,
 				`data-refresh=`, // charlie is building
 			},
 			dontWant: []string{`<script>alert`},
 		},
 		{name: "bad n", path: "/?n=x", status: http.StatusBadRequest},
-		{name: "stylesheet", path: "/static/style.css?v=" + staticVersion, status: http.StatusOK, want: []string{".s-failed"}},
+		{name: "stylesheet", path: "/static/style.css?v=" + dashboard.StaticVersion, status: http.StatusOK, want: []string{".s-failed"}},
 		{name: "script", path: "/static/dashboard.js", status: http.StatusOK, want: []string{"followLog"}},
 		{name: "static directory", path: "/static/", status: http.StatusNotFound},
 		{name: "unknown static", path: "/static/nope.css", status: http.StatusNotFound},
@@ -330,8 +174,8 @@ func TestDashboardPages(t *testing.T) {
 	}
 	t.Run("static caching", func(t *testing.T) {
 		for path, want := range map[string]string{
-			"/static/style.css?v=" + staticVersion: "public, max-age=31536000, immutable",
-			"/static/style.css":                    "no-cache",
+			"/static/style.css?v=" + dashboard.StaticVersion: "public, max-age=31536000, immutable",
+			"/static/style.css": "no-cache",
 		} {
 			res, _ := f.get(t, path)
 			if got := res.Header.Get("Cache-Control"); got != want {
@@ -344,107 +188,13 @@ func TestDashboardPages(t *testing.T) {
 	})
 }
 
-func TestBuildMatrix(t *testing.T) {
-	// Evaluations newest first: 3 re-evaluates commit b after 2 was superseded.
-	evals := []state.Evaluation{
-		{ID: 3, Repo: "r", Commit: "b"},
-		{ID: 2, Repo: "r", Commit: "b", State: state.EvalSuperseded},
-		{ID: 1, Repo: "r", Commit: "a"},
-	}
-	targets := map[int64][]state.Target{
-		3: {{ID: 30, Host: "x", State: state.TargetBuilt}},
-		2: {{ID: 20, Host: "x", State: state.TargetPending}, {ID: 21, Host: "y", State: state.TargetFailed}},
-		1: {{ID: 10, Host: "x", State: state.TargetBuilt}, {ID: 11, Host: "y", State: state.TargetBuilt}},
-	}
-	hosts := []state.Host{{Name: "z"}, {Name: "x"}}
-	cols, rows := buildMatrix(evals, targets, hosts, 12)
-	ids := func(cells []*state.Target) []int64 {
-		var out []int64
-		for _, c := range cells {
-			if c == nil {
-				out = append(out, 0)
-			} else {
-				out = append(out, c.ID)
-			}
-		}
-		return out
-	}
-	got := fmt.Sprint(len(cols), cols[0].Eval.ID, cols[1].Eval.ID)
-	if want := "2 3 1"; got != want {
-		t.Errorf("columns (count, eval ids) = %s, want %s", got, want)
-	}
-	var gotRows []string
-	for _, r := range rows {
-		gotRows = append(gotRows, fmt.Sprint(r.Host, ids(r.Cells)))
-	}
-	if got, want := strings.Join(gotRows, " "), "x[30 10] y[21 11] z[0 0]"; got != want {
-		t.Errorf("rows = %s, want %s", got, want)
-	}
-
-	cols, rows = buildMatrix(evals, targets, nil, 1)
-	if len(cols) != 1 || len(rows) != 2 || len(rows[0].Cells) != 1 {
-		t.Errorf("with one column: %d columns, %d rows, want 1 column and 2 rows of 1 cell", len(cols), len(rows))
-	}
-}
-
-func TestHostStatus(t *testing.T) {
-	seen := time.Unix(1700000000, 0)
-	for _, tc := range []struct {
-		host        state.Host
-		status, cls string
-	}{
-		{state.Host{}, "not deployed", "none"},
-		{state.Host{DesiredPath: "/nix/store/a"}, "never reported", "pending"},
-		{state.Host{DesiredPath: "/nix/store/a", CurrentPath: "/nix/store/a", LastSeen: seen}, "up to date", "ok"},
-		{state.Host{DesiredPath: "/nix/store/a", CurrentPath: "/nix/store/b", LastSeen: seen, LastResult: "rolled back"}, "behind: rolled back", "failed"},
-		{state.Host{DesiredPath: "/nix/store/a", CurrentPath: "/nix/store/b", LastSeen: seen, LastResult: "up-to-date"}, "behind", "behind"},
-	} {
-		status, cls := hostStatus(tc.host)
-		if status != tc.status || cls != tc.cls {
-			t.Errorf("hostStatus(%+v) = %q, %q; want %q, %q", tc.host, status, cls, tc.status, tc.cls)
-		}
-	}
-}
-
-func TestReadTail(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "log")
-	if err := os.WriteFile(path, []byte("line one\nline two\nline three\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		max     int64
-		want    string
-		skipped int64
-	}{
-		{100, "line one\nline two\nline three\n", 0},
-		{15, "line three\n", 18}, // cut inside "line two": start at the next line
-	} {
-		got, skipped, err := readTail(path, tc.max)
-		if err != nil || got != tc.want || skipped != tc.skipped {
-			t.Errorf("readTail(max %d) = %q, %d, %v; want %q, %d", tc.max, got, skipped, err, tc.want, tc.skipped)
-		}
-	}
-}
-
-func TestStoreName(t *testing.T) {
-	for in, want := range map[string]string{
-		"/nix/store/abcdefghijklmnopqrstuvwxyz012345-nixos-system-alpha": "abcdefgh…-nixos-system-alpha",
-		"/elsewhere/x": "/elsewhere/x",
-		"":             "",
-	} {
-		if got := storeName(in); got != want {
-			t.Errorf("storeName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestDashboardEmpty(t *testing.T) {
 	st, err := state.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	h := dashboardRoutes(&farmAPI{state: st, logDir: t.TempDir()}) // no queue, no clock
+	h := routes(st, nil) // no queue
 	for path, want := range map[string]string{
 		"/":      "Nothing evaluated yet",
 		"/hosts": "no hosts yet",
@@ -483,16 +233,16 @@ func TestDashboardManyEvaluations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := dashboardRoutes(&farmAPI{state: st, logDir: t.TempDir(), now: time.Now})
+	h := routes(st, nil)
 	for _, tc := range []struct {
 		path      string
 		rows      int
 		more      string
 		matrixCol int
 	}{
-		{"/", dashEvaluations, `href="/?n=60"`, dashColumns},
-		{"/?n=290", 290, `href="/?n=500"`, dashColumns},
-		{"/?n=100000", 300, "", dashColumns},
+		{"/", dashboard.Evaluations, `href="/?n=60"`, dashboard.Columns},
+		{"/?n=290", 290, `href="/?n=500"`, dashboard.Columns},
+		{"/?n=100000", 300, "", dashboard.Columns},
 	} {
 		start := time.Now()
 		rec := httptest.NewRecorder()
@@ -537,7 +287,7 @@ func chromium(t *testing.T) string {
 // after the page has loaded.
 func TestDashboardBrowser(t *testing.T) {
 	exe := chromium(t)
-	f := newDashFixture(t)
+	f := newFixture(t)
 	srv := httptest.NewServer(f.handler) // listens on 127.0.0.1
 	defer srv.Close()
 	profile := t.TempDir()
@@ -588,7 +338,7 @@ func TestDashboardBrowser(t *testing.T) {
 		consoleDone <- bad
 	}()
 
-	bravo := f.targets["bravo@2"]
+	bravo := f.Targets["bravo@2"]
 	cell := chromedp.CSS(fmt.Sprintf(`#matrix a[href="/targets/%d"]`, bravo.ID))
 	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(cell)); err != nil {
 		t.Fatalf("open the dashboard: %v", err)
@@ -623,7 +373,7 @@ func TestDashboardBrowser(t *testing.T) {
 
 	// Charlie is still building: its page follows the log as it grows, and
 	// shows the final state when the build ends.
-	charlie := f.targets["charlie@2"]
+	charlie := f.Targets["charlie@2"]
 	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/"),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#matrix a[href="/targets/%d"]`, charlie.ID))),
 		chromedp.WaitVisible(chromedp.CSS("pre#log[data-follow]"))); err != nil {
@@ -631,9 +381,9 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 	waitText(t, bctx, "#log", "building charlie under qemu")
 	waitText(t, bctx, "#log-status", "Following the build")
-	appendFile(t, f.logPath(charlie.ID), "copying path '/nix/store/abc-charlie' after the page loaded\n")
+	servertest.AppendFile(t, f.LogPath(charlie.ID), "copying path '/nix/store/abc-charlie' after the page loaded\n")
 	waitText(t, bctx, "#log", "after the page loaded")
-	if err := f.state.SetTargetState(context.Background(), charlie.ID, state.TargetBuilt, ""); err != nil {
+	if err := f.State.SetTargetState(context.Background(), charlie.ID, state.TargetBuilt, ""); err != nil {
 		t.Fatal(err)
 	}
 	waitText(t, bctx, "#state", "built")
@@ -646,8 +396,8 @@ func TestDashboardBrowser(t *testing.T) {
 	// A page opened before the build starts has no log yet; it shows the
 	// log once the build writes one.
 	ctx2 := context.Background()
-	echo, err := f.state.PutTarget(ctx2, state.Target{EvalID: f.evals[1].ID, Host: "echo", Kind: "nixos",
-		System: "x86_64-linux", OutPath: storePath("echo", 2), State: state.TargetPending})
+	echo, err := f.State.PutTarget(ctx2, state.Target{EvalID: f.Evals[1].ID, Host: "echo", Kind: "nixos",
+		System: "x86_64-linux", OutPath: servertest.StorePath("echo", 2), State: state.TargetPending})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -656,13 +406,13 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitText(t, bctx, "#log", "No build log yet.")
-	if err := f.state.SetTargetState(ctx2, echo.ID, state.TargetBuilding, ""); err != nil {
+	if err := f.State.SetTargetState(ctx2, echo.ID, state.TargetBuilding, ""); err != nil {
 		t.Fatal(err)
 	}
-	appendFile(t, f.logPath(echo.ID), "building echo\n")
+	servertest.AppendFile(t, f.LogPath(echo.ID), "building echo\n")
 	waitText(t, bctx, "#log", "building echo")
 	waitText(t, bctx, "#state", "building")
-	if err := f.state.SetTargetState(ctx2, echo.ID, state.TargetFailed, "exit 2"); err != nil {
+	if err := f.State.SetTargetState(ctx2, echo.ID, state.TargetFailed, "exit 2"); err != nil {
 		t.Fatal(err)
 	}
 	waitText(t, bctx, "#state", "failed")
@@ -673,7 +423,7 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitText(t, bctx, fmt.Sprintf(`#matrix a[href="/targets/%d"]`, charlie.ID), "built")
-	if err := f.state.FinishEvaluation(context.Background(), f.evals[1].ID, state.EvalFailed, "", "bravo failed"); err != nil {
+	if err := f.State.FinishEvaluation(context.Background(), f.Evals[1].ID, state.EvalFailed, "", "bravo failed"); err != nil {
 		t.Fatal(err)
 	}
 	waitText(t, bctx, "#evaluations tbody tr:first-child", "bravo failed")
@@ -692,19 +442,5 @@ func waitText(t *testing.T, ctx context.Context, sel, want string) {
 		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%q)?.textContent ?? "(none)"`, sel)))
 		t.Fatalf("%s never showed %q: %v; it has %q", sel, want, err, got)
-	}
-}
-
-func appendFile(t *testing.T, path, s string) {
-	t.Helper()
-	fh, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fh.WriteString(s); err != nil {
-		t.Fatal(err)
-	}
-	if err := fh.Close(); err != nil {
-		t.Fatal(err)
 	}
 }

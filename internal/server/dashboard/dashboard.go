@@ -1,13 +1,9 @@
-package main
-
-// The dashboard: server-rendered HTML over the builder's state, with no
-// front-end build step. Pages are html/template files embedded from web/;
-// one small script (web/static/dashboard.js) follows a running build's log
-// and refreshes a page while something on it is still in progress.
+package dashboard
 
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -27,10 +23,40 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/server/httperr"
 	"github.com/homelab-farm/farm/internal/state"
 )
+
+// State is what the pages read of the builder's state (*state.Store).
+// Methods are called concurrently; a missing evaluation or target is
+// state.ErrNotFound.
+type State interface {
+	Evaluations(ctx context.Context, limit int) ([]state.Evaluation, error)
+	Evaluation(ctx context.Context, id int64) (state.Evaluation, error)
+	Targets(ctx context.Context, evalID int64) ([]state.Target, error)
+	Target(ctx context.Context, id int64) (state.Target, error)
+	Hosts(ctx context.Context) ([]state.Host, error)
+}
+
+// Jobs lists the queue's jobs (queue.Queue), so that the list of
+// evaluations shows pushes no worker has started yet.
+type Jobs interface {
+	List(ctx context.Context, opts queue.ListOptions) ([]queue.Job, error)
+}
+
+// Dashboard renders the pages. Its handlers read the route variable "id"
+// (gorilla/mux) where a path carries one; internal/server mounts them.
+type Dashboard struct {
+	State State
+	Jobs  Jobs // nil: only evaluations are listed
+	// Repositories link commits to their first remote's web page.
+	Repositories []config.Repository
+	LogDir       string           // build logs, <target id>.log
+	Now          func() time.Time // nil: time.Now
+}
 
 //go:embed web
 var webFS embed.FS
@@ -106,8 +132,8 @@ type page struct {
 }
 
 // render writes a page, or returns the error before anything is sent.
-func (a *farmAPI) render(w http.ResponseWriter, name string, p page) error {
-	p.Now = a.clock()
+func (d *Dashboard) render(w http.ResponseWriter, name string, p page) error {
+	p.Now = d.clock()
 	var buf bytes.Buffer
 	if err := pages[name].Execute(&buf, p); err != nil {
 		return fmt.Errorf("render %s: %w", name, err)
@@ -122,11 +148,11 @@ func (a *farmAPI) render(w http.ResponseWriter, name string, p page) error {
 	return nil
 }
 
-func (a *farmAPI) clock() time.Time {
-	if a.now == nil {
+func (d *Dashboard) clock() time.Time {
+	if d.Now == nil {
 		return time.Now()
 	}
-	return a.now()
+	return d.Now()
 }
 
 // evalRow is one line of the evaluations list: an evaluation, or a queued
@@ -160,18 +186,18 @@ type indexData struct {
 	More        int // ?n= that shows more, 0 when everything is shown
 }
 
-// dashboard is GET /: the recent evaluations and the hosts-by-commits matrix.
-func (a *farmAPI) dashboard(w http.ResponseWriter, r *http.Request) error {
+// Index is GET /: the recent evaluations and the hosts-by-commits matrix.
+func (d *Dashboard) Index(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	n := dashEvaluations
 	if v := r.URL.Query().Get("n"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n < 1 {
-			return errorf(http.StatusBadRequest, "n: want a positive number", err)
+			return httperr.ErrBadPageSize.Wrap(err)
 		}
 		n = min(n, dashMaxEvaluations)
 	}
-	evals, err := a.state.Evaluations(ctx, n+1)
+	evals, err := d.State.Evaluations(ctx, n+1)
 	if err != nil {
 		return err
 	}
@@ -184,29 +210,29 @@ func (a *farmAPI) dashboard(w http.ResponseWriter, r *http.Request) error {
 	}
 	targets := make(map[int64][]state.Target, len(evals))
 	for _, e := range evals {
-		ts, err := a.state.Targets(ctx, e.ID)
+		ts, err := d.State.Targets(ctx, e.ID)
 		if err != nil {
 			return err
 		}
 		targets[e.ID] = ts
 	}
 
-	var d indexData
+	var data indexData
 	refresh := false
 	withEval := make(map[int64]bool, len(evals))
 	for _, e := range evals {
 		withEval[e.JobID] = true
-		d.Evaluations = append(d.Evaluations, evalRow{Evaluation: e, CommitURL: a.commitURL(e.Repo, e.Commit), Counts: countStates(targets[e.ID])})
+		data.Evaluations = append(data.Evaluations, evalRow{Evaluation: e, CommitURL: d.commitURL(e.Repo, e.Commit), Counts: countStates(targets[e.ID])})
 		refresh = refresh || e.State == state.EvalRunning
 	}
-	if a.q != nil {
-		jobs, err := a.q.List(ctx, queue.ListOptions{
+	if d.Jobs != nil {
+		jobs, err := d.Jobs.List(ctx, queue.ListOptions{
 			Kind:   queue.KindEval,
 			States: []queue.State{queue.Queued, queue.Running, queue.Superseded, queue.Dead},
 			Limit:  n,
 		})
 		if err != nil {
-			return errorf(http.StatusServiceUnavailable, "queue unavailable", err)
+			return httperr.ErrQueueUnavailable.Wrap(err)
 		}
 		for _, j := range jobs {
 			if withEval[j.ID] {
@@ -214,31 +240,31 @@ func (a *farmAPI) dashboard(w http.ResponseWriter, r *http.Request) error {
 			}
 			e := state.Evaluation{JobID: j.ID, Repo: j.Repo, Branch: j.Branch, Commit: j.Commit, Deploy: j.Deploy,
 				State: string(j.State), Error: j.LastError, Created: j.CreatedAt}
-			d.Evaluations = append(d.Evaluations, evalRow{Evaluation: e, CommitURL: a.commitURL(j.Repo, j.Commit)})
+			data.Evaluations = append(data.Evaluations, evalRow{Evaluation: e, CommitURL: d.commitURL(j.Repo, j.Commit)})
 			refresh = refresh || j.State == queue.Queued || j.State == queue.Running
 		}
-		slices.SortStableFunc(d.Evaluations, func(x, y evalRow) int { return y.Created.Compare(x.Created) })
-		if len(d.Evaluations) > n {
-			d.Evaluations = d.Evaluations[:n]
+		slices.SortStableFunc(data.Evaluations, func(x, y evalRow) int { return y.Created.Compare(x.Created) })
+		if len(data.Evaluations) > n {
+			data.Evaluations = data.Evaluations[:n]
 		}
 	}
-	d.More = more
+	data.More = more
 
-	hosts, err := a.state.Hosts(ctx)
+	hosts, err := d.State.Hosts(ctx)
 	if err != nil {
 		return err
 	}
-	d.Columns, d.Rows = buildMatrix(evals, targets, hosts, dashColumns)
-	for _, row := range d.Rows {
+	data.Columns, data.Rows = buildMatrix(evals, targets, hosts, dashColumns)
+	for _, row := range data.Rows {
 		for _, c := range row.Cells {
 			refresh = refresh || (c != nil && live(c.State))
 		}
 	}
-	for i := range d.Columns {
-		c := &d.Columns[i]
-		c.CommitURL = a.commitURL(c.Eval.Repo, c.Eval.Commit)
+	for i := range data.Columns {
+		c := &data.Columns[i]
+		c.CommitURL = d.commitURL(c.Eval.Repo, c.Eval.Commit)
 	}
-	return a.render(w, "index", page{Title: "Evaluations", Nav: "evaluations", Refresh: refresh, Data: d})
+	return d.render(w, "index", page{Title: "Evaluations", Nav: "evaluations", Refresh: refresh, Data: data})
 }
 
 // buildMatrix lays out hosts (rows) by commits (columns, newest first, at
@@ -321,20 +347,20 @@ type evaluationData struct {
 	Counts    []stateCount
 }
 
-// evaluationPage is GET /evaluations/{id}: one evaluation and its targets.
-func (a *farmAPI) evaluationPage(w http.ResponseWriter, r *http.Request) error {
+// Evaluation is GET /evaluations/{id}: one evaluation and its targets.
+func (d *Dashboard) Evaluation(w http.ResponseWriter, r *http.Request) error {
 	id, err := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
 	if err != nil {
-		return errorf(http.StatusBadRequest, "bad evaluation id", err)
+		return httperr.ErrBadEvaluationID.Wrap(err)
 	}
-	e, err := a.state.Evaluation(r.Context(), id)
+	e, err := d.State.Evaluation(r.Context(), id)
 	if errors.Is(err, state.ErrNotFound) {
-		return errorf(http.StatusNotFound, "no such evaluation", nil)
+		return httperr.ErrNoEvaluation
 	}
 	if err != nil {
 		return err
 	}
-	ts, err := a.state.Targets(r.Context(), id)
+	ts, err := d.State.Targets(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -342,9 +368,9 @@ func (a *farmAPI) evaluationPage(w http.ResponseWriter, r *http.Request) error {
 	for _, t := range ts {
 		refresh = refresh || live(t.State)
 	}
-	return a.render(w, "evaluation", page{
+	return d.render(w, "evaluation", page{
 		Title: fmt.Sprintf("Evaluation %d", e.ID), Nav: "evaluations", Refresh: refresh,
-		Data: evaluationData{Eval: e, CommitURL: a.commitURL(e.Repo, e.Commit), Targets: ts, Counts: countStates(ts)},
+		Data: evaluationData{Eval: e, CommitURL: d.commitURL(e.Repo, e.Commit), Targets: ts, Counts: countStates(ts)},
 	})
 }
 
@@ -359,26 +385,39 @@ type targetData struct {
 	Live       bool
 }
 
-// targetPage is GET /targets/{id}: a host's target in one evaluation and
+// Target is GET /targets/{id}: a host's target in one evaluation and
 // its build log, which follows the build while it runs.
-func (a *farmAPI) targetPage(w http.ResponseWriter, r *http.Request) error {
-	t, err := a.targetFrom(r)
+func (d *Dashboard) Target(w http.ResponseWriter, r *http.Request) error {
+	t, err := d.targetFrom(r)
 	if err != nil {
 		return err
 	}
-	e, err := a.state.Evaluation(r.Context(), t.EvalID)
+	e, err := d.State.Evaluation(r.Context(), t.EvalID)
 	if err != nil && !errors.Is(err, state.ErrNotFound) {
 		return err
 	}
-	d := targetData{Target: t, Eval: e, CommitURL: a.commitURL(e.Repo, e.Commit), Live: live(t.State)}
-	d.Log, d.LogSkipped, err = readTail(filepath.Join(a.logDir, strconv.FormatInt(t.ID, 10)+".log"), dashLogTail)
+	td := targetData{Target: t, Eval: e, CommitURL: d.commitURL(e.Repo, e.Commit), Live: live(t.State)}
+	td.Log, td.LogSkipped, err = readTail(filepath.Join(d.LogDir, strconv.FormatInt(t.ID, 10)+".log"), dashLogTail)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		d.LogMissing = true
+		td.LogMissing = true
 	case err != nil:
 		return err
 	}
-	return a.render(w, "target", page{Title: t.Host + " · evaluation " + strconv.FormatInt(t.EvalID, 10), Nav: "evaluations", Data: d})
+	return d.render(w, "target", page{Title: t.Host + " · evaluation " + strconv.FormatInt(t.EvalID, 10), Nav: "evaluations", Data: td})
+}
+
+// targetFrom is the target the request's "id" names.
+func (d *Dashboard) targetFrom(r *http.Request) (state.Target, error) {
+	id, err := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
+	if err != nil {
+		return state.Target{}, httperr.ErrBadTargetID.Wrap(err)
+	}
+	t, err := d.State.Target(r.Context(), id)
+	if errors.Is(err, state.ErrNotFound) {
+		return state.Target{}, httperr.ErrNoTarget
+	}
+	return t, err
 }
 
 // readTail returns the last max bytes of a file, from the start of a line,
@@ -420,21 +459,21 @@ type hostRow struct {
 	Latest      *state.Target // its newest target among recent evaluations
 }
 
-// hostsPage is GET /hosts: each host's desired and current closure, its
+// Hosts is GET /hosts: each host's desired and current closure, its
 // agent's last report and its latest build.
-func (a *farmAPI) hostsPage(w http.ResponseWriter, r *http.Request) error {
+func (d *Dashboard) Hosts(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	hs, err := a.state.Hosts(ctx)
+	hs, err := d.State.Hosts(ctx)
 	if err != nil {
 		return err
 	}
-	evals, err := a.state.Evaluations(ctx, dashLatestScan)
+	evals, err := d.State.Evaluations(ctx, dashLatestScan)
 	if err != nil {
 		return err
 	}
 	latest := make(map[string]*state.Target)
 	for _, e := range evals { // newest first
-		ts, err := a.state.Targets(ctx, e.ID)
+		ts, err := d.State.Targets(ctx, e.ID)
 		if err != nil {
 			return err
 		}
@@ -461,7 +500,7 @@ func (a *farmAPI) hostsPage(w http.ResponseWriter, r *http.Request) error {
 		rows[i].Status, rows[i].StatusClass = hostStatus(rows[i].Host)
 		refresh = refresh || (rows[i].Latest != nil && live(rows[i].Latest.State))
 	}
-	return a.render(w, "hosts", page{Title: "Hosts", Nav: "hosts", Refresh: refresh, Data: rows})
+	return d.render(w, "hosts", page{Title: "Hosts", Nav: "hosts", Refresh: refresh, Data: rows})
 }
 
 // hostStatus compares what a host runs with what it should run.
@@ -480,15 +519,15 @@ func hostStatus(h state.Host) (status, class string) {
 	}
 }
 
-// static serves the dashboard's stylesheet and script. A URL carrying the
+// Static serves the dashboard's stylesheet and script. A URL carrying the
 // current version is cached for good.
-func (a *farmAPI) static(w http.ResponseWriter, r *http.Request) error {
+func (d *Dashboard) Static(w http.ResponseWriter, r *http.Request) error {
 	name := strings.TrimPrefix(r.URL.Path, "/static/")
 	if !fs.ValidPath(name) || name == "." {
-		return errorf(http.StatusNotFound, "not found", nil)
+		return httperr.ErrNotFound
 	}
 	if fi, err := fs.Stat(staticFS, name); err != nil || fi.IsDir() {
-		return errorf(http.StatusNotFound, "not found", nil)
+		return httperr.ErrNotFound
 	}
 	if r.URL.Query().Get("v") == staticVersion {
 		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
@@ -502,11 +541,11 @@ func (a *farmAPI) static(w http.ResponseWriter, r *http.Request) error {
 
 // commitURL links a commit on the first configured remote of its
 // repository: GitHub, Codeberg and Forgejo all show one at <repo>/commit/<id>.
-func (a *farmAPI) commitURL(repo, commit string) string {
-	if a.cfg == nil || commit == "" {
+func (d *Dashboard) commitURL(repo, commit string) string {
+	if commit == "" {
 		return ""
 	}
-	for _, r := range a.cfg.Repositories {
+	for _, r := range d.Repositories {
 		if r.Name != repo || len(r.Remotes) == 0 {
 			continue
 		}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"log/slog"
@@ -6,11 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
-
-	"github.com/homelab-farm/farm/internal/testenv"
 )
 
 func bearer(token string) *http.Request {
@@ -34,10 +30,10 @@ func TestAgentTokensLoadedOnce(t *testing.T) {
 	writeToken(t, dir, "alpha", "old-token\n")
 	writeToken(t, dir, "beta", "beta-token")
 	writeToken(t, dir, "empty", " \n")
-	a := newAgentTokens(dir, slog.New(slog.DiscardHandler))
+	a := NewAgentTokens(dir, slog.New(slog.DiscardHandler))
 	check := func(step, host, token string, want bool) {
 		t.Helper()
-		if got := a.authorized(host, bearer(token)); got != want {
+		if got := a.Authorized(host, bearer(token)); got != want {
 			t.Errorf("%s: authorized(%s, %s) = %v, want %v", step, host, token, got, want)
 		}
 	}
@@ -60,40 +56,8 @@ func TestAgentTokensLoadedOnce(t *testing.T) {
 	check("after reload", "alpha", "old-token", false)
 	check("after reload", "beta", "beta-token", false)
 
-	none := newAgentTokens("", slog.New(slog.DiscardHandler))
-	if none.authorized("alpha", bearer("")) {
+	none := NewAgentTokens("", slog.New(slog.DiscardHandler))
+	if none.Authorized("alpha", bearer("")) {
 		t.Error("no token directory: an agent was authorized")
-	}
-}
-
-// TestServeReloadsAgentTokensOnHangup: serve takes a changed agent token
-// after SIGHUP, and refuses the old one.
-func TestServeReloadsAgentTokensOnHangup(t *testing.T) {
-	dir := t.TempDir()
-	tokens := filepath.Join(dir, "agents")
-	if err := os.Mkdir(tokens, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	writeToken(t, tokens, "alpha", "old-token\n")
-	base, _ := startServe(t, "--config", writeServeConfig(t, dir, ""), "--state-dir", filepath.Join(dir, "state"),
-		"--agent-tokens-dir", tokens)
-	seq := func(token string) int {
-		t.Helper()
-		s, _ := request(t, http.MethodGet, base+"/api/hosts/alpha/seq", token, "")
-		return s
-	}
-	if s := seq("old-token"); s != http.StatusOK {
-		t.Fatalf("old token before the change = %d", s)
-	}
-	writeToken(t, tokens, "alpha", "new-token\n")
-	if s := seq("new-token"); s != http.StatusUnauthorized {
-		t.Fatalf("new token before SIGHUP = %d, want 401 (tokens are not read per request)", s)
-	}
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 10*time.Second, func() bool { return seq("new-token") == http.StatusOK }, "new token refused after SIGHUP")
-	if s := seq("old-token"); s != http.StatusUnauthorized {
-		t.Errorf("old token after SIGHUP = %d, want 401", s)
 	}
 }

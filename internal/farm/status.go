@@ -1,4 +1,4 @@
-package main
+package farm
 
 import (
 	"fmt"
@@ -47,7 +47,7 @@ func statusClients(cfg *config.Config, hc *http.Client, log *slog.Logger) (map[s
 			}
 			// Statuses go to the configured repository, never to a
 			// full_name a payload brought.
-			clients[forge.NormalizeURL(m.URL)] = forge.ForRepo(c, fullName(m.URL))
+			clients[forge.NormalizeURL(m.URL)] = forge.ForRepo(c, forge.FullName(m.URL))
 		}
 	}
 	return clients, nil

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bufio"
@@ -20,28 +20,28 @@ import (
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/cache/file"
-	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/httpsafe"
-	"github.com/homelab-farm/farm/internal/metrics"
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/server/httperr"
+	"github.com/homelab-farm/farm/internal/server/servertest"
 	"github.com/homelab-farm/farm/internal/testenv"
 )
 
-// guardFixture is the builder's whole route table (routes()) over the
-// dashboard fixture's state, a file cache, an admin token, and an agent
-// token for alpha, served on a listener with small socket buffers so that
-// a client that stops reading blocks the server within kilobytes.
+// guardFixture is the builder's whole route table over the seeded state,
+// a file cache, an admin token, and an agent token for alpha, served on a
+// listener with small socket buffers so that a client that stops reading
+// blocks the server within kilobytes.
 type guardFixture struct {
-	*dashFixture
-	s    *server
+	*servertest.Seeded
+	s    *Server
 	srv  *httptest.Server
-	logs *logWatcher
+	logs *testenv.Buffer
 }
 
 func newGuardFixture(t *testing.T, streams int, stall time.Duration) *guardFixture {
 	t.Helper()
-	d := newDashFixture(t)
-	logs := newLogWatcher()
+	d := servertest.Seed(t)
+	logs := &testenv.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cb, err := file.Open(t.TempDir())
 	if err != nil {
@@ -54,12 +54,13 @@ func newGuardFixture(t *testing.T, streams int, stall time.Duration) *guardFixtu
 	if err := os.WriteFile(filepath.Join(tokens, "alpha"), []byte("alpha-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := newServer(config.Default(), d.api.q, cb, log)
-	d.api.adminToken, d.api.agentTokens = []byte("admin-secret"), newAgentTokens(tokens, log)
-	d.api.streams, d.api.stall = httpsafe.NewSlots(streams), stall
-	s.farm = &farm{state: d.state, api: d.api, metrics: metrics.New(d.api.q), log: log, later: make(chan laterEvent, 64)}
-	srv := testenv.SmallBufferServer(t, s.routes(), 0)
-	return &guardFixture{dashFixture: d, s: s, srv: srv, logs: logs}
+	s := New(Deps{
+		Config: d.Config, Jobs: d.Queue, State: d.State, Reports: d.State, Cache: cb, LogDir: d.LogDir,
+		AdminToken: []byte("admin-secret"), Agents: NewAgentTokens(tokens, log),
+		Limits: Limits{MaxStreams: streams, StallTimeout: stall}, Log: log,
+	})
+	srv := testenv.SmallBufferServer(t, s.Handler(), 0)
+	return &guardFixture{Seeded: d, s: s, srv: srv, logs: logs}
 }
 
 // rawConn connects to the fixture with a small receive buffer and sends
@@ -156,7 +157,7 @@ func TestWebhookBodyBudget(t *testing.T) {
 	if got := f.s.hookBudget.Used(); got != 0 {
 		t.Errorf("budget used after every request ended: %d, want 0", got)
 	}
-	jobs, err := f.api.q.List(context.Background(), queue.ListOptions{})
+	jobs, err := f.Queue.List(context.Background(), queue.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestWebhookBodyBudget(t *testing.T) {
 // 503 with Retry-After; closing one frees its slot.
 func TestStreamLimit(t *testing.T) {
 	f := newGuardFixture(t, 2, time.Second)
-	building := f.targets["charlie@2"]
+	building := f.Targets["charlie@2"]
 	open := func(path string) (*http.Response, *bufio.Reader) {
 		resp, err := http.Get(f.srv.URL + path)
 		if err != nil {
@@ -198,7 +199,7 @@ func TestStreamLimit(t *testing.T) {
 		t.Errorf("GET of a whole log with every slot taken: %d, want 200", resp.StatusCode)
 	}
 	first.Body.Close()
-	waitFor(t, "the closed stream's slot", func() bool { return f.api.streams.InUse() == 1 })
+	waitFor(t, "the closed stream's slot", func() bool { return f.s.streams.InUse() == 1 })
 	open("/api/events")
 }
 
@@ -209,21 +210,21 @@ func TestStreamLimit(t *testing.T) {
 func TestStalledStreamDropped(t *testing.T) {
 	f := newGuardFixture(t, 1, 200*time.Millisecond)
 	big := strings.Repeat("x", 16<<10)
-	building := f.targets["charlie@2"]
+	building := f.Targets["charlie@2"]
 	for _, path := range []string{"/api/events", fmt.Sprintf("/api/targets/%d/log?follow=1", building.ID)} {
 		t.Run(path, func(t *testing.T) {
 			c := f.rawConn(t, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
-			waitFor(t, "the stream to take its slot", func() bool { return f.api.streams.InUse() == 1 })
+			waitFor(t, "the stream to take its slot", func() bool { return f.s.streams.InUse() == 1 })
 			for range 64 { // 1 MiB, far past what the socket buffers hold
 				if strings.HasPrefix(path, "/api/events") {
-					if _, err := f.state.Append(context.Background(), "test.big", map[string]string{"pad": big}); err != nil {
+					if _, err := f.State.Append(context.Background(), "test.big", map[string]string{"pad": big}); err != nil {
 						t.Fatal(err)
 					}
 				} else {
-					appendFile(t, f.logPath(building.ID), big)
+					servertest.AppendFile(t, f.LogPath(building.ID), big)
 				}
 			}
-			waitFor(t, "the stalled client to be dropped", func() bool { return f.api.streams.InUse() == 0 })
+			waitFor(t, "the stalled client to be dropped", func() bool { return f.s.streams.InUse() == 0 })
 			c.Close()
 		})
 	}
@@ -236,10 +237,10 @@ func TestStalledStreamDropped(t *testing.T) {
 // TestClientGoneNotAnError: a request whose client disconnects while the
 // handler works is logged as a client that went away, never as a 500.
 func TestClientGoneNotAnError(t *testing.T) {
-	logs := newLogWatcher()
-	s := &server{log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), now: time.Now}
+	logs := &testenv.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	started, done := make(chan struct{}), make(chan struct{})
-	h := s.handle(func(w http.ResponseWriter, r *http.Request) error {
+	h := httperr.Handler(log, func(w http.ResponseWriter, r *http.Request) error {
 		close(started)
 		<-r.Context().Done()
 		return fmt.Errorf("list evaluations: %w", r.Context().Err())
@@ -299,11 +300,11 @@ func TestReportResult(t *testing.T) {
 		{"<script>alert(1)</script>", http.StatusBadRequest},
 		{"", http.StatusBadRequest},
 	} {
-		before, err := f.state.EventsAfter(ctx, 0, 1000)
+		before, err := f.State.EventsAfter(ctx, 0, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
-		hostBefore, _ := f.state.Host(ctx, "alpha")
+		hostBefore, _ := f.State.Host(ctx, "alpha")
 		body := fmt.Sprintf(`{"current": %q, "result": %s}`, path, strconv.Quote(tc.result))
 		resp, b := f.do(t, http.MethodPost, "/api/hosts/alpha/report", "Bearer alpha-token", strings.NewReader(body))
 		if resp.StatusCode != tc.want {
@@ -312,8 +313,8 @@ func TestReportResult(t *testing.T) {
 		if tc.want != http.StatusBadRequest {
 			continue
 		}
-		after, _ := f.state.EventsAfter(ctx, 0, 1000)
-		hostAfter, _ := f.state.Host(ctx, "alpha")
+		after, _ := f.State.EventsAfter(ctx, 0, 1000)
+		hostAfter, _ := f.State.Host(ctx, "alpha")
 		if len(after) != len(before) || hostAfter.LastResult != hostBefore.LastResult || !hostAfter.LastSeen.Equal(hostBefore.LastSeen) {
 			t.Errorf("refused report %q changed the state: events %d -> %d, host %+v -> %+v", tc.result, len(before), len(after), hostBefore, hostAfter)
 		}
@@ -324,9 +325,9 @@ func TestReportResult(t *testing.T) {
 // answer, success or error, carries X-Content-Type-Options: nosniff.
 func TestNoSniffEveryRoute(t *testing.T) {
 	f := newGuardFixture(t, 64, time.Second)
-	vars := strings.NewReplacer("{id:[0-9]+}", strconv.FormatInt(f.targets["alpha@1"].ID, 10), "{host}", "alpha")
+	vars := strings.NewReplacer("{id:[0-9]+}", strconv.FormatInt(f.Targets["alpha@1"].ID, 10), "{host}", "alpha")
 	var requests [][2]string
-	err := f.s.router().Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+	err := f.s.routes().Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
 		tpl, err := route.GetPathTemplate()
 		if err != nil {
 			return err
@@ -362,26 +363,5 @@ func TestNoSniffEveryRoute(t *testing.T) {
 		}
 		resp.Body.Close()
 		cancel()
-	}
-}
-
-func TestLimitFlagsValidate(t *testing.T) {
-	for _, tc := range []struct {
-		name       string
-		l          limitFlags
-		maxBody    int64
-		wantBudget int64
-		ok         bool
-	}{
-		{"defaults", limitFlags{maxStreams: 64, stallTimeout: time.Minute}, 25 << 20, 32 << 20, true},
-		{"default budget holds a larger max body", limitFlags{maxStreams: 64, stallTimeout: time.Minute}, 50 << 20, 50 << 20, true},
-		{"budget below max body", limitFlags{webhookBudget: 1 << 20, maxStreams: 64, stallTimeout: time.Minute}, 25 << 20, 0, false},
-		{"no streams", limitFlags{maxStreams: 0, stallTimeout: time.Minute}, 25 << 20, 0, false},
-		{"no stall timeout", limitFlags{maxStreams: 1}, 25 << 20, 0, false},
-	} {
-		err := tc.l.validate(tc.maxBody)
-		if (err == nil) != tc.ok || (tc.ok && tc.l.webhookBudget != tc.wantBudget) {
-			t.Errorf("%s: validate = %v, budget %d; want ok=%v, budget %d", tc.name, err, tc.l.webhookBudget, tc.ok, tc.wantBudget)
-		}
 	}
 }

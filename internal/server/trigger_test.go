@@ -1,12 +1,12 @@
-package main
+package server
 
 import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,9 +39,8 @@ func TestTriggerTakesOnlyFullCommitIDs(t *testing.T) {
 		Name: "homelab", DeployBranch: "main",
 		Remotes: []config.Remote{{Forge: forge.GitHub, URL: "https://github.com/alice/homelab", CloneURL: src}},
 	}}}
-	a := &farmAPI{cfg: cfg, q: q, adminToken: []byte("admin"), now: time.Now}
-	s := &server{log: slog.New(slog.DiscardHandler), now: time.Now}
-	srv := httptest.NewServer(s.handle(a.trigger))
+	s := New(Deps{Config: cfg, Jobs: q, AdminToken: []byte("admin")})
+	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 
 	tests := []struct {
@@ -59,7 +58,7 @@ func TestTriggerTakesOnlyFullCommitIDs(t *testing.T) {
 		{`{"repo":"homelab","branch":"main"}`, http.StatusAccepted, c2, ""},
 	}
 	for _, tt := range tests {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(tt.body))
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/evaluations", strings.NewReader(tt.body))
 		req.Header.Set("Authorization", "Bearer admin")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -94,4 +93,15 @@ func TestTriggerTakesOnlyFullCommitIDs(t *testing.T) {
 	if len(commits) != 2 {
 		t.Errorf("queued commits %q, want %s and %s", commits, c1, c2)
 	}
+}
+
+func gitOut(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
 }
