@@ -98,7 +98,11 @@ func PublicURLWarning(publicURL string) string {
 		return "no public_url configured: commit statuses carry no links to the dashboard; set public_url to the address people open it at"
 	}
 	if linkBase(publicURL) == "" {
-		return fmt.Sprintf("public_url %q is not an address people can open (want http(s)://host[:port], not port 0 or 0.0.0.0): commit statuses carry no links", publicURL)
+		shown := "public_url"
+		if u, err := url.Parse(publicURL); err == nil && u.User == nil {
+			shown = fmt.Sprintf("public_url %q", publicURL)
+		}
+		return shown + " is not an address people can open (want http(s)://host[:port] without credentials, not port 0 or 0.0.0.0): commit statuses carry no links"
 	}
 	return ""
 }
