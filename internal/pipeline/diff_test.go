@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/homelab-farm/farm/internal/closurediff"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
@@ -251,5 +253,44 @@ func TestTargetDiffNotFound(t *testing.T) {
 	b, _ := json.Marshal(d)
 	if !strings.Contains(string(b), `"current":null`) || !strings.Contains(string(b), `"previous":null`) {
 		t.Errorf("JSON %s, want null diffs", b)
+	}
+}
+
+// TestClosureDiffShape: the API's ClosureDiff carries closurediff.Diff
+// under the same JSON names, so a diff survives the trip through the
+// state and the API whole.
+func TestClosureDiffShape(t *testing.T) {
+	old := closurediff.Closure{
+		"/nix/store/00000000000000000000000000000001-linux-6.12.9":   {NarSize: 9000},
+		"/nix/store/00000000000000000000000000000002-foo-1.0":        {NarSize: 100},
+		"/nix/store/00000000000000000000000000000003-zlib-1.3":       {NarSize: 50},
+		"/nix/store/00000000000000000000000000000004-hello-2.12":     {NarSize: 70},
+		"/nix/store/00000000000000000000000000000005-hello-2.12-man": {NarSize: 7},
+	}
+	cur := closurediff.Closure{
+		"/nix/store/00000000000000000000000000000006-linux-6.12.10": {NarSize: 9100, FileSize: 3000},
+		"/nix/store/00000000000000000000000000000003-zlib-1.3":      {NarSize: 50},
+		"/nix/store/00000000000000000000000000000007-foo-0.9":       {NarSize: 90, FileSize: 30},
+		"/nix/store/00000000000000000000000000000008-bar-2":         {NarSize: 10},
+	}
+	want := closurediff.Compute(old, cur)
+	b, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var api farmapi.ClosureDiff
+	if err := json.Unmarshal(b, &api); err != nil {
+		t.Fatal(err)
+	}
+	b, err = json.Marshal(api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got closurediff.Diff
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) || len(got.Packages) != 4 || got.Download.Unknown != 1 {
+		t.Errorf("after the trip: %+v\nwant %+v", got, want)
 	}
 }
