@@ -52,9 +52,9 @@ type Statuses struct {
 	Evaluations EvalFinder
 	Log         *slog.Logger
 
-	mu   sync.Mutex
-	jobs map[jobAttempt]*jobStatus
-	done []jobAttempt // attempts with a final status, oldest first
+	mu    sync.Mutex
+	jobs  map[jobAttempt]*jobStatus
+	order []jobAttempt // the keys of jobs, oldest first
 }
 
 // jobAttempt is one claim of a job.
@@ -69,9 +69,9 @@ type jobStatus struct {
 	rank int // of the last overall status sent
 }
 
-// keepDone is how many finished job attempts Statuses remembers, to drop
-// a late "pending" for them.
-const keepDone = 1024
+// keepJobs is how many job attempts Statuses remembers, to drop a late
+// "pending" for them: far more than a builder runs at once.
+const keepJobs = 1024
 
 // rank orders overall statuses: a pending one without a link, a pending
 // one with a link, the outcome.
@@ -151,19 +151,13 @@ func (s *Statuses) job(k jobAttempt) *jobStatus {
 	if js == nil {
 		js = &jobStatus{}
 		s.jobs[k] = js
+		s.order = append(s.order, k)
+		for len(s.order) > keepJobs {
+			delete(s.jobs, s.order[0])
+			s.order = s.order[1:]
+		}
 	}
 	return js
-}
-
-// finished forgets the oldest finished attempts beyond keepDone.
-func (s *Statuses) finished(k jobAttempt) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.done = append(s.done, k)
-	for len(s.done) > keepDone {
-		delete(s.jobs, s.done[0])
-		s.done = s.done[1:]
-	}
 }
 
 // Send reports per-host results, then the overall one, to every remote of
@@ -209,12 +203,7 @@ func (s *Statuses) Send(ctx context.Context, job queue.Job, overall forge.Status
 		limit = DefaultStatusLimit
 	}
 	err := forge.Report(ctx, log, targets, job.Commit, forge.PlanStatuses(prefix, overall, hosts, limit))
-	if js.rank < r {
-		js.rank = r
-		if r == 2 {
-			s.finished(k)
-		}
-	}
+	js.rank = max(js.rank, r)
 	return err
 }
 
