@@ -70,6 +70,9 @@ type TargetData struct {
 	OutPath string `json:"out_path"` // empty when evaluation failed
 	State   string `json:"state"`
 	Reason  string `json:"reason"`
+	// LastGood is set on TargetFailed when the host has an earlier good
+	// build of the same branch.
+	LastGood *LastGood `json:"last_good,omitempty"`
 }
 
 // HostDesiredData is the payload of HostDesired.
@@ -78,6 +81,9 @@ type HostDesiredData struct {
 	StorePath string `json:"store_path"`
 	Commit    string `json:"commit"`
 	Seq       uint64 `json:"seq"`
+	// Diff is what the new closure changes on the host (against what it
+	// runs), when the diff was computed.
+	Diff *DiffBrief `json:"diff,omitempty"`
 }
 
 // HostReportData is the payload of HostReport: the agent's Report and the

@@ -49,10 +49,10 @@ func New(q Lister) *Metrics {
 			Name: "farm_pushed_bytes_total", Help: "Compressed bytes uploaded to the binary cache.",
 		}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "farm_failures_total", Help: "Failures by kind: eval, build, push, status.",
+			Name: "farm_failures_total", Help: "Failures by kind: eval, build, push, status, diff.",
 		}, []string{"kind"}),
 	}
-	for _, kind := range []string{"eval", "build", "push", "status"} {
+	for _, kind := range []string{"eval", "build", "push", "status", "diff"} {
 		m.failures.WithLabelValues(kind)
 	}
 	m.reg.MustRegister(
@@ -83,7 +83,7 @@ func (m *Metrics) PushDuration(d time.Duration, bytes int64) {
 	m.pushBytes.Add(float64(bytes))
 }
 
-// Failure counts a failure of kind (eval, build, push, status).
+// Failure counts a failure of kind (eval, build, push, status, diff).
 func (m *Metrics) Failure(kind string) { m.failures.WithLabelValues(kind).Inc() }
 
 var (

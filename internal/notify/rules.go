@@ -22,6 +22,9 @@ type rules struct {
 	baseURL string
 	// notifySuccess also tells of every switched host.
 	notifySuccess bool
+	// notifyDeploy tells of every new desired closure, per host, with
+	// what it changes on the host.
+	notifyDeploy bool
 	// wakeable are the hosts poked (an agent URL and a poke token) or woken
 	// (Wake-on-LAN) for a new desired closure.
 	wakeable map[string]bool
@@ -29,7 +32,7 @@ type rules struct {
 
 // newRules derives the rules from a validated configuration.
 func newRules(c Config, builderURL, pokeToken string) rules {
-	r := rules{baseURL: c.PublicURL, notifySuccess: c.NotifySuccess, wakeable: map[string]bool{}}
+	r := rules{baseURL: c.PublicURL, notifySuccess: c.NotifySuccess, notifyDeploy: c.NotifyDeploy, wakeable: map[string]bool{}}
 	if r.baseURL == "" {
 		r.baseURL = builderURL
 	}
@@ -79,6 +82,10 @@ type hostSeq struct {
 //   - A deploy that is rolled back or fails is told of once per distinct
 //     reason; the host's next switched or up-to-date report is a recovery.
 //   - A switch is told of only with notify_success.
+//   - A new desired closure is told of, per host with what it changes
+//     there, only with notify_deploy.
+//   - A failed build names the host's last good build of the branch and
+//     what that build changed.
 //   - A new desired closure for a host that is poked or woken asks for a
 //     wake, which the host's report of that seq (or a newer one) ends.
 func decide(r rules, s state, ev Event) (state, decision, error) {
@@ -108,11 +115,16 @@ func decide(r rules, s state, ev Event) (state, decision, error) {
 		}
 	case farmapi.HostDesired:
 		var h farmapi.HostDesiredData
-		if h, err = decode[farmapi.HostDesiredData](ev); err == nil && h.Host != "" && r.wakeable[h.Host] {
-			if h.Seq > next.Waking[h.Host] {
-				next.Waking[h.Host] = h.Seq
+		if h, err = decode[farmapi.HostDesiredData](ev); err == nil && h.Host != "" {
+			if r.notifyDeploy {
+				d.msg = deploying(r, h)
 			}
-			d.wake = &hostSeq{h.Host, h.Seq}
+			if r.wakeable[h.Host] {
+				if h.Seq > next.Waking[h.Host] {
+					next.Waking[h.Host] = h.Seq
+				}
+				d.wake = &hostSeq{h.Host, h.Seq}
+			}
 		}
 	case farmapi.HostReport:
 		var h farmapi.HostReportData
@@ -178,6 +190,9 @@ func targetFailed(r rules, s *state, d farmapi.TargetData) *Message {
 	if d.Reason != "" {
 		body += ": " + d.Reason
 	}
+	if lg := d.LastGood; lg != nil && lg.Change != "" {
+		body = fmt.Sprintf("%s failed; last good build changed %s\n%s", d.Host, plainArrows(lg.Change), body)
+	}
 	return &Message{
 		Title: "Build failed: " + d.Host, Body: body, Priority: 4,
 		Tags:  []string{"rotating_light", d.Host},
@@ -235,6 +250,28 @@ func hostReport(r rules, s *state, d farmapi.HostReportData) *Message {
 		}
 	}
 	return nil
+}
+
+// deploying tells of a host's new desired closure and what it changes on
+// the host.
+func deploying(r rules, d farmapi.HostDesiredData) *Message {
+	m := &Message{
+		Title: "Deploying: " + d.Host, Priority: 2, Tags: []string{"package", d.Host},
+		Body: fmt.Sprintf("%s gets %s at %s (manifest %d).", d.Host, d.StorePath, short(d.Commit), d.Seq),
+	}
+	if diff := d.Diff; diff != nil {
+		m.Body = fmt.Sprintf("%s: %s\n%s\n%s at %s (manifest %d).", d.Host, diff.Summary, plainArrows(diff.Headline), d.StorePath, short(d.Commit), d.Seq)
+		if diff.Target > 0 {
+			m.Click = r.link(fmt.Sprintf("/targets/%d", diff.Target))
+		}
+	}
+	return m
+}
+
+// plainArrows writes a diff's version changes with ASCII arrows, which
+// every notification client shows ("linux 6.12.9 -> 6.12.10").
+func plainArrows(s string) string {
+	return strings.ReplaceAll(s, " → ", " -> ")
 }
 
 func short(commit string) string {

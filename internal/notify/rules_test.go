@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/homelab-farm/farm/internal/farmapi"
@@ -31,10 +32,18 @@ func TestDecideRules(t *testing.T) {
 	desired := func(host string, seq uint64) Event {
 		return event(farmapi.HostDesired, farmapi.HostDesiredData{Host: host, StorePath: "/nix/store/bbbb-" + host, Commit: commit, Seq: seq})
 	}
+	desiredDiff := func(host string, seq uint64) Event {
+		return event(farmapi.HostDesired, farmapi.HostDesiredData{Host: host, StorePath: "/nix/store/bbbb-" + host, Commit: commit, Seq: seq,
+			Diff: &farmapi.DiffBrief{Against: farmapi.AgainstCurrent, Target: 12, Summary: "+2 ~14 -1 · 38 MiB", Headline: "linux 6.12.9 → 6.12.10, +16 more"}})
+	}
+	failedAfter := func(host string, lg *farmapi.LastGood) Event {
+		return event(farmapi.TargetFailed, farmapi.TargetData{Eval: 1, Target: 11, Host: host, System: "x86_64-linux", State: "failed", Reason: "exit 1", LastGood: lg})
+	}
 	plain := Config{PublicURL: "https://farm.example"}
 	success := Config{PublicURL: "https://farm.example", NotifySuccess: true}
 	withAgent := Config{Agents: map[string]string{"malphas": "http://127.0.0.1:7741"}}
 	withWoL := Config{WakeOnLAN: map[string]WakeTarget{"andras": {MAC: "00:11:22:33:44:55"}}}
+	deploys := Config{PublicURL: "https://farm.example", NotifyDeploy: true, WakeOnLAN: map[string]WakeTarget{"andras": {MAC: "00:11:22:33:44:55"}}}
 
 	tests := []struct {
 		name      string
@@ -46,6 +55,7 @@ func TestDecideRules(t *testing.T) {
 
 		wantTitle    string // "" for no notification
 		wantClick    string
+		wantBody     string // the body starts with it
 		wantWake     *hostSeq
 		wantReported *hostSeq
 		wantFailing  map[string]string // after
@@ -55,6 +65,37 @@ func TestDecideRules(t *testing.T) {
 			name: "build failure", cfg: plain, ev: targetEv(farmapi.TargetFailed, "malphas"),
 			wantTitle: "Build failed: malphas", wantClick: "https://farm.example/api/targets/11/log",
 			wantFailing: map[string]string{"build:fleet/main/malphas": "exit 1"},
+		},
+		{
+			name: "build failure after a good build: what the good build changed", cfg: plain,
+			ev:        failedAfter("stolas", &farmapi.LastGood{Target: 10, Commit: commit, Change: "linux 6.12.9 → 6.12.10"}),
+			wantTitle: "Build failed: stolas", wantClick: "https://farm.example/api/targets/11/log",
+			wantBody:    "stolas failed; last good build changed linux 6.12.9 -> 6.12.10\nstolas (x86_64-linux) failed on fleet main at 0123456789ab: exit 1",
+			wantFailing: map[string]string{"build:fleet/main/stolas": "exit 1"},
+		},
+		{
+			name: "build failure after a good build whose change is not known", cfg: plain,
+			ev:        failedAfter("stolas", &farmapi.LastGood{Target: 10, Commit: commit}),
+			wantTitle: "Build failed: stolas", wantClick: "https://farm.example/api/targets/11/log",
+			wantBody:    "stolas (x86_64-linux) failed on fleet main at 0123456789ab: exit 1",
+			wantFailing: map[string]string{"build:fleet/main/stolas": "exit 1"},
+		},
+		{
+			name: "deploy, notify_deploy off", cfg: plain, ev: desiredDiff("stolas", 4),
+		},
+		{
+			name: "deploy, notify_deploy on: what it changes on the host", cfg: deploys, ev: desiredDiff("stolas", 4),
+			wantTitle: "Deploying: stolas", wantClick: "https://farm.example/targets/12",
+			wantBody: "stolas: +2 ~14 -1 · 38 MiB\nlinux 6.12.9 -> 6.12.10, +16 more\n/nix/store/bbbb-stolas at 0123456789ab (manifest 4).",
+		},
+		{
+			name: "deploy, notify_deploy on, no diff computed", cfg: deploys, ev: desired("stolas", 4),
+			wantTitle: "Deploying: stolas", wantBody: "stolas gets /nix/store/bbbb-stolas at 0123456789ab (manifest 4).",
+		},
+		{
+			name: "deploy, notify_deploy on, a host that is woken too", cfg: deploys, ev: desiredDiff("andras", 5),
+			wantTitle: "Deploying: andras", wantClick: "https://farm.example/targets/12", wantBody: "andras: +2 ~14 -1 · 38 MiB",
+			wantWake: &hostSeq{"andras", 5}, wantWaking: map[string]uint64{"andras": 5},
 		},
 		{
 			name: "build recovery", cfg: plain, failing: map[string]string{"build:fleet/main/malphas": "exit 1"},
@@ -148,9 +189,12 @@ func TestDecideRules(t *testing.T) {
 			if !reflect.DeepEqual(before, kept) {
 				t.Errorf("decide modified the state handed in: %+v, was %+v", before, kept)
 			}
-			var title, click string
+			var title, click, body string
 			if d.msg != nil {
-				title, click = d.msg.Title, d.msg.Click
+				title, click, body = d.msg.Title, d.msg.Click, d.msg.Body
+			}
+			if !strings.HasPrefix(body, tt.wantBody) {
+				t.Errorf("body %q, want it to start with %q", body, tt.wantBody)
 			}
 			if title != tt.wantTitle || click != tt.wantClick {
 				t.Errorf("notification %q (click %q), want %q (click %q)", title, click, tt.wantTitle, tt.wantClick)

@@ -17,6 +17,7 @@ import (
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/state"
 	"golang.org/x/sync/errgroup"
@@ -24,7 +25,7 @@ import (
 
 // build runs one lane per system; within a lane, LaneJobs targets build at
 // once.
-func (p *Pipeline) build(ctx context.Context, recs []state.Target) error {
+func (p *Pipeline) build(ctx context.Context, job queue.Job, recs []state.Target) error {
 	systems, err := p.Nix.Systems(ctx, p.Builders)
 	if err != nil {
 		return fmt.Errorf("buildable systems: %w", err)
@@ -48,7 +49,7 @@ func (p *Pipeline) build(ctx context.Context, recs []state.Target) error {
 	}
 	for i, system := range names {
 		wg.Go(func() {
-			errs[i] = p.lane(ctx, lanes[system], slices.Contains(systems, system), jobs)
+			errs[i] = p.lane(ctx, job, lanes[system], slices.Contains(systems, system), jobs)
 		})
 	}
 	wg.Wait()
@@ -58,14 +59,22 @@ func (p *Pipeline) build(ctx context.Context, recs []state.Target) error {
 // lane builds the targets of one system, jobs at once. After the first
 // error no further target starts; it returns that error, or the context's
 // when it ended.
-func (p *Pipeline) lane(ctx context.Context, targets []state.Target, buildable bool, jobs int) error {
+func (p *Pipeline) lane(ctx context.Context, job queue.Job, targets []state.Target, buildable bool, jobs int) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs)
 	for _, t := range targets {
 		if gctx.Err() != nil {
 			break
 		}
-		g.Go(func() error { return p.buildTarget(ctx, t, buildable) })
+		g.Go(func() error {
+			if err := p.buildTarget(ctx, job, &t, buildable); err != nil {
+				return err
+			}
+			if t.State == state.TargetBuilt || t.State == state.TargetCached {
+				return p.diffs(ctx, job, t)
+			}
+			return nil
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -73,21 +82,26 @@ func (p *Pipeline) lane(ctx context.Context, targets []state.Target, buildable b
 	return ctx.Err()
 }
 
-// targetEvent is the payload of t's Target* events.
-func targetEvent(t state.Target) farmapi.TargetData {
-	return farmapi.TargetData{Eval: t.EvalID, Target: t.ID, Host: t.Host, System: t.System,
+// targetEvent is the payload of t's Target* events; a failure carries
+// the host's last good build of the branch.
+func (p *Pipeline) targetEvent(ctx context.Context, job queue.Job, t state.Target) farmapi.TargetData {
+	d := farmapi.TargetData{Eval: t.EvalID, Target: t.ID, Host: t.Host, System: t.System,
 		OutPath: t.OutPath, State: t.State, Reason: t.Reason}
+	if t.State == state.TargetFailed {
+		d.LastGood = p.lastGood(ctx, job, t)
+	}
+	return d
 }
 
-// buildTarget takes one target to cached, skipped, built or failed. Its
-// error is for storage failures only.
-func (p *Pipeline) buildTarget(ctx context.Context, t state.Target, buildable bool) error {
+// buildTarget takes one target to cached, skipped, built or failed,
+// updating *t. Its error is for storage failures only.
+func (p *Pipeline) buildTarget(ctx context.Context, job queue.Job, t *state.Target, buildable bool) error {
 	set := func(st, reason string, event farmapi.EventType) error {
 		t.State, t.Reason = st, reason
 		if err := p.State.SetTargetState(ctx, t.ID, st, reason); err != nil {
 			return err
 		}
-		p.event(ctx, event, targetEvent(t))
+		p.event(ctx, event, p.targetEvent(ctx, job, *t))
 		return nil
 	}
 	if _, err := p.Cache.Stat(ctx, cache.NarInfoKey(t.OutPath)); err == nil {
@@ -132,7 +146,7 @@ func (p *Pipeline) buildTarget(ctx context.Context, t state.Target, buildable bo
 	if p.Metrics != nil {
 		p.Metrics.BuildDuration(t.System, time.Since(start))
 	}
-	p.uploadLog(ctx, t)
+	p.uploadLog(ctx, *t)
 	if buildErr != nil {
 		p.failure("build")
 		return set(state.TargetFailed, "build failed: "+nix.DescribeBuildError(buildErr), farmapi.TargetFailed)

@@ -85,7 +85,8 @@ func (p *Pipeline) deploy(ctx context.Context, job queue.Job, mirror *git.Mirror
 		if err := p.State.SetDesired(ctx, t.Host, t.OutPath, job.Commit, seq, body); err != nil {
 			return err
 		}
-		p.event(ctx, farmapi.HostDesired, farmapi.HostDesiredData{Host: t.Host, StorePath: t.OutPath, Commit: job.Commit, Seq: seq})
+		p.event(ctx, farmapi.HostDesired, farmapi.HostDesiredData{Host: t.Host, StorePath: t.OutPath, Commit: job.Commit, Seq: seq,
+			Diff: p.desiredDiff(ctx, t)})
 	}
 	return nil
 }

@@ -1,7 +1,9 @@
 // Package state keeps what the builder knows beyond its queue: evaluations
-// and their per-host targets, each host's desired and reported closure with
-// its signed manifest, and the append-only event log that the API serves as
-// Server-Sent Events.
+// and their per-host targets, each target's closure diffs (against what its
+// host runs and against the previous build; the diff itself is the
+// pipeline's JSON, kept opaque here beside its summary), each host's
+// desired and reported closure with its signed manifest, and the
+// append-only event log that the API serves as Server-Sent Events.
 //
 // Two databases hold it, behind one Interface and one contract suite
 // (statetest): one SQLite file (Open; WAL, synchronous=FULL), owned by one

@@ -100,6 +100,11 @@ type Interface interface {
 	SetTargetState(ctx context.Context, id int64, state, reason string) error
 	Target(ctx context.Context, id int64) (Target, error)
 	Targets(ctx context.Context, evalID int64) ([]Target, error)
+	LastBuilt(ctx context.Context, q BuiltQuery) (Target, Evaluation, error)
+
+	PutTargetDiff(ctx context.Context, d TargetDiff) error
+	TargetDiffs(ctx context.Context, targetID int64) ([]TargetDiff, error)
+	DiffSummaries(ctx context.Context, targets []int64, against string) (map[int64]string, error)
 
 	NextSeq(ctx context.Context) (uint64, error)
 	Seq(ctx context.Context) (uint64, error)
@@ -169,6 +174,13 @@ var schema = []string{
 		id {id},
 		time {int64} NOT NULL, type TEXT NOT NULL, data {blob} NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value {int64} NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS targets_host ON targets (host, eval_id)`,
+	`CREATE TABLE IF NOT EXISTS target_diffs (
+		target_id {int64} NOT NULL, against TEXT NOT NULL,
+		base_path TEXT NOT NULL DEFAULT '', base_target {int64} NOT NULL DEFAULT 0,
+		summary TEXT NOT NULL DEFAULT '', headline TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',
+		data {blob}, created {int64} NOT NULL,
+		PRIMARY KEY (target_id, against))`,
 }
 
 // newStore creates the schema on db and returns a store on it.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -102,6 +103,141 @@ func Run(t *testing.T, b Backend) {
 		}
 		if _, err := s.FindBySource(ctx, "homelab", "other"); !errors.Is(err, state.ErrNotFound) {
 			t.Fatalf("FindBySource(other) = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("LastBuilt", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		type tg struct{ host, state string }
+		evals := []struct {
+			job    int64
+			branch string
+			deploy bool
+			repo   string
+			hosts  []tg
+		}{
+			{1, "main", true, "homelab", []tg{{"alpha", state.TargetBuilt}, {"beta", state.TargetBuilt}}},
+			{2, "main", true, "homelab", []tg{{"alpha", state.TargetCached}, {"beta", state.TargetFailed}}},
+			{3, "pull/7", false, "homelab", []tg{{"alpha", state.TargetBuilt}, {"beta", state.TargetBuilt}}},
+			{4, "main", true, "other", []tg{{"alpha", state.TargetBuilt}}},
+			{5, "main", true, "homelab", []tg{{"alpha", state.TargetSkipped}}},
+		}
+		ids := map[int64]int64{}      // job -> evaluation
+		targets := map[string]int64{} // "<job> <host>" -> target
+		for _, ev := range evals {
+			e, _, err := s.StartEvaluation(ctx, state.Evaluation{JobID: ev.job, Repo: ev.repo, Branch: ev.branch, Commit: fmt.Sprint("c", ev.job), Deploy: ev.deploy})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[ev.job] = e.ID
+			for _, h := range ev.hosts {
+				got, err := s.PutTarget(ctx, state.Target{EvalID: e.ID, Host: h.host, System: "x86_64-linux",
+					OutPath: fmt.Sprintf("/nix/store/%d-%s", ev.job, h.host), State: h.state})
+				if err != nil {
+					t.Fatal(err)
+				}
+				targets[fmt.Sprint(ev.job, " ", h.host)] = got.ID
+			}
+		}
+		tests := []struct {
+			name    string
+			q       state.BuiltQuery
+			wantJob int64 // 0: ErrNotFound
+		}{
+			{"latest of a branch, skipped not counted", state.BuiltQuery{Repo: "homelab", Host: "alpha", Branch: "main"}, 2},
+			{"before an evaluation", state.BuiltQuery{Repo: "homelab", Host: "alpha", Branch: "main", Before: ids[2]}, 1},
+			{"a failed build not counted", state.BuiltQuery{Repo: "homelab", Host: "beta", Branch: "main"}, 1},
+			{"the deploy branch for a pull request", state.BuiltQuery{Repo: "homelab", Host: "beta", DeployOnly: true}, 1},
+			{"any branch", state.BuiltQuery{Repo: "homelab", Host: "beta"}, 3},
+			{"another repository", state.BuiltQuery{Repo: "other", Host: "alpha", Branch: "main"}, 4},
+			{"nothing before the first", state.BuiltQuery{Repo: "homelab", Host: "alpha", Branch: "main", Before: ids[1]}, 0},
+			{"unknown host", state.BuiltQuery{Repo: "homelab", Host: "gamma"}, 0},
+		}
+		for _, tt := range tests {
+			got, ev, err := s.LastBuilt(ctx, tt.q)
+			if tt.wantJob == 0 {
+				if !errors.Is(err, state.ErrNotFound) {
+					t.Errorf("%s: LastBuilt = %+v, %v; want ErrNotFound", tt.name, got, err)
+				}
+				continue
+			}
+			want := targets[fmt.Sprint(tt.wantJob, " ", tt.q.Host)]
+			if err != nil || got.ID != want || ev.ID != ids[tt.wantJob] || ev.Commit != fmt.Sprint("c", tt.wantJob) ||
+				got.OutPath != fmt.Sprintf("/nix/store/%d-%s", tt.wantJob, tt.q.Host) {
+				t.Errorf("%s: LastBuilt = target %+v of %+v, %v; want target %d of job %d", tt.name, got, ev, err, want, tt.wantJob)
+			}
+		}
+	})
+
+	t.Run("TargetDiffs", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		e, _, err := s.StartEvaluation(ctx, state.Evaluation{JobID: 1, Repo: "homelab", Branch: "main", Commit: "c1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for _, h := range []string{"alpha", "beta", "gamma"} {
+			tg, err := s.PutTarget(ctx, state.Target{EvalID: e.ID, Host: h, State: state.TargetBuilt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, tg.ID)
+		}
+		if ds, err := s.TargetDiffs(ctx, ids[0]); err != nil || len(ds) != 0 {
+			t.Fatalf("TargetDiffs before any = %+v, %v; want none", ds, err)
+		}
+		put := func(d state.TargetDiff) {
+			t.Helper()
+			if err := s.PutTargetDiff(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put(state.TargetDiff{TargetID: ids[0], Against: state.DiffPrevious, BasePath: "/nix/store/old", BaseTarget: 41,
+			Summary: "first attempt", Data: json.RawMessage(`{"added":9}`)})
+		// A retry replaces it.
+		put(state.TargetDiff{TargetID: ids[0], Against: state.DiffPrevious, BasePath: "/nix/store/old", BaseTarget: 41,
+			Summary: "+2 ~14 -1 · 38 MiB", Headline: "linux 6.12.9 → 6.12.10", Data: json.RawMessage(`{"added":2}`)})
+		put(state.TargetDiff{TargetID: ids[0], Against: state.DiffCurrent, Error: "closure of /nix/store/gone: not found"})
+		put(state.TargetDiff{TargetID: ids[1], Against: state.DiffPrevious, Summary: "no change", Data: json.RawMessage(`{}`)})
+		put(state.TargetDiff{TargetID: ids[1], Against: state.DiffCurrent, Summary: "+1 ~0 -0 · 1 KiB", Data: json.RawMessage(`{}`)})
+		put(state.TargetDiff{TargetID: ids[2], Against: state.DiffPrevious, Error: "store unreadable"})
+
+		ds, err := s.TargetDiffs(ctx, ids[0])
+		if err != nil || len(ds) != 2 {
+			t.Fatalf("TargetDiffs = %+v, %v; want two", ds, err)
+		}
+		cur, prev := ds[0], ds[1]
+		if cur.Against != state.DiffCurrent || cur.Error == "" || cur.Summary != "" || cur.Data != nil || cur.Created.IsZero() {
+			t.Errorf("current diff = %+v; want the failure, no data", cur)
+		}
+		if prev.Against != state.DiffPrevious || prev.BasePath != "/nix/store/old" || prev.BaseTarget != 41 || prev.Error != "" ||
+			prev.Summary != "+2 ~14 -1 · 38 MiB" || prev.Headline != "linux 6.12.9 → 6.12.10" || string(prev.Data) != `{"added":2}` {
+			t.Errorf("previous diff = %+v; want the retry's", prev)
+		}
+		sums, err := s.DiffSummaries(ctx, append(ids, 999), state.DiffPrevious)
+		want := map[int64]string{ids[0]: "+2 ~14 -1 · 38 MiB", ids[1]: "no change"}
+		if err != nil || !maps.Equal(sums, want) {
+			t.Errorf("DiffSummaries(previous) = %v, %v; want %v (a failed diff has no summary)", sums, err, want)
+		}
+		sums, err = s.DiffSummaries(ctx, ids, state.DiffCurrent)
+		if err != nil || !maps.Equal(sums, map[int64]string{ids[1]: "+1 ~0 -0 · 1 KiB"}) {
+			t.Errorf("DiffSummaries(current) = %v, %v", sums, err)
+		}
+		if sums, err := s.DiffSummaries(ctx, nil, state.DiffCurrent); err != nil || len(sums) != 0 {
+			t.Errorf("DiffSummaries(none) = %v, %v", sums, err)
+		}
+		// More targets than one query takes.
+		many := make([]int64, 1200)
+		for i := range many {
+			many[i] = int64(i + 1000)
+		}
+		many[1100] = ids[1]
+		if sums, err := s.DiffSummaries(ctx, many, state.DiffCurrent); err != nil || sums[ids[1]] != "+1 ~0 -0 · 1 KiB" || len(sums) != 1 {
+			t.Errorf("DiffSummaries(1200 ids) = %v, %v", sums, err)
 		}
 	})
 
