@@ -54,6 +54,9 @@ type Pipeline struct {
 	CacheURL string
 	// Statuses sends commit statuses; nil sends none.
 	Statuses *Statuses
+	// Rollouts, if set, rolls a deploy-branch commit out wave by wave
+	// instead of deploying to every host at once.
+	Rollouts *Rollouts
 
 	FlakeDir     string // default "nix"
 	Builders     string // Nix remote builders; "" uses Nix's own setting
