@@ -255,8 +255,8 @@ func TestRollouts(t *testing.T) {
 	tests := []struct {
 		name      string
 		steps     []rstep
-		halts     int           // rollout.halted events in the end
-		failures  int           // farm/rollout failure statuses in the end
+		halts     int // rollout.halted events in the end
+		failures  int // farm/rollout failure statuses in the end
 		after     func(t *testing.T, e *rolloutEnv)
 		afterStep func(t *testing.T, e *rolloutEnv, i int)
 	}{
