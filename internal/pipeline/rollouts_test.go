@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -118,7 +119,7 @@ func (e *rolloutEnv) push(arg string) error {
 		t.Fatal(err)
 	}
 	var recs []state.Target
-	for _, host := range slices.Sorted(mapKeys(fleetWaves)) {
+	for _, host := range slices.Sorted(maps.Keys(fleetWaves)) {
 		out := storePath(host, version, "out")
 		if _, err := publish(ctx, e.cache, out); err != nil {
 			t.Fatal(err)
@@ -219,16 +220,6 @@ func (e *rolloutEnv) seqs(host string) []uint64 {
 	return out
 }
 
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 // rstep is one thing that happens to the fleet, and what must hold after.
 type rstep struct {
 	min     int    // minutes after the start
@@ -253,12 +244,11 @@ func TestRollouts(t *testing.T) {
 		{min: 3, do: "report", arg: "bael", result: sw, desired: allC1, status: "complete"},
 	}
 	tests := []struct {
-		name      string
-		steps     []rstep
-		halts     int // rollout.halted events in the end
-		failures  int // farm/rollout failure statuses in the end
-		after     func(t *testing.T, e *rolloutEnv)
-		afterStep func(t *testing.T, e *rolloutEnv, i int)
+		name     string
+		steps    []rstep
+		halts    int // rollout.halted events in the end
+		failures int // farm/rollout failure statuses in the end
+		after    func(t *testing.T, e *rolloutEnv)
 	}{
 		{
 			name: "wave-1 hosts get nothing until the canary reports",
