@@ -81,6 +81,8 @@ type hostSeq struct {
 //   - A switch is told of only with notify_success.
 //   - A new desired closure for a host that is poked or woken asks for a
 //     wake, which the host's report of that seq (or a newer one) ends.
+//   - A rollout that halts is told of once (the builder appends one event
+//     per halt).
 func decide(r rules, s state, ev Event) (state, decision, error) {
 	next := s.clone()
 	var d decision
@@ -113,6 +115,11 @@ func decide(r rules, s state, ev Event) (state, decision, error) {
 				next.Waking[h.Host] = h.Seq
 			}
 			d.wake = &hostSeq{h.Host, h.Seq}
+		}
+	case farmapi.RolloutHalted:
+		var h farmapi.RolloutHaltedData
+		if h, err = decode[farmapi.RolloutHaltedData](ev); err == nil {
+			d.msg = rolloutHalted(r, h)
 		}
 	case farmapi.HostReport:
 		var h farmapi.HostReportData
@@ -235,6 +242,23 @@ func hostReport(r rules, s *state, d farmapi.HostReportData) *Message {
 		}
 	}
 	return nil
+}
+
+func rolloutHalted(r rules, d farmapi.RolloutHaltedData) *Message {
+	what := "Rollout"
+	if d.Kind == "rollback" {
+		what = "Rollback"
+	}
+	body := fmt.Sprintf("%s of %s at %s halted in wave %d: %s %s.", what, d.Repo, short(d.Commit), d.Wave, d.Host, d.Reason)
+	if d.Detail != "" {
+		body += " " + d.Detail + "."
+	}
+	body += " Later waves keep their closures until it is resumed or aborted, or a newer commit supersedes it."
+	return &Message{
+		Title: what + " halted: " + d.Repo + " " + short(d.Commit), Body: body, Priority: 4,
+		Tags:  []string{"octagonal_sign", d.Host},
+		Click: r.link(fmt.Sprintf("/api/rollouts/%d", d.Rollout)),
+	}
 }
 
 func short(commit string) string {
