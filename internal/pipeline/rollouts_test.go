@@ -51,10 +51,10 @@ func (s *statusLog) states(context string) []forge.State {
 }
 
 // fleetWaves: a canary, two servers after it (the three agents in
-// waves 0, 1, 1).
+// waves 0, 1, 1); andras does not hold its wave while asleep.
 var fleetWaves = map[string]nix.DeploySettings{
 	"stolas": {Wave: 0, Asleep: "wait"},
-	"andras": {Wave: 1, Asleep: "wait"},
+	"andras": {Wave: 1, Asleep: "skip"},
 	"bael":   {Wave: 1, Asleep: "wait"},
 }
 
@@ -91,7 +91,9 @@ func newRolloutEnv(t *testing.T) *rolloutEnv {
 	}
 	key, _ := cache.GenerateKey("farm-test-deploy-1")
 	e := &rolloutEnv{t: t, st: st, cache: b, key: key, forge: &statusLog{}}
-	e.t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	// Behind the wall clock, which the state stamps reports with (a host's
+	// last seen): the steps' times stay in the past of every report.
+	e.t0 = time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Minute)
 	e.now = e.t0
 	e.r = &pipeline.Rollouts{
 		State: st, Signer: deploy.KeySigner{Key: key}, Cache: b, CacheURL: "http://127.0.0.1:1/nix-cache",
@@ -248,6 +250,7 @@ func TestRollouts(t *testing.T) {
 		steps    []rstep
 		halts    int // rollout.halted events in the end
 		failures int // farm/rollout failure statuses in the end
+		setup    func(e *rolloutEnv)
 		after    func(t *testing.T, e *rolloutEnv)
 	}{
 		{
@@ -320,6 +323,35 @@ func TestRollouts(t *testing.T) {
 				{min: 29, do: "tick", desired: canaryC1, status: "progressing"},
 				{min: 30, do: "tick", desired: canaryC1, status: "halted"},
 				{min: 31, do: "tick", desired: canaryC1, status: "halted"},
+			},
+			halts: 1, failures: 1,
+		},
+		{
+			name:  "an offered host silent past AsleepAfter with policy skip does not hold its wave",
+			setup: func(e *rolloutEnv) { e.r.AsleepAfter = 10 * time.Minute },
+			steps: []rstep{
+				{do: "push", arg: "c1", desired: canaryC1, status: "progressing"},
+				{min: 1, do: "report", arg: "stolas", result: sw, desired: allC1, status: "progressing"},
+				{min: 5, do: "report", arg: "bael", result: sw, desired: allC1, status: "progressing"},
+				{min: 10, do: "tick", desired: allC1, status: "progressing"},
+				{min: 11, do: "tick", desired: allC1, status: "complete"},
+			},
+			after: func(t *testing.T, e *rolloutEnv) {
+				if h := e.latest().State.Hosts["andras"]; !h.Skipped {
+					t.Errorf("andras %+v, want passed over asleep (skipped), to be woken", h)
+				}
+			},
+		},
+		{
+			name:  "an offered host that reported lately is not asleep",
+			setup: func(e *rolloutEnv) { e.r.AsleepAfter = 10 * time.Minute },
+			steps: []rstep{
+				{do: "push", arg: "c1", desired: canaryC1, status: "progressing"},
+				{min: 1, do: "report", arg: "stolas", result: sw, desired: allC1, status: "progressing"},
+				{min: 2, do: "report", arg: "andras", result: farmapi.ResultWaiting, desired: allC1, status: "progressing"},
+				{min: 5, do: "report", arg: "bael", result: sw, desired: allC1, status: "progressing"},
+				{min: 20, do: "tick", desired: allC1, status: "progressing"},
+				{min: 31, do: "tick", desired: allC1, status: "halted"},
 			},
 			halts: 1, failures: 1,
 		},
@@ -418,6 +450,9 @@ func TestRollouts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			e := newRolloutEnv(t)
+			if tt.setup != nil {
+				tt.setup(e)
+			}
 			ctx := context.Background()
 			for i, s := range tt.steps {
 				e.now = e.t0.Add(time.Duration(s.min) * time.Minute)
