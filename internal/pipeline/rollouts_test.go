@@ -23,6 +23,7 @@ import (
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/rollout"
 	"github.com/homelab-farm/farm/internal/state"
+	"github.com/homelab-farm/farm/internal/testenv"
 )
 
 // statusLog records every commit status sent, in order.
@@ -562,5 +563,78 @@ func TestDeployRollsOut(t *testing.T) {
 	}
 	if m := h.manifest(t, "alpha"); m.Commit != c1 {
 		t.Errorf("alpha got %.7s with the waves unreadable, want c1 kept", m.Commit)
+	}
+}
+
+// TestRolloutsSharedPostgres: two builders on one PostgreSQL get the
+// canary's report and tick at the same moments; each wave is offered once
+// (one manifest per host), and a timeout halts once (one event, one
+// failure status).
+func TestRolloutsSharedPostgres(t *testing.T) {
+	ctx := context.Background()
+	_, dsn := testenv.PostgresSchema(t, "rollouts")
+	e := newRolloutEnv(t)
+	var builders []*pipeline.Rollouts
+	for range 2 {
+		st, err := state.OpenPostgres(ctx, dsn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		r := *e.r
+		r.State = st
+		builders = append(builders, &r)
+	}
+	// The env's helpers work on the first builder's database.
+	e.st.Close()
+	e.st = builders[0].State.(*state.Store)
+	e.r = builders[0]
+
+	e.now = e.t0
+	if err := e.push("c1"); err != nil {
+		t.Fatal(err)
+	}
+	e.now = e.t0.Add(time.Minute)
+	h, err := e.st.Host(ctx, "stolas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.Report(ctx, "stolas", h.DesiredPath, string(farmapi.ResultSwitched), ""); err != nil {
+		t.Fatal(err)
+	}
+	rep := farmapi.Report{Current: h.DesiredPath, Result: farmapi.ResultSwitched, Seq: h.DesiredSeq}
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			if err := builders[i%2].Report(ctx, "stolas", rep); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, host := range []string{"andras", "bael"} {
+		if seqs := e.seqs(host); len(seqs) != 1 {
+			t.Errorf("%s got manifests %v from two builders, want exactly one", host, seqs)
+		}
+	}
+	if waves := e.events(farmapi.RolloutWave); len(waves) != 2 {
+		t.Errorf("%d wave events, want 2 (wave 0, then wave 1 once)", len(waves))
+	}
+
+	// Wave 1 times out; both builders tick at once.
+	late := e.t0.Add(time.Minute + 30*time.Minute)
+	for i := range 6 {
+		wg.Go(func() {
+			if err := builders[i%2].Tick(ctx, late); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if halts := e.events(farmapi.RolloutHalted); len(halts) != 1 {
+		t.Errorf("%d halt events from two ticking builders, want 1", len(halts))
+	}
+	if got := e.forge.states("farm/rollout"); slices.Index(got, forge.StateFailure) != len(got)-1 || len(got) == 0 {
+		t.Errorf("rollout statuses %v, want one failure, last", got)
 	}
 }
