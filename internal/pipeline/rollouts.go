@@ -399,7 +399,24 @@ func (r *Rollouts) Rollback(ctx context.Context, req farmapi.RollbackRequest) (s
 			closures[t.Host] = t.OutPath
 		}
 	}
+	// The waves: those of the repository's latest rollout that has the
+	// host. Every host: those the commit's own rollout had, else every
+	// host it built.
+	recent, err := r.State.Rollouts(ctx, ev.Repo, 100)
+	if err != nil {
+		return state.Rollout{}, fmt.Errorf("rollback to %s: %w", ev.Commit, err)
+	}
 	hosts := slices.Clone(req.Hosts)
+	if len(hosts) == 0 {
+		for _, ro := range recent {
+			if ro.State.Kind == rollout.KindPush && ro.State.Commit == ev.Commit {
+				for _, t := range ro.State.Targets {
+					hosts = append(hosts, t.Host)
+				}
+				break
+			}
+		}
+	}
 	if len(hosts) == 0 {
 		for h := range closures {
 			hosts = append(hosts, h)
@@ -410,13 +427,13 @@ func (r *Rollouts) Rollback(ctx context.Context, req farmapi.RollbackRequest) (s
 	if len(hosts) == 0 {
 		return state.Rollout{}, fmt.Errorf("%w: commit %s deployed no host", ErrRollbackRefused, ev.Commit)
 	}
+	if r.Cache == nil {
+		return state.Rollout{}, errors.New("rollback: no binary cache to check the closures in")
+	}
 	var missing []string
 	for _, h := range hosts {
 		if closures[h] == "" {
 			return state.Rollout{}, fmt.Errorf("%w: host %s has no closure at commit %s", ErrRollbackRefused, h, ev.Commit)
-		}
-		if r.Cache == nil {
-			return state.Rollout{}, errors.New("rollback: no binary cache to check the closures in")
 		}
 		_, err := r.Cache.Stat(ctx, cache.NarInfoKey(closures[h]))
 		switch {
@@ -430,11 +447,6 @@ func (r *Rollouts) Rollback(ctx context.Context, req farmapi.RollbackRequest) (s
 		return state.Rollout{}, fmt.Errorf("%w: cannot roll back to %s: %s", ErrClosureMissing, ev.Commit, strings.Join(missing, ", "))
 	}
 
-	// The waves: those of the repository's latest rollout that has the host.
-	recent, err := r.State.Rollouts(ctx, ev.Repo, 20)
-	if err != nil {
-		return state.Rollout{}, fmt.Errorf("rollback to %s: %w", ev.Commit, err)
-	}
 	origin := state.Rollout{Branch: ev.Branch}
 	if len(recent) > 0 {
 		origin.Remotes = recent[0].Remotes

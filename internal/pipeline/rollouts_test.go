@@ -564,6 +564,23 @@ func TestDeployRollsOut(t *testing.T) {
 	if m := h.manifest(t, "alpha"); m.Commit != c1 {
 		t.Errorf("alpha got %.7s with the waves unreadable, want c1 kept", m.Commit)
 	}
+
+	// A rollback of every host to c1 is one of the hosts c1's rollout had,
+	// not of every host c1 built; it supersedes c1's rollout.
+	ro, err := h.p.Rollouts.Rollback(ctx, farmapi.RollbackRequest{To: c1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hosts []string
+	for _, tg := range ro.State.Targets {
+		hosts = append(hosts, tg.Host)
+	}
+	if want := []string{"alpha", "beta"}; !slices.Equal(hosts, want) || ro.State.Kind != rollout.KindRollback {
+		t.Errorf("rollback of %s to %v, want a rollback to %v", ro.State.Kind, hosts, want)
+	}
+	if active, _ := h.st.ActiveRollouts(ctx); len(active) != 1 || active[0].ID != ro.ID {
+		t.Errorf("%d active rollouts, want only the rollback", len(active))
+	}
 }
 
 // TestRolloutsSharedPostgres: two builders on one PostgreSQL get the
