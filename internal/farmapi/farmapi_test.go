@@ -56,6 +56,10 @@ func TestEventPayloadShapes(t *testing.T) {
 			`{"eval":7,"target":9,"host":"alpha","system":"x86_64-linux","out_path":"/nix/store/x","state":"cached","reason":""}`},
 		{"host desired", farmapi.HostDesiredData{Host: "alpha", StorePath: "/nix/store/x", Commit: "c1", Seq: 4},
 			`{"host":"alpha","store_path":"/nix/store/x","commit":"c1","seq":4}`},
+		{"rollout halted", farmapi.RolloutHaltedData{Rollout: 3, Repo: "homelab", Commit: "c1", Kind: "push", Wave: 0, Host: "stolas", Reason: "failed", Detail: "stolas failed on /nix/store/x"},
+			`{"rollout":3,"repo":"homelab","commit":"c1","kind":"push","wave":0,"host":"stolas","reason":"failed","detail":"stolas failed on /nix/store/x"}`},
+		{"rollout wave", farmapi.RolloutData{Rollout: 3, Repo: "homelab", Commit: "c1", Kind: "push", Status: "progressing", Wave: 1, Hosts: []string{"andras", "bael"}},
+			`{"rollout":3,"repo":"homelab","commit":"c1","kind":"push","status":"progressing","wave":1,"hosts":["andras","bael"]}`},
 		{"remote synced", farmapi.RemoteSyncedData{Repo: "homelab", Remote: "https://example.invalid/r.git", Branch: "main", Commit: "c1"},
 			`{"repo":"homelab","remote":"https://example.invalid/r.git","branch":"main","commit":"c1"}`},
 	} {

@@ -88,6 +88,8 @@ type hostSeq struct {
 //     what that build changed.
 //   - A new desired closure for a host that is poked or woken asks for a
 //     wake, which the host's report of that seq (or a newer one) ends.
+//   - A rollout that halts is told of once (the builder appends one event
+//     per halt).
 func decide(r rules, s state, ev Event) (state, decision, error) {
 	next := s.clone()
 	var d decision
@@ -125,6 +127,11 @@ func decide(r rules, s state, ev Event) (state, decision, error) {
 				}
 				d.wake = &hostSeq{h.Host, h.Seq}
 			}
+		}
+	case farmapi.RolloutHalted:
+		var h farmapi.RolloutHaltedData
+		if h, err = decode[farmapi.RolloutHaltedData](ev); err == nil {
+			d.msg = rolloutHalted(r, h)
 		}
 	case farmapi.HostReport:
 		var h farmapi.HostReportData
@@ -272,6 +279,24 @@ func deploying(r rules, d farmapi.HostDesiredData) *Message {
 // every notification client shows ("linux 6.12.9 -> 6.12.10").
 func plainArrows(s string) string {
 	return strings.ReplaceAll(s, " → ", " -> ")
+}
+
+// rolloutHalted tells of a halted rollout, once per halt.
+func rolloutHalted(r rules, d farmapi.RolloutHaltedData) *Message {
+	what := "Rollout"
+	if d.Kind == "rollback" {
+		what = "Rollback"
+	}
+	body := fmt.Sprintf("%s of %s at %s halted in wave %d: %s %s.", what, d.Repo, short(d.Commit), d.Wave, d.Host, d.Reason)
+	if d.Detail != "" {
+		body += " " + d.Detail + "."
+	}
+	body += " Later waves keep their closures until it is resumed or aborted, or a newer commit supersedes it."
+	return &Message{
+		Title: what + " halted: " + d.Repo + " " + short(d.Commit), Body: body, Priority: 4,
+		Tags:  []string{"octagonal_sign", d.Host},
+		Click: r.link(fmt.Sprintf("/rollouts/%d", d.Rollout)),
+	}
 }
 
 func short(commit string) string {

@@ -62,6 +62,12 @@ func TestDecideRules(t *testing.T) {
 		wantWaking   map[string]uint64 // after
 	}{
 		{
+			name: "a rollout halts", cfg: plain,
+			ev: event(farmapi.RolloutHalted, farmapi.RolloutHaltedData{Rollout: 4, Repo: "fleet", Commit: commit, Kind: "push",
+				Wave: 0, Host: "stolas", Reason: "failed", Detail: "stolas failed on /nix/store/x"}),
+			wantTitle: "Rollout halted: fleet 0123456789ab", wantClick: "https://farm.example/rollouts/4",
+		},
+		{
 			name: "build failure", cfg: plain, ev: targetEv(farmapi.TargetFailed, "malphas"),
 			wantTitle: "Build failed: malphas", wantClick: "https://farm.example/api/targets/11/log",
 			wantFailing: map[string]string{"build:fleet/main/malphas": "exit 1"},

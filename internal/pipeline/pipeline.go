@@ -56,6 +56,9 @@ type Pipeline struct {
 	CacheURL string
 	// Statuses sends commit statuses; nil sends none.
 	Statuses *Statuses
+	// Rollouts, if set (Signer must be too), rolls a deploy-branch commit
+	// out wave by wave instead of deploying to every host at once.
+	Rollouts *Rollouts
 
 	FlakeDir     string // default "nix"
 	Builders     string // Nix remote builders; "" uses Nix's own setting

@@ -434,6 +434,8 @@ func Run(t *testing.T, b Backend) {
 		return out
 	}
 
+	runRollouts(t, newStore, stores)
+
 	t.Run("SeqFromConcurrentStores", func(t *testing.T) {
 		t.Parallel()
 		ctx := context.Background()
