@@ -496,7 +496,9 @@ func Run(t *testing.T, b Backend) {
 			{Time: day.Add(90 * time.Second), Objects: 100, Bytes: 9000},
 			{Time: day.AddDate(0, 0, 2).Add(80 * time.Second), Objects: 104, Bytes: 9400},
 		}
-		if !slices.EqualFunc(h.Sizes, wantSizes, func(a, b state.SizePoint) bool { return a.Time.Equal(b.Time) && a.Objects == b.Objects && a.Bytes == b.Bytes }) {
+		if !slices.EqualFunc(h.Sizes, wantSizes, func(a, b state.SizePoint) bool {
+			return a.Time.Equal(b.Time) && a.Objects == b.Objects && a.Bytes == b.Bytes
+		}) {
 			t.Errorf("Sizes = %+v, want the successful runs oldest first: %+v", h.Sizes, wantSizes)
 		}
 		if len(h.Last) != 3 || h.Last[0].ID != runs[3].ID || h.Last[1].ID != runs[2].ID || h.Last[2].ID != runs[1].ID {
