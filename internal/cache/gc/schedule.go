@@ -162,8 +162,9 @@ func (s *Schedule) RunDue(ctx context.Context) (c state.Collection, ran bool, er
 
 // Collect runs one collection now, whatever the schedule says, and records
 // and reports it. A collection that met another one running returns an
-// error wrapping ErrRunning and records nothing; any other failure is
-// recorded (c.Error), reported, and returned.
+// error wrapping ErrRunning and records nothing; one cut short by ctx
+// records nothing either and makes the next run due at once; any other
+// failure is recorded (c.Error), reported, and returned.
 func (s *Schedule) Collect(ctx context.Context) (state.Collection, error) {
 	if err := s.Validate(); err != nil {
 		return state.Collection{}, fmt.Errorf("scheduled collection: %w", err)
@@ -172,6 +173,14 @@ func (s *Schedule) Collect(ctx context.Context) (state.Collection, error) {
 	hosts, err := s.collect(ctx, &c)
 	if errors.Is(err, ErrRunning) {
 		s.log().Info("scheduled cache collection: another collection is running; retrying later", "err", err)
+		return c, err
+	}
+	if err != nil && ctx.Err() != nil {
+		// The builder stops: not a failure to tell of. The run is due
+		// again at once, for this instance when it is back or another.
+		if perr := s.Store.PostponeCollection(context.WithoutCancel(ctx), c.Started); perr != nil {
+			err = errors.Join(err, perr)
+		}
 		return c, err
 	}
 	c.Duration = s.Collector.now().Sub(c.Started)

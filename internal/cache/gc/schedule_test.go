@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -312,4 +313,35 @@ func TestScheduleValidate(t *testing.T) {
 	if h, err := st.CacheHistory(context.Background(), time.Time{}, 0); err != nil || len(h.Last) != 0 {
 		t.Errorf("refused schedules recorded %+v, %v", h, err)
 	}
+}
+
+// A run cut short by the builder stopping is no failure: nothing is
+// recorded or told, and the run is due again at once.
+func TestScheduleCancelled(t *testing.T) {
+	f, b, st := scheduleFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := &hooked{Backend: b, before: func(op, key string) {
+		if op == "get" && strings.HasSuffix(key, ".narinfo") {
+			cancel() // while marking
+		}
+	}}
+	clk := &clock{}
+	m := &fakeMetrics{}
+	s := newSchedule(h, f.key, st, clk, m)
+	start := clk.now()
+	if _, ran, err := s.RunDue(ctx); !ran || !errors.Is(err, context.Canceled) {
+		t.Fatalf("RunDue cut short: ran %v, %v; want context.Canceled", ran, err)
+	}
+	bg := context.Background()
+	if hist, err := st.CacheHistory(bg, time.Time{}, 0); err != nil || len(hist.Last) != 0 || len(events(t, st)) != 0 || len(m.failures) != 0 {
+		t.Errorf("a cancelled run was recorded: %+v, %v, events %v, failures %v", hist, err, events(t, st), m.failures)
+	}
+	if due, err := st.NextCollection(bg); err != nil || due.After(clk.now()) || due.Before(start.Add(-time.Second)) {
+		t.Errorf("next due %v, %v; want now (%v)", due, err, start)
+	}
+	if _, ran, err := s.RunDue(bg); err != nil || !ran {
+		t.Fatalf("the next RunDue: ran %v, %v; want the run", ran, err)
+	}
+	f.check(t, b)
 }
