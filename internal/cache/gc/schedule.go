@@ -21,6 +21,11 @@ const (
 	// DefaultPoll is how often Run looks at the shared schedule while it
 	// waits (another instance may have moved it).
 	DefaultPoll = 5 * time.Minute
+	// DefaultGrace is the grace period `builder cache gc` uses by default.
+	DefaultGrace = time.Hour
+	// MinGrace is the shortest grace period a schedule accepts: younger
+	// objects may belong to a push in flight that bypasses cache.Pusher.
+	MinGrace = time.Minute
 )
 
 // ScheduleStore is what a Schedule needs of the builder's state;
@@ -87,6 +92,9 @@ func (s *Schedule) Validate() error {
 		}
 		if s.Collector.DryRun {
 			errs = append(errs, errors.New("a scheduled collection cannot be a dry run"))
+		}
+		if s.Collector.Grace < MinGrace {
+			errs = append(errs, fmt.Errorf("grace %s: want at least %s (younger objects may belong to a push in flight)", s.Collector.Grace, MinGrace))
 		}
 	}
 	if s.Store == nil {

@@ -304,6 +304,7 @@ func TestScheduleValidate(t *testing.T) {
 		"0 generations":  func() *gc.Schedule { s := good(); s.Retention.Generations = 0; return s }(),
 		"negative age":   func() *gc.Schedule { s := good(); s.Retention.KeepDays = -1; return s }(),
 		"dry run":        func() *gc.Schedule { s := good(); s.Collector.DryRun = true; return s }(),
+		"no grace":       func() *gc.Schedule { s := good(); s.Collector.Grace = 0; return s }(),
 		"negative every": func() *gc.Schedule { s := good(); s.Interval = -time.Hour; return s }(),
 	} {
 		if err := s.Run(context.Background()); err == nil {
