@@ -346,3 +346,48 @@ func TestScheduleCancelled(t *testing.T) {
 	}
 	f.check(t, b)
 }
+
+// Each host counts the whole closure of its generations, paths shared
+// with other hosts included; a path the cache lacks counts nothing.
+func TestHostBytes(t *testing.T) {
+	ctx := context.Background()
+	b, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, b)
+	top, mid, leaf := f.kept[0], f.kept[1], f.kept[2]
+	size := func(paths ...string) state.HostBytes {
+		var hb state.HostBytes
+		for _, p := range paths {
+			ni, err := cache.ReadNarInfo(ctx, b, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hb.Paths++
+			hb.NarBytes += int64(ni.NarSize)
+			hb.FileBytes += int64(ni.FileSize)
+		}
+		return hb
+	}
+	alpha, beta := size(top, mid, leaf), size(mid, leaf)
+	alpha.Host, beta.Host = "alpha", "beta"
+	c := &gc.Collector{Backend: b, Trusted: []cache.PublicKey{f.key.Public()}}
+	got, err := c.HostBytes(ctx, map[string][]string{
+		"beta":  {mid},
+		"alpha": {top, mid},
+		"gamma": {cache.StoreDir + "/00000000000000000000000000000000-gone"},
+	})
+	want := []state.HostBytes{alpha, beta, {Host: "gamma"}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("HostBytes = %+v, %v; want %+v", got, err, want)
+	}
+	if _, err := c.HostBytes(ctx, map[string][]string{"alpha": {"/etc/passwd"}}); err == nil {
+		t.Error("HostBytes of a root that is not a store path: no error")
+	}
+	other, _ := cache.GenerateKey("someone-else-1")
+	c.Trusted = []cache.PublicKey{other.Public()}
+	if _, err := c.HostBytes(ctx, map[string][]string{"alpha": {top}}); !errors.Is(err, gc.ErrNotFarmCache) {
+		t.Errorf("HostBytes under another key = %v, want ErrNotFarmCache", err)
+	}
+}
