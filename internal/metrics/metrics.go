@@ -26,6 +26,15 @@ type Metrics struct {
 	pushDur   prometheus.Histogram
 	pushBytes prometheus.Counter
 	failures  *prometheus.CounterVec
+
+	gcDur          prometheus.Histogram
+	gcFreedObjects prometheus.Counter
+	gcFreedBytes   prometheus.Counter
+	cacheObjects   prometheus.Gauge
+	cacheBytes     prometheus.Gauge
+	storeGCDur     prometheus.Histogram
+	storeGCFreed   prometheus.Counter
+	storeFree      prometheus.Gauge
 }
 
 // New registers the builder's collectors, q's depth and oldest job among
@@ -49,14 +58,41 @@ func New(q Lister) *Metrics {
 			Name: "farm_pushed_bytes_total", Help: "Compressed bytes uploaded to the binary cache.",
 		}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "farm_failures_total", Help: "Failures by kind: eval, build, push, status, diff.",
+			Name: "farm_failures_total", Help: "Failures by kind: eval, build, push, status, diff, gc (the cache's collection), store-gc.",
 		}, []string{"kind"}),
+		gcDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "farm_cache_gc_duration_seconds", Help: "Time of one garbage collection of the binary cache.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14),
+		}),
+		gcFreedObjects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "farm_cache_gc_freed_objects_total", Help: "Objects (narinfos, NARs, logs) the cache's collections deleted.",
+		}),
+		gcFreedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "farm_cache_gc_freed_bytes_total", Help: "Bytes the cache's collections deleted.",
+		}),
+		cacheObjects: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "farm_cache_objects", Help: "Narinfos and NARs in the binary cache after the last collection.",
+		}),
+		cacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "farm_cache_bytes", Help: "Bytes of narinfos and NARs in the binary cache after the last collection.",
+		}),
+		storeGCDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "farm_store_gc_duration_seconds", Help: "Time of one garbage collection of the builder's Nix store.",
+			Buckets: prometheus.ExponentialBuckets(0.5, 2, 14),
+		}),
+		storeGCFreed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "farm_store_gc_freed_bytes_total", Help: "Bytes the collections of the builder's Nix store freed.",
+		}),
+		storeFree: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "farm_store_free_bytes", Help: "Free bytes on the Nix store's file system at the last check.",
+		}),
 	}
-	for _, kind := range []string{"eval", "build", "push", "status", "diff"} {
+	for _, kind := range []string{"eval", "build", "push", "status", "diff", "gc", "store-gc"} {
 		m.failures.WithLabelValues(kind)
 	}
 	m.reg.MustRegister(
 		m.evalDur, m.buildDur, m.pushDur, m.pushBytes, m.failures,
+		m.gcDur, m.gcFreedObjects, m.gcFreedBytes, m.cacheObjects, m.cacheBytes, m.storeGCDur, m.storeGCFreed, m.storeFree,
 		queueCollector{q: q},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -85,6 +121,25 @@ func (m *Metrics) PushDuration(d time.Duration, bytes int64) {
 
 // Failure counts a failure of kind (eval, build, push, status, diff).
 func (m *Metrics) Failure(kind string) { m.failures.WithLabelValues(kind).Inc() }
+
+// CacheCollected observes a successful collection of the binary cache:
+// its duration, what it freed and what the cache holds afterwards.
+func (m *Metrics) CacheCollected(d time.Duration, freedObjects, freedBytes, cacheObjects, cacheBytes int64) {
+	m.gcDur.Observe(d.Seconds())
+	m.gcFreedObjects.Add(float64(freedObjects))
+	m.gcFreedBytes.Add(float64(freedBytes))
+	m.cacheObjects.Set(float64(cacheObjects))
+	m.cacheBytes.Set(float64(cacheBytes))
+}
+
+// StoreCollected observes a collection of the builder's Nix store.
+func (m *Metrics) StoreCollected(d time.Duration, freedBytes int64) {
+	m.storeGCDur.Observe(d.Seconds())
+	m.storeGCFreed.Add(float64(freedBytes))
+}
+
+// StoreFree sets the free bytes of the Nix store's file system.
+func (m *Metrics) StoreFree(bytes int64) { m.storeFree.Set(float64(bytes)) }
 
 var (
 	queueDepthDesc = prometheus.NewDesc("farm_queue_depth",

@@ -33,6 +33,11 @@ func TestScrape(t *testing.T) {
 	m.BuildDuration("aarch64-linux", time.Minute)
 	m.PushDuration(time.Second, 1234)
 	m.Failure("build")
+	m.CacheCollected(90*time.Second, 10, 4096, 200, 1<<20)
+	m.CacheCollected(30*time.Second, 5, 1024, 190, 1<<19)
+	m.Failure("gc")
+	m.StoreCollected(3*time.Second, 5000)
+	m.StoreFree(1 << 30)
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL)
@@ -49,6 +54,16 @@ func TestScrape(t *testing.T) {
 		`farm_failures_total{kind="push"} 0` + "\n",
 		`farm_build_duration_seconds_count{system="aarch64-linux"} 1` + "\n",
 		"farm_evaluation_duration_seconds_sum 2\n",
+		"farm_cache_gc_freed_objects_total 15\n",
+		"farm_cache_gc_freed_bytes_total 5120\n",
+		"farm_cache_objects 190\n",
+		"farm_cache_bytes 524288\n",
+		"farm_cache_gc_duration_seconds_sum 120\n",
+		`farm_failures_total{kind="gc"} 1` + "\n",
+		`farm_failures_total{kind="store-gc"} 0` + "\n",
+		"farm_store_gc_freed_bytes_total 5000\n",
+		"farm_store_gc_duration_seconds_count 1\n",
+		"farm_store_free_bytes 1.073741824e+09\n",
 		"go_goroutines ",
 	} {
 		if !strings.Contains(body, want) {

@@ -86,6 +86,8 @@ type hostSeq struct {
 //     there, only with notify_deploy.
 //   - A failed build names the host's last good build of the branch and
 //     what that build changed.
+//   - A failed collection of the binary cache is told of once per distinct
+//     error; the next successful one is a recovery.
 //   - A new desired closure for a host that is poked or woken asks for a
 //     wake, which the host's report of that seq (or a newer one) ends.
 //   - A rollout that halts is told of once (the builder appends one event
@@ -114,6 +116,16 @@ func decide(r rules, s state, ev Event) (state, decision, error) {
 		var t farmapi.TargetData
 		if t, err = decode[farmapi.TargetData](ev); err == nil {
 			d.msg = targetBuilt(&next, t)
+		}
+	case farmapi.CacheCollectionFailed:
+		var c farmapi.CollectionData
+		if c, err = decode[farmapi.CollectionData](ev); err == nil {
+			d.msg = collectionFailed(&next, c)
+		}
+	case farmapi.CacheCollected:
+		var c farmapi.CollectionData
+		if c, err = decode[farmapi.CollectionData](ev); err == nil {
+			d.msg = collected(&next, c)
 		}
 	case farmapi.HostDesired:
 		var h farmapi.HostDesiredData
@@ -296,6 +308,40 @@ func rolloutHalted(r rules, d farmapi.RolloutHaltedData) *Message {
 		Title: what + " halted: " + d.Repo + " " + short(d.Commit), Body: body, Priority: 4,
 		Tags:  []string{"octagonal_sign", d.Host},
 		Click: r.link(fmt.Sprintf("/rollouts/%d", d.Rollout)),
+	}
+}
+
+// cacheGCKey is the Failing entry of the binary cache's collection.
+const cacheGCKey = "gc:cache"
+
+func collectionFailed(s *state, d farmapi.CollectionData) *Message {
+	why := d.Error
+	if why == "" {
+		why = "unknown error"
+	}
+	if s.Failing[cacheGCKey] == why {
+		return nil // the same failure again: told already
+	}
+	s.Failing[cacheGCKey] = why
+	body := "The binary cache's garbage collection failed"
+	if d.Instance != "" {
+		body += " on " + d.Instance
+	}
+	return &Message{
+		Title: "Cache collection failed", Priority: 4, Tags: []string{"warning", "wastebasket"},
+		Body: body + ": " + why,
+	}
+}
+
+func collected(s *state, d farmapi.CollectionData) *Message {
+	if _, failing := s.Failing[cacheGCKey]; !failing {
+		return nil
+	}
+	delete(s.Failing, cacheGCKey)
+	return &Message{
+		Title: "Cache collection recovered", Tags: []string{"white_check_mark", "wastebasket"},
+		Body: fmt.Sprintf("The binary cache's garbage collection ran again: %d objects (%d bytes) freed, %d objects (%d bytes) kept.",
+			d.FreedObjects, d.FreedBytes, d.CacheObjects, d.CacheBytes),
 	}
 }
 

@@ -173,6 +173,30 @@ func TestDecideRules(t *testing.T) {
 			ev: report("andras", farmapi.ResultUpToDate, "", 2), wantReported: &hostSeq{"andras", 2}, wantWaking: map[string]uint64{"andras": 3},
 		},
 		{
+			name: "cache collection failed", cfg: plain,
+			ev:        event(farmapi.CacheCollectionFailed, farmapi.CollectionData{Collection: 4, Instance: "b1", Error: "list: connection refused"}),
+			wantTitle: "Cache collection failed", wantFailing: map[string]string{"gc:cache": "list: connection refused"},
+		},
+		{
+			name: "cache collection failed, the same failure again", cfg: plain, failing: map[string]string{"gc:cache": "list: connection refused"},
+			ev:          event(farmapi.CacheCollectionFailed, farmapi.CollectionData{Collection: 5, Error: "list: connection refused"}),
+			wantFailing: map[string]string{"gc:cache": "list: connection refused"},
+		},
+		{
+			name: "cache collection failed otherwise", cfg: plain, failing: map[string]string{"gc:cache": "list: connection refused"},
+			ev:        event(farmapi.CacheCollectionFailed, farmapi.CollectionData{Collection: 5, Error: "not the farm's cache"}),
+			wantTitle: "Cache collection failed", wantFailing: map[string]string{"gc:cache": "not the farm's cache"},
+		},
+		{
+			name: "cache collection recovery", cfg: plain, failing: map[string]string{"gc:cache": "list: connection refused"},
+			ev:        event(farmapi.CacheCollected, farmapi.CollectionData{Collection: 6, FreedObjects: 3}),
+			wantTitle: "Cache collection recovered",
+		},
+		{
+			name: "cache collected, nothing was failing", cfg: plain,
+			ev: event(farmapi.CacheCollected, farmapi.CollectionData{Collection: 6, FreedObjects: 3}),
+		},
+		{
 			name: "an event type the notifier does not act on", cfg: plain, ev: event(farmapi.RemoteSynced, farmapi.RemoteSyncedData{Repo: "fleet"}),
 		},
 	}
@@ -230,6 +254,20 @@ func TestDecideUnreadable(t *testing.T) {
 			t.Errorf("%s: decide accepted malformed data", typ)
 		}
 		if d.msg != nil || d.wake != nil || d.reported != nil || !reflect.DeepEqual(after, s) {
+			t.Errorf("%s: malformed data decided %+v, state %+v", typ, d, after)
+		}
+	}
+}
+
+// A collection event whose data does not decode changes nothing either.
+func TestDecideUnreadableCollection(t *testing.T) {
+	s := state{Failing: map[string]string{"gc:cache": "x"}, Evals: map[int64]evalInfo{}, Waking: map[string]uint64{}}
+	for _, typ := range []farmapi.EventType{farmapi.CacheCollected, farmapi.CacheCollectionFailed} {
+		after, d, err := decide(rules{}, s, Event{ID: 3, Type: typ, Data: []byte(`{"collection":"x","error":1}`)})
+		if err == nil {
+			t.Errorf("%s: decide accepted malformed data", typ)
+		}
+		if d.msg != nil || !reflect.DeepEqual(after, s) {
 			t.Errorf("%s: malformed data decided %+v, state %+v", typ, d, after)
 		}
 	}

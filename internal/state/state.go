@@ -76,6 +76,8 @@ type Host struct {
 	LastSeen      time.Time       `json:"last_seen,omitzero"`
 }
 
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
 // Event is one entry of the append-only event log.
 type Event struct {
 	ID   int64           `json:"id"`
@@ -125,6 +127,12 @@ type Interface interface {
 	AppendAll(ctx context.Context, evs []NewEvent) error
 	Changed() <-chan struct{}
 	EventsAfter(ctx context.Context, after int64, limit int) ([]Event, error)
+
+	RecordCollection(ctx context.Context, c Collection) (Collection, error)
+	CacheHistory(ctx context.Context, since time.Time, limit int) (CacheHistory, error)
+	ClaimCollection(ctx context.Context, now, next time.Time) (bool, error)
+	NextCollection(ctx context.Context) (time.Time, error)
+	PostponeCollection(ctx context.Context, at time.Time) error
 
 	Close() error
 }
@@ -196,6 +204,13 @@ var schema = []string{
 		created {int64} NOT NULL, updated {int64} NOT NULL)`,
 	`CREATE INDEX IF NOT EXISTS rollouts_active ON rollouts (active, repo)`,
 	`CREATE INDEX IF NOT EXISTS rollouts_repo ON rollouts (repo, id)`,
+	`CREATE TABLE IF NOT EXISTS collections (
+		id {id},
+		instance TEXT NOT NULL DEFAULT '', started {int64} NOT NULL, duration_ms {int64} NOT NULL,
+		freed_objects {int64} NOT NULL, freed_bytes {int64} NOT NULL, kept_paths {int64} NOT NULL,
+		cache_objects {int64} NOT NULL, cache_bytes {int64} NOT NULL,
+		error TEXT NOT NULL DEFAULT '', hosts {blob})`,
+	`CREATE INDEX IF NOT EXISTS collections_started ON collections (started)`,
 }
 
 // newStore creates the schema on db and returns a store on it.

@@ -603,6 +603,109 @@ func Run(t *testing.T, b Backend) {
 		}
 	})
 
+	t.Run("Collections", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		empty, err := s.CacheHistory(ctx, time.Time{}, 0)
+		if err != nil || len(empty.Sizes) != 0 || len(empty.Last) != 0 || len(empty.Hosts) != 0 {
+			t.Fatalf("CacheHistory of nothing = %+v, %v; want empty", empty, err)
+		}
+		day := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+		alpha := []state.HostBytes{{Host: "alpha", Paths: 120, NarBytes: 5 << 30, FileBytes: 2 << 30}, {Host: "beta", Paths: 3, NarBytes: 10, FileBytes: 4}}
+		runs := []state.Collection{
+			{Instance: "b1", Started: day, Duration: 90 * time.Second, FreedObjects: 10, FreedBytes: 1000, KeptPaths: 50, CacheObjects: 100, CacheBytes: 9000},
+			{Instance: "b2", Started: day.AddDate(0, 0, 1), Duration: time.Second, Error: "collect: another collection is running"},
+			{Instance: "b1", Started: day.AddDate(0, 0, 2), Duration: 80 * time.Second, FreedObjects: 4, FreedBytes: 400, KeptPaths: 52, CacheObjects: 104, CacheBytes: 9400, Hosts: alpha},
+			{Instance: "b1", Started: day.AddDate(0, 0, 3), Duration: 2 * time.Second, Error: "list: connection refused"},
+		}
+		for i, c := range runs {
+			got, err := s.RecordCollection(ctx, c)
+			if err != nil || got.ID == 0 {
+				t.Fatalf("RecordCollection %d = %+v, %v", i, got, err)
+			}
+			runs[i].ID = got.ID
+		}
+		h, err := s.CacheHistory(ctx, day.AddDate(0, 0, -7), 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantSizes := []state.SizePoint{
+			{Time: day.Add(90 * time.Second), Objects: 100, Bytes: 9000},
+			{Time: day.AddDate(0, 0, 2).Add(80 * time.Second), Objects: 104, Bytes: 9400},
+		}
+		if !slices.EqualFunc(h.Sizes, wantSizes, func(a, b state.SizePoint) bool {
+			return a.Time.Equal(b.Time) && a.Objects == b.Objects && a.Bytes == b.Bytes
+		}) {
+			t.Errorf("Sizes = %+v, want the successful runs oldest first: %+v", h.Sizes, wantSizes)
+		}
+		if len(h.Last) != 3 || h.Last[0].ID != runs[3].ID || h.Last[1].ID != runs[2].ID || h.Last[2].ID != runs[1].ID {
+			t.Fatalf("Last = %+v, want runs 3, 2, 1 newest first", h.Last)
+		}
+		if l := h.Last[0]; l.Error != runs[3].Error || l.Instance != "b1" || !l.Started.Equal(runs[3].Started) || l.Duration != 2*time.Second {
+			t.Errorf("Last[0] = %+v, want %+v", l, runs[3])
+		}
+		if l := h.Last[1]; l.FreedObjects != 4 || l.FreedBytes != 400 || l.KeptPaths != 52 || l.CacheObjects != 104 || l.CacheBytes != 9400 || !slices.Equal(l.Hosts, alpha) {
+			t.Errorf("Last[1] = %+v, want %+v", l, runs[2])
+		}
+		if !slices.Equal(h.Hosts, alpha) {
+			t.Errorf("Hosts = %+v, want those of the latest successful run %+v", h.Hosts, alpha)
+		}
+		recent, err := s.CacheHistory(ctx, day.AddDate(0, 0, 1), 0)
+		if err != nil || len(recent.Sizes) != 1 || recent.Sizes[0].Bytes != 9400 || len(recent.Last) != 4 {
+			t.Fatalf("CacheHistory since day 1 = %+v, %v; want one size point and all four runs", recent, err)
+		}
+	})
+
+	t.Run("ClaimCollection", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		ss := stores(t, 2)
+		now := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+		if due, err := ss[0].NextCollection(ctx); err != nil || !due.IsZero() {
+			t.Fatalf("NextCollection before any claim = %v, %v; want zero", due, err)
+		}
+		// Many claims at once (several builders at the due time): one wins.
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins := 0
+		for i := range 8 {
+			wg.Go(func() {
+				ok, err := ss[i%2].ClaimCollection(ctx, now, now.Add(24*time.Hour))
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					mu.Lock()
+					wins++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if wins != 1 {
+			t.Fatalf("%d claims won the first due time, want 1", wins)
+		}
+		if due, err := ss[1].NextCollection(ctx); err != nil || !due.Equal(now.Add(24*time.Hour)) {
+			t.Fatalf("NextCollection = %v, %v; want %v", due, err, now.Add(24*time.Hour))
+		}
+		if ok, err := ss[1].ClaimCollection(ctx, now.Add(time.Hour), now.Add(25*time.Hour)); err != nil || ok {
+			t.Fatalf("claim before due = %v, %v; want false", ok, err)
+		}
+		if ok, err := ss[1].ClaimCollection(ctx, now.Add(24*time.Hour), now.Add(48*time.Hour)); err != nil || !ok {
+			t.Fatalf("claim when due = %v, %v; want true", ok, err)
+		}
+		if err := ss[0].PostponeCollection(ctx, now.Add(25*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if due, err := ss[1].NextCollection(ctx); err != nil || !due.Equal(now.Add(25*time.Hour)) {
+			t.Fatalf("NextCollection after postponing = %v, %v; want %v", due, err, now.Add(25*time.Hour))
+		}
+		if seq, err := ss[0].Seq(ctx); err != nil || seq != 0 {
+			t.Errorf("the schedule moved the deploy seq to %d, %v", seq, err)
+		}
+	})
+
 	if b.Shared {
 		t.Run("ChangedAcrossStores", func(t *testing.T) {
 			t.Parallel()
