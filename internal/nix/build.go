@@ -122,6 +122,7 @@ type buildConfig struct {
 	system         string
 	extraPlatforms []string
 	builders       string // Nix's own `builders` setting
+	maxJobs        int    // Nix's max-jobs; -1 when not a number ("auto")
 }
 
 // buildConfig reads `nix show-config`.
@@ -140,6 +141,7 @@ func (c *Client) buildConfig(ctx context.Context) (buildConfig, error) {
 	_ = json.Unmarshal(raw["system"].Value, &cfg.system)
 	_ = json.Unmarshal(raw["extra-platforms"].Value, &cfg.extraPlatforms)
 	_ = json.Unmarshal(raw["builders"].Value, &cfg.builders)
+	cfg.maxJobs = maxJobs(raw["max-jobs"].Value)
 	return cfg, nil
 }
 
