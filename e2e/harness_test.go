@@ -104,6 +104,7 @@ deploy_key_file = "deploy.key"
 [[repository]]
 name = "homelab"
 deploy_branch = "main"
+branches = ["main", "staging"]
   [[repository.remote]]
   forge = "github"
   url = "https://github.com/alice/homelab"
@@ -167,6 +168,12 @@ func (f *Farm) NarInfos(t testing.TB) int {
 // and returns the job it queued.
 func (f *Farm) Push(t testing.TB, base, commit, delivery string) int64 {
 	t.Helper()
+	return f.PushBranch(t, base, "main", commit, delivery)
+}
+
+// PushBranch is Push to branch.
+func (f *Farm) PushBranch(t testing.TB, base, branch, commit, delivery string) int64 {
+	t.Helper()
 	var payload map[string]any
 	fixture, err := os.ReadFile("../internal/forge/github/testdata/push.json")
 	if err != nil {
@@ -175,7 +182,7 @@ func (f *Farm) Push(t testing.TB, base, commit, delivery string) int64 {
 	if err := json.Unmarshal(fixture, &payload); err != nil {
 		t.Fatal(err)
 	}
-	payload["after"], payload["before"], payload["ref"] = commit, strings.Repeat("0", 40), "refs/heads/main"
+	payload["after"], payload["before"], payload["ref"] = commit, strings.Repeat("0", 40), "refs/heads/"+branch
 	body, err := json.Marshal(payload)
 	if err != nil {
 		t.Fatal(err)
@@ -215,9 +222,21 @@ type Builder struct {
 // chosen here and waits until /healthz answers. It is killed at cleanup.
 func StartBuilder(t testing.TB, name string, env []string, args ...string) *Builder {
 	t.Helper()
+	return StartBuilderOn(t, -1, name, env, args...)
+}
+
+// StartBuilderOn is StartBuilder with the builder and everything it starts
+// pinned to one CPU (taskset), as if it were a machine of one core; cpu -1
+// pins nothing.
+func StartBuilderOn(t testing.TB, cpu int, name string, env []string, args ...string) *Builder {
+	t.Helper()
 	port := freePort(t)
 	b := &Builder{Name: name, Base: "http://127.0.0.1:" + port, Logs: &testenv.Buffer{}, exit: make(chan struct{})}
-	b.cmd = exec.Command(filepath.Join(binDir, "builder"), append([]string{"serve", "--listen", "127.0.0.1:" + port}, args...)...)
+	argv := append([]string{filepath.Join(binDir, "builder"), "serve", "--listen", "127.0.0.1:" + port}, args...)
+	if cpu >= 0 {
+		argv = append([]string{"taskset", "-c", strconv.Itoa(cpu)}, argv...)
+	}
+	b.cmd = exec.Command(argv[0], argv[1:]...)
 	b.cmd.Env = append(env, "BUILDER_CONFIG=", "BUILDER_STATE_DIR=", "BUILDER_LISTEN=", "BUILDER_QUEUE=", "BUILDER_DATABASE=")
 	b.cmd.Stdout, b.cmd.Stderr = b.Logs, b.Logs
 	if err := b.cmd.Start(); err != nil {
