@@ -3,7 +3,10 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -71,6 +74,17 @@ func runFailover(t testing.TB, lease time.Duration) failoverResult {
 		bl := StartBuilder(t, name, f.Env, f.Args(name, "--workers", "1", "--lease", lease.String())...)
 		builders[bl.PID()] = bl
 		follow[bl.PID()] = FollowEvents(t, bl.Base, 0)
+	}
+	// Each instance serves its own metrics under its own name; the queue's
+	// depth is the shared queue's.
+	for pid, bl := range builders {
+		m := metrics(t, bl.Base)
+		if !strings.Contains(m, fmt.Sprintf(`farm_builder_info{builder_instance="%s:%d"} 1`, hostname(t), pid)) {
+			t.Errorf("metrics of %s do not name it (pid %d):\n%s", bl.Name, pid, m)
+		}
+		if !strings.Contains(m, "farm_queue_depth 0\n") {
+			t.Errorf("metrics of %s: queue depth not 0 before the push", bl.Name)
+		}
 	}
 	var first *Builder
 	for _, bl := range builders {
@@ -211,4 +225,25 @@ func eventList(evs []state.Event) string {
 		fmt.Fprintf(&b, "  %d %s\n", e.ID, e.Type)
 	}
 	return b.String()
+}
+
+// metrics is GET /metrics of the builder at base.
+func metrics(t testing.TB, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func hostname(t testing.TB) string {
+	t.Helper()
+	h, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
