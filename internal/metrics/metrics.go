@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 )
 
@@ -38,8 +39,21 @@ type Metrics struct {
 }
 
 // New registers the builder's collectors, q's depth and oldest job among
-// them.
+// them, for this process's instance (pipeline.DefaultInstance).
 func New(q Lister) *Metrics {
+	return NewInstance(q, pipeline.DefaultInstance())
+}
+
+// NewInstance is New for the builder instance named instance. Several
+// instances of one farm each serve their own durations and failures, with
+// farm_builder_info naming the instance; the queue's depth and oldest job
+// are read from the shared queue, so every instance reports the same.
+func NewInstance(q Lister, instance string) *Metrics {
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "farm_builder_info", Help: "Names the builder instance whose metrics these are (1).",
+		ConstLabels: prometheus.Labels{"builder_instance": instance},
+	})
+	info.Set(1)
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		evalDur: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -91,7 +105,7 @@ func New(q Lister) *Metrics {
 		m.failures.WithLabelValues(kind)
 	}
 	m.reg.MustRegister(
-		m.evalDur, m.buildDur, m.pushDur, m.pushBytes, m.failures,
+		info, m.evalDur, m.buildDur, m.pushDur, m.pushBytes, m.failures,
 		m.gcDur, m.gcFreedObjects, m.gcFreedBytes, m.cacheObjects, m.cacheBytes, m.storeGCDur, m.storeGCFreed, m.storeFree,
 		queueCollector{q: q},
 		collectors.NewGoCollector(),

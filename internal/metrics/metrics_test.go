@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/homelab-farm/farm/internal/metrics"
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/queue/sqlite"
 )
 
 var _ pipeline.Metrics = (*metrics.Metrics)(nil)
@@ -72,5 +74,50 @@ func TestScrape(t *testing.T) {
 	}
 	if !strings.Contains(body, "farm_queue_oldest_job_age_seconds 3600") && !strings.Contains(body, "farm_queue_oldest_job_age_seconds 3601") {
 		t.Errorf("oldest job age not about an hour:\n%s", body)
+	}
+}
+
+// TestInstances: two builder instances on one queue each serve their own
+// failures under their own name, and the same queue depth, read from the
+// shared queue.
+func TestInstances(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "queue.db")
+	scrape := func(m *metrics.Metrics) string {
+		srv := httptest.NewServer(m.Handler())
+		defer srv.Close()
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	var ms []*metrics.Metrics
+	for _, name := range []string{"builder-a", "builder-b"} {
+		q, err := sqlite.Open(context.Background(), file, queue.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { q.Close() })
+		ms = append(ms, metrics.NewInstance(q, name))
+		if _, err := q.Enqueue(context.Background(), queue.EnqueueRequest{Kind: queue.KindEval, Key: "homelab@" + name,
+			Repo: "homelab", Branch: name, Commit: strings.Repeat("a", 40),
+			Remote: queue.Remote{Forge: "github", URL: "https://github.com/rain/homelab", FullName: "rain/homelab"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms[0].Failure("build")
+	for i, want := range []string{`farm_failures_total{kind="build"} 1`, `farm_failures_total{kind="build"} 0`} {
+		body := scrape(ms[i])
+		name := []string{"builder-a", "builder-b"}[i]
+		for _, w := range []string{want + "\n", "farm_queue_depth 2\n", `farm_builder_info{builder_instance="` + name + `"} 1` + "\n"} {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s: scrape lacks %q", name, w)
+			}
+		}
+	}
+	if body := scrape(metrics.New(fakeQueue{})); !strings.Contains(body, `farm_builder_info{builder_instance="`+pipeline.DefaultInstance()+`"} 1`) {
+		t.Errorf("New names no instance:\n%s", body)
 	}
 }

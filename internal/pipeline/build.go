@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,12 +22,13 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// build runs one lane per system; within a lane, LaneJobs targets build at
-// once.
+// build runs one lane per system. A lane builds as many targets at once
+// as its system has build slots (Lanes); a system no builder takes is
+// skipped.
 func (p *Pipeline) build(ctx context.Context, job queue.Job, recs []state.Target) error {
-	systems, err := p.Nix.Systems(ctx, p.Builders)
+	capa, err := p.Nix.Capacity(ctx, p.Builders)
 	if err != nil {
-		return fmt.Errorf("buildable systems: %w", err)
+		return fmt.Errorf("build capacity: %w", err)
 	}
 	lanes := map[string][]state.Target{}
 	for _, t := range recs {
@@ -43,17 +43,28 @@ func (p *Pipeline) build(ctx context.Context, job queue.Job, recs []state.Target
 	sort.Strings(names)
 	var wg sync.WaitGroup
 	errs := make([]error, len(names))
-	jobs := p.LaneJobs
-	if jobs <= 0 {
-		jobs = 2
-	}
 	for i, system := range names {
 		wg.Go(func() {
-			errs[i] = p.lane(ctx, job, lanes[system], slices.Contains(systems, system), jobs)
+			errs[i] = p.lane(ctx, job, lanes[system], capa.Builds(system), max(1, p.Lanes(capa, system)))
 		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// Lanes is how many targets of system build at once: LaneJobs (default 2)
+// when this machine builds system itself, plus the max jobs of every remote
+// machine that builds it; 0 when nothing builds it.
+func (p *Pipeline) Lanes(capa nix.Capacity, system string) int {
+	n := capa.RemoteJobs(system)
+	if capa.Local(system) {
+		jobs := p.LaneJobs
+		if jobs <= 0 {
+			jobs = 2
+		}
+		n += jobs
+	}
+	return n
 }
 
 // lane builds the targets of one system, jobs at once. After the first
@@ -149,7 +160,7 @@ func (p *Pipeline) buildTarget(ctx context.Context, job queue.Job, t *state.Targ
 	p.uploadLog(ctx, *t)
 	if buildErr != nil {
 		p.failure("build")
-		return set(state.TargetFailed, "build failed: "+nix.DescribeBuildError(buildErr), farmapi.TargetFailed)
+		return set(state.TargetFailed, buildFailure(buildErr), farmapi.TargetFailed)
 	}
 
 	pushStart := time.Now()
@@ -183,6 +194,19 @@ func (p *Pipeline) buildRetryWait() time.Duration {
 		return 2 * time.Second
 	}
 	return p.BuildRetryWait
+}
+
+// buildFailure is a failed build's reason: which remote machines could not
+// be used and why, when no machine could take the build, else the last line
+// of Nix's error.
+func buildFailure(err error) string {
+	var nerr *nix.Error
+	if errors.As(err, &nerr) {
+		if reason := nix.RemoteBuildReason(nerr.Stderr); reason != "" {
+			return "build failed: " + reason
+		}
+	}
+	return "build failed: " + nix.DescribeBuildError(err)
 }
 
 // transient reports whether a build failure may pass on retry: a remote

@@ -32,7 +32,7 @@ import (
 // fakeNix is the pipeline's Nix as a struct of funcs.
 type fakeNix struct {
 	eval     func(ctx context.Context, flake string, opts nix.EvalOptions) ([]nix.Target, error)
-	systems  func(ctx context.Context, builders string) ([]string, error)
+	capacity func(ctx context.Context, builders string) (nix.Capacity, error)
 	realise  func(ctx context.Context, drvPath string, opts nix.BuildOptions) ([]string, error)
 	pathInfo func(ctx context.Context, paths ...string) ([]nix.PathInfo, error)
 	closure  func(ctx context.Context, root string) (map[string]uint64, error)
@@ -44,8 +44,8 @@ func (f *fakeNix) Eval(ctx context.Context, flake string, opts nix.EvalOptions) 
 	return f.eval(ctx, flake, opts)
 }
 
-func (f *fakeNix) Systems(ctx context.Context, builders string) ([]string, error) {
-	return f.systems(ctx, builders)
+func (f *fakeNix) Capacity(ctx context.Context, builders string) (nix.Capacity, error) {
+	return f.capacity(ctx, builders)
 }
 
 func (f *fakeNix) Realise(ctx context.Context, drvPath string, opts nix.BuildOptions) ([]string, error) {
@@ -176,8 +176,8 @@ func newHarness(t *testing.T) *harness {
 	}
 	h.nix = &fakeNix{
 		eval: h.eval,
-		systems: func(context.Context, string) ([]string, error) {
-			return []string{"x86_64-linux", "aarch64-linux"}, nil
+		capacity: func(context.Context, string) (nix.Capacity, error) {
+			return nix.Capacity{LocalSystems: []string{"aarch64-linux", "x86_64-linux"}}, nil
 		},
 		realise: h.realise,
 		closure: h.closure,

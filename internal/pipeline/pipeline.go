@@ -71,8 +71,10 @@ type Pipeline struct {
 	// BuildRetryWait is the wait before the first retry of a build; each
 	// later retry waits that much longer. 0 means 2s.
 	BuildRetryWait time.Duration
-	// LaneJobs is how many targets of one system build at once; 0 means 2
-	// (Nix parallelises inside each build too, and shares what they share).
+	// LaneJobs is how many targets of one system build at once on this
+	// machine; 0 means 2 (Nix parallelises inside each build too, and
+	// shares what they share). Each remote build machine of the system adds
+	// its max jobs.
 	LaneJobs int
 	// DiffTimeout bounds the closure diffs of one target; 0 means
 	// DefaultDiffTimeout.
@@ -105,9 +107,10 @@ type Nix interface {
 	// Target with Error set (nix.TargetsFromNames); the error is for
 	// failing to list the hosts at all.
 	Eval(ctx context.Context, flake string, opts nix.EvalOptions) ([]nix.Target, error)
-	// Systems returns the systems this machine can build for, itself or
-	// through builders ("" means Nix's configured remote builders).
-	Systems(ctx context.Context, builders string) ([]string, error)
+	// Capacity returns where builds run: the systems this machine builds
+	// itself and the remote machines of builders ("" means Nix's
+	// configured ones), as Nix itself reads them.
+	Capacity(ctx context.Context, builders string) (nix.Capacity, error)
 	// Realise builds drvPath (or substitutes its outputs) and returns its
 	// output paths. A build that ran and failed is a *nix.Error whose
 	// Stderr says why; any other error is taken as transient (retried).

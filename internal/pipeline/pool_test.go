@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -200,4 +202,32 @@ func (e evalsByJob) EvaluationByJob(_ context.Context, job int64) (state.Evaluat
 		return state.Evaluation{}, fmt.Errorf("evaluation of job %d: %w", job, state.ErrNotFound)
 	}
 	return state.Evaluation{ID: id, JobID: job}, nil
+}
+
+// TestPoolWorkerNames: a job's worker names the instance that claimed it,
+// so that with several builders on one queue the API tells which one runs
+// it; without an Instance it is this process's host name and pid.
+func TestPoolWorkerNames(t *testing.T) {
+	for _, tc := range []struct{ instance, want string }{
+		{"builder-b", "builder-b/w0"},
+		{"", pipeline.DefaultInstance() + "/w0"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			q := openQueue(t, 3)
+			id := enqueue(t, q, strings.Repeat("d", 40))
+			var worker atomic.Value
+			p := &pipeline.Pool{Queue: q, Workers: 1, Lease: time.Hour, Instance: tc.instance, Process: func(ctx context.Context, job queue.Job) ([]byte, error) {
+				worker.Store(jobState(t, q, job.ID).Worker)
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}}
+			runPool(t, p, func() bool { return worker.Load() != nil })
+			if got := worker.Load(); got != tc.want {
+				t.Errorf("job %d claimed by worker %q, want %q", id, got, tc.want)
+			}
+		})
+	}
+	if inst := pipeline.DefaultInstance(); !strings.HasSuffix(inst, ":"+strconv.Itoa(os.Getpid())) {
+		t.Errorf("DefaultInstance() = %q, want it to end in :<pid>", inst)
+	}
 }

@@ -25,6 +25,10 @@ type Host struct {
 	Broken  bool   `json:"broken,omitempty"` // evaluation fails
 	Fail    bool   `json:"fail,omitempty"`   // build fails
 	Sleep   int    `json:"sleep,omitempty"`  // seconds the build takes
+	// Work is a fixed amount of CPU work the build does (iterations of a
+	// shell loop, about a million a second): unlike Sleep, it takes longer
+	// when builds share a core.
+	Work int `json:"work,omitempty"`
 }
 
 // Repo is an example fleet repository.
