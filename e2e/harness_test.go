@@ -32,7 +32,8 @@ import (
 	"github.com/homelab-farm/farm/internal/testenv/miniotest"
 )
 
-// binDir holds builder, notifier and agent, built once by TestMain.
+// binDir holds builder, notifier, agent and holdbuilder, built once by
+// TestMain.
 var binDir string
 
 func TestMain(m *testing.M) {
@@ -43,7 +44,8 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/homelab-farm/farm/cmd/builder",
-		"github.com/homelab-farm/farm/cmd/notifier", "github.com/homelab-farm/farm/cmd/agent")
+		"github.com/homelab-farm/farm/cmd/notifier", "github.com/homelab-farm/farm/cmd/agent",
+		"github.com/homelab-farm/farm/e2e/internal/holdbuilder")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: build the farm's programs: %v\n%s", err, out)
 		os.RemoveAll(dir)
@@ -230,9 +232,24 @@ func StartBuilder(t testing.TB, name string, env []string, args ...string) *Buil
 // pins nothing.
 func StartBuilderOn(t testing.TB, cpu int, name string, env []string, args ...string) *Builder {
 	t.Helper()
+	return startServer(t, cpu, name, env, []string{filepath.Join(binDir, "builder"), "serve"}, args)
+}
+
+// StartHoldingBuilder is StartBuilder running holdbuilder: `builder serve`
+// whose workers hold every job they claim for hold, then complete it
+// without evaluating it.
+func StartHoldingBuilder(t testing.TB, name string, hold time.Duration, env []string, args ...string) *Builder {
+	t.Helper()
+	return startServer(t, -1, name, env, []string{filepath.Join(binDir, "holdbuilder"), "--hold", hold.String()}, args)
+}
+
+// startServer runs the program command with --listen on a free port of
+// 127.0.0.1 chosen here, then args, and waits until /healthz answers.
+func startServer(t testing.TB, cpu int, name string, env, command, args []string) *Builder {
+	t.Helper()
 	port := freePort(t)
 	b := &Builder{Name: name, Base: "http://127.0.0.1:" + port, Logs: &testenv.Buffer{}, exit: make(chan struct{})}
-	argv := append([]string{filepath.Join(binDir, "builder"), "serve", "--listen", "127.0.0.1:" + port}, args...)
+	argv := append(append(command, "--listen", "127.0.0.1:"+port), args...)
 	if cpu >= 0 {
 		argv = append([]string{"taskset", "-c", strconv.Itoa(cpu)}, argv...)
 	}

@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -30,11 +31,13 @@ func TestCacheServe(t *testing.T) {
 		env, io.Discard, io.Discard); err == nil {
 		t.Error("cache serve with --stall-timeout 0s started")
 	}
+	// A port picked here: the test never reads the address from output.
+	addr := freeAddr(t)
+	base := "http://" + addr
 	ctx, cancel := context.WithCancel(context.Background())
-	out := newLogWatcher()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- runCacheServe(ctx, []string{"--cache", "file://" + dir, "--listen", "127.0.0.1:0", "--stall-timeout", "5s"}, env, out, io.Discard)
+		errc <- runCacheServe(ctx, []string{"--cache", "file://" + dir, "--listen", addr, "--stall-timeout", "5s"}, env, io.Discard, io.Discard)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -42,14 +45,20 @@ func TestCacheServe(t *testing.T) {
 			t.Errorf("cache serve: %v", err)
 		}
 	})
-	addrRE := regexp.MustCompile(`at (http://\S+)/nix-cache/`)
-	var base string
-	testenv.Eventually(t, 10*time.Second, func() bool {
-		if m := addrRE.FindStringSubmatch(out.String()); m != nil {
-			base = m[1]
+	testenv.Eventually(t, 10*time.Second, func() error {
+		select {
+		case err := <-errc:
+			errc <- err
+			return fmt.Errorf("cache serve exited: %v", err)
+		default:
 		}
-		return base != ""
-	}, "cache serve to listen")
+		resp, err := http.Get(base + "/nix-cache/nix-cache-info")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}, "cache serve answering on %s", addr)
 	for _, tc := range []struct {
 		path string
 		want int
@@ -70,4 +79,15 @@ func TestCacheServe(t *testing.T) {
 				tc.path, resp.StatusCode, resp.Header.Get("X-Content-Type-Options"), tc.want)
 		}
 	}
+}
+
+// freeAddr returns an address on 127.0.0.1 with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

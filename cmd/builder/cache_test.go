@@ -18,12 +18,7 @@ import (
 	"github.com/homelab-farm/farm/internal/testenv/miniotest"
 )
 
-func TestMain(m *testing.M) {
-	if hold := os.Getenv(holdEnv); hold != "" {
-		os.Exit(runHolding(hold))
-	}
-	miniotest.Main(m)
-}
+func TestMain(m *testing.M) { miniotest.Main(m) }
 
 // mapEnv is a getenv over a fixed map, so tests never see the process's.
 func mapEnv(m map[string]string) func(string) string {

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,61 +14,6 @@ import (
 	"github.com/homelab-farm/farm/internal/server/servertest"
 	"github.com/homelab-farm/farm/internal/testenv"
 )
-
-// logWatcher is a concurrency-safe stderr that remembers every line.
-type logWatcher struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	lines []string
-	seen  chan struct{}
-}
-
-func newLogWatcher() *logWatcher { return &logWatcher{seen: make(chan struct{}, 1)} }
-
-func (l *logWatcher) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	for {
-		line, err := l.buf.ReadString('\n')
-		if err != nil {
-			l.buf.WriteString(line)
-			break
-		}
-		l.lines = append(l.lines, line)
-	}
-	select {
-	case l.seen <- struct{}{}:
-	default:
-	}
-	return len(p), nil
-}
-
-func (l *logWatcher) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "")
-}
-
-var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
-
-// waitAddr waits for the "listening" line and returns the address.
-func (l *logWatcher) waitAddr(t testing.TB, errc <-chan error) string {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		if m := listeningRE.FindStringSubmatch(l.String()); m != nil {
-			return m[1]
-		}
-		select {
-		case <-l.seen:
-		case err := <-errc:
-			t.Fatalf("serve exited early: %v\n%s", err, l)
-		case <-deadline:
-			t.Fatalf("serve did not start:\n%s", l)
-		}
-	}
-}
 
 // startServe runs `builder serve` args in this process on 127.0.0.1:0 and
 // returns its base URL (told by serve once it listens) and its log; the

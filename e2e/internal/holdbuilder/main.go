@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/homelab-farm/farm/internal/cli"
+	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/farm"
+	"github.com/homelab-farm/farm/internal/farm/farmtest"
+)
+
+func main() { cli.Main("holdbuilder", run) }
+
+// run takes --hold DURATION first, then the flags of `builder serve`.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 2 || args[0] != "--hold" {
+		return cli.Usagef("usage: holdbuilder --hold DURATION [builder serve flags]")
+	}
+	hold, err := time.ParseDuration(args[1])
+	if err != nil || hold <= 0 {
+		return cli.Usagef("--hold %q: want a positive duration", args[1])
+	}
+	cfg, level, err := config.Load(args[2:], getenv, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	f, err := farm.Open(ctx, cfg, farm.Options{Log: cli.Logger(stderr, level), Getenv: getenv, Process: farmtest.HoldJobs(hold)})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer f.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return f.Run(ctx, ln)
+}
