@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -32,16 +32,6 @@ import (
 	"github.com/homelab-farm/farm/internal/testenv/fleettest"
 	"github.com/homelab-farm/farm/internal/testenv/ntfytest"
 )
-
-// TestMain lets the test binary run as the agent itself, so the multi-host
-// test can start real agent processes inside network namespaces.
-func TestMain(m *testing.M) {
-	if os.Getenv("FARM_TEST_RUN_AGENT") == "1" {
-		main()
-		return
-	}
-	os.Exit(m.Run())
-}
 
 // netLab is a bridge in the test's network namespace and one network
 // namespace per host, each with its own address on the bridge. Nothing in
@@ -94,8 +84,8 @@ func newNetLab(t *testing.T, hosts ...string) *netLab {
 
 func (lab *netLab) addr(i int) string { return fmt.Sprintf("%s.%d", lab.subnet, i) }
 
-// freePort returns a TCP port free on ip right now.
-func freePort(t *testing.T, ip string) string {
+// freePortOn returns a TCP port free on ip right now.
+func freePortOn(t *testing.T, ip string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
@@ -122,7 +112,7 @@ func (h *hostProc) start(t *testing.T) {
 	t.Helper()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", h.ns, os.Args[0]}, h.args...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", h.ns, filepath.Join(binDir, "agent")}, h.args...)...)
 	cmd.Env = h.env
 	w := &syncWriter{mu: &h.logMu, b: &h.log}
 	cmd.Stdout, cmd.Stderr = w, w
@@ -218,12 +208,7 @@ func TestMultiHost(t *testing.T) {
 	lab := newNetLab(t, "h1", "h2")
 	dir := t.TempDir()
 
-	// The builder binary.
-	bin := filepath.Join(dir, "builder")
-	build := exec.Command("go", "build", "-o", bin, "../builder")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build builder: %v\n%s", err, out)
-	}
+	bin := filepath.Join(binDir, "builder")
 
 	hosts := map[string]fleettest.Host{
 		"h1": {System: "x86_64-linux", Version: "1"},
@@ -245,7 +230,7 @@ func TestMultiHost(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	builderAddr := lab.addr(1) + ":" + freePort(t, lab.addr(1))
+	builderAddr := lab.addr(1) + ":" + freePortOn(t, lab.addr(1))
 	base := "http://" + builderAddr
 	config := fmt.Sprintf(`signing_key_file = %q
 deploy_key_file = %q
@@ -314,7 +299,7 @@ deploy_branch = "main"
 			"--store", "local?root=" + root, "--state-dir", filepath.Join(hdir, "state"),
 			"--listen", h.listen + ":7741", "--poke-token-file", filepath.Join(dir, "poke-token"),
 		}
-		h.env = append(append([]string(nil), env...), "FARM_TEST_RUN_AGENT=1", "FARM_ACTIVATION_LOG="+filepath.Join(hdir, "activations.log"))
+		h.env = append(append([]string(nil), env...), "FARM_ACTIVATION_LOG="+filepath.Join(hdir, "activations.log"))
 		h.start(t)
 		t.Cleanup(func() {
 			h.stop()
@@ -532,7 +517,7 @@ deploy_branch = "main"
 		modeMu.Lock()
 		mode = m
 		modeMu.Unlock()
-		cmd := exec.Command("ip", append([]string{"netns", "exec", hp["h1"].ns, os.Args[0]}, onceArgs...)...)
+		cmd := exec.Command("ip", append([]string{"netns", "exec", hp["h1"].ns, filepath.Join(binDir, "agent")}, onceArgs...)...)
 		cmd.Env = hp["h1"].env
 		out, err := cmd.CombinedOutput()
 		if err == nil {
@@ -597,7 +582,7 @@ func sendPush(t *testing.T, base, commit, secret string) {
 	if !sha1RE.MatchString(commit) {
 		t.Fatalf("commit %q", commit)
 	}
-	raw, err := os.ReadFile("../../internal/forge/github/testdata/push.json")
+	raw, err := os.ReadFile("../internal/forge/github/testdata/push.json")
 	if err != nil {
 		t.Fatal(err)
 	}
