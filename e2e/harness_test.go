@@ -345,9 +345,16 @@ func descendants(pid int) []int {
 	return out
 }
 
+// freePort returns a TCP port of 127.0.0.1 free right now.
 func freePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return freePortOn(t, "127.0.0.1")
+}
+
+// freePortOn returns a TCP port free on ip right now.
+func freePortOn(t testing.TB, ip string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}

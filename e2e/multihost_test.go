@@ -84,18 +84,6 @@ func newNetLab(t *testing.T, hosts ...string) *netLab {
 
 func (lab *netLab) addr(i int) string { return fmt.Sprintf("%s.%d", lab.subnet, i) }
 
-// freePortOn returns a TCP port free on ip right now.
-func freePortOn(t *testing.T, ip string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
 // hostProc is one host: its chroot store, links, state and agent process.
 type hostProc struct {
 	name, ns, dir, listen string

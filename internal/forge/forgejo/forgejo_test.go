@@ -9,6 +9,7 @@ import (
 
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/forge/forgejo"
+	"github.com/homelab-farm/farm/internal/forge/forgetest"
 )
 
 //go:embed testdata/*.json
@@ -16,11 +17,7 @@ var testdata embed.FS
 
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := testdata.ReadFile("testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return forgetest.Fixture(t, testdata, name)
 }
 
 func TestParse(t *testing.T) {

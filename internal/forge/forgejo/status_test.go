@@ -2,50 +2,22 @@ package forgejo_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/forge"
 	"github.com/homelab-farm/farm/internal/forge/forgejo"
+	"github.com/homelab-farm/farm/internal/forge/forgetest"
 	"github.com/homelab-farm/farm/internal/forge/httpretry"
 )
 
-type call struct {
-	method, path, auth string
-	body               map[string]any
-}
-
-func fakeAPI(t *testing.T, statuses ...int) (*httptest.Server, func() []call) {
+// fakeAPI is the forge's status API answering with statuses in turn.
+func fakeAPI(t *testing.T, statuses ...int) (*httptest.Server, func() []forgetest.Call) {
 	t.Helper()
-	var mu sync.Mutex
-	var calls []call
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		var body map[string]any
-		_ = json.Unmarshal(b, &body)
-		mu.Lock()
-		calls = append(calls, call{r.Method, r.URL.Path, r.Header.Get("Authorization"), body})
-		n := len(calls)
-		mu.Unlock()
-		code := statuses[min(n, len(statuses))-1]
-		if code == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "1")
-		}
-		w.WriteHeader(code)
-		_, _ = io.WriteString(w, `{"message": "nope"}`)
-	}))
-	t.Cleanup(srv.Close)
-	return srv, func() []call {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]call(nil), calls...)
-	}
+	return forgetest.FakeAPI(t, `{"message": "nope"}`, statuses...)
 }
 
 func TestSetStatusRetries(t *testing.T) {
@@ -68,13 +40,13 @@ func TestSetStatusRetries(t *testing.T) {
 		t.Fatalf("calls = %d, want 3 (502, 429, 201)", len(got))
 	}
 	for _, c := range got {
-		if c.method != http.MethodPost || c.path != "/api/v1/repos/alice/homelab/statuses/bffeb74224043ba2feb48d137756c8a9331c449a" || c.auth != "token tok3n" {
-			t.Errorf("call = %s %s auth %q", c.method, c.path, c.auth)
+		if c.Method != http.MethodPost || c.Path != "/api/v1/repos/alice/homelab/statuses/bffeb74224043ba2feb48d137756c8a9331c449a" || c.Auth != "token tok3n" {
+			t.Errorf("call = %s %s auth %q", c.Method, c.Path, c.Auth)
 		}
 		want := map[string]any{"state": "success", "context": "farm/eval", "description": "3 hosts built", "target_url": "http://farm/e/1"}
 		for k, v := range want {
-			if c.body[k] != v {
-				t.Errorf("body[%s] = %v, want %v (the retried body must be whole)", k, c.body[k], v)
+			if c.Body[k] != v {
+				t.Errorf("body[%s] = %v, want %v (the retried body must be whole)", k, c.Body[k], v)
 			}
 		}
 	}

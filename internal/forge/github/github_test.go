@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/homelab-farm/farm/internal/forge"
+	"github.com/homelab-farm/farm/internal/forge/forgetest"
 	"github.com/homelab-farm/farm/internal/forge/github"
 )
 
@@ -15,11 +16,7 @@ var testdata embed.FS
 
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := testdata.ReadFile("testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return forgetest.Fixture(t, testdata, name)
 }
 
 func TestParse(t *testing.T) {

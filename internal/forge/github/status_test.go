@@ -2,55 +2,24 @@ package github_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	gh "github.com/google/go-github/v93/github"
 
 	"github.com/homelab-farm/farm/internal/forge"
+	"github.com/homelab-farm/farm/internal/forge/forgetest"
 	"github.com/homelab-farm/farm/internal/forge/github"
 	"github.com/homelab-farm/farm/internal/forge/httpretry"
 )
 
-type call struct {
-	method, path, auth string
-	body               map[string]any
-}
-
-// fakeAPI answers with the given statuses in turn (the last one repeats)
-// and records every call.
-func fakeAPI(t *testing.T, statuses ...int) (*httptest.Server, func() []call) {
+// fakeAPI is the forge's status API answering with statuses in turn.
+func fakeAPI(t *testing.T, statuses ...int) (*httptest.Server, func() []forgetest.Call) {
 	t.Helper()
-	var mu sync.Mutex
-	var calls []call
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		var body map[string]any
-		_ = json.Unmarshal(b, &body)
-		mu.Lock()
-		calls = append(calls, call{r.Method, r.URL.Path, r.Header.Get("Authorization"), body})
-		n := len(calls)
-		mu.Unlock()
-		code := statuses[min(n, len(statuses))-1]
-		if code == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "1")
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_, _ = io.WriteString(w, `{"id": 1, "state": "success"}`)
-	}))
-	t.Cleanup(srv.Close)
-	return srv, func() []call {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]call(nil), calls...)
-	}
+	return forgetest.FakeAPI(t, `{"id": 1, "state": "success"}`, statuses...)
 }
 
 func TestSetStatusRetries(t *testing.T) {
@@ -74,16 +43,16 @@ func TestSetStatusRetries(t *testing.T) {
 		t.Fatalf("calls = %d, want 3 (502, 429, 201)", len(got))
 	}
 	last := got[2]
-	if last.method != http.MethodPost || last.path != "/repos/alice/homelab/statuses/0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c" {
-		t.Errorf("call = %s %s", last.method, last.path)
+	if last.Method != http.MethodPost || last.Path != "/repos/alice/homelab/statuses/0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c" {
+		t.Errorf("call = %s %s", last.Method, last.Path)
 	}
-	if last.auth != "Bearer tok3n" {
-		t.Errorf("Authorization = %q", last.auth)
+	if last.Auth != "Bearer tok3n" {
+		t.Errorf("Authorization = %q", last.Auth)
 	}
 	want := map[string]any{"state": "failure", "context": "farm/host/malphas", "description": "build failed", "target_url": "http://farm/e/1"}
 	for k, v := range want {
-		if last.body[k] != v {
-			t.Errorf("body[%s] = %v, want %v", k, last.body[k], v)
+		if last.Body[k] != v {
+			t.Errorf("body[%s] = %v, want %v", k, last.Body[k], v)
 		}
 	}
 }
@@ -104,7 +73,7 @@ func TestSetStatusGivesUp(t *testing.T) {
 	if n := len(calls()); n != 3 {
 		t.Errorf("calls = %d, want 3", n)
 	}
-	if p := calls()[0].path; p != "/api/v3/repos/alice/homelab/statuses/abc" {
+	if p := calls()[0].Path; p != "/api/v3/repos/alice/homelab/statuses/abc" {
 		t.Errorf("path = %s", p)
 	}
 }
