@@ -12,9 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/parallel"
 )
 
 // Store is the local Nix store a push reads path information from.
@@ -180,26 +179,20 @@ func (p *Pusher) present(ctx context.Context, closure []nix.PathInfo) (map[strin
 		return present, nil
 	}
 	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(p.jobs())
-	for _, pi := range closure {
-		if gctx.Err() != nil {
-			break // a check failed or ctx ended: start no more
+	err := parallel.ForEach(ctx, len(closure), p.jobs(), func(i int) error {
+		pi := closure[i]
+		_, err := p.Backend.Stat(ctx, NarInfoKey(pi.Path))
+		switch {
+		case err == nil:
+			mu.Lock()
+			present[pi.Path] = true
+			mu.Unlock()
+		case !errors.Is(err, ErrNotFound):
+			return fmt.Errorf("check %s: %w", NarInfoKey(pi.Path), err)
 		}
-		g.Go(func() error {
-			_, err := p.Backend.Stat(ctx, NarInfoKey(pi.Path))
-			switch {
-			case err == nil:
-				mu.Lock()
-				present[pi.Path] = true
-				mu.Unlock()
-			case !errors.Is(err, ErrNotFound):
-				return fmt.Errorf("check %s: %w", NarInfoKey(pi.Path), err)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return present, err
 	}
 	return present, ctx.Err()

@@ -18,9 +18,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 	gonar "github.com/nix-community/go-nix/pkg/nar"
 	"github.com/nix-community/go-nix/pkg/nixbase32"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/parallel"
 )
 
 // largeJobs is how many large NARs may stream at once.
@@ -67,33 +67,28 @@ func (u *upload) run(ctx context.Context) error {
 	}
 	// Each upload runs under ctx, not the group's context: a failed upload
 	// stops new ones from starting, and lets those running finish.
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(u.p.jobs())
-	for _, pi := range topoOrder(u.missing, byPath) {
-		if gctx.Err() != nil {
-			break
-		}
-		g.Go(func() error {
-			var info *NarInfo
-			err := u.p.Retry.do(ctx, u.log, pi.Path, func() error {
-				var err error
-				info, err = u.uploadNar(ctx, pi)
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("upload %s: %w", pi.Path, err)
-			}
-			u.mu.Lock()
-			u.narDone[pi.Path] = info
-			ready := u.pending[pi.Path] == 0
-			u.mu.Unlock()
-			if ready {
-				return u.publish(ctx, pi.Path)
-			}
-			return nil
+	order := topoOrder(u.missing, byPath)
+	err := parallel.ForEach(ctx, len(order), u.p.jobs(), func(i int) error {
+		pi := order[i]
+		var info *NarInfo
+		err := u.p.Retry.do(ctx, u.log, pi.Path, func() error {
+			var err error
+			info, err = u.uploadNar(ctx, pi)
+			return err
 		})
-	}
-	if err := g.Wait(); err != nil {
+		if err != nil {
+			return fmt.Errorf("upload %s: %w", pi.Path, err)
+		}
+		u.mu.Lock()
+		u.narDone[pi.Path] = info
+		ready := u.pending[pi.Path] == 0
+		u.mu.Unlock()
+		if ready {
+			return u.publish(ctx, pi.Path)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	return ctx.Err()

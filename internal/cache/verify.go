@@ -10,7 +10,7 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/sync/errgroup"
+	"github.com/homelab-farm/farm/internal/parallel"
 )
 
 // Problem is one inconsistency Verify found.
@@ -82,60 +82,54 @@ func Verify(ctx context.Context, b Backend, trusted []PublicKey, opts VerifyOpti
 		rep.Problems = append(rep.Problems, Problem{key, fmt.Sprintf(format, args...)})
 		mu.Unlock()
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(jobs)
-	for _, key := range keys {
-		if gctx.Err() != nil {
-			break
+	err = parallel.ForEach(ctx, len(keys), jobs, func(i int) error {
+		key := keys[i]
+		ni, err := readNarInfo(ctx, b, key)
+		if err != nil {
+			if errors.Is(err, ErrBadNarInfo) || errors.Is(err, ErrNotFound) {
+				add(key, "%v", err)
+				return nil
+			}
+			return err
 		}
-		g.Go(func() error {
-			ni, err := readNarInfo(ctx, b, key)
-			if err != nil {
-				if errors.Is(err, ErrBadNarInfo) || errors.Is(err, ErrNotFound) {
-					add(key, "%v", err)
-					return nil
-				}
-				return err
+		if NarInfoKey(ni.StorePath) != key {
+			add(key, "describes %s, whose narinfo is %s", ni.StorePath, NarInfoKey(ni.StorePath))
+		}
+		if !ni.Verify(trusted...) {
+			add(key, "no valid signature by a trusted key")
+		}
+		for _, ref := range ni.References {
+			if ref != ni.StorePath && !have[NarInfoKey(ref)] {
+				add(key, "reference %s is not in the cache", ref)
 			}
-			if NarInfoKey(ni.StorePath) != key {
-				add(key, "describes %s, whose narinfo is %s", ni.StorePath, NarInfoKey(ni.StorePath))
-			}
-			if !ni.Verify(trusted...) {
-				add(key, "no valid signature by a trusted key")
-			}
-			for _, ref := range ni.References {
-				if ref != ni.StorePath && !have[NarInfoKey(ref)] {
-					add(key, "reference %s is not in the cache", ref)
-				}
-			}
-			size, err := b.Stat(ctx, ni.URL)
-			switch {
-			case errors.Is(err, ErrNotFound):
-				add(key, "NAR %s is missing", ni.URL)
-				return nil
-			case err != nil:
-				return fmt.Errorf("stat %s: %w", ni.URL, err)
-			case ni.FileSize != 0 && uint64(size) != ni.FileSize:
-				add(key, "NAR %s has %d bytes, narinfo says %d", ni.URL, size, ni.FileSize)
-				return nil
-			}
-			mu.Lock()
-			rep.NarInfos++
-			rep.NarBytes += int64(ni.NarSize)
-			rep.FileBytes += size
-			mu.Unlock()
-			if opts.Quick {
-				return nil
-			}
-			if reason, err := checkNar(ctx, b, ni); err != nil {
-				return err
-			} else if reason != "" {
-				add(key, "%s", reason)
-			}
+		}
+		size, err := b.Stat(ctx, ni.URL)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			add(key, "NAR %s is missing", ni.URL)
 			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+		case err != nil:
+			return fmt.Errorf("stat %s: %w", ni.URL, err)
+		case ni.FileSize != 0 && uint64(size) != ni.FileSize:
+			add(key, "NAR %s has %d bytes, narinfo says %d", ni.URL, size, ni.FileSize)
+			return nil
+		}
+		mu.Lock()
+		rep.NarInfos++
+		rep.NarBytes += int64(ni.NarSize)
+		rep.FileBytes += size
+		mu.Unlock()
+		if opts.Quick {
+			return nil
+		}
+		if reason, err := checkNar(ctx, b, ni); err != nil {
+			return err
+		} else if reason != "" {
+			add(key, "%s", reason)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {

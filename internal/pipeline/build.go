@@ -16,10 +16,10 @@ import (
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/parallel"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/state"
-	"golang.org/x/sync/errgroup"
 )
 
 // build runs one lane per system. A lane builds as many targets at once
@@ -71,23 +71,17 @@ func (p *Pipeline) Lanes(capa nix.Capacity, system string) int {
 // error no further target starts; it returns that error, or the context's
 // when it ended.
 func (p *Pipeline) lane(ctx context.Context, job queue.Job, targets []state.Target, buildable bool, jobs int) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(jobs)
-	for _, t := range targets {
-		if gctx.Err() != nil {
-			break
+	err := parallel.ForEach(ctx, len(targets), jobs, func(i int) error {
+		t := targets[i]
+		if err := p.buildTarget(ctx, job, &t, buildable); err != nil {
+			return err
 		}
-		g.Go(func() error {
-			if err := p.buildTarget(ctx, job, &t, buildable); err != nil {
-				return err
-			}
-			if t.State == state.TargetBuilt || t.State == state.TargetCached {
-				return p.diffs(ctx, job, t)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+		if t.State == state.TargetBuilt || t.State == state.TargetCached {
+			return p.diffs(ctx, job, t)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	return ctx.Err()
