@@ -11,7 +11,8 @@ import (
 )
 
 // TestPackageComments: every package of the module has a package comment
-// ("Package x ..." or, for a command, "Command x ..."), in one file only.
+// ("Package x ..." or, for a command, "Command x ..."), in one file only,
+// and that file is doc.go.
 func TestPackageComments(t *testing.T) {
 	root := filepath.Join("..", "..")
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -49,6 +50,9 @@ func TestPackageComments(t *testing.T) {
 			}
 			if !found {
 				t.Errorf("%s: no package comment starting %q", path, want)
+			}
+			if len(docs) == 1 && docs[0] != "doc.go" {
+				t.Errorf("%s: the package comment is in %s: move it to doc.go", path, docs[0])
 			}
 			if len(docs) > 1 {
 				sort.Strings(docs)

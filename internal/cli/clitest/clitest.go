@@ -1,5 +1,3 @@
-// Package clitest checks the flag schemas programs print with -flags-json
-// against the copies committed for the NixOS modules.
 package clitest
 
 import (
