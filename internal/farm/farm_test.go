@@ -332,7 +332,39 @@ name = "homelab"
 	}
 	cfg := loadConfig(t, file, filepath.Join(dir, "state"))
 	cfg.Serve.Workers = 1
-	base, _, logs := start(t, cfg, Options{Process: farmtest.HoldJobs(10 * time.Millisecond)})
+	// The held jobs start their evaluation once the claim's "pending" went
+	// out, then report through the farm's statuses: those find the
+	// evaluation's page in the farm's state.
+	ready := make(chan *Farm, 1)
+	var evalID int64
+	process := func(ctx context.Context, job queue.Job) ([]byte, error) {
+		fm := <-ready
+		ready <- fm
+		calls := fjCalls
+		if job.Remotes[0].URL == "https://github.com/alice/homelab" {
+			calls = ghCalls
+		}
+		for deadline := time.Now().Add(15 * time.Second); len(calls()) == 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				return nil, errors.New("no claim status")
+			}
+		}
+		ev, _, err := fm.state.StartEvaluation(ctx, state.Evaluation{JobID: job.ID, Repo: job.Repo, Branch: job.Branch, Commit: job.Commit})
+		if err != nil {
+			return nil, err
+		}
+		if job.Remotes[0].URL == "https://github.com/alice/homelab" {
+			evalID = ev.ID
+		}
+		for _, st := range []forge.Status{{State: forge.StatePending, Description: "evaluating"}, {State: forge.StateSuccess, Description: "held"}} {
+			if err := fm.pipeline.Statuses.Send(ctx, job, st, nil); err != nil {
+				return nil, err
+			}
+		}
+		return []byte(`{"held":true}`), nil
+	}
+	base, fm, logs := start(t, cfg, Options{Process: process})
+	ready <- fm
 
 	if s, b := servertest.Post(t, base, servertest.GitHubHook("push", "g1", servertest.ForgeFixture(t, "github/push.json"), servertest.GHSecret)); s != http.StatusAccepted {
 		t.Fatalf("github push = %d %s", s, b)
@@ -341,7 +373,7 @@ name = "homelab"
 		t.Fatalf("codeberg push = %d %s", s, b)
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	for len(ghCalls()) < 1 || len(fjCalls()) < 1 {
+	for len(ghCalls()) < 3 || len(fjCalls()) < 3 {
 		if time.Now().After(deadline) {
 			t.Fatalf("statuses: github %v, forgejo %v\n%s", ghCalls(), fjCalls(), logs)
 		}
@@ -349,8 +381,15 @@ name = "homelab"
 	}
 	g := ghCalls()[0]
 	if g.Path != "/repos/alice/homelab/statuses/"+servertest.TestCommit || g.Auth != "Bearer ghtok" ||
-		g.Body["state"] != "pending" || g.Body["context"] != "farm/eval" || g.Body["target_url"] != "http://farm.test/api/jobs/1" {
-		t.Errorf("github status call = %+v", g)
+		g.Body["state"] != "pending" || g.Body["context"] != "farm/eval" || g.Body["target_url"] != "" {
+		t.Errorf("github claim status = %+v, want pending farm/eval without a link (no evaluation yet)", g)
+	}
+	page := fmt.Sprintf("http://farm.test/evaluations/%d", evalID)
+	for i, want := range []string{"pending", "success"} {
+		g := ghCalls()[i+1]
+		if g.Body["state"] != want || g.Body["context"] != "farm/eval" || g.Body["target_url"] != page {
+			t.Errorf("github status %d = %+v, want %s farm/eval linking %s", i+1, g.Body, want, page)
+		}
 	}
 	f := fjCalls()[0]
 	if f.Path != "/api/v1/repos/alice/homelab/statuses/bffeb74224043ba2feb48d137756c8a9331c449a" || f.Auth != "token cbtok" ||
