@@ -89,7 +89,7 @@ type Deps struct {
 	LogDir string
 	// Diffs reads the closure diffs recorded per target; nil: none
 	// recorded (the diff API answers nulls, the pages show none).
-	Diffs Diffs
+	Diffs  Diffs
 	Limits Limits
 	Log    *slog.Logger
 	Now    func() time.Time // nil: time.Now

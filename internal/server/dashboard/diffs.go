@@ -3,7 +3,7 @@ package dashboard
 import (
 	"context"
 	"errors"
-		"net/http"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -64,7 +64,7 @@ type diffView struct {
 	Title string // what the closure is compared with
 	// BaseTargetURL links the base's build, "" when the farm did not build
 	// it.
-	BaseTargetURL string
+	BaseTargetURL                    string
 	Added, Removed, Changed, Rebuilt []farmapi.PackageChange
 }
 
