@@ -64,8 +64,9 @@ type diffView struct {
 	Title string // what the closure is compared with
 	// BaseTargetURL links the base's build, "" when the farm did not build
 	// it.
-	BaseTargetURL                    string
-	Added, Removed, Changed, Rebuilt []farmapi.PackageChange
+	BaseTargetURL string
+	// The packages by kind: version changes first, as the table lists them.
+	ChangedPkgs, AddedPkgs, RemovedPkgs, RebuiltPkgs []farmapi.PackageChange
 }
 
 // diffViews are a target's diffs for its page: against what the host runs,
@@ -91,13 +92,13 @@ func (d *Dashboard) diffViews(r *http.Request, t state.Target, e state.Evaluatio
 		for _, p := range cd.Packages {
 			switch p.Kind {
 			case "added":
-				v.Added = append(v.Added, p)
+				v.AddedPkgs = append(v.AddedPkgs, p)
 			case "removed":
-				v.Removed = append(v.Removed, p)
+				v.RemovedPkgs = append(v.RemovedPkgs, p)
 			case "changed":
-				v.Changed = append(v.Changed, p)
+				v.ChangedPkgs = append(v.ChangedPkgs, p)
 			default:
-				v.Rebuilt = append(v.Rebuilt, p)
+				v.RebuiltPkgs = append(v.RebuiltPkgs, p)
 			}
 		}
 		out = append(out, v)
