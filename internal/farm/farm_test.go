@@ -112,7 +112,9 @@ func TestFarmEndToEnd(t *testing.T) {
 	}
 	f := farmtest.New(t, hosts)
 	f.SetNixEnv(t)
-	base, _, _ := start(t, f.Config(t), Options{})
+	cfg := f.Config(t)
+	cfg.PublicURL = "https://farm.example"
+	base, _, _ := start(t, cfg, Options{})
 	c1 := f.Repo.CommitAll(t, "first")
 
 	status, body := servertest.Post(t, base, farmtest.PushHook(t, c1, "d-1"))
@@ -150,6 +152,7 @@ func TestFarmEndToEnd(t *testing.T) {
 	if seen["farm/eval"] != "failure" || seen["farm/host/alpha"] != "success" || seen["farm/host/broken"] != "failure" {
 		t.Errorf("statuses = %v", seen)
 	}
+	checkStatusesOfCommit(t, base, cfg.PublicURL, f.Statuses, c1, ev)
 
 	// A manifest for alpha, signed by the deploy key.
 	var signed deploy.Signed
@@ -193,12 +196,14 @@ func TestFarmEndToEnd(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("second webhook: %d %s", status, body)
 	}
-	got = farmtest.ByHost(farmtest.WaitEvaluation(t, base, farmtest.JobID(t, body), 3*time.Minute))
+	ev2 := farmtest.WaitEvaluation(t, base, farmtest.JobID(t, body), 3*time.Minute)
+	got = farmtest.ByHost(ev2)
 	for host, want := range map[string]string{"alpha": "cached", "pi": "cached", "beta": "built"} {
 		if got[host].State != want {
 			t.Errorf("second push: %s is %s, want %s", host, got[host].State, want)
 		}
 	}
+	checkStatusesOfCommit(t, base, cfg.PublicURL, f.Statuses, c2, ev2)
 }
 
 // TestFarmRemotesTriggerReports: a commit is fetched from another remote
