@@ -122,12 +122,13 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (f *Farm, err e
 		admin = []byte(token)
 	}
 	publicURL := strings.TrimSuffix(cfg.PublicURL, "/")
-	if publicURL == "" {
-		publicURL = "http://" + cfg.Listen
-	}
 	cacheURL := cfg.Serve.CachePublicURL
 	if cacheURL == "" {
-		cacheURL = publicURL + "/nix-cache"
+		base := publicURL
+		if base == "" {
+			base = "http://" + cfg.Listen
+		}
+		cacheURL = base + "/nix-cache"
 	}
 	m := metrics.New(q)
 	mirrors := filepath.Join(cfg.StateDir, "mirrors")
@@ -155,8 +156,13 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (f *Farm, err e
 		return nil
 	}
 	if len(clients) > 0 {
+		// Statuses link only to the configured public URL: the listen
+		// address is often one nobody else can open.
 		p.Statuses = &pipeline.Statuses{For: pipeline.ByURL(clients), Context: cfg.Statuses.Context,
-			Limit: cfg.Statuses.PerHostLimit, PublicURL: publicURL, Log: log}
+			Limit: cfg.Statuses.PerHostLimit, PublicURL: publicURL, Evaluations: st, Log: log}
+		if w := pipeline.PublicURLWarning(publicURL); w != "" {
+			log.Warn(w)
+		}
 	}
 	f = &Farm{cfg: cfg, log: log, queue: q, state: st, pipeline: p, metrics: m,
 		agentTokens: server.NewAgentTokens(cfg.Serve.AgentTokensDir, log), events: newEventWriter(st, log)}
@@ -170,7 +176,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (f *Farm, err e
 	f.server = server.New(server.Deps{
 		Config: cfg, Jobs: q, State: st, Reports: st, Manifests: p, Cache: backend,
 		Metrics: m.Handler(), Events: f.events, AdminToken: admin, Agents: f.agentTokens,
-		LogDir: p.LogDir, Log: log,
+		LogDir: p.LogDir, Diffs: st, Log: log,
 		Limits: server.Limits{WebhookBudget: cfg.Serve.WebhookBudget, MaxStreams: cfg.Serve.MaxStreams, StallTimeout: cfg.Serve.StallTimeout},
 		OnQueued: func(queue.EnqueueResult) {
 			select {

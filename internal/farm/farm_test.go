@@ -112,7 +112,9 @@ func TestFarmEndToEnd(t *testing.T) {
 	}
 	f := farmtest.New(t, hosts)
 	f.SetNixEnv(t)
-	base, _, _ := start(t, f.Config(t), Options{})
+	cfg := f.Config(t)
+	cfg.PublicURL = "https://farm.example"
+	base, _, _ := start(t, cfg, Options{})
 	c1 := f.Repo.CommitAll(t, "first")
 
 	status, body := servertest.Post(t, base, farmtest.PushHook(t, c1, "d-1"))
@@ -150,6 +152,7 @@ func TestFarmEndToEnd(t *testing.T) {
 	if seen["farm/eval"] != "failure" || seen["farm/host/alpha"] != "success" || seen["farm/host/broken"] != "failure" {
 		t.Errorf("statuses = %v", seen)
 	}
+	checkStatusesOfCommit(t, base, cfg.PublicURL, f.Statuses, c1, ev)
 
 	// A manifest for alpha, signed by the deploy key.
 	var signed deploy.Signed
@@ -193,12 +196,14 @@ func TestFarmEndToEnd(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("second webhook: %d %s", status, body)
 	}
-	got = farmtest.ByHost(farmtest.WaitEvaluation(t, base, farmtest.JobID(t, body), 3*time.Minute))
+	ev2 := farmtest.WaitEvaluation(t, base, farmtest.JobID(t, body), 3*time.Minute)
+	got = farmtest.ByHost(ev2)
 	for host, want := range map[string]string{"alpha": "cached", "pi": "cached", "beta": "built"} {
 		if got[host].State != want {
 			t.Errorf("second push: %s is %s, want %s", host, got[host].State, want)
 		}
 	}
+	checkStatusesOfCommit(t, base, cfg.PublicURL, f.Statuses, c2, ev2)
 }
 
 // TestFarmRemotesTriggerReports: a commit is fetched from another remote
@@ -332,7 +337,39 @@ name = "homelab"
 	}
 	cfg := loadConfig(t, file, filepath.Join(dir, "state"))
 	cfg.Serve.Workers = 1
-	base, _, logs := start(t, cfg, Options{Process: farmtest.HoldJobs(10 * time.Millisecond)})
+	// The held jobs start their evaluation once the claim's "pending" went
+	// out, then report through the farm's statuses: those find the
+	// evaluation's page in the farm's state.
+	ready := make(chan *Farm, 1)
+	var evalID int64
+	process := func(ctx context.Context, job queue.Job) ([]byte, error) {
+		fm := <-ready
+		ready <- fm
+		calls := fjCalls
+		if job.Remotes[0].URL == "https://github.com/alice/homelab" {
+			calls = ghCalls
+		}
+		for deadline := time.Now().Add(15 * time.Second); len(calls()) == 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				return nil, errors.New("no claim status")
+			}
+		}
+		ev, _, err := fm.state.StartEvaluation(ctx, state.Evaluation{JobID: job.ID, Repo: job.Repo, Branch: job.Branch, Commit: job.Commit})
+		if err != nil {
+			return nil, err
+		}
+		if job.Remotes[0].URL == "https://github.com/alice/homelab" {
+			evalID = ev.ID
+		}
+		for _, st := range []forge.Status{{State: forge.StatePending, Description: "evaluating"}, {State: forge.StateSuccess, Description: "held"}} {
+			if err := fm.pipeline.Statuses.Send(ctx, job, st, nil); err != nil {
+				return nil, err
+			}
+		}
+		return []byte(`{"held":true}`), nil
+	}
+	base, fm, logs := start(t, cfg, Options{Process: process})
+	ready <- fm
 
 	if s, b := servertest.Post(t, base, servertest.GitHubHook("push", "g1", servertest.ForgeFixture(t, "github/push.json"), servertest.GHSecret)); s != http.StatusAccepted {
 		t.Fatalf("github push = %d %s", s, b)
@@ -341,7 +378,7 @@ name = "homelab"
 		t.Fatalf("codeberg push = %d %s", s, b)
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	for len(ghCalls()) < 1 || len(fjCalls()) < 1 {
+	for len(ghCalls()) < 3 || len(fjCalls()) < 3 {
 		if time.Now().After(deadline) {
 			t.Fatalf("statuses: github %v, forgejo %v\n%s", ghCalls(), fjCalls(), logs)
 		}
@@ -349,8 +386,15 @@ name = "homelab"
 	}
 	g := ghCalls()[0]
 	if g.Path != "/repos/alice/homelab/statuses/"+servertest.TestCommit || g.Auth != "Bearer ghtok" ||
-		g.Body["state"] != "pending" || g.Body["context"] != "farm/eval" || g.Body["target_url"] != "http://farm.test/api/jobs/1" {
-		t.Errorf("github status call = %+v", g)
+		g.Body["state"] != "pending" || g.Body["context"] != "farm/eval" || g.Body["target_url"] != "" {
+		t.Errorf("github claim status = %+v, want pending farm/eval without a link (no evaluation yet)", g)
+	}
+	page := fmt.Sprintf("http://farm.test/evaluations/%d", evalID)
+	for i, want := range []string{"pending", "success"} {
+		g := ghCalls()[i+1]
+		if g.Body["state"] != want || g.Body["context"] != "farm/eval" || g.Body["target_url"] != page {
+			t.Errorf("github status %d = %+v, want %s farm/eval linking %s", i+1, g.Body, want, page)
+		}
 	}
 	f := fjCalls()[0]
 	if f.Path != "/api/v1/repos/alice/homelab/statuses/bffeb74224043ba2feb48d137756c8a9331c449a" || f.Auth != "token cbtok" ||

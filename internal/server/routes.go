@@ -33,6 +33,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle("/api/evaluations/{id:[0-9]+}", s.handle(s.evaluation)).Methods(get)
 	r.Handle("/api/targets/{id:[0-9]+}", s.handle(s.target)).Methods(get)
 	r.Handle("/api/targets/{id:[0-9]+}/log", s.handle(s.targetLog)).Methods(get)
+	r.Handle("/api/targets/{id:[0-9]+}/diff", s.handle(s.targetDiff)).Methods(get)
 	r.Handle("/api/hosts", s.handle(s.hosts)).Methods(get)
 	r.Handle("/api/hosts/{host}", s.handle(s.host)).Methods(get)
 	r.Handle("/api/events", s.handle(s.eventStream)).Methods(get)

@@ -87,6 +87,9 @@ type Deps struct {
 	Agents AgentAuth
 	// LogDir holds the build logs, <target id>.log.
 	LogDir string
+	// Diffs reads the closure diffs recorded per target; nil: none
+	// recorded (the diff API answers nulls, the pages show none).
+	Diffs  Diffs
 	Limits Limits
 	Log    *slog.Logger
 	Now    func() time.Time // nil: time.Now
@@ -106,6 +109,7 @@ type Server struct {
 	adminToken []byte
 	agents     AgentAuth
 	logDir     string
+	diffs      Diffs
 	log        *slog.Logger
 	now        func() time.Time
 	remotes    []remote
@@ -140,9 +144,9 @@ func New(d Deps) *Server {
 	s := &Server{
 		cfg: d.Config, jobs: d.Jobs, state: d.State, reports: d.Reports, manifests: d.Manifests,
 		cache: d.Cache, metrics: d.Metrics, events: d.Events, onQueued: d.OnQueued,
-		adminToken: d.AdminToken, agents: d.Agents, logDir: d.LogDir, log: log, now: now,
+		adminToken: d.AdminToken, agents: d.Agents, logDir: d.LogDir, diffs: d.Diffs, log: log, now: now,
 		hookBudget: httpsafe.NewBudget(l.WebhookBudget), streams: httpsafe.NewSlots(l.MaxStreams), stall: l.StallTimeout,
-		dash: &dashboard.Dashboard{State: d.State, Jobs: d.Jobs, Repositories: d.Config.Repositories, LogDir: d.LogDir, Now: now},
+		dash: &dashboard.Dashboard{State: d.State, Jobs: d.Jobs, Repositories: d.Config.Repositories, LogDir: d.LogDir, Diffs: d.Diffs, Now: now},
 	}
 	for i := range d.Config.Repositories {
 		r := &d.Config.Repositories[i]

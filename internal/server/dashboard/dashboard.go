@@ -23,6 +23,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/homelab-farm/farm/internal/closurediff"
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/queue"
@@ -55,6 +56,7 @@ type Dashboard struct {
 	// Repositories link commits to their first remote's web page.
 	Repositories []config.Repository
 	LogDir       string           // build logs, <target id>.log
+	Diffs        Diffs            // recorded closure diffs; nil: none shown
 	Now          func() time.Time // nil: time.Now
 }
 
@@ -112,6 +114,9 @@ func parsePages(names ...string) map[string]*template.Template {
 		"when":      newStamp,
 		"dur":       duration,
 		"static":    func(name string) string { return "/static/" + name + "?v=" + staticVersion },
+		"bytes":     closurediff.FormatBytes,
+		"delta":     closurediff.FormatDelta,
+		"versions":  versions,
 	}
 	out := make(map[string]*template.Template, len(names))
 	for _, n := range names {
@@ -184,6 +189,8 @@ type indexData struct {
 	Columns     []matrixColumn
 	Rows        []matrixRow
 	More        int // ?n= that shows more, 0 when everything is shown
+	// Summaries are the matrix cells' closure diff summaries, by target.
+	Summaries map[int64]string
 }
 
 // Index is GET /: the recent evaluations and the hosts-by-commits matrix.
@@ -255,6 +262,9 @@ func (d *Dashboard) Index(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	data.Columns, data.Rows = buildMatrix(evals, targets, hosts, dashColumns)
+	if data.Summaries, err = d.cellSummaries(ctx, data.Rows); err != nil {
+		return err
+	}
 	for _, row := range data.Rows {
 		for _, c := range row.Cells {
 			refresh = refresh || (c != nil && live(c.State))
@@ -383,6 +393,7 @@ type targetData struct {
 	LogSkipped int64
 	LogMissing bool
 	Live       bool
+	Diffs      []diffView
 }
 
 // Target is GET /targets/{id}: a host's target in one evaluation and
@@ -397,6 +408,9 @@ func (d *Dashboard) Target(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	td := targetData{Target: t, Eval: e, CommitURL: d.commitURL(e.Repo, e.Commit), Live: live(t.State)}
+	if td.Diffs, err = d.diffViews(r, t, e); err != nil {
+		return err
+	}
 	td.Log, td.LogSkipped, err = readTail(filepath.Join(d.LogDir, strconv.FormatInt(t.ID, 10)+".log"), dashLogTail)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
