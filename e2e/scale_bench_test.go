@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -23,6 +24,11 @@ const (
 	scaleWork = 2_000_000
 )
 
+// scaleShapes selects the shapes BenchmarkScaleOut measures: "one" (always
+// measured, the reference), "two" (two builders), "remote" (builder and a
+// remote machine).
+var scaleShapes = flag.String("scale-shapes", "one,two,remote", "shapes BenchmarkScaleOut measures, comma-separated (one is always measured)")
+
 // BenchmarkScaleOut builds a cold fleet of scaleHosts hosts, whose builds
 // each cost a few seconds of CPU, in three shapes, side by side in one run,
 // each "machine" pinned to a core of its own (taskset): one builder; two
@@ -34,18 +40,35 @@ func BenchmarkScaleOut(b *testing.B) {
 	if runtime.NumCPU() < 2 {
 		b.Fatalf("%d CPUs: the shapes need two cores to pin their machines to", runtime.NumCPU())
 	}
+	shapes := map[string]bool{}
+	for _, s := range strings.Split(*scaleShapes, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "one", "two", "remote":
+			shapes[s] = true
+		default:
+			b.Fatalf("-scale-shapes: unknown shape %q (one, two, remote)", s)
+		}
+	}
 	var one, two, remote time.Duration
 	for range b.N {
 		one += scaleOneBuilder(b)
-		two += scaleTwoBuilders(b)
-		remote += scaleRemoteMachine(b)
+		if shapes["two"] {
+			two += scaleTwoBuilders(b)
+		}
+		if shapes["remote"] {
+			remote += scaleRemoteMachine(b)
+		}
 	}
 	n := float64(b.N)
 	b.ReportMetric(one.Seconds()/n, "s-one-builder")
-	b.ReportMetric(two.Seconds()/n, "s-two-builders")
-	b.ReportMetric(remote.Seconds()/n, "s-builder+remote")
-	b.ReportMetric(two.Seconds()/one.Seconds(), "two/one")
-	b.ReportMetric(remote.Seconds()/one.Seconds(), "remote/one")
+	if shapes["two"] {
+		b.ReportMetric(two.Seconds()/n, "s-two-builders")
+		b.ReportMetric(two.Seconds()/one.Seconds(), "two/one")
+	}
+	if shapes["remote"] {
+		b.ReportMetric(remote.Seconds()/n, "s-builder+remote")
+		b.ReportMetric(remote.Seconds()/one.Seconds(), "remote/one")
+	}
 }
 
 // scaleFleet makes a farm whose repository has half the cold fleet on main

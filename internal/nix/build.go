@@ -20,6 +20,12 @@ type BuildOptions struct {
 	Timeout time.Duration
 	// Builders overrides Nix's remote builders ("ssh-ng://host aarch64-linux ...").
 	Builders string
+	// LocalOnly builds on this machine only: no remote builder is offered
+	// the build (--option builders '', Builders ignored).
+	LocalOnly bool
+	// RemoteOnly builds on the machines of Builders only: this machine
+	// builds nothing itself (--option max-jobs 0).
+	RemoteOnly bool
 	// Log receives the build's output as it runs.
 	Log io.Writer
 	// AddRoot, if set, is a symlink made a garbage-collector root of the
@@ -37,8 +43,13 @@ func (c *Client) Realise(ctx context.Context, drvPath string, opts BuildOptions)
 	if opts.Timeout > 0 {
 		args = append(args, "--option", "timeout", strconv.Itoa(int(opts.Timeout.Seconds())))
 	}
-	if opts.Builders != "" {
+	if opts.LocalOnly {
+		args = append(args, "--option", "builders", "")
+	} else if opts.Builders != "" {
 		args = append(args, "--option", "builders", opts.Builders)
+	}
+	if opts.RemoteOnly {
+		args = append(args, "--option", "max-jobs", "0")
 	}
 	if opts.AddRoot != "" {
 		args = append(args, "--add-root", opts.AddRoot)

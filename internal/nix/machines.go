@@ -182,6 +182,28 @@ func (m Machine) Host() string {
 	return rest
 }
 
+// Line is the machine as one entry of Nix's `builders` syntax, every column
+// given ("-" for an empty one): ParseMachines reads it back as m (Source
+// aside).
+func (m Machine) Line() string {
+	col := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	return strings.Join([]string{
+		m.URI,
+		col(strings.Join(m.Systems, ",")),
+		col(m.SSHKey),
+		strconv.Itoa(m.MaxJobs),
+		strconv.FormatFloat(m.SpeedFactor, 'g', -1, 64),
+		col(strings.Join(m.SupportedFeatures, ",")),
+		col(strings.Join(m.MandatoryFeatures, ",")),
+		col(m.PublicHostKey),
+	}, " ")
+}
+
 // Builds reports whether Nix would send a derivation for system that
 // requires features to this machine: the machine takes jobs, serves the
 // system (every machine serves "builtin"), supports every required feature,

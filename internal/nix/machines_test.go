@@ -152,3 +152,27 @@ func TestMachinesFor(t *testing.T) {
 		t.Errorf("MachineSystems = %v, want %v", got, want)
 	}
 }
+
+// TestMachineLine: a machine written back as one builders entry parses to
+// the same machine, defaults and empty columns included.
+func TestMachineLine(t *testing.T) {
+	for _, spec := range []string{
+		"ssh-ng://root@10.0.0.2?ssh-key=/k x86_64-linux,aarch64-linux /etc/k 3 2.5 kvm,big-parallel kvm c3NoLWVkMjU1MTkgQUFBQQ==",
+		"builder",
+		"ssh://pi aarch64-linux - 0 - - - -",
+	} {
+		machines, err := nix.ParseMachines(spec, "x86_64-linux")
+		if err != nil || len(machines) != 1 {
+			t.Fatalf("ParseMachines(%q) = %v, %v", spec, machines, err)
+		}
+		m := machines[0]
+		back, err := nix.ParseMachines(m.Line(), "riscv64-linux")
+		if err != nil || len(back) != 1 {
+			t.Fatalf("ParseMachines(Line %q) = %v, %v", m.Line(), back, err)
+		}
+		back[0].Source = m.Source
+		if !reflect.DeepEqual(back[0], m) {
+			t.Errorf("Line %q parses to\n%+v\nwant\n%+v", m.Line(), back[0], m)
+		}
+	}
+}

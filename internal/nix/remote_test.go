@@ -175,3 +175,50 @@ func TestRemoteBuilderDown(t *testing.T) {
 		})
 	}
 }
+
+// TestRealisePinned: LocalOnly builds here although Nix's configuration
+// offers a remote machine; RemoteOnly with one machine's line builds there
+// although this machine may build; a pinned machine that is down fails
+// with its reason instead of building here.
+func TestRealisePinned(t *testing.T) {
+	up := remotebuilder.Start(t)
+	down := remotebuilder.Start(t)
+	down.Stop()
+	c := &nix.Client{Env: append(testenv.Nix(t), "NIX_CONFIG="+testenv.NixConfig+"max-jobs = 1\nbuilders = "+up.Spec("x86_64-linux")+"\n")}
+	ctx := context.Background()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		opts    nix.BuildOptions
+		builtOn string // "": fails
+	}{
+		{"local only", nix.BuildOptions{LocalOnly: true}, host},
+		{"remote only, that machine", nix.BuildOptions{RemoteOnly: true, Builders: up.Spec("x86_64-linux")}, up.Name},
+		{"remote only, machine down", nix.BuildOptions{RemoteOnly: true, Builders: down.Spec("x86_64-linux")}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var log strings.Builder
+			tc.opts.Log = &log
+			out, err := c.Realise(ctx, instantiate(t, c), tc.opts)
+			if tc.builtOn == "" {
+				var nerr *nix.Error
+				if !errors.As(err, &nerr) {
+					t.Fatalf("Realise = %v, want a *nix.Error\nlog:\n%s", err, log.String())
+				}
+				if want := "no machine could build it: " + down.URI() + ": connection refused"; nix.RemoteBuildReason(nerr.Stderr) != want {
+					t.Errorf("RemoteBuildReason = %q, want %q", nix.RemoteBuildReason(nerr.Stderr), want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Realise: %v\nlog:\n%s", err, log.String())
+			}
+			if b, err := os.ReadFile(filepath.Join(out[0], "built-on")); err != nil || strings.TrimSpace(string(b)) != tc.builtOn {
+				t.Errorf("built on %q (%v), want %q\nlog:\n%s", b, err, tc.builtOn, log.String())
+			}
+		})
+	}
+}

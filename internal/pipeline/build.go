@@ -23,8 +23,8 @@ import (
 )
 
 // build runs one lane per system. A lane builds as many targets at once
-// as its system has build slots (Lanes); a system no builder takes is
-// skipped.
+// as its system has build slots (Lanes), each build pinned to one machine
+// (see placer); a system no builder takes is skipped.
 func (p *Pipeline) build(ctx context.Context, job queue.Job, recs []state.Target) error {
 	capa, err := p.Nix.Capacity(ctx, p.Builders)
 	if err != nil {
@@ -45,7 +45,7 @@ func (p *Pipeline) build(ctx context.Context, job queue.Job, recs []state.Target
 	errs := make([]error, len(names))
 	for i, system := range names {
 		wg.Go(func() {
-			errs[i] = p.lane(ctx, job, lanes[system], capa.Builds(system), max(1, p.Lanes(capa, system)))
+			errs[i] = p.lane(ctx, job, lanes[system], p.placer(capa, system))
 		})
 	}
 	wg.Wait()
@@ -56,24 +56,16 @@ func (p *Pipeline) build(ctx context.Context, job queue.Job, recs []state.Target
 // when this machine builds system itself, plus the max jobs of every remote
 // machine that builds it; 0 when nothing builds it.
 func (p *Pipeline) Lanes(capa nix.Capacity, system string) int {
-	n := capa.RemoteJobs(system)
-	if capa.Local(system) {
-		jobs := p.LaneJobs
-		if jobs <= 0 {
-			jobs = 2
-		}
-		n += jobs
-	}
-	return n
+	return p.placer(capa, system).jobs()
 }
 
-// lane builds the targets of one system, jobs at once. After the first
+// lane builds the targets of one system on pl's slots. After the first
 // error no further target starts; it returns that error, or the context's
 // when it ended.
-func (p *Pipeline) lane(ctx context.Context, job queue.Job, targets []state.Target, buildable bool, jobs int) error {
-	err := parallel.ForEach(ctx, len(targets), jobs, func(i int) error {
+func (p *Pipeline) lane(ctx context.Context, job queue.Job, targets []state.Target, pl *placer) error {
+	err := parallel.ForEach(ctx, len(targets), max(1, pl.jobs()), func(i int) error {
 		t := targets[i]
-		if err := p.buildTarget(ctx, job, &t, buildable); err != nil {
+		if err := p.buildTarget(ctx, job, &t, pl); err != nil {
 			return err
 		}
 		if t.State == state.TargetBuilt || t.State == state.TargetCached {
@@ -100,7 +92,7 @@ func (p *Pipeline) targetEvent(ctx context.Context, job queue.Job, t state.Targe
 
 // buildTarget takes one target to cached, skipped, built or failed,
 // updating *t. Its error is for storage failures only.
-func (p *Pipeline) buildTarget(ctx context.Context, job queue.Job, t *state.Target, buildable bool) error {
+func (p *Pipeline) buildTarget(ctx context.Context, job queue.Job, t *state.Target, pl *placer) error {
 	set := func(st, reason string, event farmapi.EventType) error {
 		t.State, t.Reason = st, reason
 		if err := p.State.SetTargetState(ctx, t.ID, st, reason); err != nil {
@@ -114,7 +106,7 @@ func (p *Pipeline) buildTarget(ctx context.Context, job queue.Job, t *state.Targ
 	} else if !errors.Is(err, cache.ErrNotFound) {
 		return fmt.Errorf("check cache for %s: %w", t.Host, err)
 	}
-	if !buildable {
+	if len(pl.slots) == 0 {
 		return set(state.TargetSkipped, "no builder for "+t.System, farmapi.TargetSkipped)
 	}
 	if err := set(state.TargetBuilding, "", farmapi.TargetBuilding); err != nil {
@@ -127,24 +119,7 @@ func (p *Pipeline) buildTarget(ctx context.Context, job queue.Job, t *state.Targ
 	defer logFile.Close()
 
 	start := time.Now()
-	var buildErr error
-	for attempt := 0; attempt <= p.buildRetries(); attempt++ {
-		if attempt > 0 {
-			fmt.Fprintf(logFile, "\n--- retrying (attempt %d) ---\n", attempt+1)
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Duration(attempt) * p.buildRetryWait()):
-			}
-		}
-		_, buildErr = p.Nix.Realise(ctx, t.DrvPath, nix.BuildOptions{
-			MaxSilent: p.MaxSilent, Timeout: p.BuildTimeout, Builders: p.Builders, Log: logFile,
-			AddRoot: p.gcRoot(t.Host),
-		})
-		if buildErr == nil || ctx.Err() != nil || !transient(buildErr) {
-			break
-		}
-	}
+	buildErr := p.realise(ctx, t, pl, logFile)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -173,6 +148,75 @@ func (p *Pipeline) buildTarget(ctx context.Context, job queue.Job, t *state.Targ
 	return set(state.TargetBuilt, fmt.Sprintf("pushed %d paths", res.Uploaded), farmapi.TargetBuilt)
 }
 
+// realise builds t on one of pl's slots. A remote machine that cannot be
+// used is down for the rest of the evaluation and the build goes to
+// another slot; a machine that cannot build t is not offered t again.
+// A transient failure is retried after a wait, on whichever slot is free.
+// When no slot is left, the error is an *unplacedError with every reason.
+func (p *Pipeline) realise(ctx context.Context, t *state.Target, pl *placer, log io.Writer) error {
+	skip := map[*slot]bool{}
+	var cannot []string // machines that could not build t, and why
+	for attempt := 0; ; {
+		s, err := pl.acquire(ctx, skip)
+		if err != nil {
+			return err
+		}
+		if s == nil {
+			return &unplacedError{reasons: append(pl.downReasons(), cannot...)}
+		}
+		opts := s.options(nix.BuildOptions{MaxSilent: p.MaxSilent, Timeout: p.BuildTimeout, Log: log, AddRoot: p.gcRoot(t.Host)})
+		_, err = p.Nix.Realise(ctx, t.DrvPath, opts)
+		down, unfit := "", ""
+		if err != nil && ctx.Err() == nil && s.machine != nil {
+			down, unfit = remoteUnusable(err)
+		}
+		pl.release(s, down)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case down != "":
+			p.log().Warn("remote build machine down", "machine", s.name, "reason", down, "host", t.Host)
+			fmt.Fprintf(log, "\n--- %s could not be used (%s); trying another machine ---\n", s.name, down)
+			continue
+		case unfit != "":
+			skip[s] = true
+			cannot = append(cannot, s.name+": "+unfit)
+			fmt.Fprintf(log, "\n--- %s cannot build it (%s); trying another machine ---\n", s.name, unfit)
+			continue
+		case !transient(err) || attempt >= p.buildRetries():
+			return err
+		}
+		attempt++
+		fmt.Fprintf(log, "\n--- retrying (attempt %d) ---\n", attempt+1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * p.buildRetryWait()):
+		}
+	}
+}
+
+// remoteUnusable reads the failure of a build pinned to one remote
+// machine: down is why the machine could not be used at all ("ssh-ng://b:
+// connection refused"), unfit why it could not take this build; both are
+// empty when the build itself ran and failed.
+func remoteUnusable(err error) (down, unfit string) {
+	var nerr *nix.Error
+	if !errors.As(err, &nerr) {
+		return "", ""
+	}
+	if failures := nix.RemoteFailures(nerr.Stderr); len(failures) > 0 {
+		parts := make([]string, len(failures))
+		for i, f := range failures {
+			parts[i] = f.Machine + ": " + f.Reason
+		}
+		return strings.Join(parts, "; "), ""
+	}
+	return "", nix.RemoteBuildReason(nerr.Stderr)
+}
+
 func (p *Pipeline) buildRetries() int {
 	if p.BuildRetries < 0 {
 		return 0
@@ -194,6 +238,10 @@ func (p *Pipeline) buildRetryWait() time.Duration {
 // be used and why, when no machine could take the build, else the last line
 // of Nix's error.
 func buildFailure(err error) string {
+	var unplaced *unplacedError
+	if errors.As(err, &unplaced) {
+		return "build failed: " + unplaced.Error()
+	}
 	var nerr *nix.Error
 	if errors.As(err, &nerr) {
 		if reason := nix.RemoteBuildReason(nerr.Stderr); reason != "" {

@@ -50,7 +50,7 @@ type Pipeline struct {
 	Rollouts *Rollouts
 
 	FlakeDir     string // default "nix"
-	Builders     string // Nix remote builders; "" uses Nix's own setting
+	Builders     string // Nix remote builders, each build pinned to one (see placer); "" uses Nix's own setting
 	MaxSilent    time.Duration
 	BuildTimeout time.Duration
 	EvalOptions  nix.EvalOptions
