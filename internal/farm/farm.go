@@ -183,7 +183,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (f *Farm, err e
 	f.server = server.New(server.Deps{
 		Config: cfg, Jobs: q, State: st, Reports: st, Manifests: p, Cache: backend,
 		Metrics: m.Handler(), Events: f.events, AdminToken: admin, Agents: f.agentTokens,
-		LogDir: p.LogDir, Log: log,
+		LogDir: p.LogDir, Log: log, CacheHistory: st,
 		Limits: server.Limits{WebhookBudget: cfg.Serve.WebhookBudget, MaxStreams: cfg.Serve.MaxStreams, StallTimeout: cfg.Serve.StallTimeout},
 		OnQueued: func(queue.EnqueueResult) {
 			select {

@@ -87,9 +87,12 @@ type Deps struct {
 	Agents AgentAuth
 	// LogDir holds the build logs, <target id>.log.
 	LogDir string
-	Limits Limits
-	Log    *slog.Logger
-	Now    func() time.Time // nil: time.Now
+	// CacheHistory gives /cache and /api/cache the cache's collections;
+	// nil answers 404 there.
+	CacheHistory dashboard.CacheHistory
+	Limits       Limits
+	Log          *slog.Logger
+	Now          func() time.Time // nil: time.Now
 }
 
 // Server is the builder's HTTP surface over Deps.
@@ -110,6 +113,8 @@ type Server struct {
 	now        func() time.Time
 	remotes    []remote
 	dash       *dashboard.Dashboard
+	// cacheHistory: nil when the builder keeps none.
+	cacheHistory dashboard.CacheHistory
 	// hookBudget bounds the webhook bodies held in memory at once; streams
 	// bounds the open event and log-follow streams; stall bounds each
 	// write of a stream, log or cache download.
@@ -142,7 +147,9 @@ func New(d Deps) *Server {
 		cache: d.Cache, metrics: d.Metrics, events: d.Events, onQueued: d.OnQueued,
 		adminToken: d.AdminToken, agents: d.Agents, logDir: d.LogDir, log: log, now: now,
 		hookBudget: httpsafe.NewBudget(l.WebhookBudget), streams: httpsafe.NewSlots(l.MaxStreams), stall: l.StallTimeout,
-		dash: &dashboard.Dashboard{State: d.State, Jobs: d.Jobs, Repositories: d.Config.Repositories, LogDir: d.LogDir, Now: now},
+		dash: &dashboard.Dashboard{State: d.State, Jobs: d.Jobs, Repositories: d.Config.Repositories, LogDir: d.LogDir, Now: now,
+			CacheHistory: d.CacheHistory},
+		cacheHistory: d.CacheHistory,
 	}
 	for i := range d.Config.Repositories {
 		r := &d.Config.Repositories[i]

@@ -28,6 +28,7 @@ import (
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/server/httperr"
 	"github.com/homelab-farm/farm/internal/state"
+	"github.com/homelab-farm/farm/internal/svgplot"
 )
 
 // State is what the pages read of the builder's state (*state.Store).
@@ -56,6 +57,8 @@ type Dashboard struct {
 	Repositories []config.Repository
 	LogDir       string           // build logs, <target id>.log
 	Now          func() time.Time // nil: time.Now
+	// CacheHistory gives the cache page its history; nil: no such page.
+	CacheHistory CacheHistory
 }
 
 //go:embed web
@@ -74,7 +77,7 @@ const (
 var (
 	staticFS      = mustSub(webFS, "web/static")
 	staticVersion = hashFS(staticFS)
-	pages         = parsePages("index", "evaluation", "target", "hosts")
+	pages         = parsePages("index", "evaluation", "target", "hosts", "cache")
 )
 
 func mustSub(f fs.FS, dir string) fs.FS {
@@ -111,6 +114,7 @@ func parsePages(names ...string) map[string]*template.Template {
 		"storeName": storeName,
 		"when":      newStamp,
 		"dur":       duration,
+		"bytes":     func(n int64) string { return svgplot.Bytes(float64(n)) },
 		"static":    func(name string) string { return "/static/" + name + "?v=" + staticVersion },
 	}
 	out := make(map[string]*template.Template, len(names))
