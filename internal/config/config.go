@@ -41,6 +41,10 @@ type Config struct {
 	// every builder instance on it. Validate copies a PostgreSQL URL into
 	// Queue.URL (which must then be empty or the same).
 	Database string `toml:"database"`
+	// CacheGC is the binary cache's retention and scheduled collection.
+	CacheGC CacheGC `toml:"cache_gc"`
+	// StoreGC is the collection of the builder's own Nix store.
+	StoreGC StoreGC `toml:"store_gc"`
 	// Serve holds the settings only flags and the environment set.
 	Serve Serve `toml:"-"`
 
@@ -374,6 +378,9 @@ func (c *Config) Validate() error {
 			return errors.New(databaseAndQueue(c))
 		}
 		c.Queue.URL = c.Database
+	}
+	if err := errors.Join(c.CacheGC.validate(), c.StoreGC.validate()); err != nil {
+		return err
 	}
 	return c.Serve.validateLimits(c.MaxBodyBytes)
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/homelab-farm/farm/internal/secretfile"
 	"github.com/homelab-farm/farm/internal/server"
 	"github.com/homelab-farm/farm/internal/state"
+	"github.com/homelab-farm/farm/internal/storegc"
 )
 
 // Options are what Open takes besides the configuration.
@@ -42,6 +43,9 @@ type Options struct {
 	Process pipeline.Processor
 	// StatusHTTP is the client of commit status calls; nil: a retrying one.
 	StatusHTTP *http.Client
+	// StoreNix is what the store collector asks of Nix; nil: the
+	// pipeline's client on the builder's own store.
+	StoreNix storegc.Nix
 }
 
 // Farm is a builder: the queue, the state, the binary cache, the keys, the
@@ -57,6 +61,7 @@ type Farm struct {
 	server      *server.Server
 	pool        *pipeline.Pool
 	events      *eventWriter
+	collectors  collectors
 }
 
 // Open wires the farm of cfg (checked with cfg.Validate first): it makes
@@ -132,8 +137,9 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (f *Farm, err e
 	}
 	m := metrics.New(q)
 	mirrors := filepath.Join(cfg.StateDir, "mirrors")
+	nixClient := &nix.Client{StoreDB: nix.DefaultStoreDB}
 	p := &pipeline.Pipeline{
-		State: st, Nix: &nix.Client{StoreDB: nix.DefaultStoreDB},
+		State: st, Nix: nixClient,
 		Mirrors: func(repo string) *git.Mirror { return mirrorOf(mirrors, repo) },
 		Cache:   backend, CacheKey: cacheKey, Signer: deploySigner, CacheURL: cacheURL,
 		FlakeDir: cfg.Serve.FlakeDir, Builders: cfg.Serve.Builders, MaxSilent: cfg.Serve.MaxSilent, BuildTimeout: cfg.Serve.BuildTimeout,
@@ -170,13 +176,20 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (f *Farm, err e
 	if process == nil {
 		process = p.Process
 	}
+	gate := &storegc.Gate{}
+	process = pipeline.HoldingStore(gate, process)
+	storeNix := opts.StoreNix
+	if storeNix == nil {
+		storeNix = nixClient
+	}
+	f.collectors = newCollectors(cfg, backend, cacheKey, st, storeNix, p.GCRootDir, gate, m, log)
 	wake := make(chan struct{}, 1)
 	f.pool = &pipeline.Pool{Queue: q, Workers: cfg.Serve.Workers, Lease: cfg.Queue.Lease.Duration,
 		Process: process, Log: log, Statuses: p.Statuses, Wake: wake}
 	f.server = server.New(server.Deps{
 		Config: cfg, Jobs: q, State: st, Reports: st, Manifests: p, Cache: backend,
 		Metrics: m.Handler(), Events: f.events, AdminToken: admin, Agents: f.agentTokens,
-		LogDir: p.LogDir, Diffs: st, Log: log,
+		LogDir: p.LogDir, Diffs: st, Log: log, CacheHistory: st,
 		Limits: server.Limits{WebhookBudget: cfg.Serve.WebhookBudget, MaxStreams: cfg.Serve.MaxStreams, StallTimeout: cfg.Serve.StallTimeout},
 		OnQueued: func(queue.EnqueueResult) {
 			select {
@@ -201,8 +214,9 @@ func (f *Farm) Close() error {
 const DrainTimeout = 10 * time.Second
 
 // Run serves the farm on ln and runs its workers, the event writer, the
-// daily pruning of webhook delivery ids and the reload of agent tokens on
-// SIGHUP until ctx ends; then it drains the HTTP server and then the
+// daily pruning of webhook delivery ids, the reload of agent tokens on
+// SIGHUP, the scheduled cache collection and the store collector until ctx
+// ends; then it drains the HTTP server and then the
 // workers (a job in progress is released back to the queue), each bounded
 // by DrainTimeout, and returns once every goroutine it started stopped
 // (or the drain timed out, which is logged).
@@ -214,6 +228,8 @@ func (f *Farm) Run(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { pruneDeliveries(workCtx, f.queue, f.log) })
 	wg.Go(func() { f.events.run(workCtx) })
 	wg.Go(func() { reloadOnHangup(workCtx, f.agentTokens) })
+	wg.Go(func() { f.collectors.runCache(workCtx, f.log) })
+	wg.Go(func() { f.collectors.runStore(workCtx, f.log) })
 
 	f.log.Info("listening", logAddr, ln.Addr().String(), logWorkers, f.pool.Workers)
 	serveErr := httpserve.Serve(ctx, ln, f.server.Handler(), httpserve.Options{

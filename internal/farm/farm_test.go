@@ -304,6 +304,8 @@ func TestFarmRemotesTriggerReports(t *testing.T) {
 
 // TestServeStatusesOnClaim: a claimed evaluation is reported "pending" to
 // every forge its commit came from, with the token from the token file.
+// Statuses link dashboard pages only: at the claim no evaluation exists
+// yet, so the pending status carries no link.
 func TestServeStatusesOnClaim(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

@@ -37,6 +37,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle("/api/hosts", s.handle(s.hosts)).Methods(get)
 	r.Handle("/api/hosts/{host}", s.handle(s.host)).Methods(get)
 	r.Handle("/api/events", s.handle(s.eventStream)).Methods(get)
+	r.Handle("/api/cache", s.handle(s.cacheSummary)).Methods(get)
 
 	// Agents.
 	r.Handle("/api/hosts/{host}/manifest", s.handle(s.manifest)).Methods(get)
@@ -53,6 +54,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle("/evaluations/{id:[0-9]+}", s.handle(s.dash.Evaluation)).Methods(get)
 	r.Handle("/targets/{id:[0-9]+}", s.handle(s.dash.Target)).Methods(get)
 	r.Handle("/hosts", s.handle(s.dash.Hosts)).Methods(get)
+	r.Handle("/cache", s.handle(s.dash.Cache)).Methods(get)
 	r.PathPrefix("/static/").Handler(s.handle(s.dash.Static)).Methods(get, http.MethodHead)
 	return r
 }

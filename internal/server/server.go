@@ -89,10 +89,13 @@ type Deps struct {
 	LogDir string
 	// Diffs reads the closure diffs recorded per target; nil: none
 	// recorded (the diff API answers nulls, the pages show none).
-	Diffs  Diffs
-	Limits Limits
-	Log    *slog.Logger
-	Now    func() time.Time // nil: time.Now
+	Diffs Diffs
+	// CacheHistory gives /cache and /api/cache the cache's collections;
+	// nil answers 404 there.
+	CacheHistory dashboard.CacheHistory
+	Limits       Limits
+	Log          *slog.Logger
+	Now          func() time.Time // nil: time.Now
 }
 
 // Server is the builder's HTTP surface over Deps.
@@ -114,6 +117,8 @@ type Server struct {
 	now        func() time.Time
 	remotes    []remote
 	dash       *dashboard.Dashboard
+	// cacheHistory: nil when the builder keeps none.
+	cacheHistory dashboard.CacheHistory
 	// hookBudget bounds the webhook bodies held in memory at once; streams
 	// bounds the open event and log-follow streams; stall bounds each
 	// write of a stream, log or cache download.
@@ -146,7 +151,9 @@ func New(d Deps) *Server {
 		cache: d.Cache, metrics: d.Metrics, events: d.Events, onQueued: d.OnQueued,
 		adminToken: d.AdminToken, agents: d.Agents, logDir: d.LogDir, diffs: d.Diffs, log: log, now: now,
 		hookBudget: httpsafe.NewBudget(l.WebhookBudget), streams: httpsafe.NewSlots(l.MaxStreams), stall: l.StallTimeout,
-		dash: &dashboard.Dashboard{State: d.State, Jobs: d.Jobs, Repositories: d.Config.Repositories, LogDir: d.LogDir, Diffs: d.Diffs, Now: now},
+		dash: &dashboard.Dashboard{State: d.State, Jobs: d.Jobs, Repositories: d.Config.Repositories, LogDir: d.LogDir, Diffs: d.Diffs, Now: now,
+			CacheHistory: d.CacheHistory},
+		cacheHistory: d.CacheHistory,
 	}
 	for i := range d.Config.Repositories {
 		r := &d.Config.Repositories[i]

@@ -59,6 +59,9 @@ type Collector struct {
 	MaxFree int64
 	// Interval between full collections; 0 means DefaultInterval.
 	Interval time.Duration
+	// Last is when the store was last collected in full: Run's first full
+	// collection is one Interval after it (zero: at once).
+	Last time.Time
 	// Check is how often the free space is measured; 0 means DefaultCheck.
 	Check time.Duration
 	// FreeSpace returns the bytes free to unprivileged users on dir's file
@@ -151,7 +154,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	if c.Check > 0 {
 		check = c.Check
 	}
-	var last time.Time
+	last := c.Last
 	for {
 		if time.Since(last) >= interval {
 			last = time.Now()

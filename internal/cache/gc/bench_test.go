@@ -170,7 +170,9 @@ func BenchmarkCollect(b *testing.B) {
 				for range b.N {
 					b.StopTimer()
 					be, url, extra := tg.open(b)
+					filling := time.Now()
 					roots, key := synthCache(b, be, n)
+					b.Logf("filled the cache with %d narinfos and NARs in %s (not timed)", n, time.Since(filling).Round(time.Second))
 					rootsFile := b.TempDir() + "/roots"
 					if err := os.WriteFile(rootsFile, []byte(strings.Join(roots, "\n")), 0o644); err != nil {
 						b.Fatal(err)

@@ -138,12 +138,12 @@ func TestNotFound(t *testing.T) {
 	}
 }
 
-// TestListMany lists more objects than one S3 response holds (1,000): the
-// 5,000 narinfos of a large closure, in one call.
+// TestListMany lists more objects than one S3 response holds (1,000): two
+// full pages and a partial one, in one call.
 func TestListMany(t *testing.T) {
 	ctx := context.Background()
 	b, _, _ := newBackend(t)
-	const narinfos, nars = 5200, 120
+	const narinfos, nars = 2500, 120
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	errs := make(chan error, narinfos+nars)

@@ -29,6 +29,7 @@ import (
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/server/httperr"
 	"github.com/homelab-farm/farm/internal/state"
+	"github.com/homelab-farm/farm/internal/svgplot"
 )
 
 // State is what the pages read of the builder's state (*state.Store).
@@ -58,6 +59,8 @@ type Dashboard struct {
 	LogDir       string           // build logs, <target id>.log
 	Diffs        Diffs            // recorded closure diffs; nil: none shown
 	Now          func() time.Time // nil: time.Now
+	// CacheHistory gives the cache page its history; nil: no such page.
+	CacheHistory CacheHistory
 }
 
 //go:embed web
@@ -76,7 +79,7 @@ const (
 var (
 	staticFS      = mustSub(webFS, "web/static")
 	staticVersion = hashFS(staticFS)
-	pages         = parsePages("index", "evaluation", "target", "hosts")
+	pages         = parsePages("index", "evaluation", "target", "hosts", "cache")
 )
 
 func mustSub(f fs.FS, dir string) fs.FS {
@@ -113,6 +116,7 @@ func parsePages(names ...string) map[string]*template.Template {
 		"storeName": storeName,
 		"when":      newStamp,
 		"dur":       duration,
+		"size":      func(n int64) string { return svgplot.Bytes(float64(n)) },
 		"static":    func(name string) string { return "/static/" + name + "?v=" + staticVersion },
 		"bytes":     closurediff.FormatBytes,
 		"delta":     closurediff.FormatDelta,
