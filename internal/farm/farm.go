@@ -57,6 +57,7 @@ type Farm struct {
 	server      *server.Server
 	pool        *pipeline.Pool
 	events      *eventWriter
+	rollouts    *pipeline.Rollouts
 }
 
 // Open wires the farm of cfg (checked with cfg.Validate first): it makes
@@ -131,8 +132,9 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (f *Farm, err e
 	}
 	m := metrics.New(q)
 	mirrors := filepath.Join(cfg.StateDir, "mirrors")
+	nixClient := &nix.Client{StoreDB: nix.DefaultStoreDB}
 	p := &pipeline.Pipeline{
-		State: st, Nix: &nix.Client{StoreDB: nix.DefaultStoreDB},
+		State: st, Nix: nixClient,
 		Mirrors: func(repo string) *git.Mirror { return mirrorOf(mirrors, repo) },
 		Cache:   backend, CacheKey: cacheKey, Signer: deploySigner, CacheURL: cacheURL,
 		FlakeDir: cfg.Serve.FlakeDir, Builders: cfg.Serve.Builders, MaxSilent: cfg.Serve.MaxSilent, BuildTimeout: cfg.Serve.BuildTimeout,
@@ -158,7 +160,8 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (f *Farm, err e
 		p.Statuses = &pipeline.Statuses{For: pipeline.ByURL(clients), Context: cfg.Statuses.Context,
 			Limit: cfg.Statuses.PerHostLimit, PublicURL: publicURL, Log: log}
 	}
-	f = &Farm{cfg: cfg, log: log, queue: q, state: st, pipeline: p, metrics: m,
+	p.Rollouts = newRollouts(cfg, p, st, nixClient, backend)
+	f = &Farm{cfg: cfg, log: log, queue: q, state: st, pipeline: p, metrics: m, rollouts: p.Rollouts,
 		agentTokens: server.NewAgentTokens(cfg.Serve.AgentTokensDir, log), events: newEventWriter(st, log)}
 	process := opts.Process
 	if process == nil {
@@ -170,7 +173,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (f *Farm, err e
 	f.server = server.New(server.Deps{
 		Config: cfg, Jobs: q, State: st, Reports: st, Manifests: p, Cache: backend,
 		Metrics: m.Handler(), Events: f.events, AdminToken: admin, Agents: f.agentTokens,
-		LogDir: p.LogDir, Log: log,
+		LogDir: p.LogDir, Log: log, Rollouts: p.Rollouts,
 		Limits: server.Limits{WebhookBudget: cfg.Serve.WebhookBudget, MaxStreams: cfg.Serve.MaxStreams, StallTimeout: cfg.Serve.StallTimeout},
 		OnQueued: func(queue.EnqueueResult) {
 			select {
@@ -195,8 +198,8 @@ func (f *Farm) Close() error {
 const DrainTimeout = 10 * time.Second
 
 // Run serves the farm on ln and runs its workers, the event writer, the
-// daily pruning of webhook delivery ids and the reload of agent tokens on
-// SIGHUP until ctx ends; then it drains the HTTP server and then the
+// daily pruning of webhook delivery ids, the rollouts' ticker and the
+// reload of agent tokens on SIGHUP until ctx ends; then it drains the HTTP server and then the
 // workers (a job in progress is released back to the queue), each bounded
 // by DrainTimeout, and returns once every goroutine it started stopped
 // (or the drain timed out, which is logged).
@@ -208,6 +211,7 @@ func (f *Farm) Run(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { pruneDeliveries(workCtx, f.queue, f.log) })
 	wg.Go(func() { f.events.run(workCtx) })
 	wg.Go(func() { reloadOnHangup(workCtx, f.agentTokens) })
+	wg.Go(func() { tickRollouts(workCtx, f.rollouts, rolloutTick, f.log) })
 
 	f.log.Info("listening", logAddr, ln.Addr().String(), logWorkers, f.pool.Workers)
 	serveErr := httpserve.Serve(ctx, ln, f.server.Handler(), httpserve.Options{

@@ -36,6 +36,11 @@ func (s *Server) routes() *mux.Router {
 	r.Handle("/api/hosts", s.handle(s.hosts)).Methods(get)
 	r.Handle("/api/hosts/{host}", s.handle(s.host)).Methods(get)
 	r.Handle("/api/events", s.handle(s.eventStream)).Methods(get)
+	r.Handle("/api/rollouts", s.handle(s.listRollouts)).Methods(get)
+	r.Handle("/api/rollouts", s.handle(s.rollback)).Methods(post)
+	r.Handle("/api/rollouts/{id:[0-9]+}", s.handle(s.getRollout)).Methods(get)
+	r.Handle("/api/rollouts/{id:[0-9]+}/resume", s.handle(s.resumeRollout)).Methods(post)
+	r.Handle("/api/rollouts/{id:[0-9]+}/abort", s.handle(s.abortRollout)).Methods(post)
 
 	// Agents.
 	r.Handle("/api/hosts/{host}/manifest", s.handle(s.manifest)).Methods(get)

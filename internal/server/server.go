@@ -87,9 +87,12 @@ type Deps struct {
 	Agents AgentAuth
 	// LogDir holds the build logs, <target id>.log.
 	LogDir string
-	Limits Limits
-	Log    *slog.Logger
-	Now    func() time.Time // nil: time.Now
+	// Rollouts takes agents' reports and serves /api/rollouts (admin
+	// token); nil: no rollouts, those routes answer 404.
+	Rollouts Rollouts
+	Limits   Limits
+	Log      *slog.Logger
+	Now      func() time.Time // nil: time.Now
 }
 
 // Server is the builder's HTTP surface over Deps.
@@ -106,6 +109,7 @@ type Server struct {
 	adminToken []byte
 	agents     AgentAuth
 	logDir     string
+	rollouts   Rollouts
 	log        *slog.Logger
 	now        func() time.Time
 	remotes    []remote
@@ -140,7 +144,7 @@ func New(d Deps) *Server {
 	s := &Server{
 		cfg: d.Config, jobs: d.Jobs, state: d.State, reports: d.Reports, manifests: d.Manifests,
 		cache: d.Cache, metrics: d.Metrics, events: d.Events, onQueued: d.OnQueued,
-		adminToken: d.AdminToken, agents: d.Agents, logDir: d.LogDir, log: log, now: now,
+		adminToken: d.AdminToken, agents: d.Agents, logDir: d.LogDir, rollouts: d.Rollouts, log: log, now: now,
 		hookBudget: httpsafe.NewBudget(l.WebhookBudget), streams: httpsafe.NewSlots(l.MaxStreams), stall: l.StallTimeout,
 		dash: &dashboard.Dashboard{State: d.State, Jobs: d.Jobs, Repositories: d.Config.Repositories, LogDir: d.LogDir, Now: now},
 	}
