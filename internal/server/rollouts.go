@@ -122,7 +122,7 @@ func (s *Server) abortRollout(w http.ResponseWriter, r *http.Request) error {
 // answers the rollout as it is then: JSON, or for a dashboard form (a
 // form post) a redirect to the rollout's page.
 func (s *Server) rolloutAction(w http.ResponseWriter, r *http.Request, act func(context.Context, int64) (state.Rollout, error)) error {
-	if err := s.rolloutAdmin(r); err != nil {
+	if err := s.rolloutAdminBy(r, true); err != nil {
 		return err
 	}
 	id, err := rolloutID(r)
@@ -142,17 +142,23 @@ func (s *Server) rolloutAction(w http.ResponseWriter, r *http.Request, act func(
 }
 
 // rolloutAdmin checks that rollouts run here and that the request carries
-// the admin token: as a bearer token, or as the "token" field of a
-// dashboard form post. Either way the token is in the request, which a
-// cross-site form cannot forge.
+// the admin token as a bearer token.
 func (s *Server) rolloutAdmin(r *http.Request) error {
+	return s.rolloutAdminBy(r, false)
+}
+
+// rolloutAdminBy is rolloutAdmin that, when form is set, also takes the
+// token as the "token" field of a form post (the dashboard's resume and
+// abort buttons). Either way the token is in the request itself, which a
+// cross-site form cannot supply: no cookie ever authorizes.
+func (s *Server) rolloutAdminBy(r *http.Request, form bool) error {
 	if s.rollouts == nil {
 		return httperr.ErrNoRollouts
 	}
 	if httpsafe.Bearer(r, s.adminToken) {
 		return nil
 	}
-	if r.Method == http.MethodPost && isForm(r) {
+	if form && r.Method == http.MethodPost && isForm(r) {
 		r.Body = http.MaxBytesReader(nil, r.Body, 16<<10)
 		if err := r.ParseForm(); err == nil && len(s.adminToken) > 0 && subtle.ConstantTimeCompare([]byte(r.PostForm.Get("token")), s.adminToken) == 1 {
 			return nil
