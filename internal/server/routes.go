@@ -57,6 +57,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle("/evaluations/{id:[0-9]+}", s.handle(s.dash.Evaluation)).Methods(get)
 	r.Handle("/targets/{id:[0-9]+}", s.handle(s.dash.Target)).Methods(get)
 	r.Handle("/hosts", s.handle(s.dash.Hosts)).Methods(get)
+	r.Handle("/rollouts/{id:[0-9]+}", s.handle(s.dash.Rollout)).Methods(get)
 	r.PathPrefix("/static/").Handler(s.handle(s.dash.Static)).Methods(get, http.MethodHead)
 	return r
 }

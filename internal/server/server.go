@@ -148,6 +148,9 @@ func New(d Deps) *Server {
 		hookBudget: httpsafe.NewBudget(l.WebhookBudget), streams: httpsafe.NewSlots(l.MaxStreams), stall: l.StallTimeout,
 		dash: &dashboard.Dashboard{State: d.State, Jobs: d.Jobs, Repositories: d.Config.Repositories, LogDir: d.LogDir, Now: now},
 	}
+	if d.Rollouts != nil {
+		s.dash.Rollouts = d.Rollouts
+	}
 	for i := range d.Config.Repositories {
 		r := &d.Config.Repositories[i]
 		for j := range r.Remotes {

@@ -26,6 +26,7 @@ import (
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/rollout"
 	"github.com/homelab-farm/farm/internal/server/httperr"
 	"github.com/homelab-farm/farm/internal/state"
 )
@@ -56,6 +57,8 @@ type Dashboard struct {
 	Repositories []config.Repository
 	LogDir       string           // build logs, <target id>.log
 	Now          func() time.Time // nil: time.Now
+	// Rollouts are shown on / and /rollouts/{id}; nil: none.
+	Rollouts Rollouts
 }
 
 //go:embed web
@@ -74,7 +77,7 @@ const (
 var (
 	staticFS      = mustSub(webFS, "web/static")
 	staticVersion = hashFS(staticFS)
-	pages         = parsePages("index", "evaluation", "target", "hosts")
+	pages         = parsePages("index", "evaluation", "target", "hosts", "rollout")
 )
 
 func mustSub(f fs.FS, dir string) fs.FS {
@@ -183,7 +186,8 @@ type indexData struct {
 	Evaluations []evalRow
 	Columns     []matrixColumn
 	Rows        []matrixRow
-	More        int // ?n= that shows more, 0 when everything is shown
+	More        int           // ?n= that shows more, 0 when everything is shown
+	Rollouts    []rolloutView // the active ones
 }
 
 // Index is GET /: the recent evaluations and the hosts-by-commits matrix.
@@ -255,6 +259,12 @@ func (d *Dashboard) Index(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	data.Columns, data.Rows = buildMatrix(evals, targets, hosts, dashColumns)
+	if data.Rollouts, err = d.activeRollouts(ctx); err != nil {
+		return err
+	}
+	for _, ro := range data.Rollouts {
+		refresh = refresh || ro.Status == string(rollout.StatusProgressing)
+	}
 	for _, row := range data.Rows {
 		for _, c := range row.Cells {
 			refresh = refresh || (c != nil && live(c.State))
