@@ -260,3 +260,123 @@ func TestReportMovesRolloutsBeforeItsEvent(t *testing.T) {
 type allowAgents struct{}
 
 func (allowAgents) Authorized(string, *http.Request) bool { return true }
+
+// hostsState is fakeState with hosts.
+type hostsState struct {
+	fakeState
+	hosts []state.Host
+}
+
+func (s hostsState) Hosts(context.Context) ([]state.Host, error) { return s.hosts, nil }
+
+// TestRolloutPages: the index lists the active rollouts, /rollouts/{id}
+// shows the waves with each host's outcome (the agent's "waiting for
+// window" and "installed for next boot" for a closure it was offered),
+// why it halted, and resume/abort forms that post the admin token in their
+// body, never in a URL; a form without the token acts on nothing.
+func TestRolloutPages(t *testing.T) {
+	const commit = "0123456789abcdef0123456789abcdef01234567"
+	at := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	ro, err := rollout.New(commit, rollout.KindPush, []rollout.Target{
+		{Host: "stolas", Wave: 0, StorePath: "/nix/store/aaaa-stolas"},
+		{Host: "andras", Wave: 1, StorePath: "/nix/store/bbbb-andras"},
+		{Host: "bael", Wave: 1, StorePath: "/nix/store/cccc-bael"},
+		{Host: "paimon", Wave: 2, StorePath: "/nix/store/dddd-paimon"},
+	}, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro.Hosts["stolas"].OfferedAt, ro.Hosts["stolas"].Outcome = &at, rollout.OutcomeFailed
+	ro.Hosts["andras"].OfferedAt = &at
+	ro.Hosts["bael"].OfferedAt = &at
+	ro.Status, ro.Wave = rollout.StatusHalted, 1
+	ro.Halt = &rollout.Halt{Host: "stolas", Wave: 0, Reason: rollout.HaltFailed, Detail: "health check <sshd> failed", At: at}
+	rec := state.Rollout{ID: 7, Repo: "homelab", State: ro}
+	hosts := []state.Host{
+		{Name: "stolas", DesiredPath: "/nix/store/aaaa-stolas", LastResult: "failed", LastReason: "health check sshd failed"},
+		{Name: "andras", DesiredPath: "/nix/store/bbbb-andras", LastResult: string(farmapi.ResultWaiting)},
+		{Name: "bael", DesiredPath: "/nix/store/cccc-bael", LastResult: string(farmapi.ResultInstalled)},
+	}
+	var resumed []int64
+	fake := fakeRollouts{
+		get: func(id int64) (state.Rollout, error) {
+			if id != 7 {
+				return state.Rollout{}, state.ErrNotFound
+			}
+			return rec, nil
+		},
+		active: func() ([]state.Rollout, error) { return []state.Rollout{rec}, nil },
+		resume: func(id int64) (state.Rollout, error) { resumed = append(resumed, id); return rec, nil },
+	}
+	s := New(Deps{Config: &config.Config{}, Jobs: fakeJobs{}, State: hostsState{hosts: hosts}, Reports: fakeState{},
+		AdminToken: []byte("admin"), Rollouts: fake})
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	code, page := get("/rollouts/7")
+	if code != http.StatusOK {
+		t.Fatalf("GET /rollouts/7 = %d: %s", code, page)
+	}
+	for _, want := range []string{
+		`<span class="badge h-failed">halted</span>`,
+		`Halted in wave 0 by stolas: failed (health check &lt;sshd&gt; failed)`,
+		`data-wave="0"`, `data-wave="1"`, `data-wave="2"`,
+		`<tr data-host="stolas">`, `data-outcome="failed"`, `health check sshd failed`,
+		`data-outcome="waiting for window"`,
+		`data-outcome="installed for next boot"`,
+		`data-outcome="not offered yet"`,
+		`<form class="rollout-action" method="post" action="/api/rollouts/7/resume">`,
+		`<form class="rollout-action" method="post" action="/api/rollouts/7/abort">`,
+		`<input type="password" name="token"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("rollout page lacks %s:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "<sshd>") || strings.Contains(page, "token=") {
+		t.Errorf("rollout page has unescaped text or a token in a URL:\n%s", page)
+	}
+	if code, page := get("/rollouts/9"); code != http.StatusNotFound {
+		t.Errorf("GET /rollouts/9 = %d, want 404: %s", code, page)
+	}
+	code, page = get("/")
+	if code != http.StatusOK || !strings.Contains(page, `<a href="/rollouts/7">7</a>`) || !strings.Contains(page, "halted in wave 0 by stolas") {
+		t.Errorf("GET / = %d, want the rollout listed:\n%s", code, page)
+	}
+
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	post := func(form url.Values) int {
+		t.Helper()
+		resp, err := client.PostForm(srv.URL+"/api/rollouts/7/resume", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(url.Values{}); code != http.StatusUnauthorized {
+		t.Errorf("resume form without a token = %d, want 401", code)
+	}
+	if code := post(url.Values{"token": {"guess"}}); code != http.StatusUnauthorized {
+		t.Errorf("resume form with a wrong token = %d, want 401", code)
+	}
+	if len(resumed) != 0 {
+		t.Fatalf("resumed %v without the token", resumed)
+	}
+	if code := post(url.Values{"token": {"admin"}}); code != http.StatusSeeOther {
+		t.Errorf("resume form = %d, want 303", code)
+	}
+	if len(resumed) != 1 || resumed[0] != 7 {
+		t.Errorf("resumed %v, want [7]", resumed)
+	}
+}
