@@ -3,6 +3,7 @@ package farm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/farm/farmtest"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/server/servertest"
 	"github.com/homelab-farm/farm/internal/state"
+	"github.com/homelab-farm/farm/internal/testenv/fleettest"
 )
 
 // TestFarmRollouts: a served farm runs rollouts: an agent's failed report
@@ -130,5 +133,114 @@ func TestFarmRollouts(t *testing.T) {
 	}
 	if code, body := servertest.Request(t, http.MethodGet, base+"/api/rollouts/"+id, "", ""); code != http.StatusUnauthorized {
 		t.Errorf("GET without the admin token = %d %s", code, body)
+	}
+}
+
+// TestFarmRolloutWaves: with the real nix and the example fleet in waves
+// 0, 1, 1, a push offers the canary first and wave 1 only once the canary
+// switched; a canary failing the next commit halts it with wave 1 on its
+// closure; a fleet rollback to the first commit goes through the waves and
+// ends with every host on that commit's closure with higher seqs.
+func TestFarmRolloutWaves(t *testing.T) {
+	hosts := map[string]fleettest.Host{
+		"alpha": {System: "x86_64-linux", Version: "1", Wave: fleettest.WaveOf(0)},
+		"beta":  {System: "x86_64-linux", Version: "1", Wave: fleettest.WaveOf(1)},
+		"gamma": {System: "x86_64-linux", Version: "1", Wave: fleettest.WaveOf(1)},
+	}
+	f := farmtest.New(t, hosts)
+	f.SetNixEnv(t)
+	for _, h := range []string{"beta", "gamma"} {
+		writeToken(t, filepath.Join(f.Dir, "agents"), h, h+"-token\n")
+	}
+	base, fm, logs := start(t, f.Config(t), Options{})
+	ctx := context.Background()
+	host := func(name string) state.Host {
+		t.Helper()
+		h, err := fm.state.Host(ctx, name)
+		if err != nil && !errors.Is(err, state.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return h
+	}
+	report := func(name string, result farmapi.Result, current string) {
+		t.Helper()
+		body, _ := json.Marshal(farmapi.Report{Current: current, Result: result, Seq: host(name).DesiredSeq})
+		if code, b := servertest.Request(t, http.MethodPost, base+"/api/hosts/"+name+"/report", name+"-token", string(body)); code != http.StatusNoContent {
+			t.Fatalf("report of %s = %d %s", name, code, b)
+		}
+	}
+	push := func(commit, delivery string) map[string]state.Target {
+		t.Helper()
+		status, body := servertest.Post(t, base, farmtest.PushHook(t, commit, delivery))
+		if status != http.StatusAccepted {
+			t.Fatalf("webhook: %d %s", status, body)
+		}
+		return farmtest.ByHost(farmtest.WaitEvaluation(t, base, farmtest.JobID(t, body), 3*time.Minute))
+	}
+
+	c1 := f.Repo.CommitAll(t, "first")
+	v1 := push(c1, "d-1")
+	if got := host("alpha"); got.DesiredPath != v1["alpha"].OutPath {
+		t.Fatalf("canary not offered: %+v\n%s", got, logs)
+	}
+	for _, h := range []string{"beta", "gamma"} {
+		if got := host(h); got.DesiredPath != "" {
+			t.Fatalf("%s offered before the canary reported: %+v", h, got)
+		}
+	}
+	report("alpha", farmapi.ResultSwitched, v1["alpha"].OutPath)
+	for _, h := range []string{"beta", "gamma"} {
+		if got := host(h); got.DesiredPath != v1[h].OutPath || got.DesiredSeq <= host("alpha").DesiredSeq {
+			t.Fatalf("%s after the canary switched: %+v", h, got)
+		}
+		report(h, farmapi.ResultSwitched, v1[h].OutPath)
+	}
+
+	for h, v := range hosts {
+		v.Version = "2"
+		hosts[h] = v
+	}
+	c2 := f.Repo.Commit(t, hosts, "everything v2")
+	v2 := push(c2, "d-2")
+	if got := host("alpha"); got.DesiredPath != v2["alpha"].OutPath {
+		t.Fatalf("canary not offered v2: %+v", got)
+	}
+	before := map[string]uint64{}
+	for _, h := range []string{"alpha", "beta", "gamma"} {
+		before[h] = host(h).DesiredSeq
+	}
+	report("alpha", farmapi.ResultFailed, v1["alpha"].OutPath)
+	active, err := fm.rollouts.ActiveRollouts(ctx)
+	if err != nil || len(active) != 1 || active[0].State.Commit != c2 || active[0].State.Status != "halted" {
+		t.Fatalf("active rollouts after the canary failed v2 = %+v, %v", active, err)
+	}
+	for _, h := range []string{"beta", "gamma"} {
+		if got := host(h); got.DesiredPath != v1[h].OutPath {
+			t.Fatalf("%s left its v1 closure while halted: %+v", h, got)
+		}
+	}
+
+	code, body := servertest.Request(t, http.MethodPost, base+"/api/rollouts", "admin-secret", `{"to":"`+c1[:10]+`"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("rollback = %d %s", code, body)
+	}
+	if got := host("alpha"); got.DesiredPath != v1["alpha"].OutPath || got.DesiredSeq <= before["alpha"] {
+		t.Fatalf("canary after the rollback: %+v", got)
+	}
+	for _, h := range []string{"beta", "gamma"} {
+		if got := host(h); got.DesiredSeq != before[h] {
+			t.Fatalf("%s offered the rollback before the canary: %+v", h, got)
+		}
+	}
+	report("alpha", farmapi.ResultSwitched, v1["alpha"].OutPath)
+	for _, h := range []string{"beta", "gamma"} {
+		got := host(h)
+		if got.DesiredPath != v1[h].OutPath || got.DesiredSeq <= before[h] || got.DesiredCommit != c1 {
+			t.Fatalf("%s after the rollback's canary switched: %+v", h, got)
+		}
+		report(h, farmapi.ResultSwitched, v1[h].OutPath)
+	}
+	if active, err := fm.rollouts.ActiveRollouts(ctx); err != nil || len(active) != 0 {
+		t.Errorf("active rollouts after the rollback = %+v, %v", active, err)
 	}
 }
