@@ -383,9 +383,14 @@ deploy_branch = "main"
 	}
 	waitHost("h2", "switched", d2["h2"])
 	staleManifest := getRaw(t, base+"/api/hosts/h1/manifest") // for a replay, later
-	waitUntil(t, 30*time.Second, "ntfy told of the rollback", func() bool {
-		return strings.Contains(strings.Join(titles(), "\n"), "Deploy rolled back: h1")
+	// The rollback halts the rollout: one notification says so, naming
+	// h1, and none repeats it as a rolled-back deploy.
+	waitUntil(t, 30*time.Second, "ntfy told of the halt", func() bool {
+		return strings.Contains(strings.Join(titles(), "\n"), "Rollout halted: ")
 	})
+	if all := strings.Join(titles(), "\n"); strings.Contains(all, "Deploy rolled back: h1") {
+		t.Errorf("the halt's rollback was told twice:\n%s", all)
+	}
 
 	// 3. h2 sleeps; a push wakes it through Wake-on-LAN.
 	hp["h2"].stop()
@@ -427,9 +432,9 @@ deploy_branch = "main"
 			t.Errorf("%s activations = %v, want %d switches", name, got, want)
 		}
 	}
-	// Notifications: one rollback, one recovery, nothing else.
-	if got, want := strings.Join(titles(), "\n"), "Deploy rolled back: h1\nDeploy recovered: h1"; got != want {
-		t.Errorf("ntfy got:\n%s\nwant:\n%s", got, want)
+	// Notifications: one halt (h1's rollback), one recovery, nothing else.
+	if got := titles(); len(got) != 2 || !strings.HasPrefix(got[0], "Rollout halted: ") || got[1] != "Deploy recovered: h1" {
+		t.Errorf("ntfy got:\n%s\nwant:\nRollout halted: …\nDeploy recovered: h1", strings.Join(got, "\n"))
 	}
 
 	// More rounds of cached pushes for scripts/bench-deploy.

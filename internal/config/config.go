@@ -71,6 +71,10 @@ type Serve struct {
 	WebhookBudget int64
 	MaxStreams    int
 	StallTimeout  time.Duration
+	// Rollouts: how long a wave may take before the rollout halts, and how
+	// long an offered host may stay silent before it counts as asleep.
+	RolloutGateTimeout time.Duration
+	RolloutAsleepAfter time.Duration
 }
 
 // DefaultServe are the defaults of the serve flags.
@@ -78,6 +82,7 @@ func DefaultServe() Serve {
 	return Serve{
 		Workers: 1, FlakeDir: "nix", MaxSilent: 30 * time.Minute, BuildTimeout: 4 * time.Hour,
 		ManifestTTL: 72 * time.Hour, MaxStreams: DefaultMaxStreams, StallTimeout: DefaultStallTimeout,
+		RolloutGateTimeout: 30 * time.Minute, RolloutAsleepAfter: 2 * time.Hour,
 	}
 }
 
@@ -360,6 +365,9 @@ func (c *Config) check(lines lineIndex) error {
 func (c *Config) Validate() error {
 	if err := checkDeploySigner(c.DeployKeyFile, c.Serve.DeploySigner); err != nil {
 		return err
+	}
+	if c.Serve.RolloutGateTimeout < 0 || c.Serve.RolloutAsleepAfter < 0 {
+		return fmt.Errorf("--rollout-gate-timeout %v, --rollout-asleep-after %v: want 0 (none) or more", c.Serve.RolloutGateTimeout, c.Serve.RolloutAsleepAfter)
 	}
 	if c.Serve.ManifestTTL < time.Minute {
 		return fmt.Errorf("--manifest-ttl %v: want at least a minute", c.Serve.ManifestTTL)

@@ -107,4 +107,8 @@ func (s *Serve) register(fs *cli.FlagSet) {
 		"open /api/events and log-follow streams at once; beyond, 503")
 	fs.DurationVar(&s.StallTimeout, "stall-timeout", s.StallTimeout,
 		"drop a client when one write to it blocks this `long` (streams, cache downloads, logs)")
+	fs.DurationVar(&s.RolloutGateTimeout, "rollout-gate-timeout", s.RolloutGateTimeout,
+		"halt a rollout when a wave's hosts have not all passed this `long` after their offer; 0: wait forever")
+	fs.DurationVar(&s.RolloutAsleepAfter, "rollout-asleep-after", s.RolloutAsleepAfter,
+		"an offered host silent this `long` counts as asleep (its fleet setting says whether its wave waits); 0: never")
 }

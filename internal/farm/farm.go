@@ -62,6 +62,7 @@ type Farm struct {
 	pool        *pipeline.Pool
 	events      *eventWriter
 	collectors  collectors
+	rollouts    *pipeline.Rollouts
 }
 
 // Open wires the farm of cfg (checked with cfg.Validate first): it makes
@@ -170,7 +171,8 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (f *Farm, err e
 			log.Warn(w)
 		}
 	}
-	f = &Farm{cfg: cfg, log: log, queue: q, state: st, pipeline: p, metrics: m,
+	p.Rollouts = newRollouts(cfg, p, st, nixClient, backend)
+	f = &Farm{cfg: cfg, log: log, queue: q, state: st, pipeline: p, metrics: m, rollouts: p.Rollouts,
 		agentTokens: server.NewAgentTokens(cfg.Serve.AgentTokensDir, log), events: newEventWriter(st, log)}
 	process := opts.Process
 	if process == nil {
@@ -189,7 +191,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (f *Farm, err e
 	f.server = server.New(server.Deps{
 		Config: cfg, Jobs: q, State: st, Reports: st, Manifests: p, Cache: backend,
 		Metrics: m.Handler(), Events: f.events, AdminToken: admin, Agents: f.agentTokens,
-		LogDir: p.LogDir, Diffs: st, Log: log, CacheHistory: st,
+		LogDir: p.LogDir, Diffs: st, Log: log, CacheHistory: st, Rollouts: p.Rollouts,
 		Limits: server.Limits{WebhookBudget: cfg.Serve.WebhookBudget, MaxStreams: cfg.Serve.MaxStreams, StallTimeout: cfg.Serve.StallTimeout},
 		OnQueued: func(queue.EnqueueResult) {
 			select {
@@ -215,8 +217,8 @@ const DrainTimeout = 10 * time.Second
 
 // Run serves the farm on ln and runs its workers, the event writer, the
 // daily pruning of webhook delivery ids, the reload of agent tokens on
-// SIGHUP, the scheduled cache collection and the store collector until ctx
-// ends; then it drains the HTTP server and then the
+// SIGHUP, the rollouts' ticker, the scheduled cache collection and the
+// store collector until ctx ends; then it drains the HTTP server and then the
 // workers (a job in progress is released back to the queue), each bounded
 // by DrainTimeout, and returns once every goroutine it started stopped
 // (or the drain timed out, which is logged).
@@ -230,6 +232,7 @@ func (f *Farm) Run(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { reloadOnHangup(workCtx, f.agentTokens) })
 	wg.Go(func() { f.collectors.runCache(workCtx, f.log) })
 	wg.Go(func() { f.collectors.runStore(workCtx, f.log) })
+	wg.Go(func() { tickRollouts(workCtx, f.rollouts, rolloutTick, f.log) })
 
 	f.log.Info("listening", logAddr, ln.Addr().String(), logWorkers, f.pool.Workers)
 	serveErr := httpserve.Serve(ctx, ln, f.server.Handler(), httpserve.Options{

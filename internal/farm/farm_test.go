@@ -656,7 +656,7 @@ func TestBuilderRenewsManifest(t *testing.T) {
 	}
 }
 
-func writeToken(t *testing.T, dir, host, token string) {
+func writeToken(t testing.TB, dir, host, token string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, host), []byte(token), 0o600); err != nil {
 		t.Fatal(err)

@@ -40,6 +40,9 @@ type RolloutHaltedData struct {
 	Host    string `json:"host"`
 	Reason  string `json:"reason"` // "failed", "rolled back" or "timeout"
 	Detail  string `json:"detail,omitempty"`
+	// Seq is the halting host's manifest seq: its report on that manifest
+	// is the reason of the halt, told of by this event alone.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // RollbackRequest is the body of POST /api/rollouts (admin token): roll

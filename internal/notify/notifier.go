@@ -112,6 +112,10 @@ type state struct {
 	// Waking maps the hosts told of a new desired closure (poked, woken)
 	// to its seq until they report it: a restart takes the wakes up again.
 	Waking map[string]uint64 `json:"waking,omitempty"`
+	// Halted maps the hosts that halted a rollout to the seq of the
+	// manifest they halted it on: the halt was told of, so their failed
+	// report of that seq is not told of again.
+	Halted map[string]uint64 `json:"halted,omitempty"`
 	// InFlight is the event whose notification was being published when
 	// this state was written; the rest of the state is from before that
 	// event. It is cleared when the event is recorded as handled.
@@ -291,7 +295,7 @@ func (n *Notifier) Handle(ctx context.Context, ev Event) error {
 }
 
 func (s state) clone() state {
-	c := state{Cursor: s.Cursor, Failing: map[string]string{}, Evals: map[int64]evalInfo{}, Waking: map[string]uint64{}, InFlight: s.InFlight}
+	c := state{Cursor: s.Cursor, Failing: map[string]string{}, Evals: map[int64]evalInfo{}, Waking: map[string]uint64{}, Halted: maps.Clone(s.Halted), InFlight: s.InFlight}
 	maps.Copy(c.Waking, s.Waking)
 	for k, v := range s.Failing {
 		c.Failing[k] = v

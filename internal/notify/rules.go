@@ -91,7 +91,9 @@ type hostSeq struct {
 //   - A new desired closure for a host that is poked or woken asks for a
 //     wake, which the host's report of that seq (or a newer one) ends.
 //   - A rollout that halts is told of once (the builder appends one event
-//     per halt).
+//     per halt, before the halting host's report): that host's failed or
+//     rolled-back report of the manifest it halted on is then not told of
+//     again, though it still counts as a failure whose end is a recovery.
 func decide(r rules, s state, ev Event) (state, decision, error) {
 	next := s.clone()
 	var d decision
@@ -144,6 +146,12 @@ func decide(r rules, s state, ev Event) (state, decision, error) {
 		var h farmapi.RolloutHaltedData
 		if h, err = decode[farmapi.RolloutHaltedData](ev); err == nil {
 			d.msg = rolloutHalted(r, h)
+			if h.Host != "" && h.Seq != 0 {
+				if next.Halted == nil {
+					next.Halted = map[string]uint64{}
+				}
+				next.Halted[h.Host] = h.Seq
+			}
 		}
 	case farmapi.HostReport:
 		var h farmapi.HostReportData
@@ -238,6 +246,10 @@ func hostReport(r rules, s *state, d farmapi.HostReportData) *Message {
 		delete(s.Waking, d.Host)
 	}
 	key := "deploy:" + d.Host
+	haltedOn, halted := s.Halted[d.Host]
+	if halted && d.Seq != haltedOn {
+		delete(s.Halted, d.Host) // a report of another manifest: the halt is behind
+	}
 	switch d.Result {
 	case farmapi.ResultRolledBack, farmapi.ResultFailed:
 		why := string(d.Result) + ": " + d.Reason
@@ -245,6 +257,9 @@ func hostReport(r rules, s *state, d farmapi.HostReportData) *Message {
 			return nil // the same failure again: told already
 		}
 		s.Failing[key] = why
+		if halted && d.Seq == haltedOn {
+			return nil // the rollout's halt told of it
+		}
 		title := "Deploy failed: " + d.Host
 		if d.Result == farmapi.ResultRolledBack {
 			title = "Deploy rolled back: " + d.Host

@@ -279,3 +279,103 @@ func orEmpty[V any](m map[string]V) map[string]V {
 	}
 	return m
 }
+
+// TestRolloutHaltToldOnce: a halt is the one notification of the halting
+// host's failed report of that manifest; the failure is still recorded,
+// so the host's next good report is a recovery, while other hosts' and
+// other manifests' failures are told of as before.
+func TestRolloutHaltToldOnce(t *testing.T) {
+	const commit = "0123456789abcdef0123456789abcdef01234567"
+	event := func(typ farmapi.EventType, data any) Event {
+		b, err := json.Marshal(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Event{ID: 9, Type: typ, Data: b}
+	}
+	halt := func(host string, seq uint64) Event {
+		return event(farmapi.RolloutHalted, farmapi.RolloutHaltedData{Rollout: 4, Repo: "fleet", Commit: commit, Kind: "push",
+			Wave: 0, Host: host, Reason: "failed", Detail: host + " failed", Seq: seq})
+	}
+	report := func(host string, r farmapi.Result, reason string, seq uint64) Event {
+		return event(farmapi.HostReport, farmapi.HostReportData{Host: host, Report: farmapi.Report{Current: "/nix/store/aaaa-" + host, Result: r, Reason: reason, Seq: seq}})
+	}
+	tests := []struct {
+		name       string
+		events     []Event
+		wantTitles []string // one per event, "" for none
+	}{
+		{
+			name: "the halting report is not told again, its recovery is",
+			events: []Event{
+				halt("stolas", 5),
+				report("stolas", farmapi.ResultFailed, "health check failed", 5),
+				report("stolas", farmapi.ResultFailed, "health check failed", 5),
+				report("stolas", farmapi.ResultSwitched, "", 6),
+			},
+			wantTitles: []string{"Rollout halted: fleet 0123456789ab", "", "", "Deploy recovered: stolas"},
+		},
+		{
+			name: "a rolled-back halting report",
+			events: []Event{
+				halt("stolas", 5),
+				report("stolas", farmapi.ResultRolledBack, "unit failed", 5),
+			},
+			wantTitles: []string{"Rollout halted: fleet 0123456789ab", ""},
+		},
+		{
+			name: "another host's failure is told",
+			events: []Event{
+				halt("stolas", 5),
+				report("andras", farmapi.ResultFailed, "disk full", 5),
+			},
+			wantTitles: []string{"Rollout halted: fleet 0123456789ab", "Deploy failed: andras"},
+		},
+		{
+			name: "a failure on a later manifest is told",
+			events: []Event{
+				halt("stolas", 5),
+				report("stolas", farmapi.ResultFailed, "health check failed", 5),
+				report("stolas", farmapi.ResultFailed, "out of space", 7),
+			},
+			wantTitles: []string{"Rollout halted: fleet 0123456789ab", "", "Deploy failed: stolas"},
+		},
+		{
+			name: "a second halt on the next manifest is told, its report is not",
+			events: []Event{
+				halt("stolas", 5),
+				report("stolas", farmapi.ResultFailed, "health check failed", 5),
+				halt("stolas", 7),
+				report("stolas", farmapi.ResultFailed, "out of space", 7),
+			},
+			wantTitles: []string{"Rollout halted: fleet 0123456789ab", "", "Rollout halted: fleet 0123456789ab", ""},
+		},
+		{
+			name: "without a halt the failure is told",
+			events: []Event{
+				report("stolas", farmapi.ResultFailed, "health check failed", 5),
+			},
+			wantTitles: []string{"Deploy failed: stolas"},
+		},
+	}
+	r := newRules(Config{PublicURL: "https://farm.example"}, "", "")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := state{Failing: map[string]string{}, Evals: map[int64]evalInfo{}, Waking: map[string]uint64{}}
+			for i, ev := range tt.events {
+				next, d, err := decide(r, s, ev)
+				if err != nil {
+					t.Fatalf("event %d: %v", i, err)
+				}
+				got := ""
+				if d.msg != nil {
+					got = d.msg.Title
+				}
+				if got != tt.wantTitles[i] {
+					t.Errorf("event %d (%s): title = %q, want %q", i, ev.Type, got, tt.wantTitles[i])
+				}
+				s = next
+			}
+		})
+	}
+}

@@ -545,9 +545,15 @@ func (r *Rollouts) step(ctx context.Context, tx state.RolloutTx, rec *state.Roll
 	case after == rollout.StatusHalted:
 		tr.halted = true
 		h := rec.State.Halt
+		var seq uint64
+		if hs, herr := tx.Host(ctx, h.Host); herr == nil {
+			seq = hs.DesiredSeq
+		} else if !errors.Is(herr, state.ErrNotFound) {
+			return transition{}, herr
+		}
 		err = tx.Append(string(farmapi.RolloutHalted), farmapi.RolloutHaltedData{
 			Rollout: rec.ID, Repo: rec.Repo, Commit: rec.State.Commit, Kind: string(rec.State.Kind),
-			Wave: h.Wave, Host: h.Host, Reason: string(h.Reason), Detail: h.Detail,
+			Wave: h.Wave, Host: h.Host, Reason: string(h.Reason), Detail: h.Detail, Seq: seq,
 		})
 	case before == rollout.StatusHalted && after == rollout.StatusProgressing:
 		tr.resumed = true

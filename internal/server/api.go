@@ -254,6 +254,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) error {
 	if err := s.reports.Report(r.Context(), host, rep.Current, string(rep.Result), rep.Reason); err != nil {
 		return err
 	}
+	s.reportToRollouts(r.Context(), host, rep)
 	if _, err := s.reports.Append(r.Context(), string(farmapi.HostReport), farmapi.HostReportData{Host: host, Report: rep}); err != nil {
 		return err
 	}

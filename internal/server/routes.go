@@ -38,6 +38,11 @@ func (s *Server) routes() *mux.Router {
 	r.Handle("/api/hosts/{host}", s.handle(s.host)).Methods(get)
 	r.Handle("/api/events", s.handle(s.eventStream)).Methods(get)
 	r.Handle("/api/cache", s.handle(s.cacheSummary)).Methods(get)
+	r.Handle("/api/rollouts", s.handle(s.listRollouts)).Methods(get)
+	r.Handle("/api/rollouts", s.handle(s.rollback)).Methods(post)
+	r.Handle("/api/rollouts/{id:[0-9]+}", s.handle(s.getRollout)).Methods(get)
+	r.Handle("/api/rollouts/{id:[0-9]+}/resume", s.handle(s.resumeRollout)).Methods(post)
+	r.Handle("/api/rollouts/{id:[0-9]+}/abort", s.handle(s.abortRollout)).Methods(post)
 
 	// Agents.
 	r.Handle("/api/hosts/{host}/manifest", s.handle(s.manifest)).Methods(get)
@@ -55,6 +60,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle("/targets/{id:[0-9]+}", s.handle(s.dash.Target)).Methods(get)
 	r.Handle("/hosts", s.handle(s.dash.Hosts)).Methods(get)
 	r.Handle("/cache", s.handle(s.dash.Cache)).Methods(get)
+	r.Handle("/rollouts/{id:[0-9]+}", s.handle(s.dash.Rollout)).Methods(get)
 	r.PathPrefix("/static/").Handler(s.handle(s.dash.Static)).Methods(get, http.MethodHead)
 	return r
 }

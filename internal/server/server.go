@@ -93,9 +93,12 @@ type Deps struct {
 	// CacheHistory gives /cache and /api/cache the cache's collections;
 	// nil answers 404 there.
 	CacheHistory dashboard.CacheHistory
-	Limits       Limits
-	Log          *slog.Logger
-	Now          func() time.Time // nil: time.Now
+	// Rollouts takes agents' reports and serves /api/rollouts (admin
+	// token); nil: no rollouts, those routes answer 404.
+	Rollouts Rollouts
+	Limits   Limits
+	Log      *slog.Logger
+	Now      func() time.Time // nil: time.Now
 }
 
 // Server is the builder's HTTP surface over Deps.
@@ -113,6 +116,7 @@ type Server struct {
 	agents     AgentAuth
 	logDir     string
 	diffs      Diffs
+	rollouts   Rollouts
 	log        *slog.Logger
 	now        func() time.Time
 	remotes    []remote
@@ -149,11 +153,14 @@ func New(d Deps) *Server {
 	s := &Server{
 		cfg: d.Config, jobs: d.Jobs, state: d.State, reports: d.Reports, manifests: d.Manifests,
 		cache: d.Cache, metrics: d.Metrics, events: d.Events, onQueued: d.OnQueued,
-		adminToken: d.AdminToken, agents: d.Agents, logDir: d.LogDir, diffs: d.Diffs, log: log, now: now,
+		adminToken: d.AdminToken, agents: d.Agents, logDir: d.LogDir, diffs: d.Diffs, rollouts: d.Rollouts, log: log, now: now,
 		hookBudget: httpsafe.NewBudget(l.WebhookBudget), streams: httpsafe.NewSlots(l.MaxStreams), stall: l.StallTimeout,
 		dash: &dashboard.Dashboard{State: d.State, Jobs: d.Jobs, Repositories: d.Config.Repositories, LogDir: d.LogDir, Diffs: d.Diffs, Now: now,
 			CacheHistory: d.CacheHistory},
 		cacheHistory: d.CacheHistory,
+	}
+	if d.Rollouts != nil {
+		s.dash.Rollouts = d.Rollouts
 	}
 	for i := range d.Config.Repositories {
 		r := &d.Config.Repositories[i]

@@ -27,6 +27,7 @@ import (
 	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/rollout"
 	"github.com/homelab-farm/farm/internal/server/httperr"
 	"github.com/homelab-farm/farm/internal/state"
 	"github.com/homelab-farm/farm/internal/svgplot"
@@ -61,6 +62,8 @@ type Dashboard struct {
 	Now          func() time.Time // nil: time.Now
 	// CacheHistory gives the cache page its history; nil: no such page.
 	CacheHistory CacheHistory
+	// Rollouts are shown on / and /rollouts/{id}; nil: none.
+	Rollouts Rollouts
 }
 
 //go:embed web
@@ -79,7 +82,7 @@ const (
 var (
 	staticFS      = mustSub(webFS, "web/static")
 	staticVersion = hashFS(staticFS)
-	pages         = parsePages("index", "evaluation", "target", "hosts", "cache")
+	pages         = parsePages("index", "evaluation", "target", "hosts", "cache", "rollout")
 )
 
 func mustSub(f fs.FS, dir string) fs.FS {
@@ -195,6 +198,7 @@ type indexData struct {
 	More        int // ?n= that shows more, 0 when everything is shown
 	// Summaries are the matrix cells' closure diff summaries, by target.
 	Summaries map[int64]string
+	Rollouts  []rolloutView // the active ones
 }
 
 // Index is GET /: the recent evaluations and the hosts-by-commits matrix.
@@ -268,6 +272,12 @@ func (d *Dashboard) Index(w http.ResponseWriter, r *http.Request) error {
 	data.Columns, data.Rows = buildMatrix(evals, targets, hosts, dashColumns)
 	if data.Summaries, err = d.cellSummaries(ctx, data.Rows); err != nil {
 		return err
+	}
+	if data.Rollouts, err = d.activeRollouts(ctx); err != nil {
+		return err
+	}
+	for _, ro := range data.Rollouts {
+		refresh = refresh || ro.Status == string(rollout.StatusProgressing)
 	}
 	for _, row := range data.Rows {
 		for _, c := range row.Cells {

@@ -86,3 +86,19 @@ func InvalidCommit(c string) *Error {
 	return New(http.StatusBadRequest, "commit "+strconv.Quote(c)+
 		" is not a full commit id (40 or 64 hex digits); to build a branch's head, give the branch and no commit")
 }
+
+// The rollout API's messages.
+var (
+	ErrBadRolloutID     = New(http.StatusBadRequest, "bad rollout id")
+	ErrNoRollout        = New(http.StatusNotFound, "no such rollout")
+	ErrNoRollouts       = New(http.StatusNotFound, "this builder does not run rollouts")
+	ErrRolloutNotHalted = New(http.StatusConflict, "the rollout is not halted: only a halted rollout can be resumed")
+	ErrRolloutEnded     = New(http.StatusConflict, "the rollout has ended already")
+)
+
+// RollbackRefused is the 409 of a rollback the builder refuses: msg says
+// why (a commit never deployed, an unknown host, a closure no longer in
+// the binary cache).
+func RollbackRefused(msg string) *Error {
+	return New(http.StatusConflict, msg)
+}

@@ -1,7 +1,8 @@
 # The example fleet, needing no nixpkgs: each host's system closure is a
 # plain derivation at config.system.build.toplevel, as nixosSystem and
 # darwinSystem would make it. hosts.json says which hosts exist, their
-# system and a version string to change one host at a time.
+# system and a version string to change one host at a time, and, if any
+# host has a wave, the rollout settings of farm.deploy.
 {
   outputs = { self }:
     let
@@ -28,9 +29,19 @@
         else { config.system.build.toplevel = toplevel name h; };
       of = kind: builtins.listToAttrs (map (n: { name = n; value = host n hosts.${n}; })
         (builtins.filter (n: (hosts.${n}.kind or "nixos") == kind) (builtins.attrNames hosts)));
+      # farm.deploy (the shape of nix/lib/deploy.nix) only when a host sets
+      # a wave: a fleet without one deploys every host at once.
+      waved = builtins.any (n: hosts.${n} ? wave) (builtins.attrNames hosts);
+      deploy = builtins.mapAttrs (n: h: {
+        wave = h.wave or 0;
+        window = h.window or "always";
+        outsideWindow = h.outsideWindow or "boot";
+        idleMinutes = 15;
+        asleep = h.asleep or "wait";
+      }) hosts;
     in
     {
       nixosConfigurations = of "nixos";
       darwinConfigurations = of "darwin";
-    };
+    } // (if waved then { farm.deploy = deploy; } else { });
 }

@@ -29,7 +29,19 @@ type Host struct {
 	// shell loop, about a million a second): unlike Sleep, it takes longer
 	// when builds share a core.
 	Work int `json:"work,omitempty"`
+	// Wave puts the host in a rollout wave; when any host has one, the
+	// flake has a farm.deploy output listing every host (wave 0 unless
+	// set). Window ("always", "when-idle", "HH:MM-HH:MM"), OutsideWindow
+	// ("boot", "wait") and Asleep ("wait", "skip") go there too; empty: the
+	// defaults of nix/lib/deploy.nix.
+	Wave          *int   `json:"wave,omitempty"`
+	Window        string `json:"window,omitempty"`
+	OutsideWindow string `json:"outsideWindow,omitempty"`
+	Asleep        string `json:"asleep,omitempty"`
 }
+
+// WaveOf returns a wave number for Host.Wave.
+func WaveOf(n int) *int { return &n }
 
 // Repo is an example fleet repository.
 type Repo struct {
