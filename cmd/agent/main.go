@@ -3,9 +3,11 @@
 // it and after a resume from sleep; it applies a valid, newer manifest
 // (realise from the farm's cache, set the system profile,
 // switch-to-configuration, health checks, roll back to exactly the previous
-// system on failure) and reports the outcome to the builder.
+// system on failure) and reports the outcome to the builder. A switch happens
+// only in the host's maintenance window (--window); outside it the closure is
+// installed for the next boot (--outside-window boot) or waits.
 //
-//	agent --builder-url URL --host NAME --deploy-public-key-file FILE \
+//	agent --builder-url URL[,URL…] --host NAME --deploy-public-key-file FILE \
 //	      --cache-url URL --cache-public-key KEY [--token-file FILE] …
 package main
 
@@ -22,7 +24,9 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/agent"
+	"github.com/homelab-farm/farm/internal/agent/window"
 	"github.com/homelab-farm/farm/internal/cli"
+	"github.com/homelab-farm/farm/internal/failover"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/httpserve"
 	"github.com/homelab-farm/farm/internal/nix"
@@ -34,24 +38,28 @@ func main() { cli.Main("agent", run) }
 
 // options are the parsed flags.
 type options struct {
-	builderURL, host, tokenFile, deployKeyFile, cacheURL, cacheKey string
-	interval, healthTimeout, switchTimeout, clockSkew              time.Duration
-	keep                                                           int
-	switchMode                                                     string
-	healthChecks                                                   []string
-	systemdHealth                                                  bool
-	currentSystem, profile, store, stateDir                        string
-	listen, pokeTokenFile                                          string
-	suspendAfterWake                                               bool
-	suspendCommand                                                 string
-	once                                                           bool
-	logLevel                                                       *slog.LevelVar
+	builderURLs                                        failover.URLs
+	host, tokenFile, deployKeyFile, cacheURL, cacheKey string
+	interval, healthTimeout, switchTimeout, clockSkew  time.Duration
+	keep                                               int
+	switchMode                                         string
+	healthChecks                                       []string
+	systemdHealth                                      bool
+	currentSystem, profile, store, stateDir            string
+	listen, pokeTokenFile                              string
+	suspendAfterWake                                   bool
+	suspendCommand                                     string
+	once                                               bool
+	window                                             *window.Flags
+	logLevel                                           *slog.LevelVar
 }
 
 func parseFlags(args []string, getenv func(string) string, stdout, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := cli.NewFlagSet("agent", "AGENT", getenv, stdout, stderr)
-	fs.StringVar(&o.builderURL, "builder-url", "", "the builder's `URL`")
+	fs.Var(&o.builderURLs, "builder-url", "string", cli.Whole, "comma-separated",
+		"the builder's `URL`; repeatable, or comma-separated: several instances of one farm, tried in turn when one fails")
+	fs.EnvAlias("builder-url", "AGENT_BUILDER_URL", "", nil)
 	fs.StringVar(&o.host, "host", "", "the `name` the farm knows this host by (default the hostname)")
 	fs.SecretFileVar(&o.tokenFile, "token-file", "`file` with the host's API token for reports (none: no reports)")
 	fs.StringVar(&o.deployKeyFile, "deploy-public-key-file", "", "`file` with the farm's deploy public key(s), one per line")
@@ -60,7 +68,8 @@ func parseFlags(args []string, getenv func(string) string, stdout, stderr io.Wri
 	fs.StringVar(&o.cacheKey, "cache-public-key", "", "the cache's public `key`, the only one trusted")
 	fs.DurationVar(&o.interval, "interval", 24*time.Hour, "time between checks")
 	fs.IntVar(&o.keep, "keep-generations", 5, "system profile generations kept")
-	fs.StringVar(&o.switchMode, "switch-mode", agent.ModeSwitch, "switch (activate now) or boot (at next boot)")
+	fs.StringVar(&o.switchMode, "switch-mode", agent.ModeSwitch, "switch (activate now, when --window allows) or boot (always at next boot only)")
+	o.window = window.RegisterFlags(fs)
 	fs.StringsVar(&o.healthChecks, "health-check", cli.Lines, "one per line", "shell `command` that must succeed after a switch; repeatable")
 	fs.DurationVar(&o.healthTimeout, "health-timeout", 2*time.Minute, "time each health check may take")
 	fs.BoolVar(&o.systemdHealth, "systemd-health", true, "where systemd runs, fail a switch after which units have failed that had not before")
@@ -73,7 +82,7 @@ func parseFlags(args []string, getenv func(string) string, stdout, stderr io.Wri
 	fs.SecretFileVar(&o.pokeTokenFile, "poke-token-file", "`file` with the token pokes must carry")
 	fs.BoolVar(&o.suspendAfterWake, "suspend-after-wake", false, "suspend again after an update a Wake-on-LAN started")
 	fs.StringVar(&o.suspendCommand, "suspend-command", "systemctl suspend", "`command` that suspends the host")
-	fs.BoolVar(&o.once, "once", false, "check once and exit; non-zero unless up to date or switched")
+	fs.BoolVar(&o.once, "once", false, "check once and exit; non-zero unless up to date, switched, installed for boot or waiting for the window")
 	o.logLevel = fs.LogLevel()
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -113,10 +122,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return err
 		}
-		if out.Result != farmapi.ResultSwitched && out.Result != farmapi.ResultUpToDate {
-			return fmt.Errorf("%s: %s", out.Result, out.Reason)
+		switch out.Result {
+		case farmapi.ResultSwitched, farmapi.ResultUpToDate, farmapi.ResultInstalled, farmapi.ResultWaiting:
+			return nil
 		}
-		return nil
+		return fmt.Errorf("%s: %s", out.Result, out.Reason)
 	}
 
 	pokes := make(chan agent.Poke, 1)
@@ -156,12 +166,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // config turns the flags into the agent's configuration, reading the files
 // they name.
 func (o *options) config() (agent.Config, error) {
+	policy, err := o.window.Policy()
+	if err != nil {
+		return agent.Config{}, err
+	}
 	cfg := agent.Config{
-		Host: o.host, BuilderURL: o.builderURL, CacheURL: o.cacheURL, CacheKey: strings.TrimSpace(o.cacheKey),
+		Host: o.host, BuilderURLs: o.builderURLs, CacheURL: o.cacheURL, CacheKey: strings.TrimSpace(o.cacheKey),
 		SwitchMode: o.switchMode, HealthChecks: o.healthChecks, HealthTimeout: o.healthTimeout,
 		SystemdHealth: o.systemdHealth && systemdRuns(), KeepGenerations: o.keep, CurrentSystem: o.currentSystem,
 		Profile: o.profile, Store: o.store, StateDir: o.stateDir, SwitchTimeout: o.switchTimeout,
-		ClockSkew: o.clockSkew,
+		ClockSkew: o.clockSkew, Window: policy,
 	}
 	if o.tokenFile != "" {
 		tok, err := secretfile.Read(o.tokenFile, "token")

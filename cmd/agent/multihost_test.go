@@ -345,7 +345,7 @@ deploy_branch = "main"
 	if err != nil {
 		t.Fatal(err)
 	}
-	nt, err := notify.New(notify.Options{Config: ncfg, BuilderURL: base, StateDir: filepath.Join(dir, "notifier"),
+	nt, err := notify.New(notify.Options{Config: ncfg, BuilderURLs: []string{base}, StateDir: filepath.Join(dir, "notifier"),
 		Publisher: pub, PokeToken: "mh-poke-token", PollEvery: 200 * time.Millisecond, MagicEvery: 2 * time.Second,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/homelab-farm/farm/internal/config"
+	"github.com/homelab-farm/farm/internal/server/servertest"
 )
 
 // BenchmarkWebhookBurst posts bursts of 20 concurrent unsigned 20 MiB
@@ -27,12 +30,12 @@ func BenchmarkWebhookBurst(b *testing.B) {
 		name   string
 		budget int64
 	}{
-		{"budget=default", defaultWebhookBudget},
+		{"budget=default", config.DefaultWebhookBudget},
 		{"budget=unbounded", 1 << 40},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			dir := b.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "gh"), ghSecret, 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, "gh"), servertest.GHSecret, 0o600); err != nil {
 				b.Fatal(err)
 			}
 			cfg := filepath.Join(dir, "builder.toml")

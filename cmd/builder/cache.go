@@ -14,6 +14,7 @@ import (
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/cache/cacheurl"
 	"github.com/homelab-farm/farm/internal/cli"
+	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/httpsafe"
 	"github.com/homelab-farm/farm/internal/httpserve"
 	"github.com/homelab-farm/farm/internal/nix"
@@ -166,7 +167,7 @@ func runCacheServe(ctx context.Context, args []string, getenv func(string) strin
 	fs := cli.NewFlagSet("builder cache serve", "BUILDER", getenv, stdout, stderr)
 	cacheURL := fs.String("cache", "", "cache `URL`")
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` to serve on")
-	stall := fs.Duration("stall-timeout", defaultStallTimeout,
+	stall := fs.Duration("stall-timeout", config.DefaultStallTimeout,
 		"drop a client when one write to it blocks this `long`; a download as a whole has no limit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -220,4 +221,9 @@ func ticker(interval time.Duration, f func()) (stop func()) {
 		}
 	}()
 	return func() { t.Stop(); close(quit); <-finished }
+}
+
+// cacheHandler serves the cache read-only under /nix-cache/.
+func cacheHandler(b cache.Backend, stall time.Duration) http.Handler {
+	return http.StripPrefix("/nix-cache", cache.NewHandlerWith(b, cache.HandlerOptions{StallTimeout: stall}))
 }

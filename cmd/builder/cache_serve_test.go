@@ -11,6 +11,7 @@ import (
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/cache/file"
+	"github.com/homelab-farm/farm/internal/testenv"
 )
 
 // TestCacheServe: `builder cache serve` answers with nosniff everywhere,
@@ -43,12 +44,12 @@ func TestCacheServe(t *testing.T) {
 	})
 	addrRE := regexp.MustCompile(`at (http://\S+)/nix-cache/`)
 	var base string
-	waitFor(t, "cache serve to listen", func() bool {
+	testenv.Eventually(t, 10*time.Second, func() bool {
 		if m := addrRE.FindStringSubmatch(out.String()); m != nil {
 			base = m[1]
 		}
 		return base != ""
-	})
+	}, "cache serve to listen")
 	for _, tc := range []struct {
 		path string
 		want int

@@ -61,30 +61,3 @@ func TestEnvErrors(t *testing.T) {
 		}
 	}
 }
-
-// The old BUILDER_EVAL_MEMORY_MB (MiB) still works, and means what
-// --eval-memory (bytes or a size) means.
-func TestEvalMemoryUnits(t *testing.T) {
-	tests := []struct {
-		args []string
-		env  map[string]string
-		want int64
-	}{
-		{nil, nil, 0},
-		{nil, map[string]string{"BUILDER_EVAL_MEMORY_MB": "3072"}, 3 << 30},
-		{nil, map[string]string{"BUILDER_EVAL_MEMORY": "3GiB"}, 3 << 30},
-		{[]string{"--eval-memory", "3221225472"}, nil, 3 << 30},
-		{[]string{"--eval-memory", "2GiB"}, map[string]string{"BUILDER_EVAL_MEMORY_MB": "3072"}, 2 << 30},
-	}
-	for _, tt := range tests {
-		var ff farmFlags
-		fs := cli.NewFlagSet("builder serve", "BUILDER", mapEnv(tt.env), io.Discard, io.Discard)
-		ff.register(fs)
-		if err := fs.Parse(tt.args); err != nil {
-			t.Fatalf("%v %v: %v", tt.args, tt.env, err)
-		}
-		if ff.evalMemory != tt.want {
-			t.Errorf("%v %v: eval memory %d, want %d", tt.args, tt.env, ff.evalMemory, tt.want)
-		}
-	}
-}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/farm/farmtest"
+	"github.com/homelab-farm/farm/internal/server/servertest"
 	"github.com/homelab-farm/farm/internal/testenv/fleettest"
 )
 
@@ -25,8 +27,8 @@ func BenchmarkFleet(b *testing.B) {
 		}
 		for _, mode := range []string{"cold", "cached"} {
 			b.Run(fmt.Sprintf("hosts=%d/%s", n, mode), func(b *testing.B) {
-				f := newFarmSetup(b, hosts)
-				proc := startBuilderProcessEnv(b, append(os.Environ(), f.nixEnv...), f.args()...)
+				f := farmtest.New(b, hosts)
+				proc := startBuilderProcessEnv(b, append(os.Environ(), f.NixEnv...), f.Args()...)
 				version := 0
 				push := func(change bool) time.Duration {
 					wantCached := !change
@@ -38,17 +40,17 @@ func BenchmarkFleet(b *testing.B) {
 					}
 					var commit string
 					if change {
-						commit = f.repo.Commit(b, hosts, "change every host")
+						commit = f.Repo.Commit(b, hosts, "change every host")
 					} else {
-						commit = f.repo.CommitFile(b, "README.md", "touched "+strconv.Itoa(version)+"\n", "nothing in the flake")
+						commit = f.Repo.CommitFile(b, "README.md", "touched "+strconv.Itoa(version)+"\n", "nothing in the flake")
 						version++
 					}
 					start := time.Now()
-					status, body := post(b, proc.base, pushHook(b, commit, "bench-"+commit))
+					status, body := servertest.Post(b, proc.base, farmtest.PushHook(b, commit, "bench-"+commit))
 					if status != http.StatusAccepted {
 						b.Fatalf("webhook: %d %s", status, body)
 					}
-					ev := waitEvaluation(b, proc.base, jobID(b, body), 10*time.Minute)
+					ev := farmtest.WaitEvaluation(b, proc.base, farmtest.JobID(b, body), 10*time.Minute)
 					for _, tg := range ev.Targets {
 						if (wantCached && tg.State != "cached") || tg.State == "failed" {
 							b.Fatalf("%s: %s %s (%s; eval %+v)", tg.Host, tg.State, tg.Reason, tg.OutPath, ev.Evaluation)

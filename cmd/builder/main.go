@@ -30,6 +30,7 @@ commands:
   cache serve   serve a cache read-only over HTTP at /nix-cache/
   cache gc      delete from a cache what no host, recent build or pin needs
   signer        sign deploy manifests on a unix socket (serve --deploy-signer)
+  rollback      roll the fleet back to an earlier commit's closures, wave by wave
 `
 
 // run dispatches to a subcommand. getenv supplies every flag's environment
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runCache(ctx, args[1:], getenv, stdout, stderr)
 	case "signer":
 		return runSigner(ctx, args[1:], getenv, stdout, stderr)
+	case "rollback":
+		return runRollback(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/homelab-farm/farm/internal/server/servertest"
 )
 
 // TestBenchWebhooks is the webhook benchmark (scripts/bench-webhooks runs
@@ -35,7 +37,7 @@ func TestBenchWebhooks(t *testing.T) {
 		conns = n
 	}
 	dir := t.TempDir()
-	err := os.WriteFile(filepath.Join(dir, "gh"), ghSecret, 0o600)
+	err := os.WriteFile(filepath.Join(dir, "gh"), servertest.GHSecret, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +60,7 @@ name = "homelab"
 		t.Cleanup(func() { os.RemoveAll(state) })
 	}
 	p := startBuilderProcess(t, "--config", cfg, "--state-dir", state, "--workers", "0")
-	push := readFixture(t, githubFixture+"push.json")
+	push := servertest.ForgeFixture(t, "github/push.json")
 	var seq atomic.Int64
 	var failures atomic.Int64
 	lat := make([][]time.Duration, conns)
@@ -72,12 +74,12 @@ name = "homelab"
 		wg.Go(func() {
 			for time.Now().Before(end) {
 				i := seq.Add(1)
-				body := bytes.Replace(push, []byte(testCommit), fmt.Appendf(nil, "%040x", i), -1)
+				body := bytes.Replace(push, []byte(servertest.TestCommit), fmt.Appendf(nil, "%040x", i), -1)
 				// Eight branches: every push also supersedes the one before it on its branch.
 				body = bytes.Replace(body, []byte("refs/heads/main"), fmt.Appendf(nil, "refs/heads/b%d", i%8), 1)
-				req := githubRequest("push", fmt.Sprint("bench-", i), body, ghSecret)
-				r, _ := http.NewRequest(http.MethodPost, p.base+req.path, bytes.NewReader(body))
-				for k, v := range req.headers {
+				req := servertest.GitHubHook("push", fmt.Sprint("bench-", i), body, servertest.GHSecret)
+				r, _ := http.NewRequest(http.MethodPost, p.base+req.Path, bytes.NewReader(body))
+				for k, v := range req.Headers {
 					r.Header.Set(k, v)
 				}
 				t0 := time.Now()

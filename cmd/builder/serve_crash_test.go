@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/farm/farmtest"
 	"github.com/homelab-farm/farm/internal/queue"
+	"github.com/homelab-farm/farm/internal/server/servertest"
 )
 
 // buildBuilder compiles this command once per test binary run.
@@ -72,7 +74,7 @@ func runHolding(hold string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := runServeWith(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr, serveHooks{process: holdJobs(d)}); err != nil {
+	if err := runServeWith(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr, serveHooks{process: farmtest.HoldJobs(d)}); err != nil {
 		fmt.Fprintf(os.Stderr, "builder: %v\n", err)
 		return 1
 	}
@@ -90,7 +92,7 @@ func TestServeCrashRecovery(t *testing.T) {
 		t.Skip("builds the builder binary")
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "gh"), ghSecret, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "gh"), servertest.GHSecret, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "builder.toml")
@@ -108,7 +110,7 @@ name = "homelab"
 
 	// The first builder holds every job it claims for an hour.
 	first := startHoldingProcess(t, time.Hour, common...)
-	push := readFixture(t, githubFixture+"push.json")
+	push := servertest.ForgeFixture(t, "github/push.json")
 	var mu sync.Mutex
 	acked := map[string]bool{} // commits answered 202
 	stop := make(chan struct{})
@@ -123,10 +125,10 @@ name = "homelab"
 			}
 			commit := fmt.Sprintf("%040x", i+1)
 			// Each push on its own branch, so none supersedes another.
-			body := replace(push, testCommit, commit, "refs/heads/main", fmt.Sprintf("refs/heads/b%d", i))
-			req := githubRequest("push", fmt.Sprint("d", i), body, ghSecret)
-			r, _ := http.NewRequest(http.MethodPost, first.base+req.path, strings.NewReader(string(body)))
-			for k, v := range req.headers {
+			body := servertest.Replace(push, servertest.TestCommit, commit, "refs/heads/main", fmt.Sprintf("refs/heads/b%d", i))
+			req := servertest.GitHubHook("push", fmt.Sprint("d", i), body, servertest.GHSecret)
+			r, _ := http.NewRequest(http.MethodPost, first.base+req.Path, strings.NewReader(string(body)))
+			for k, v := range req.Headers {
 				r.Header.Set(k, v)
 			}
 			resp, err := client.Do(r)
@@ -146,7 +148,7 @@ name = "homelab"
 	// (generous: a loaded 2-core machine answers slowly).
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		running := queueJobs(t, first.base, "?state=running")
+		running := servertest.Jobs(t, first.base, "?state=running")
 		mu.Lock()
 		n := len(acked)
 		mu.Unlock()
@@ -172,8 +174,8 @@ name = "homelab"
 	var jobs []queue.Job
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		if len(queueJobs(t, second.base, "?state=queued,running")) == 0 {
-			jobs = queueJobs(t, second.base, "?limit=1000")
+		if len(servertest.Jobs(t, second.base, "?state=queued,running")) == 0 {
+			jobs = servertest.Jobs(t, second.base, "?limit=1000")
 			break
 		}
 		if time.Now().After(deadline) {

@@ -83,7 +83,7 @@ func runSigner(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return fmt.Errorf("signer: %w", err)
 	}
-	log.Info("signing deploy manifests", logAddr, ln.Addr().String(), "public_key", key.Public().String(),
+	log.Info("signing deploy manifests", "addr", ln.Addr().String(), "public_key", key.Public().String(),
 		"max_ttl", maxTTL.String(), "allow_uids", uids.String(), "allow_gids", gids.String())
 	srv := &signer.Server{Key: key, StateDir: *stateDir, MaxTTL: *maxTTL, AllowUIDs: uids, AllowGIDs: gids, Log: log}
 	return srv.Serve(ctx, ln)

@@ -18,6 +18,8 @@ import (
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/deploy/signer"
+	"github.com/homelab-farm/farm/internal/farm/farmtest"
+	"github.com/homelab-farm/farm/internal/server/servertest"
 	"github.com/homelab-farm/farm/internal/testenv"
 	"github.com/homelab-farm/farm/internal/testenv/fleettest"
 )
@@ -170,24 +172,24 @@ func TestSignerSocketActivation(t *testing.T) {
 // nothing; once it is up the retried job publishes a manifest the agent's
 // check accepts, and the host's seq is told to its agent only.
 func TestFarmDeploySigner(t *testing.T) {
-	f := newFarmSetup(t, map[string]fleettest.Host{"alpha": {System: "x86_64-linux", Version: "s"}})
-	f.setNixEnv(t)
-	src, err := os.ReadFile(f.config)
+	f := farmtest.New(t, map[string]fleettest.Host{"alpha": {System: "x86_64-linux", Version: "s"}})
+	f.SetNixEnv(t)
+	src, err := os.ReadFile(f.ConfigFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(f.config, bytes.Replace(src, []byte("deploy_key_file = \"deploy.key\"\n"), nil, 1), 0o600); err != nil {
+	if err := os.WriteFile(f.ConfigFile, bytes.Replace(src, []byte("deploy_key_file = \"deploy.key\"\n"), nil, 1), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	dir := socketDir(t)
 	sock := filepath.Join(dir, "signer.sock")
-	base, logs := startServe(t, f.args("--deploy-signer", "unix:"+sock)...)
-	if _, err := os.Stat(filepath.Join(f.stateDir, "deploy-signing.key")); !errors.Is(err, os.ErrNotExist) {
+	base, logs := startServe(t, f.Args("--deploy-signer", "unix:"+sock)...)
+	if _, err := os.Stat(filepath.Join(f.StateDir, "deploy-signing.key")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("serve with a signer made a deploy key of its own: %v", err)
 	}
 
-	c1 := f.repo.CommitAll(t, "first")
-	if status, body := post(t, base, pushHook(t, c1, "sg-1")); status != http.StatusAccepted {
+	c1 := f.Repo.CommitAll(t, "first")
+	if status, body := servertest.Post(t, base, farmtest.PushHook(t, c1, "sg-1")); status != http.StatusAccepted {
 		t.Fatalf("webhook: %d %s", status, body)
 	}
 	deadline := time.Now().Add(3 * time.Minute)
@@ -205,7 +207,7 @@ func TestFarmDeploySigner(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if code := getJSON(t, base+"/api/hosts/alpha/manifest", nil); code != http.StatusNotFound {
+	if code := farmtest.GetJSON(t, base+"/api/hosts/alpha/manifest", nil); code != http.StatusNotFound {
 		t.Fatalf("manifest with the signer down: %d, want 404 (nothing half-written)", code)
 	}
 
@@ -214,7 +216,7 @@ func TestFarmDeploySigner(t *testing.T) {
 		"--allow-uid", strconv.Itoa(os.Getuid()))
 	var signed deploy.Signed
 	deadline = time.Now().Add(2 * time.Minute)
-	for getJSON(t, base+"/api/hosts/alpha/manifest", &signed) != http.StatusOK {
+	for farmtest.GetJSON(t, base+"/api/hosts/alpha/manifest", &signed) != http.StatusOK {
 		if time.Now().After(deadline) {
 			t.Fatalf("no manifest after the signer came up:\n%s", logs)
 		}
@@ -232,10 +234,10 @@ func TestFarmDeploySigner(t *testing.T) {
 	}
 
 	// The host's seq, for its own agent only.
-	if code, _ := request(t, http.MethodGet, base+"/api/hosts/alpha/seq", "", ""); code != http.StatusUnauthorized {
+	if code, _ := servertest.Request(t, http.MethodGet, base+"/api/hosts/alpha/seq", "", ""); code != http.StatusUnauthorized {
 		t.Errorf("seq without a token: %d, want 401", code)
 	}
-	code, body := request(t, http.MethodGet, base+"/api/hosts/alpha/seq", "alpha-token", "")
+	code, body := servertest.Request(t, http.MethodGet, base+"/api/hosts/alpha/seq", "alpha-token", "")
 	if want := `{"seq":` + strconv.FormatUint(m.Seq, 10) + `}`; code != http.StatusOK || strings.TrimSpace(string(body)) != want {
 		t.Errorf("seq with the agent's token: %d %s, want %s", code, body, want)
 	}

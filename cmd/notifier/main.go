@@ -9,7 +9,7 @@
 // token may read the topic and the server keeps a cache (ntfy's default);
 // where it cannot look, it warns and publishes again (at least once).
 //
-//	notifier --builder-url URL --state-dir DIR [--ntfy-url URL --ntfy-topic T
+//	notifier --builder-url URL[,URL…] --state-dir DIR [--ntfy-url URL --ntfy-topic T
 //	         --ntfy-token-file FILE] [--config FILE] [--poke-token-file FILE]
 //	         [--metrics-listen ADDR]
 package main
@@ -19,9 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 
 	"github.com/homelab-farm/farm/internal/cli"
+	"github.com/homelab-farm/farm/internal/failover"
 	"github.com/homelab-farm/farm/internal/notify"
 	"github.com/homelab-farm/farm/internal/secretfile"
 )
@@ -31,7 +31,10 @@ func main() { cli.Main("notifier", run) }
 // run parses the flags, wires the notifier and runs it until ctx is done.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("notifier", "NOTIFIER", getenv, stdout, stderr)
-	builderURL := fs.String("builder-url", "", "the builder's `URL`")
+	var builderURLs failover.URLs
+	fs.Var(&builderURLs, "builder-url", "string", cli.Whole, "comma-separated",
+		"the builder's `URL`; repeatable, or comma-separated: several instances of one farm, followed on the next when one fails")
+	fs.EnvAlias("builder-url", "NOTIFIER_BUILDER_URL", "", nil)
 	stateDir := fs.String("state-dir", "/var/lib/farm-notifier", "`directory` for the event cursor")
 	ntfyURL := fs.String("ntfy-url", "", "ntfy server `URL` (none: no notifications)")
 	ntfyTopic := fs.String("ntfy-topic", "", "ntfy `topic`")
@@ -48,8 +51,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := cli.Logger(stderr, level)
 
-	if u, err := url.Parse(*builderURL); *builderURL == "" || err != nil || u.Host == "" {
-		return fmt.Errorf("--builder-url %q: want an absolute URL", *builderURL)
+	if _, err := failover.New(builderURLs); err != nil {
+		return fmt.Errorf("--builder-url: %w", err)
 	}
 	cfg, err := notify.LoadConfig(*configFile)
 	if err != nil {
@@ -82,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	m := newMetrics()
 	n, err := notify.New(notify.Options{
-		Config: cfg, BuilderURL: *builderURL, StateDir: *stateDir,
+		Config: cfg, BuilderURLs: builderURLs, StateDir: *stateDir,
 		Publisher: pub, PokeToken: pokeToken, Metrics: m, Log: log,
 	})
 	if err != nil {

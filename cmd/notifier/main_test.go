@@ -37,14 +37,27 @@ func TestMain(m *testing.M) {
 // builder serves a fixed list of events as the builder's SSE stream does.
 func builder(t *testing.T, n int) *httptest.Server {
 	t.Helper()
+	return builderUpTo(t, n, n, nil)
+}
+
+// builderUpTo serves the first upTo of n events, recording the
+// Last-Event-ID of each connection in conns (nil: not recorded); the rest
+// of the log is for another instance to serve.
+func builderUpTo(t *testing.T, n, upTo int, conns chan<- string) *httptest.Server {
+	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/events" {
 			http.NotFound(w, r)
 			return
 		}
+		if conns != nil {
+			conns <- r.Header.Get("Last-Event-ID")
+		}
 		after, _ := strconv.Atoi(r.Header.Get("Last-Event-ID"))
 		w.Header().Set("Content-Type", "text/event-stream")
-		for id := after + 1; id <= n; id++ {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		for id := after + 1; id <= min(n, upTo); id++ {
 			data, _ := json.Marshal(map[string]any{
 				"id": id, "type": "host.report", "time": time.Now().UTC(),
 				"data": map[string]any{"host": fmt.Sprintf("host%03d", id), "result": "rolled back", "reason": "health check failed", "seq": 1},
@@ -136,6 +149,56 @@ func TestTerminatedMidDelivery(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "tk_very_secret") {
 		t.Error("the logs show the ntfy token")
+	}
+}
+
+// TestBuilderFailover: the notifier process follows two builder instances
+// of one farm (--builder-url A,B). A goes down in the middle of the stream;
+// the notifier resumes on B after the last event it handled, and every
+// notification arrives exactly once, in order.
+func TestBuilderFailover(t *testing.T) {
+	const events = 20
+	connsA, connsB := make(chan string, 10), make(chan string, 10)
+	a := builderUpTo(t, events, 10, connsA)
+	b := builderUpTo(t, events, events, connsB)
+	ns := ntfytest.New(t)
+	dir := t.TempDir()
+	token := filepath.Join(dir, "ntfy-token")
+	if err := os.WriteFile(token, []byte("tk\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.Buffer
+	cmd := startNotifier(t, a.URL+","+b.URL, ns.URL, filepath.Join(dir, "state"), token, &logs)
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("notifier: %v\n%s", err, logs.String())
+		}
+	}
+	defer stop()
+	testenv.Eventually(t, 60*time.Second, func() bool { return len(ns.Messages()) == 10 }, "ten notifications through A")
+	a.CloseClientConnections()
+	a.Close()
+	testenv.Eventually(t, 60*time.Second, func() bool { return len(ns.Messages()) >= events }, "the other ten through B")
+	stop() // a delivery in flight finishes first: nothing comes after this
+	if got, want := strings.Join(ns.Titles(), "\n"), strings.Join(wantTitles(events), "\n"); got != want {
+		t.Errorf("ntfy got:\n%s\nwant each once, in order:\n%s", got, want)
+	}
+	if got := <-connsA; got != "" {
+		t.Errorf("A's first connection resumed after %q, want the start", got)
+	}
+	select {
+	case got := <-connsB:
+		if got != "10" {
+			t.Errorf("B's first connection resumed after %q, want 10", got)
+		}
+	default:
+		t.Error("B was never connected to")
 	}
 }
 
@@ -259,6 +322,8 @@ func TestFlagErrors(t *testing.T) {
 		{"missing token file", []string{"--builder-url", "http://b", "--ntfy-url", "http://n", "--ntfy-topic", "t", "--ntfy-token-file", dir + "/nope"}, "read ntfy token"},
 		{"bad config", []string{"--builder-url", "http://b", "--config", badConfig}, "MAC"},
 		{"stray argument", []string{"--builder-url", "http://b", "x"}, "unexpected arguments"},
+		{"a relative second builder", []string{"--builder-url", "http://b1,b2"}, "--builder-url"},
+		{"one builder twice", []string{"--builder-url", "http://b1", "--builder-url", "http://b1/"}, "given twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/agent/window"
 	"github.com/homelab-farm/farm/internal/deploy"
+	"github.com/homelab-farm/farm/internal/failover"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/nixkey"
@@ -45,8 +46,11 @@ var _ Nix = (*nix.Client)(nil)
 
 // Config is an agent's configuration.
 type Config struct {
-	Host       string
-	BuilderURL string // the builder's base URL, without /api
+	Host string
+	// BuilderURLs are the base URLs (without /api) of the farm's builder
+	// instances: every request goes to the one that answered last, and on
+	// to the next when it cannot be reached, times out or answers 5xx.
+	BuilderURLs []string
 	// Token is the host's bearer token for reports; empty: reports are not
 	// sent.
 	Token      string
@@ -59,7 +63,20 @@ type Config struct {
 	CacheURL string
 	CacheKey string // the only key ("name:base64") trusted for substitution
 
-	SwitchMode    string   // ModeSwitch or ModeBoot
+	// SwitchMode ModeBoot makes every update boot-only (reported as
+	// switched); with ModeSwitch, Window says when a switch may happen.
+	SwitchMode string
+	// Window says when a switch may happen and what to do outside it
+	// (install for the next boot, or wait); the zero Policy switches
+	// always.
+	Window window.Policy
+	// Loginctl is the loginctl asked who is at the keyboard, for a
+	// when-idle window; "" means loginctl on PATH.
+	Loginctl string
+	// SessionPoll is how often the sessions are read again while a switch
+	// waits for a person to leave the keyboard; 0 means one minute.
+	SessionPoll time.Duration
+
 	HealthChecks  []string // shell commands that must succeed after a switch
 	HealthTimeout time.Duration
 	// SystemdHealth makes a switch fail when systemd units that had not
@@ -83,8 +100,10 @@ func (c *Config) Validate() error {
 	if c.Host == "" {
 		errs = append(errs, errors.New("no host name"))
 	}
-	if u, err := url.Parse(c.BuilderURL); c.BuilderURL == "" || err != nil || u.Host == "" {
-		errs = append(errs, fmt.Errorf("builder URL %q is not an absolute URL", c.BuilderURL))
+	if len(c.BuilderURLs) == 0 {
+		errs = append(errs, errors.New("no builder URL"))
+	} else if _, err := failover.New(c.BuilderURLs); err != nil {
+		errs = append(errs, fmt.Errorf("builder URLs: %w", err))
 	}
 	if len(c.DeployKeys) == 0 {
 		errs = append(errs, errors.New("no deploy public key: the agent applies only signed manifests"))
@@ -116,16 +135,28 @@ func (c *Config) Validate() error {
 	if c.SwitchTimeout <= 0 {
 		c.SwitchTimeout = 10 * time.Minute
 	}
+	if c.SessionPoll <= 0 {
+		c.SessionPoll = time.Minute
+	}
+	switch c.Window.Outside {
+	case "", window.OutsideBoot, window.OutsideWait:
+	default:
+		errs = append(errs, fmt.Errorf("outside the window %q: want boot or wait", c.Window.Outside))
+	}
+	if c.Window.IdleFor < 0 {
+		errs = append(errs, fmt.Errorf("idle time %v: want zero or more", c.Window.IdleFor))
+	}
 	return errors.Join(errs...)
 }
 
 // Agent checks for, applies and reports updates of one host.
 type Agent struct {
-	cfg  Config
-	nix  Nix
-	http *http.Client
-	log  *slog.Logger
-	now  func() time.Time
+	cfg      Config
+	nix      Nix
+	http     *http.Client
+	builders *failover.Pool
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // New returns an agent. cfg must be valid (Validate). httpClient talks to
@@ -137,7 +168,13 @@ func New(cfg Config, n Nix, httpClient *http.Client, log *slog.Logger) *Agent {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, nix: n, http: httpClient, log: log.With(logHost, cfg.Host), now: time.Now}
+	log = log.With(logHost, cfg.Host)
+	builders, err := failover.New(cfg.BuilderURLs)
+	if err != nil {
+		panic("agent.New: configuration not validated: " + err.Error())
+	}
+	builders.Log = log
+	return &Agent{cfg: cfg, nix: n, http: httpClient, builders: builders, log: log, now: time.Now}
 }
 
 // Outcome is what one check came to: the report the builder is sent
@@ -151,6 +188,9 @@ type Outcome struct {
 	// path not pushed yet): check again soon rather than at the next
 	// interval.
 	Retry bool
+	// Next is when to check again because the window may open (or the
+	// person leave the keyboard) then; zero: at the next interval.
+	Next time.Time
 }
 
 // Report is what the builder is told of o.
@@ -225,10 +265,22 @@ func (a *Agent) check(ctx context.Context) (Outcome, error) {
 	}
 	if order == deploy.Same {
 		// The manifest already acted on, or a renewal of it.
-		if st.Result == farmapi.ResultRolledBack || st.Result == farmapi.ResultFailed {
+		switch st.Result {
+		case farmapi.ResultRolledBack, farmapi.ResultFailed:
 			// Still the manifest that failed here: say so again, so the
 			// builder does not take the host for up to date.
 			return Outcome{Current: current, Result: st.Result, Reason: st.Reason, Seq: m.Seq}, nil
+		case farmapi.ResultInstalled, farmapi.ResultWaiting:
+			if current == m.StorePath {
+				// The host booted into the closure installed for boot (or
+				// someone switched to it by hand).
+				if err := a.remember(m, farmapi.ResultSwitched, ""); err != nil {
+					return Outcome{}, err
+				}
+				return Outcome{Current: current, Result: farmapi.ResultSwitched, Seq: m.Seq}, nil
+			}
+			// Held back by the window: ask it again.
+			return a.offer(ctx, st, m, current)
 		}
 		return Outcome{Current: current, Result: farmapi.ResultUpToDate, Seq: m.Seq}, nil
 	}
@@ -238,5 +290,5 @@ func (a *Agent) check(ctx context.Context) (Outcome, error) {
 		}
 		return Outcome{Current: current, Result: farmapi.ResultUpToDate, Seq: m.Seq}, nil
 	}
-	return a.apply(ctx, st, m, current)
+	return a.offer(ctx, st, m, current)
 }

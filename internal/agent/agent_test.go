@@ -135,7 +135,7 @@ func newFixture(t *testing.T, fb *fakeBuilder, deployKey cache.SecretKey, cacheK
 	f.client = &nix.Client{Env: env}
 	f.cfg = Config{
 		Host:            "stolas",
-		BuilderURL:      fb.srv.URL,
+		BuilderURLs:     []string{fb.srv.URL},
 		Token:           fb.token,
 		DeployKeys:      []cache.PublicKey{deployKey.Public()},
 		CacheURL:        fb.srv.URL + "/nix-cache",
@@ -623,7 +623,7 @@ func TestPokeHandler(t *testing.T) {
 func TestParseConfigErrors(t *testing.T) {
 	key, _ := cache.GenerateKey("k-1")
 	base := func() Config {
-		return Config{Host: "h", BuilderURL: "http://b", DeployKeys: []cache.PublicKey{key.Public()},
+		return Config{Host: "h", BuilderURLs: []string{"http://b"}, DeployKeys: []cache.PublicKey{key.Public()},
 			CacheKey: key.Public().String(), KeepGenerations: 1, CurrentSystem: "/c", Profile: "/p", StateDir: "/s"}
 	}
 	tests := []struct {
@@ -633,7 +633,9 @@ func TestParseConfigErrors(t *testing.T) {
 	}{
 		{"valid", func(*Config) {}, true},
 		{"no host", func(c *Config) { c.Host = "" }, false},
-		{"relative builder URL", func(c *Config) { c.BuilderURL = "builder" }, false},
+		{"relative builder URL", func(c *Config) { c.BuilderURLs = []string{"builder"} }, false},
+		{"no builder URL", func(c *Config) { c.BuilderURLs = nil }, false},
+		{"a second builder URL that is relative", func(c *Config) { c.BuilderURLs = append(c.BuilderURLs, "b2") }, false},
 		{"no deploy key", func(c *Config) { c.DeployKeys = nil }, false},
 		{"bad cache key", func(c *Config) { c.CacheKey = "nope" }, false},
 		{"bad mode", func(c *Config) { c.SwitchMode = "test" }, false},
@@ -678,7 +680,7 @@ func TestRun(t *testing.T) {
 	}
 	key, _ := cache.GenerateKey("k-1")
 	dir := t.TempDir()
-	cfg := Config{Host: "h", BuilderURL: srv.URL, DeployKeys: []cache.PublicKey{key.Public()}, CacheKey: key.Public().String(),
+	cfg := Config{Host: "h", BuilderURLs: []string{srv.URL}, DeployKeys: []cache.PublicKey{key.Public()}, CacheKey: key.Public().String(),
 		KeepGenerations: 1, CurrentSystem: dir + "/current", Profile: dir + "/p/system", StateDir: dir + "/state"}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -737,7 +739,7 @@ func TestRunAfterResume(t *testing.T) {
 	count := func() int { mu.Lock(); defer mu.Unlock(); return gets }
 	key, _ := cache.GenerateKey("k-1")
 	dir := t.TempDir()
-	cfg := Config{Host: "h", BuilderURL: srv.URL, DeployKeys: []cache.PublicKey{key.Public()}, CacheKey: key.Public().String(),
+	cfg := Config{Host: "h", BuilderURLs: []string{srv.URL}, DeployKeys: []cache.PublicKey{key.Public()}, CacheKey: key.Public().String(),
 		KeepGenerations: 1, CurrentSystem: dir + "/current", Profile: dir + "/p/system", StateDir: dir + "/state"}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -876,5 +878,51 @@ esac
 	calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
 	if !strings.Contains(string(calls), "is-system-running --wait") {
 		t.Errorf("systemctl calls:\n%s\nwant a wait for the system to settle", calls)
+	}
+}
+
+// TestBuilderFailover: with two builder URLs, the first of which fails
+// (5xx, then gone altogether), the agent fetches its manifest and the seq
+// and reports through the second, and stays with it.
+func TestBuilderFailover(t *testing.T) {
+	w := newWorld(t)
+	f := w.fixture(t)
+	var mu sync.Mutex
+	asked := 0
+	first := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked++
+		mu.Unlock()
+		http.Error(rw, "database unavailable", http.StatusServiceUnavailable)
+	}))
+	f.cfg.BuilderURLs = []string{first.URL, w.fb.srv.URL}
+	w.fb.mu.Lock()
+	w.fb.seq = 1
+	w.fb.mu.Unlock()
+	w.fb.serve(f.sign(t, w.deployKey, "stolas", w.paths["v1"], 1))
+
+	out := check(t, f.agent())
+	if out.Result != farmapi.ResultSwitched || out.Current != w.paths["v1"] {
+		t.Fatalf("outcome = %+v, want switched to v1 through the second builder", out)
+	}
+	if rep := w.fb.lastReport(); rep != out.Report() {
+		t.Errorf("second builder got report %+v, want %+v", rep, out.Report())
+	}
+	mu.Lock()
+	if asked != 1 {
+		t.Errorf("the failing builder was asked %d times, want once (then the agent stays with the one that answered)", asked)
+	}
+	mu.Unlock()
+
+	// The first one gone altogether, a fresh agent (a restart) starts with
+	// it again, and moves on.
+	first.Close()
+	w.fb.serve(f.sign(t, w.deployKey, "stolas", w.paths["v2"], 2))
+	out = check(t, f.agent())
+	if out.Result != farmapi.ResultSwitched || out.Current != w.paths["v2"] {
+		t.Fatalf("outcome = %+v, want switched to v2 through the second builder", out)
+	}
+	if rep := w.fb.lastReport(); rep != out.Report() {
+		t.Errorf("second builder got report %+v, want %+v", rep, out.Report())
 	}
 }

@@ -11,11 +11,12 @@ import (
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/textcut"
 )
 
-// apply realises, installs and activates m's closure, checks the host's
-// health and undoes it all on failure.
-func (a *Agent) apply(ctx context.Context, st State, m deploy.Manifest, previous string) (Outcome, error) {
+// apply realises, installs and activates m's closure as p says, checks the
+// host's health after a switch and undoes it all on failure.
+func (a *Agent) apply(ctx context.Context, st State, m deploy.Manifest, previous string, p plan) (Outcome, error) {
 	log := a.log.With(logSeq, m.Seq, logPath, m.StorePath)
 	from := a.cfg.CacheURL
 	if from == "" {
@@ -36,16 +37,19 @@ func (a *Agent) apply(ctx context.Context, st State, m deploy.Manifest, previous
 	if err := a.setProfile(ctx, m.StorePath); err != nil {
 		return Outcome{Current: previous, Result: farmapi.ResultFailed, Reason: err.Error(), Seq: m.Seq, Retry: true}, nil
 	}
-	st.Pending = &Pending{Seq: m.Seq, StorePath: m.StorePath, Previous: previous}
+	st.Pending = &Pending{Seq: m.Seq, StorePath: m.StorePath, Previous: previous, Held: p.held}
 	if err := saveState(a.cfg.StateDir, st); err != nil {
 		return Outcome{}, err
 	}
-	failedBefore := a.failedUnits(ctx)
-	failure := a.activate(ctx, m.StorePath)
-	if failure == nil && a.cfg.SwitchMode == ModeSwitch {
+	var failedBefore map[string]bool
+	if p.mode == ModeSwitch {
+		failedBefore = a.failedUnits(ctx)
+	}
+	failure := a.activate(ctx, m.StorePath, p.mode)
+	if failure == nil && p.mode == ModeSwitch {
 		failure = a.healthCheck(ctx, failedBefore)
 	}
-	return a.settle(ctx, m, previous, failure)
+	return a.settle(ctx, m, previous, p, failure)
 }
 
 // finishInterrupted completes an update the agent (or the host) stopped in
@@ -55,22 +59,35 @@ func (a *Agent) finishInterrupted(ctx context.Context, p Pending, current string
 	ctx = context.WithoutCancel(ctx)
 	a.log.Warn("an update was interrupted; finishing it", logSeq, p.Seq, logPath, p.StorePath, "running", current)
 	m := deploy.Manifest{Seq: p.Seq, StorePath: p.StorePath}
+	pl := plan{mode: a.cfg.SwitchMode, held: p.Held}
+	if p.Held != "" {
+		pl.mode = ModeBoot
+	}
 	var failure error
 	switch {
-	case a.cfg.SwitchMode == ModeBoot:
-		failure = a.activate(ctx, p.StorePath) // idempotent: the boot entry again
+	case pl.mode == ModeBoot:
+		failure = a.activate(ctx, p.StorePath, ModeBoot) // idempotent: the boot entry again
 	case current == p.StorePath:
 		failure = a.healthCheck(ctx, nil) // what failed before is unknown
 	default:
 		failure = fmt.Errorf("the update to manifest %d was interrupted during activation", p.Seq)
 	}
-	return a.settle(ctx, m, p.Previous, failure)
+	return a.settle(ctx, m, p.Previous, pl, failure)
 }
 
 // settle records the outcome of an activation: kept when failure is nil,
-// else undone by re-activating exactly previous.
-func (a *Agent) settle(ctx context.Context, m deploy.Manifest, previous string, failure error) (Outcome, error) {
+// else undone by re-activating exactly previous (in the mode of p: a
+// closure installed for boot only gives the boot entry back).
+func (a *Agent) settle(ctx context.Context, m deploy.Manifest, previous string, p plan, failure error) (Outcome, error) {
 	log := a.log.With(logSeq, m.Seq, logPath, m.StorePath)
+	if failure == nil && p.held != "" {
+		log.Info("installed for the next boot", logReason, p.held)
+		if err := a.remember(m, farmapi.ResultInstalled, p.held); err != nil {
+			return Outcome{}, err
+		}
+		current, _ := a.currentSystem()
+		return Outcome{Current: current, Result: farmapi.ResultInstalled, Reason: p.held, Seq: m.Seq}, nil
+	}
 	if failure == nil {
 		if err := a.remember(m, farmapi.ResultSwitched, ""); err != nil {
 			return Outcome{}, err
@@ -86,7 +103,7 @@ func (a *Agent) settle(ctx context.Context, m deploy.Manifest, previous string, 
 	case previous == "":
 		out.Result, out.Reason = farmapi.ResultFailed, failure.Error()+"; no previous system to roll back to"
 	default:
-		if err := a.rollback(ctx, previous); err != nil {
+		if err := a.rollback(ctx, previous, p.mode); err != nil {
 			out.Result, out.Reason = farmapi.ResultFailed, failure.Error()+"; rollback: "+err.Error()
 		}
 	}
@@ -101,11 +118,11 @@ func (a *Agent) settle(ctx context.Context, m deploy.Manifest, previous string, 
 
 // rollback re-activates exactly the previous store path (not the profile's
 // previous generation, which may be something else).
-func (a *Agent) rollback(ctx context.Context, previous string) error {
+func (a *Agent) rollback(ctx context.Context, previous, mode string) error {
 	if err := a.setProfile(ctx, previous); err != nil {
 		return err
 	}
-	return a.activate(ctx, previous)
+	return a.activate(ctx, previous, mode)
 }
 
 // setProfile makes path the profile's newest generation and prunes the old
@@ -155,21 +172,21 @@ func (a *Agent) currentSystem() (string, error) {
 	return p, nil
 }
 
-// activate runs the closure's switch-to-configuration in the configured
-// mode. In switch mode it then makes sure the current-system link names the
-// closure (NixOS's activation does it; the agent does it too, so that a
-// closure whose activation does not still leaves the truth behind).
-func (a *Agent) activate(ctx context.Context, path string) error {
+// activate runs the closure's switch-to-configuration in mode (ModeSwitch
+// or ModeBoot). In switch mode it then makes sure the current-system link
+// names the closure (NixOS's activation does it; the agent does it too, so
+// that a closure whose activation does not still leaves the truth behind).
+func (a *Agent) activate(ctx context.Context, path, mode string) error {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.SwitchTimeout)
 	defer cancel()
 	bin := a.onDisk(path) + "/bin/switch-to-configuration"
-	cmd := exec.CommandContext(ctx, bin, a.cfg.SwitchMode)
+	cmd := exec.CommandContext(ctx, bin, mode)
 	cmd.Env = a.cfg.Env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("switch-to-configuration %s: %w: %s", a.cfg.SwitchMode, err, lastLine(out))
+		return fmt.Errorf("switch-to-configuration %s: %w: %s", mode, err, textcut.LastLine(string(out), 300))
 	}
-	if a.cfg.SwitchMode != ModeSwitch {
+	if mode != ModeSwitch {
 		return nil
 	}
 	if cur, _ := a.currentSystem(); cur == path {

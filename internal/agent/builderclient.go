@@ -8,24 +8,39 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/farmapi"
 )
 
-func (a *Agent) api(path string) string {
-	return strings.TrimSuffix(a.cfg.BuilderURL, "/") + path
+// hostAPI sends a request for the host's path under /api/hosts/{host} to
+// the builder instance that answers (failover.Pool.Do), with the host's
+// token when withToken. body makes the request's body afresh for each
+// instance tried (nil: none).
+func (a *Agent) hostAPI(ctx context.Context, method, path string, withToken bool, body []byte) (*http.Response, error) {
+	return a.builders.Do(ctx, a.http, func(base string) (*http.Request, error) {
+		var r io.Reader
+		if body != nil {
+			r = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, base+"/api/hosts/"+url.PathEscape(a.cfg.Host)+path, r)
+		if err != nil {
+			return nil, err
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if withToken {
+			req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
+		}
+		return req, nil
+	})
 }
 
 // fetchManifest gets the host's signed manifest; errNoManifest on 404.
 func (a *Agent) fetchManifest(ctx context.Context) (deploy.Signed, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.api("/api/hosts/"+url.PathEscape(a.cfg.Host)+"/manifest"), nil)
-	if err != nil {
-		return deploy.Signed{}, fmt.Errorf("fetch manifest: %w", err)
-	}
-	resp, err := a.http.Do(req)
+	resp, err := a.hostAPI(ctx, http.MethodGet, "/manifest", false, nil)
 	if err != nil {
 		return deploy.Signed{}, fmt.Errorf("fetch manifest: %w", err)
 	}
@@ -53,12 +68,7 @@ func (a *Agent) builderSeq(ctx context.Context) (uint64, error) {
 		a.log.Warn("no local state and no agent token: cannot ask the builder for this host's seq; any unexpired signed manifest is taken")
 		return 0, nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.api("/api/hosts/"+url.PathEscape(a.cfg.Host)+"/seq"), nil)
-	if err != nil {
-		return 0, fmt.Errorf("ask builder for seq: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
-	resp, err := a.http.Do(req)
+	resp, err := a.hostAPI(ctx, http.MethodGet, "/seq", true, nil)
 	if err != nil {
 		return 0, fmt.Errorf("ask builder for seq: %w", err)
 	}
@@ -87,13 +97,7 @@ func (a *Agent) report(ctx context.Context, out Outcome) error {
 	if err != nil {
 		return fmt.Errorf("encode report: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.api("/api/hosts/"+url.PathEscape(a.cfg.Host)+"/report"), bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
-	resp, err := a.http.Do(req)
+	resp, err := a.hostAPI(ctx, http.MethodPost, "/report", true, body)
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}

@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os/exec"
 	"sort"
 	"strings"
+
+	"github.com/homelab-farm/farm/internal/textcut"
 )
 
 // healthCheck runs every configured check; the first failure is returned.
@@ -78,7 +79,7 @@ func (a *Agent) runCheck(ctx context.Context, name string, args ...string) error
 	cmd.Env = a.cfg.Env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		if l := lastLine(out); l != "" {
+		if l := textcut.LastLine(string(out), 300); l != "" {
 			return fmt.Errorf("%w: %s", err, l)
 		}
 		return err
@@ -86,26 +87,12 @@ func (a *Agent) runCheck(ctx context.Context, name string, args ...string) error
 	return nil
 }
 
-func lastLine(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	if len(s) > 300 {
-		s = s[:300]
-	}
-	return s
-}
-
-// builderReachable is one health check: the host can still talk to the farm.
+// builderReachable is one health check: the host can still talk to the farm
+// (any of its builder instances).
 func (a *Agent) builderReachable(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.HealthTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.api("/api/hosts/"+url.PathEscape(a.cfg.Host)+"/manifest"), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := a.http.Do(req)
+	resp, err := a.hostAPI(ctx, http.MethodGet, "/manifest", false, nil)
 	if err != nil {
 		return err
 	}

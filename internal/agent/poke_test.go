@@ -52,7 +52,7 @@ func newPokeWorld(t *testing.T, hold bool) *pokeWorld {
 	}))
 	t.Cleanup(builder.Close)
 	key, _ := cache.GenerateKey("k-1")
-	cfg := Config{Host: "h", BuilderURL: builder.URL, DeployKeys: []cache.PublicKey{key.Public()}, CacheKey: key.Public().String(),
+	cfg := Config{Host: "h", BuilderURLs: []string{builder.URL}, DeployKeys: []cache.PublicKey{key.Public()}, CacheKey: key.Public().String(),
 		KeepGenerations: 1, CurrentSystem: w.dir + "/current", Profile: w.dir + "/p/system", StateDir: w.dir + "/state"}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

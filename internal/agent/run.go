@@ -59,8 +59,9 @@ func sleptBetween(prev, now time.Time) time.Duration {
 	return now.Round(0).Sub(prev.Round(0)) - now.Sub(prev)
 }
 
-// Run checks on start, every Interval, when poked and after a resume from
-// sleep, until ctx is done. Checks never overlap: at most one runs and at
+// Run checks on start, every Interval, when poked, after a resume from
+// sleep and when a switch the window held back may go ahead
+// (Outcome.Next), until ctx is done. Checks never overlap: at most one runs and at
 // most one more is asked for; pokes that arrive during a check or less than
 // PokeGap after it are coalesced into that one more check, which is woken
 // if any of them was.
@@ -143,6 +144,14 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 			a.log.Info("checking again soon", "in", next.String())
 		} else {
 			retry = o.RetryMin
+		}
+		if err == nil && !out.Next.IsZero() {
+			// The window opens, or the person may have left the
+			// keyboard, before the next interval: look again then.
+			if wait := max(time.Until(out.Next), time.Second); wait < next {
+				next = wait
+				a.log.Info("checking again for the window", "in", next.Round(time.Second).String())
+			}
 		}
 		if !timer.Stop() {
 			select {

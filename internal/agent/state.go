@@ -35,6 +35,9 @@ type Pending struct {
 	Seq       uint64 `json:"seq"`
 	StorePath string `json:"store_path"`
 	Previous  string `json:"previous"` // the store path to go back to
+	// Held is set when the window held the switch back and the closure is
+	// being installed for the next boot only: why.
+	Held string `json:"held,omitempty"`
 }
 
 const stateFile = "state.json"

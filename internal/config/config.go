@@ -1,6 +1,8 @@
-// Package config reads the builder's TOML configuration
-// (examples/builder.toml is the commented reference). Every mistake is
-// reported with the file, the line and the reason, before anything starts.
+// Package config is the builder's settings: Load merges the TOML file
+// (examples/builder.toml is the commented reference), the environment and
+// the flags of `builder serve` and checks them all with one Validate.
+// Every mistake in the file is reported with the file, the line and the
+// reason, before anything starts.
 package config
 
 import (
@@ -44,8 +46,40 @@ type Config struct {
 	// every builder instance on it. Validate copies a PostgreSQL URL into
 	// Queue.URL (which must then be empty or the same).
 	Database string `toml:"database"`
+	// Serve holds the settings only flags and the environment set.
+	Serve Serve `toml:"-"`
 
 	file string
+}
+
+// Serve are the settings of `builder serve` that only flags and the
+// environment set (Load registers them with DefaultServe's values as
+// defaults); Validate checks them with the rest.
+type Serve struct {
+	Workers        int    // evaluation workers
+	AdminTokenFile string // POST /api/evaluations token; "": triggers refused
+	AgentTokensDir string // one file per host with its agent's token
+	FlakeDir       string // the fleet flake inside the repository
+	Builders       string // Nix remote builders; "": Nix's own setting
+	MaxSilent      time.Duration
+	BuildTimeout   time.Duration
+	EvalMemory     int64  // bytes for one host's evaluation; 0: from free memory
+	CachePublicURL string // substituter hosts realise from; "": <public_url>/nix-cache
+	ManifestTTL    time.Duration
+	DeploySigner   string // "unix:PATH": sign through `builder signer`
+	// Bounds on what unauthenticated clients can make the builder hold
+	// (see internal/server.Limits); WebhookBudget 0 takes the default.
+	WebhookBudget int64
+	MaxStreams    int
+	StallTimeout  time.Duration
+}
+
+// DefaultServe are the defaults of the serve flags.
+func DefaultServe() Serve {
+	return Serve{
+		Workers: 1, FlakeDir: "nix", MaxSilent: 30 * time.Minute, BuildTimeout: 4 * time.Hour,
+		ManifestTTL: 72 * time.Hour, MaxStreams: DefaultMaxStreams, StallTimeout: DefaultStallTimeout,
+	}
 }
 
 // Queue configures the durable queue.
@@ -136,9 +170,9 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.File, e.Msg)
 }
 
-// Load reads, checks and completes the configuration at file: defaults
+// LoadFile reads, checks and completes the configuration at file: defaults
 // filled in, secret files read. Errors are *Error with the line.
-func Load(file string) (*Config, error) {
+func LoadFile(file string) (*Config, error) {
 	src, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -146,7 +180,7 @@ func Load(file string) (*Config, error) {
 	return Parse(file, src)
 }
 
-// Parse is Load on bytes already read; file names them in errors.
+// Parse is LoadFile on bytes already read; file names them in errors.
 func Parse(file string, src []byte) (*Config, error) {
 	var c Config
 	md, err := toml.NewDecoder(bytes.NewReader(src)).Decode(&c)
@@ -167,6 +201,7 @@ func Parse(file string, src []byte) (*Config, error) {
 		return nil, &Error{File: file, Msg: err.Error()}
 	}
 	c.file = file
+	c.Serve = DefaultServe()
 	dir, err := filepath.Abs(filepath.Dir(file))
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", file, err)
@@ -212,7 +247,7 @@ func (c *Config) resolvePaths(dir string) {
 
 // Default returns the configuration used without a file.
 func Default() *Config {
-	c := &Config{file: "(defaults)"}
+	c := &Config{file: "(defaults)", Serve: DefaultServe()}
 	_ = c.check(nil)
 	return c
 }
@@ -324,6 +359,12 @@ func (c *Config) check(lines lineIndex) error {
 // Validate checks the settings that flags and the environment may have
 // changed after Load.
 func (c *Config) Validate() error {
+	if err := checkDeploySigner(c.DeployKeyFile, c.Serve.DeploySigner); err != nil {
+		return err
+	}
+	if c.Serve.ManifestTTL < time.Minute {
+		return fmt.Errorf("--manifest-ttl %v: want at least a minute", c.Serve.ManifestTTL)
+	}
 	if c.Listen == "" {
 		return errors.New("no listen address")
 	}
@@ -338,6 +379,48 @@ func (c *Config) Validate() error {
 			return errors.New(databaseAndQueue(c))
 		}
 		c.Queue.URL = c.Database
+	}
+	return c.Serve.validateLimits(c.MaxBodyBytes)
+}
+
+// What strangers on the network may hold of the builder by default. The
+// webhook budget holds one body of the largest size (25 MiB) at a time, and
+// many of the usual few kilobytes: a burst of 20 MiB posts keeps the
+// builder near 100 MiB resident, garbage included (BenchmarkWebhookBurst).
+// The budget is max_body_bytes when that is larger.
+const (
+	DefaultWebhookBudget = 32 << 20
+	DefaultMaxStreams    = 64
+	DefaultStallTimeout  = 60 * time.Second
+)
+
+// validateLimits checks the limits and fills in the default budget;
+// maxBody is the largest webhook body accepted, which the budget must hold.
+func (s *Serve) validateLimits(maxBody int64) error {
+	if s.WebhookBudget == 0 {
+		s.WebhookBudget = max(DefaultWebhookBudget, maxBody)
+	}
+	if s.MaxStreams <= 0 || s.StallTimeout <= 0 {
+		return errors.New("--max-streams and --stall-timeout must be positive")
+	}
+	if s.WebhookBudget < maxBody {
+		return fmt.Errorf("--webhook-body-budget %d is below max_body_bytes %d: the largest webhook could never be read", s.WebhookBudget, maxBody)
+	}
+	return nil
+}
+
+// checkDeploySigner checks the choice of deploy signing: a key file
+// (--deploy-key-file or deploy_key_file), a signer socket (--deploy-signer
+// unix:PATH), or neither (a key made in the state directory); never both.
+func checkDeploySigner(keyFile, signerAddr string) error {
+	if signerAddr == "" {
+		return nil
+	}
+	if keyFile != "" {
+		return errors.New("--deploy-key-file and --deploy-signer are exclusive: the key is either held by serve or by the signer")
+	}
+	if p, ok := strings.CutPrefix(signerAddr, "unix:"); !ok || p == "" {
+		return fmt.Errorf("--deploy-signer %q: want unix:PATH", signerAddr)
 	}
 	return nil
 }

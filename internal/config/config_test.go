@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,7 @@ import (
 
 func TestExample(t *testing.T) {
 	t.Parallel()
-	c, err := config.Load("../../examples/builder.toml")
+	c, err := config.LoadFile("../../examples/builder.toml")
 	if err != nil {
 		t.Fatalf("Load(example) = %v", err)
 	}
@@ -103,7 +104,7 @@ func TestErrorsHaveLines(t *testing.T) {
 			if err := os.WriteFile(file, []byte(tt.src), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := config.Load(file)
+			_, err := config.LoadFile(file)
 			var ce *config.Error
 			if !errors.As(err, &ce) {
 				t.Fatalf("Load = %v, want *config.Error", err)
@@ -136,7 +137,7 @@ func TestDatabase(t *testing.T) {
 			if err := os.WriteFile(file, []byte(tt.src), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			c, err := config.Load(file)
+			c, err := config.LoadFile(file)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,5 +182,61 @@ func TestEmptySecretFiles(t *testing.T) {
 	src := "[[repository]]\nname = \"a\"\n  [[repository.remote]]\n  forge = \"github\"\n  url = \"https://github.com/a/b\"\n  secret_files = [\"" + blank + "\"]\n"
 	if _, err := config.Parse(filepath.Join(dir, "builder.toml"), []byte(src)); err == nil || !strings.Contains(err.Error(), "is empty") {
 		t.Errorf("Parse with a blank webhook secret = %v, want an error saying it is empty", err)
+	}
+}
+
+// TestValidateLimits: the serve limits are positive, and the webhook body
+// budget holds the largest body (default: 32 MiB or max_body_bytes).
+func TestValidateLimits(t *testing.T) {
+	limits := func(budget int64, streams int, stall time.Duration) config.Serve {
+		s := config.DefaultServe()
+		s.WebhookBudget, s.MaxStreams, s.StallTimeout = budget, streams, stall
+		return s
+	}
+	for _, tc := range []struct {
+		name       string
+		l          config.Serve
+		maxBody    int64
+		wantBudget int64
+		ok         bool
+	}{
+		{"defaults", limits(0, 64, time.Minute), 25 << 20, 32 << 20, true},
+		{"default budget holds a larger max body", limits(0, 64, time.Minute), 50 << 20, 50 << 20, true},
+		{"budget below max body", limits(1<<20, 64, time.Minute), 25 << 20, 0, false},
+		{"no streams", limits(0, 0, time.Minute), 25 << 20, 0, false},
+		{"no stall timeout", limits(0, 1, 0), 25 << 20, 0, false},
+	} {
+		c := config.Default()
+		c.Listen, c.StateDir, c.MaxBodyBytes, c.Serve = "127.0.0.1:0", t.TempDir(), tc.maxBody, tc.l
+		err := c.Validate()
+		if (err == nil) != tc.ok || (tc.ok && c.Serve.WebhookBudget != tc.wantBudget) {
+			t.Errorf("%s: Validate = %v, budget %d; want ok=%v, budget %d", tc.name, err, c.Serve.WebhookBudget, tc.ok, tc.wantBudget)
+		}
+	}
+}
+
+// The old BUILDER_EVAL_MEMORY_MB (MiB) still works, and means what
+// --eval-memory (bytes or a size) means.
+func TestEvalMemoryUnits(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want int64
+	}{
+		{nil, nil, 0},
+		{nil, map[string]string{"BUILDER_EVAL_MEMORY_MB": "3072"}, 3 << 30},
+		{nil, map[string]string{"BUILDER_EVAL_MEMORY": "3GiB"}, 3 << 30},
+		{[]string{"--eval-memory", "3221225472"}, nil, 3 << 30},
+		{[]string{"--eval-memory", "2GiB"}, map[string]string{"BUILDER_EVAL_MEMORY_MB": "3072"}, 2 << 30},
+	}
+	for _, tt := range tests {
+		args := append([]string{"--state-dir", t.TempDir()}, tt.args...)
+		cfg, _, err := config.Load(args, func(k string) string { return tt.env[k] }, io.Discard, io.Discard)
+		if err != nil {
+			t.Fatalf("%v %v: %v", tt.args, tt.env, err)
+		}
+		if cfg.Serve.EvalMemory != tt.want {
+			t.Errorf("%v %v: eval memory %d, want %d", tt.args, tt.env, cfg.Serve.EvalMemory, tt.want)
+		}
 	}
 }

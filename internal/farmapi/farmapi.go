@@ -1,6 +1,9 @@
 package farmapi
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // EventType names an entry of the event log (/api/events, "event:" line).
 type EventType string
@@ -18,6 +21,9 @@ const (
 	HostDesired    EventType = "host.desired"        // HostDesiredData: a new signed manifest for a host
 	HostReport     EventType = "host.report"         // HostReportData: an agent reported
 	RemoteSynced   EventType = "remote.synced"       // RemoteSyncedData: the deploy branch fast-forwarded on another remote
+
+	CacheCollected        EventType = "cache.collected"         // CollectionData: a scheduled collection of the binary cache ended
+	CacheCollectionFailed EventType = "cache.collection_failed" // CollectionData with Error: it failed
 )
 
 // EvalQueuedData is the payload of EvalQueued.
@@ -70,6 +76,9 @@ type TargetData struct {
 	OutPath string `json:"out_path"` // empty when evaluation failed
 	State   string `json:"state"`
 	Reason  string `json:"reason"`
+	// LastGood is set on TargetFailed when the host has an earlier good
+	// build of the same branch.
+	LastGood *LastGood `json:"last_good,omitempty"`
 }
 
 // HostDesiredData is the payload of HostDesired.
@@ -78,6 +87,9 @@ type HostDesiredData struct {
 	StorePath string `json:"store_path"`
 	Commit    string `json:"commit"`
 	Seq       uint64 `json:"seq"`
+	// Diff is what the new closure changes on the host (against what it
+	// runs), when the diff was computed.
+	Diff *DiffBrief `json:"diff,omitempty"`
 }
 
 // HostReportData is the payload of HostReport: the agent's Report and the
@@ -94,6 +106,23 @@ type RemoteSyncedData struct {
 	Remote string `json:"remote"`
 	Branch string `json:"branch"`
 	Commit string `json:"commit"`
+}
+
+// CollectionData is the payload of CacheCollected and
+// CacheCollectionFailed: one run of the binary cache's garbage collection.
+type CollectionData struct {
+	Collection int64     `json:"collection"` // the run's id in the builder's state
+	Instance   string    `json:"instance,omitempty"`
+	Started    time.Time `json:"started"`
+	DurationMS int64     `json:"duration_ms"`
+	// Freed counts every object that went (narinfos, NARs, logs).
+	FreedObjects int64 `json:"freed_objects"`
+	FreedBytes   int64 `json:"freed_bytes"`
+	KeptPaths    int64 `json:"kept_paths"`
+	// Cache is what the cache holds afterwards (narinfos and NARs).
+	CacheObjects int64  `json:"cache_objects"`
+	CacheBytes   int64  `json:"cache_bytes"`
+	Error        string `json:"error,omitempty"`
 }
 
 // Result is what an agent's check ended in.

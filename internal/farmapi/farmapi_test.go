@@ -3,6 +3,7 @@ package farmapi_test
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/homelab-farm/farm/internal/farmapi"
 )
@@ -56,6 +57,15 @@ func TestEventPayloadShapes(t *testing.T) {
 			`{"eval":7,"target":9,"host":"alpha","system":"x86_64-linux","out_path":"/nix/store/x","state":"cached","reason":""}`},
 		{"host desired", farmapi.HostDesiredData{Host: "alpha", StorePath: "/nix/store/x", Commit: "c1", Seq: 4},
 			`{"host":"alpha","store_path":"/nix/store/x","commit":"c1","seq":4}`},
+		{"rollout halted", farmapi.RolloutHaltedData{Rollout: 3, Repo: "homelab", Commit: "c1", Kind: "push", Wave: 0, Host: "stolas", Reason: "failed", Detail: "stolas failed on /nix/store/x"},
+			`{"rollout":3,"repo":"homelab","commit":"c1","kind":"push","wave":0,"host":"stolas","reason":"failed","detail":"stolas failed on /nix/store/x"}`},
+		{"rollout wave", farmapi.RolloutData{Rollout: 3, Repo: "homelab", Commit: "c1", Kind: "push", Status: "progressing", Wave: 1, Hosts: []string{"andras", "bael"}},
+			`{"rollout":3,"repo":"homelab","commit":"c1","kind":"push","status":"progressing","wave":1,"hosts":["andras","bael"]}`},
+		{"cache collected", farmapi.CollectionData{Collection: 3, Instance: "b1", Started: time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC), DurationMS: 1500,
+			FreedObjects: 2, FreedBytes: 300, KeptPaths: 10, CacheObjects: 20, CacheBytes: 4000},
+			`{"collection":3,"instance":"b1","started":"2026-11-01T03:00:00Z","duration_ms":1500,"freed_objects":2,"freed_bytes":300,"kept_paths":10,"cache_objects":20,"cache_bytes":4000}`},
+		{"cache collection failed", farmapi.CollectionData{Collection: 4, Started: time.Date(2026, 11, 2, 3, 0, 0, 0, time.UTC), Error: "list: refused"},
+			`{"collection":4,"started":"2026-11-02T03:00:00Z","duration_ms":0,"freed_objects":0,"freed_bytes":0,"kept_paths":0,"cache_objects":0,"cache_bytes":0,"error":"list: refused"}`},
 		{"remote synced", farmapi.RemoteSyncedData{Repo: "homelab", Remote: "https://example.invalid/r.git", Branch: "main", Commit: "c1"},
 			`{"repo":"homelab","remote":"https://example.invalid/r.git","branch":"main","commit":"c1"}`},
 	} {

@@ -86,6 +86,16 @@ func NormalizeURL(raw string) string {
 	return strings.ToLower(u.Host) + p
 }
 
+// FullName is "owner/name" of a forge repository URL (the last two path
+// elements, without ".git"); a URL with fewer elements is returned as is.
+func FullName(u string) string {
+	parts := strings.Split(strings.TrimSuffix(strings.TrimSuffix(u, "/"), ".git"), "/")
+	if len(parts) < 2 {
+		return u
+	}
+	return parts[len(parts)-2] + "/" + parts[len(parts)-1]
+}
+
 // VerifyHexHMAC checks signature, the hex HMAC-SHA256 of body (as Forgejo
 // and Gitea send it), against each secret in turn, in constant time per
 // secret. It returns the index of the matching secret, or ErrSignature.

@@ -77,8 +77,10 @@ const (
 // MaxDescription is the longest description forges keep.
 const MaxDescription = 140
 
-// PlanStatuses returns the statuses for one evaluation: the overall one
-// ("<prefix>/eval") and one per host ("<prefix>/host/<name>"). With more
+// PlanStatuses returns the statuses for one evaluation, in the order they
+// are to be sent: one per host ("<prefix>/host/<name>"), then the overall
+// one ("<prefix>/eval"), so that a forge's combined status is never
+// success while a host status is still to come. With more
 // hosts than limit, only failed hosts (failure or error) get a status, at
 // most limit of them, and the overall description says so: a large fleet
 // must not run into the forges' rate limits.
@@ -103,8 +105,6 @@ func PlanStatuses(prefix string, overall Status, hosts []HostResult, limit int) 
 		overall.Description += note + ")"
 	}
 	out := make([]Status, 0, 1+len(sel))
-	overall.Description = truncate(overall.Description)
-	out = append(out, overall)
 	for _, h := range sel {
 		out = append(out, Status{
 			State:       h.State,
@@ -113,7 +113,8 @@ func PlanStatuses(prefix string, overall Status, hosts []HostResult, limit int) 
 			TargetURL:   h.TargetURL,
 		})
 	}
-	return out
+	overall.Description = truncate(overall.Description)
+	return append(out, overall)
 }
 
 func truncate(s string) string {

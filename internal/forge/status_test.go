@@ -33,12 +33,12 @@ func TestPlanStatuses(t *testing.T) {
 		wantNote     string
 	}{
 		{name: "small fleet: every host", hosts: hosts(3, 1), limit: 5,
-			wantContexts: []string{"farm/eval", "farm/host/h0", "farm/host/h1", "farm/host/h2"}},
-		{name: "at the limit", hosts: hosts(2), limit: 2, wantContexts: []string{"farm/eval", "farm/host/h0", "farm/host/h1"}},
+			wantContexts: []string{"farm/host/h0", "farm/host/h1", "farm/host/h2", "farm/eval"}},
+		{name: "at the limit", hosts: hosts(2), limit: 2, wantContexts: []string{"farm/host/h0", "farm/host/h1", "farm/eval"}},
 		{name: "large fleet: failures only", hosts: hosts(50, 7, 30), limit: 5,
-			wantContexts: []string{"farm/eval", "farm/host/h7", "farm/host/h30"}, wantNote: "(50 hosts, 2 failed; per-host statuses only for failures)"},
+			wantContexts: []string{"farm/host/h7", "farm/host/h30", "farm/eval"}, wantNote: "(50 hosts, 2 failed; per-host statuses only for failures)"},
 		{name: "large fleet, many failures: capped", hosts: hosts(50, 1, 2, 3, 4), limit: 2,
-			wantContexts: []string{"farm/eval", "farm/host/h1", "farm/host/h2"}, wantNote: "first 2 shown"},
+			wantContexts: []string{"farm/host/h1", "farm/host/h2", "farm/eval"}, wantNote: "first 2 shown"},
 		{name: "large fleet, all good", hosts: hosts(100), limit: 20, wantContexts: []string{"farm/eval"}, wantNote: "0 failed"},
 	}
 	for _, tt := range tests {
@@ -54,8 +54,8 @@ func TestPlanStatuses(t *testing.T) {
 			if strings.Join(ctxs, " ") != strings.Join(tt.wantContexts, " ") {
 				t.Errorf("contexts = %v, want %v", ctxs, tt.wantContexts)
 			}
-			if !strings.Contains(got[0].Description, tt.wantNote) {
-				t.Errorf("overall description = %q, want it to contain %q", got[0].Description, tt.wantNote)
+			if overall := got[len(got)-1]; !strings.Contains(overall.Description, tt.wantNote) {
+				t.Errorf("overall description = %q, want it to contain %q", overall.Description, tt.wantNote)
 			}
 		})
 	}
@@ -91,7 +91,7 @@ func TestReportKeepsGoingPastAFailingForge(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Status != 502 {
 		t.Fatalf("Report = %v, want the 502", err)
 	}
-	if want := "alice/homelab farm/eval,alice/homelab farm/host/a"; strings.Join(sent, ",") != want {
+	if want := "alice/homelab farm/host/a,alice/homelab farm/eval"; strings.Join(sent, ",") != want {
 		t.Errorf("sent = %v, want %s", sent, want)
 	}
 }

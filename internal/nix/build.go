@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,33 +87,16 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 
 func (t *tailWriter) String() string { return string(t.buf) }
 
-// Systems returns the systems this machine can build for: its own, its
-// extra-platforms (aarch64-linux through binfmt/qemu) and those of its
-// remote builders (builders, or Nix's configured ones when empty).
+// Systems returns the systems builds can run for: this machine's own and
+// its extra-platforms (aarch64-linux through binfmt/qemu) unless max-jobs
+// is 0, and those of its remote builders (builders, or Nix's configured
+// ones when empty). See Capacity.
 func (c *Client) Systems(ctx context.Context, builders string) ([]string, error) {
-	cfg, err := c.buildConfig(ctx)
+	capa, err := c.Capacity(ctx, builders)
 	if err != nil {
 		return nil, err
 	}
-	machines, err := cfg.machines(builders)
-	if err != nil {
-		return nil, err
-	}
-	set := map[string]bool{cfg.system: true}
-	for _, s := range cfg.extraPlatforms {
-		set[s] = true
-	}
-	for _, s := range MachineSystems(machines) {
-		set[s] = true
-	}
-	systems := make([]string, 0, len(set))
-	for s := range set {
-		if s != "" {
-			systems = append(systems, s)
-		}
-	}
-	sort.Strings(systems)
-	return systems, nil
+	return capa.Systems(), nil
 }
 
 // buildConfig is what Nix's configuration says about where builds run.
@@ -122,6 +104,7 @@ type buildConfig struct {
 	system         string
 	extraPlatforms []string
 	builders       string // Nix's own `builders` setting
+	maxJobs        int    // Nix's max-jobs; -1 when not a number ("auto")
 }
 
 // buildConfig reads `nix show-config`.
@@ -140,6 +123,7 @@ func (c *Client) buildConfig(ctx context.Context) (buildConfig, error) {
 	_ = json.Unmarshal(raw["system"].Value, &cfg.system)
 	_ = json.Unmarshal(raw["extra-platforms"].Value, &cfg.extraPlatforms)
 	_ = json.Unmarshal(raw["builders"].Value, &cfg.builders)
+	cfg.maxJobs = maxJobs(raw["max-jobs"].Value)
 	return cfg, nil
 }
 

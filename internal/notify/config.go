@@ -15,6 +15,7 @@ import (
 //
 //	public_url = "https://farm.home.arpa"  # click links; default the builder URL
 //	notify_success = false                 # also tell of every switched host
+//	notify_deploy = false                  # tell of every deploy: per host, what it changes
 //	wake_timeout = "10m"                   # how long a woken host has to report
 //
 //	[wake_on_lan]                          # hosts that may be woken
@@ -28,6 +29,7 @@ import (
 type Config struct {
 	PublicURL     string                `toml:"public_url"`
 	NotifySuccess bool                  `toml:"notify_success"`
+	NotifyDeploy  bool                  `toml:"notify_deploy"`
 	WakeTimeout   string                `toml:"wake_timeout"`
 	WakeOnLAN     map[string]WakeTarget `toml:"wake_on_lan"`
 	Agents        map[string]string     `toml:"agents"`

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/homelab-farm/farm/internal/failover"
 	"github.com/homelab-farm/farm/internal/farmapi"
 )
 
@@ -25,13 +26,24 @@ type Event struct {
 }
 
 // Follower reads the builder's event stream (GET /api/events, Server-Sent
-// Events), reconnecting with Last-Event-ID after every interruption.
+// Events), reconnecting with Last-Event-ID after every interruption. With
+// several builder instances (one farm: one event log in one global order)
+// it follows one and, when that one cannot be reached, times out, answers
+// 5xx or breaks off the stream, resumes on the next from the last event
+// handled: nothing is lost and nothing handed on twice.
 type Follower struct {
-	// BuilderURL is the builder's base URL.
-	BuilderURL string
+	// BuilderURLs are the base URLs of the builder's instances, tried in
+	// turn (failover.Pool).
+	BuilderURLs []string
 	// Client makes the streaming request; it must have no overall timeout.
 	// nil: a client without one.
 	Client *http.Client
+	// ConnectTimeout bounds the wait for a stream's headers; 0 means 30 s.
+	ConnectTimeout time.Duration
+	// IdleTimeout is how long a stream may stay silent before it is taken
+	// for dead and followed on the next instance (the builder sends a
+	// keep-alive every 15 s); 0 means one minute.
+	IdleTimeout time.Duration
 	// RetryWait is the pause before reconnecting or retrying a failed
 	// handler; 0 means one second. It doubles up to 30 s.
 	RetryWait time.Duration
@@ -68,10 +80,16 @@ func (f *Follower) Follow(ctx context.Context, after int64, handle func(context.
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	builders, err := failover.New(f.BuilderURLs)
+	if err != nil {
+		return fmt.Errorf("builder URLs: %w", err)
+	}
+	builders.HeaderTimeout = f.connectTimeout()
+	builders.Log = log
 	wait := f.retryWait()
 	f.oversize = -1
 	for ctx.Err() == nil {
-		last, err := f.stream(ctx, client, after, handle)
+		last, err := f.stream(ctx, client, builders, after, handle)
 		if last > after {
 			after = last
 			wait = f.retryWait()
@@ -88,6 +106,20 @@ func (f *Follower) Follow(ctx context.Context, after int64, handle func(context.
 	return nil
 }
 
+func (f *Follower) connectTimeout() time.Duration {
+	if f.ConnectTimeout > 0 {
+		return f.ConnectTimeout
+	}
+	return 30 * time.Second
+}
+
+func (f *Follower) idleTimeout() time.Duration {
+	if f.IdleTimeout > 0 {
+		return f.IdleTimeout
+	}
+	return time.Minute
+}
+
 func (f *Follower) retryWait() time.Duration {
 	if f.RetryWait > 0 {
 		return f.RetryWait
@@ -99,30 +131,59 @@ func (f *Follower) retryWait() time.Duration {
 var errStreamEnded = errors.New("the builder closed the event stream")
 
 // stream reads one connection's events and returns the id of the last one
-// handled.
-func (f *Follower) stream(ctx context.Context, client *http.Client, after int64, handle func(context.Context, Event) error) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(f.BuilderURL, "/")+"/api/events", nil)
-	if err != nil {
-		return after, fmt.Errorf("events request: %w", err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	if after > 0 {
-		req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
-	}
-	resp, err := client.Do(req)
+// handled. A stream that breaks off or stays silent past IdleTimeout makes
+// the next connection go to the next instance.
+func (f *Follower) stream(ctx context.Context, client *http.Client, builders *failover.Pool, after int64, handle func(context.Context, Event) error) (int64, error) {
+	// The stream has its own context, cancelled when it stays silent; the
+	// handler gets ctx, so a slow delivery is never cut off.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var base string
+	resp, err := builders.Do(sctx, client, func(b string) (*http.Request, error) {
+		base = b
+		req, err := http.NewRequest(http.MethodGet, b+"/api/events", nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Accept", "text/event-stream")
+		if after > 0 {
+			req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
+		}
+		return req, nil
+	})
 	if err != nil {
 		return after, fmt.Errorf("connect to event stream: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return after, fmt.Errorf("event stream: builder answered %s", resp.Status)
+		return after, fmt.Errorf("event stream: builder %s answered %s", base, resp.Status)
 	}
+	idle := time.AfterFunc(f.idleTimeout(), cancel)
+	defer idle.Stop()
+	last, err := f.read(ctx, resp.Body, idle, after, handle)
+	if ctx.Err() == nil && !errors.Is(err, errDelivery) {
+		if sctx.Err() != nil {
+			err = fmt.Errorf("builder %s sent nothing for %v: %w", base, f.idleTimeout(), err)
+		}
+		builders.Skip(base)
+	}
+	return last, err
+}
+
+// errDelivery marks an error of the handler, not of the stream.
+var errDelivery = errors.New("delivery stopped")
+
+// read hands on the events of one stream; idle is reset after every line
+// and held while an event is handled.
+func (f *Follower) read(ctx context.Context, body io.Reader, idle *time.Timer, after int64, handle func(context.Context, Event) error) (int64, error) {
+	idleFor := f.idleTimeout()
 	maxLine := f.maxLine()
-	r := bufio.NewReaderSize(resp.Body, 64<<10)
+	r := bufio.NewReaderSize(body, 64<<10)
 	var data strings.Builder
 	var lineID int64 // the id: line of the event being read
 	for {
 		line, err := readLine(r, maxLine)
+		idle.Reset(idleFor)
 		if errors.Is(err, errTooLong) {
 			return f.tooLong(after, lineID)
 		}
@@ -159,9 +220,11 @@ func (f *Follower) stream(ctx context.Context, client *http.Client, after int64,
 			if ctx.Err() != nil {
 				return after, ctx.Err() // stopping: hand on nothing more
 			}
+			idle.Stop()
 			if err := f.deliver(ctx, ev, handle); err != nil {
-				return after, err
+				return after, fmt.Errorf("%w: %w", errDelivery, err)
 			}
+			idle.Reset(idleFor)
 			after = ev.ID
 		case strings.HasPrefix(line, "data:"):
 			value := strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")

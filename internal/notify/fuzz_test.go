@@ -37,7 +37,7 @@ func FuzzFollow(f *testing.F) {
 			return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(stream)), Request: r}, nil
 		})}
 		var last int64
-		fl := &Follower{BuilderURL: "http://builder.invalid", Client: client, RetryWait: time.Microsecond}
+		fl := &Follower{BuilderURLs: []string{"http://builder.invalid"}, Client: client, RetryWait: time.Microsecond}
 		_ = fl.Follow(ctx, 0, func(_ context.Context, ev Event) error {
 			if ev.ID <= last {
 				t.Fatalf("event %d after %d", ev.ID, last)
@@ -57,7 +57,7 @@ func FuzzHandle(f *testing.F) {
 	f.Add("host.report", `{"host":1}`)
 	f.Add("other", `[]`)
 	f.Fuzz(func(t *testing.T, typ, data string) {
-		n, err := New(Options{StateDir: t.TempDir(), Publisher: &recorder{}, BuilderURL: "http://127.0.0.1:1"})
+		n, err := New(Options{StateDir: t.TempDir(), Publisher: &recorder{}, BuilderURLs: []string{"http://127.0.0.1:1"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -78,7 +78,7 @@ func TestFollowerLongLine(t *testing.T) {
 			Body: countingBody{r: body, mu: &mu, read: &reads[len(reads)-1]}, Request: r}, nil
 	})}
 	metrics := newCountMetrics()
-	f := &Follower{BuilderURL: "http://builder.invalid", Client: client, RetryWait: time.Millisecond, Metrics: metrics}
+	f := &Follower{BuilderURLs: []string{"http://builder.invalid"}, Client: client, RetryWait: time.Millisecond, Metrics: metrics}
 	var got []int64
 	_ = f.Follow(ctx, 0, func(_ context.Context, ev Event) error {
 		got = append(got, ev.ID)
@@ -122,7 +122,7 @@ func TestFollowerLongEvent(t *testing.T) {
 		b.WriteString("id: 2\nevent: x\ndata: {\"id\":2,\"type\":\"x\"}\n\n")
 		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(b.String())), Request: r}, nil
 	})}
-	f := &Follower{BuilderURL: "http://builder.invalid", Client: client, RetryWait: time.Millisecond, MaxLine: 10 << 10}
+	f := &Follower{BuilderURLs: []string{"http://builder.invalid"}, Client: client, RetryWait: time.Millisecond, MaxLine: 10 << 10}
 	var got []int64
 	_ = f.Follow(ctx, 0, func(_ context.Context, ev Event) error {
 		got = append(got, ev.ID)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/atomicfile"
+	"github.com/homelab-farm/farm/internal/failover"
 )
 
 // Event types of the builder's log that the notifier acts on (the builder's
@@ -37,9 +38,13 @@ const (
 
 // Options wire a Notifier.
 type Options struct {
-	Config     Config // validated
-	BuilderURL string
-	StateDir   string
+	Config Config // validated
+	// BuilderURLs are the base URLs of the builder's instances (one farm):
+	// the events are followed on one and, when it fails, on the next
+	// (Follower). The first is the base of the links in notifications
+	// unless Config.PublicURL says otherwise.
+	BuilderURLs []string
+	StateDir    string
 	// Publisher delivers notifications; nil: none are sent (pokes and
 	// wakes still are). If it is also a Ledger (Ntfy is), a notification
 	// whose outcome a crash lost is looked up there before it is
@@ -154,6 +159,9 @@ func New(o Options) (*Notifier, error) {
 	if o.StateDir == "" {
 		return nil, errors.New("notifier: no state directory")
 	}
+	if _, err := failover.New(o.BuilderURLs); err != nil {
+		return nil, fmt.Errorf("notifier: builder URLs: %w", err)
+	}
 	if o.HTTP == nil {
 		o.HTTP = &http.Client{}
 	}
@@ -178,7 +186,7 @@ func New(o Options) (*Notifier, error) {
 	if o.Metrics == nil {
 		o.Metrics = noMetrics{}
 	}
-	n := &Notifier{o: o, log: o.Log, rules: newRules(o.Config, o.BuilderURL, o.PokeToken), waking: map[string]uint64{}, reported: map[string]uint64{}}
+	n := &Notifier{o: o, log: o.Log, rules: newRules(o.Config, o.BuilderURLs[0], o.PokeToken), waking: map[string]uint64{}, reported: map[string]uint64{}}
 	b, err := os.ReadFile(filepath.Join(o.StateDir, stateFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -206,7 +214,7 @@ func (n *Notifier) Cursor() int64 {
 // Run follows the builder's events from the persisted cursor until ctx is
 // done, then waits for the wakes it started to stop.
 func (n *Notifier) Run(ctx context.Context) error {
-	f := &Follower{BuilderURL: n.o.BuilderURL, Client: n.o.HTTP, RetryWait: n.o.RetryWait, Metrics: n.o.Metrics, Log: n.log}
+	f := &Follower{BuilderURLs: n.o.BuilderURLs, Client: n.o.HTTP, RetryWait: n.o.RetryWait, Metrics: n.o.Metrics, Log: n.log}
 	n.mu.Lock()
 	pending := maps.Clone(n.st.Waking)
 	n.mu.Unlock()

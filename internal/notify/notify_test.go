@@ -124,7 +124,7 @@ func TestFollowerResumes(t *testing.T) {
 	}
 	fe.dropAt[2] = true
 	fe.dropAt[5] = true
-	f := &Follower{BuilderURL: fe.srv.URL, RetryWait: time.Millisecond}
+	f := &Follower{BuilderURLs: []string{fe.srv.URL}, RetryWait: time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var got []int64
@@ -243,7 +243,7 @@ func TestDecide(t *testing.T) {
 			if err := cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			n, err := New(Options{Config: cfg, BuilderURL: "http://127.0.0.1:1", StateDir: t.TempDir(), Publisher: rec})
+			n, err := New(Options{Config: cfg, BuilderURLs: []string{"http://127.0.0.1:1"}, StateDir: t.TempDir(), Publisher: rec})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -354,7 +354,7 @@ func TestRestartExactlyOnce(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	restarts := 0
 	for len(fn.Messages()) < len(want) && time.Now().Before(deadline) {
-		n, err := New(Options{Config: Config{}, BuilderURL: fe.srv.URL, StateDir: dir, Publisher: pub, RetryWait: time.Millisecond})
+		n, err := New(Options{Config: Config{}, BuilderURLs: []string{fe.srv.URL}, StateDir: dir, Publisher: pub, RetryWait: time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -409,7 +409,7 @@ func TestWakeSleepingHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	n, err := New(Options{Config: cfg, BuilderURL: fe.srv.URL, StateDir: t.TempDir(), Publisher: rec, PokeToken: "poke-secret",
+	n, err := New(Options{Config: cfg, BuilderURLs: []string{fe.srv.URL}, StateDir: t.TempDir(), Publisher: rec, PokeToken: "poke-secret",
 		PollEvery: 20 * time.Millisecond, MagicEvery: 200 * time.Millisecond, RetryWait: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -489,7 +489,7 @@ func TestWakeTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	n, err := New(Options{Config: cfg, BuilderURL: fe.srv.URL, StateDir: t.TempDir(), Publisher: rec,
+	n, err := New(Options{Config: cfg, BuilderURLs: []string{fe.srv.URL}, StateDir: t.TempDir(), Publisher: rec,
 		PollEvery: 10 * time.Millisecond, MagicEvery: 100 * time.Millisecond, RetryWait: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -523,7 +523,7 @@ func TestFollowerPassesOverGarbage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var got []int64
-	_ = (&Follower{BuilderURL: srv.URL}).Follow(ctx, 0, func(_ context.Context, ev Event) error {
+	_ = (&Follower{BuilderURLs: []string{srv.URL}}).Follow(ctx, 0, func(_ context.Context, ev Event) error {
 		got = append(got, ev.ID)
 		if ev.ID == 3 {
 			cancel()
@@ -546,7 +546,7 @@ func TestWakeSurvivesRestart(t *testing.T) {
 	}
 	dir := t.TempDir()
 	start := func() (*Notifier, func()) {
-		n, err := New(Options{Config: cfg, BuilderURL: fe.srv.URL, StateDir: dir,
+		n, err := New(Options{Config: cfg, BuilderURLs: []string{fe.srv.URL}, StateDir: dir,
 			PollEvery: 10 * time.Millisecond, MagicEvery: time.Hour, RetryWait: time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -632,7 +632,7 @@ func TestInFlightAtRestart(t *testing.T) {
 			})
 			var logs bytes.Buffer
 			cfg := Config{PublicURL: "https://farm.example"}
-			n, err := New(Options{Config: cfg, BuilderURL: "http://127.0.0.1:1", StateDir: dir, Publisher: pub,
+			n, err := New(Options{Config: cfg, BuilderURLs: []string{"http://127.0.0.1:1"}, StateDir: dir, Publisher: pub,
 				Log: slog.New(slog.NewTextHandler(&logs, nil))})
 			if err != nil {
 				t.Fatal(err)
@@ -709,7 +709,7 @@ func TestLostAnswerNotRepublished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Options{Config: Config{PublicURL: "https://farm.example"}, BuilderURL: "http://127.0.0.1:1",
+	n, err := New(Options{Config: Config{PublicURL: "https://farm.example"}, BuilderURLs: []string{"http://127.0.0.1:1"},
 		StateDir: t.TempDir(), Publisher: ntfy})
 	if err != nil {
 		t.Fatal(err)

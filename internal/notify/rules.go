@@ -22,6 +22,9 @@ type rules struct {
 	baseURL string
 	// notifySuccess also tells of every switched host.
 	notifySuccess bool
+	// notifyDeploy tells of every new desired closure, per host, with
+	// what it changes on the host.
+	notifyDeploy bool
 	// wakeable are the hosts poked (an agent URL and a poke token) or woken
 	// (Wake-on-LAN) for a new desired closure.
 	wakeable map[string]bool
@@ -29,7 +32,7 @@ type rules struct {
 
 // newRules derives the rules from a validated configuration.
 func newRules(c Config, builderURL, pokeToken string) rules {
-	r := rules{baseURL: c.PublicURL, notifySuccess: c.NotifySuccess, wakeable: map[string]bool{}}
+	r := rules{baseURL: c.PublicURL, notifySuccess: c.NotifySuccess, notifyDeploy: c.NotifyDeploy, wakeable: map[string]bool{}}
 	if r.baseURL == "" {
 		r.baseURL = builderURL
 	}
@@ -79,8 +82,16 @@ type hostSeq struct {
 //   - A deploy that is rolled back or fails is told of once per distinct
 //     reason; the host's next switched or up-to-date report is a recovery.
 //   - A switch is told of only with notify_success.
+//   - A new desired closure is told of, per host with what it changes
+//     there, only with notify_deploy.
+//   - A failed build names the host's last good build of the branch and
+//     what that build changed.
+//   - A failed collection of the binary cache is told of once per distinct
+//     error; the next successful one is a recovery.
 //   - A new desired closure for a host that is poked or woken asks for a
 //     wake, which the host's report of that seq (or a newer one) ends.
+//   - A rollout that halts is told of once (the builder appends one event
+//     per halt).
 func decide(r rules, s state, ev Event) (state, decision, error) {
 	next := s.clone()
 	var d decision
@@ -106,13 +117,33 @@ func decide(r rules, s state, ev Event) (state, decision, error) {
 		if t, err = decode[farmapi.TargetData](ev); err == nil {
 			d.msg = targetBuilt(&next, t)
 		}
+	case farmapi.CacheCollectionFailed:
+		var c farmapi.CollectionData
+		if c, err = decode[farmapi.CollectionData](ev); err == nil {
+			d.msg = collectionFailed(&next, c)
+		}
+	case farmapi.CacheCollected:
+		var c farmapi.CollectionData
+		if c, err = decode[farmapi.CollectionData](ev); err == nil {
+			d.msg = collected(&next, c)
+		}
 	case farmapi.HostDesired:
 		var h farmapi.HostDesiredData
-		if h, err = decode[farmapi.HostDesiredData](ev); err == nil && h.Host != "" && r.wakeable[h.Host] {
-			if h.Seq > next.Waking[h.Host] {
-				next.Waking[h.Host] = h.Seq
+		if h, err = decode[farmapi.HostDesiredData](ev); err == nil && h.Host != "" {
+			if r.notifyDeploy {
+				d.msg = deploying(r, h)
 			}
-			d.wake = &hostSeq{h.Host, h.Seq}
+			if r.wakeable[h.Host] {
+				if h.Seq > next.Waking[h.Host] {
+					next.Waking[h.Host] = h.Seq
+				}
+				d.wake = &hostSeq{h.Host, h.Seq}
+			}
+		}
+	case farmapi.RolloutHalted:
+		var h farmapi.RolloutHaltedData
+		if h, err = decode[farmapi.RolloutHaltedData](ev); err == nil {
+			d.msg = rolloutHalted(r, h)
 		}
 	case farmapi.HostReport:
 		var h farmapi.HostReportData
@@ -178,6 +209,9 @@ func targetFailed(r rules, s *state, d farmapi.TargetData) *Message {
 	if d.Reason != "" {
 		body += ": " + d.Reason
 	}
+	if lg := d.LastGood; lg != nil && lg.Change != "" {
+		body = fmt.Sprintf("%s failed; last good build changed %s\n%s", d.Host, plainArrows(lg.Change), body)
+	}
 	return &Message{
 		Title: "Build failed: " + d.Host, Body: body, Priority: 4,
 		Tags:  []string{"rotating_light", d.Host},
@@ -235,6 +269,80 @@ func hostReport(r rules, s *state, d farmapi.HostReportData) *Message {
 		}
 	}
 	return nil
+}
+
+// deploying tells of a host's new desired closure and what it changes on
+// the host.
+func deploying(r rules, d farmapi.HostDesiredData) *Message {
+	m := &Message{
+		Title: "Deploying: " + d.Host, Priority: 2, Tags: []string{"package", d.Host},
+		Body: fmt.Sprintf("%s gets %s at %s (manifest %d).", d.Host, d.StorePath, short(d.Commit), d.Seq),
+	}
+	if diff := d.Diff; diff != nil {
+		m.Body = fmt.Sprintf("%s: %s\n%s\n%s at %s (manifest %d).", d.Host, diff.Summary, plainArrows(diff.Headline), d.StorePath, short(d.Commit), d.Seq)
+		if diff.Target > 0 {
+			m.Click = r.link(fmt.Sprintf("/targets/%d", diff.Target))
+		}
+	}
+	return m
+}
+
+// plainArrows writes a diff's version changes with ASCII arrows, which
+// every notification client shows ("linux 6.12.9 -> 6.12.10").
+func plainArrows(s string) string {
+	return strings.ReplaceAll(s, " → ", " -> ")
+}
+
+// rolloutHalted tells of a halted rollout, once per halt.
+func rolloutHalted(r rules, d farmapi.RolloutHaltedData) *Message {
+	what := "Rollout"
+	if d.Kind == "rollback" {
+		what = "Rollback"
+	}
+	body := fmt.Sprintf("%s of %s at %s halted in wave %d: %s %s.", what, d.Repo, short(d.Commit), d.Wave, d.Host, d.Reason)
+	if d.Detail != "" {
+		body += " " + d.Detail + "."
+	}
+	body += " Later waves keep their closures until it is resumed or aborted, or a newer commit supersedes it."
+	return &Message{
+		Title: what + " halted: " + d.Repo + " " + short(d.Commit), Body: body, Priority: 4,
+		Tags:  []string{"octagonal_sign", d.Host},
+		Click: r.link(fmt.Sprintf("/rollouts/%d", d.Rollout)),
+	}
+}
+
+// cacheGCKey is the Failing entry of the binary cache's collection.
+const cacheGCKey = "gc:cache"
+
+func collectionFailed(s *state, d farmapi.CollectionData) *Message {
+	why := d.Error
+	if why == "" {
+		why = "unknown error"
+	}
+	if s.Failing[cacheGCKey] == why {
+		return nil // the same failure again: told already
+	}
+	s.Failing[cacheGCKey] = why
+	body := "The binary cache's garbage collection failed"
+	if d.Instance != "" {
+		body += " on " + d.Instance
+	}
+	return &Message{
+		Title: "Cache collection failed", Priority: 4, Tags: []string{"warning", "wastebasket"},
+		Body: body + ": " + why,
+	}
+}
+
+func collected(s *state, d farmapi.CollectionData) *Message {
+	if _, failing := s.Failing[cacheGCKey]; !failing {
+		return nil
+	}
+	delete(s.Failing, cacheGCKey)
+	return &Message{
+		Title: "Cache collection recovered", Tags: []string{"white_check_mark", "wastebasket"},
+		Body: fmt.Sprintf("The binary cache's garbage collection ran again: %d objects (%d bytes) freed, %d objects (%d bytes) kept.",
+			d.FreedObjects, d.FreedBytes, d.CacheObjects, d.CacheBytes),
+	}
 }
 
 func short(commit string) string {

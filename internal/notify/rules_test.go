@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/homelab-farm/farm/internal/farmapi"
@@ -31,10 +32,18 @@ func TestDecideRules(t *testing.T) {
 	desired := func(host string, seq uint64) Event {
 		return event(farmapi.HostDesired, farmapi.HostDesiredData{Host: host, StorePath: "/nix/store/bbbb-" + host, Commit: commit, Seq: seq})
 	}
+	desiredDiff := func(host string, seq uint64) Event {
+		return event(farmapi.HostDesired, farmapi.HostDesiredData{Host: host, StorePath: "/nix/store/bbbb-" + host, Commit: commit, Seq: seq,
+			Diff: &farmapi.DiffBrief{Against: farmapi.AgainstCurrent, Target: 12, Summary: "+2 ~14 -1 · 38 MiB", Headline: "linux 6.12.9 → 6.12.10, +16 more"}})
+	}
+	failedAfter := func(host string, lg *farmapi.LastGood) Event {
+		return event(farmapi.TargetFailed, farmapi.TargetData{Eval: 1, Target: 11, Host: host, System: "x86_64-linux", State: "failed", Reason: "exit 1", LastGood: lg})
+	}
 	plain := Config{PublicURL: "https://farm.example"}
 	success := Config{PublicURL: "https://farm.example", NotifySuccess: true}
 	withAgent := Config{Agents: map[string]string{"malphas": "http://127.0.0.1:7741"}}
 	withWoL := Config{WakeOnLAN: map[string]WakeTarget{"andras": {MAC: "00:11:22:33:44:55"}}}
+	deploys := Config{PublicURL: "https://farm.example", NotifyDeploy: true, WakeOnLAN: map[string]WakeTarget{"andras": {MAC: "00:11:22:33:44:55"}}}
 
 	tests := []struct {
 		name      string
@@ -46,15 +55,53 @@ func TestDecideRules(t *testing.T) {
 
 		wantTitle    string // "" for no notification
 		wantClick    string
+		wantBody     string // the body starts with it
 		wantWake     *hostSeq
 		wantReported *hostSeq
 		wantFailing  map[string]string // after
 		wantWaking   map[string]uint64 // after
 	}{
 		{
+			name: "a rollout halts", cfg: plain,
+			ev: event(farmapi.RolloutHalted, farmapi.RolloutHaltedData{Rollout: 4, Repo: "fleet", Commit: commit, Kind: "push",
+				Wave: 0, Host: "stolas", Reason: "failed", Detail: "stolas failed on /nix/store/x"}),
+			wantTitle: "Rollout halted: fleet 0123456789ab", wantClick: "https://farm.example/rollouts/4",
+		},
+		{
 			name: "build failure", cfg: plain, ev: targetEv(farmapi.TargetFailed, "malphas"),
 			wantTitle: "Build failed: malphas", wantClick: "https://farm.example/api/targets/11/log",
 			wantFailing: map[string]string{"build:fleet/main/malphas": "exit 1"},
+		},
+		{
+			name: "build failure after a good build: what the good build changed", cfg: plain,
+			ev:        failedAfter("stolas", &farmapi.LastGood{Target: 10, Commit: commit, Change: "linux 6.12.9 → 6.12.10"}),
+			wantTitle: "Build failed: stolas", wantClick: "https://farm.example/api/targets/11/log",
+			wantBody:    "stolas failed; last good build changed linux 6.12.9 -> 6.12.10\nstolas (x86_64-linux) failed on fleet main at 0123456789ab: exit 1",
+			wantFailing: map[string]string{"build:fleet/main/stolas": "exit 1"},
+		},
+		{
+			name: "build failure after a good build whose change is not known", cfg: plain,
+			ev:        failedAfter("stolas", &farmapi.LastGood{Target: 10, Commit: commit}),
+			wantTitle: "Build failed: stolas", wantClick: "https://farm.example/api/targets/11/log",
+			wantBody:    "stolas (x86_64-linux) failed on fleet main at 0123456789ab: exit 1",
+			wantFailing: map[string]string{"build:fleet/main/stolas": "exit 1"},
+		},
+		{
+			name: "deploy, notify_deploy off", cfg: plain, ev: desiredDiff("stolas", 4),
+		},
+		{
+			name: "deploy, notify_deploy on: what it changes on the host", cfg: deploys, ev: desiredDiff("stolas", 4),
+			wantTitle: "Deploying: stolas", wantClick: "https://farm.example/targets/12",
+			wantBody: "stolas: +2 ~14 -1 · 38 MiB\nlinux 6.12.9 -> 6.12.10, +16 more\n/nix/store/bbbb-stolas at 0123456789ab (manifest 4).",
+		},
+		{
+			name: "deploy, notify_deploy on, no diff computed", cfg: deploys, ev: desired("stolas", 4),
+			wantTitle: "Deploying: stolas", wantBody: "stolas gets /nix/store/bbbb-stolas at 0123456789ab (manifest 4).",
+		},
+		{
+			name: "deploy, notify_deploy on, a host that is woken too", cfg: deploys, ev: desiredDiff("andras", 5),
+			wantTitle: "Deploying: andras", wantClick: "https://farm.example/targets/12", wantBody: "andras: +2 ~14 -1 · 38 MiB",
+			wantWake: &hostSeq{"andras", 5}, wantWaking: map[string]uint64{"andras": 5},
 		},
 		{
 			name: "build recovery", cfg: plain, failing: map[string]string{"build:fleet/main/malphas": "exit 1"},
@@ -126,6 +173,30 @@ func TestDecideRules(t *testing.T) {
 			ev: report("andras", farmapi.ResultUpToDate, "", 2), wantReported: &hostSeq{"andras", 2}, wantWaking: map[string]uint64{"andras": 3},
 		},
 		{
+			name: "cache collection failed", cfg: plain,
+			ev:        event(farmapi.CacheCollectionFailed, farmapi.CollectionData{Collection: 4, Instance: "b1", Error: "list: connection refused"}),
+			wantTitle: "Cache collection failed", wantFailing: map[string]string{"gc:cache": "list: connection refused"},
+		},
+		{
+			name: "cache collection failed, the same failure again", cfg: plain, failing: map[string]string{"gc:cache": "list: connection refused"},
+			ev:          event(farmapi.CacheCollectionFailed, farmapi.CollectionData{Collection: 5, Error: "list: connection refused"}),
+			wantFailing: map[string]string{"gc:cache": "list: connection refused"},
+		},
+		{
+			name: "cache collection failed otherwise", cfg: plain, failing: map[string]string{"gc:cache": "list: connection refused"},
+			ev:        event(farmapi.CacheCollectionFailed, farmapi.CollectionData{Collection: 5, Error: "not the farm's cache"}),
+			wantTitle: "Cache collection failed", wantFailing: map[string]string{"gc:cache": "not the farm's cache"},
+		},
+		{
+			name: "cache collection recovery", cfg: plain, failing: map[string]string{"gc:cache": "list: connection refused"},
+			ev:        event(farmapi.CacheCollected, farmapi.CollectionData{Collection: 6, FreedObjects: 3}),
+			wantTitle: "Cache collection recovered",
+		},
+		{
+			name: "cache collected, nothing was failing", cfg: plain,
+			ev: event(farmapi.CacheCollected, farmapi.CollectionData{Collection: 6, FreedObjects: 3}),
+		},
+		{
 			name: "an event type the notifier does not act on", cfg: plain, ev: event(farmapi.RemoteSynced, farmapi.RemoteSyncedData{Repo: "fleet"}),
 		},
 	}
@@ -148,9 +219,12 @@ func TestDecideRules(t *testing.T) {
 			if !reflect.DeepEqual(before, kept) {
 				t.Errorf("decide modified the state handed in: %+v, was %+v", before, kept)
 			}
-			var title, click string
+			var title, click, body string
 			if d.msg != nil {
-				title, click = d.msg.Title, d.msg.Click
+				title, click, body = d.msg.Title, d.msg.Click, d.msg.Body
+			}
+			if !strings.HasPrefix(body, tt.wantBody) {
+				t.Errorf("body %q, want it to start with %q", body, tt.wantBody)
 			}
 			if title != tt.wantTitle || click != tt.wantClick {
 				t.Errorf("notification %q (click %q), want %q (click %q)", title, click, tt.wantTitle, tt.wantClick)
@@ -180,6 +254,20 @@ func TestDecideUnreadable(t *testing.T) {
 			t.Errorf("%s: decide accepted malformed data", typ)
 		}
 		if d.msg != nil || d.wake != nil || d.reported != nil || !reflect.DeepEqual(after, s) {
+			t.Errorf("%s: malformed data decided %+v, state %+v", typ, d, after)
+		}
+	}
+}
+
+// A collection event whose data does not decode changes nothing either.
+func TestDecideUnreadableCollection(t *testing.T) {
+	s := state{Failing: map[string]string{"gc:cache": "x"}, Evals: map[int64]evalInfo{}, Waking: map[string]uint64{}}
+	for _, typ := range []farmapi.EventType{farmapi.CacheCollected, farmapi.CacheCollectionFailed} {
+		after, d, err := decide(rules{}, s, Event{ID: 3, Type: typ, Data: []byte(`{"collection":"x","error":1}`)})
+		if err == nil {
+			t.Errorf("%s: decide accepted malformed data", typ)
+		}
+		if d.msg != nil || !reflect.DeepEqual(after, s) {
 			t.Errorf("%s: malformed data decided %+v, state %+v", typ, d, after)
 		}
 	}

@@ -160,7 +160,7 @@ func TestUndeliverableEventSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	metrics := newCountMetrics()
-	n, err := New(Options{Config: cfg, BuilderURL: fe.srv.URL, StateDir: t.TempDir(), Publisher: pub, PokeToken: "tk",
+	n, err := New(Options{Config: cfg, BuilderURLs: []string{fe.srv.URL}, StateDir: t.TempDir(), Publisher: pub, PokeToken: "tk",
 		RetryWait: time.Millisecond, Metrics: metrics})
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +228,7 @@ func TestTransientFailureBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	metrics := newCountMetrics()
-	n, err := New(Options{BuilderURL: fe.srv.URL, StateDir: t.TempDir(), Publisher: pub, RetryWait: time.Millisecond,
+	n, err := New(Options{BuilderURLs: []string{fe.srv.URL}, StateDir: t.TempDir(), Publisher: pub, RetryWait: time.Millisecond,
 		TransientTries: 4, Metrics: metrics})
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,17 +16,19 @@ import (
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/safepath"
 	"github.com/homelab-farm/farm/internal/state"
 	"golang.org/x/sync/errgroup"
 )
 
-// build runs one lane per system; within a lane, LaneJobs targets build at
-// once.
-func (p *Pipeline) build(ctx context.Context, recs []state.Target) error {
-	systems, err := p.Nix.Systems(ctx, p.Builders)
+// build runs one lane per system. A lane builds as many targets at once
+// as its system has build slots (Lanes); a system no builder takes is
+// skipped.
+func (p *Pipeline) build(ctx context.Context, job queue.Job, recs []state.Target) error {
+	capa, err := p.Nix.Capacity(ctx, p.Builders)
 	if err != nil {
-		return fmt.Errorf("buildable systems: %w", err)
+		return fmt.Errorf("build capacity: %w", err)
 	}
 	lanes := map[string][]state.Target{}
 	for _, t := range recs {
@@ -42,30 +43,49 @@ func (p *Pipeline) build(ctx context.Context, recs []state.Target) error {
 	sort.Strings(names)
 	var wg sync.WaitGroup
 	errs := make([]error, len(names))
-	jobs := p.LaneJobs
-	if jobs <= 0 {
-		jobs = 2
-	}
 	for i, system := range names {
 		wg.Go(func() {
-			errs[i] = p.lane(ctx, lanes[system], slices.Contains(systems, system), jobs)
+			errs[i] = p.lane(ctx, job, lanes[system], capa.Builds(system), max(1, p.Lanes(capa, system)))
 		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
+// Lanes is how many targets of system build at once: LaneJobs (default 2)
+// when this machine builds system itself, plus the max jobs of every remote
+// machine that builds it; 0 when nothing builds it.
+func (p *Pipeline) Lanes(capa nix.Capacity, system string) int {
+	n := capa.RemoteJobs(system)
+	if capa.Local(system) {
+		jobs := p.LaneJobs
+		if jobs <= 0 {
+			jobs = 2
+		}
+		n += jobs
+	}
+	return n
+}
+
 // lane builds the targets of one system, jobs at once. After the first
 // error no further target starts; it returns that error, or the context's
 // when it ended.
-func (p *Pipeline) lane(ctx context.Context, targets []state.Target, buildable bool, jobs int) error {
+func (p *Pipeline) lane(ctx context.Context, job queue.Job, targets []state.Target, buildable bool, jobs int) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs)
 	for _, t := range targets {
 		if gctx.Err() != nil {
 			break
 		}
-		g.Go(func() error { return p.buildTarget(ctx, t, buildable) })
+		g.Go(func() error {
+			if err := p.buildTarget(ctx, job, &t, buildable); err != nil {
+				return err
+			}
+			if t.State == state.TargetBuilt || t.State == state.TargetCached {
+				return p.diffs(ctx, job, t)
+			}
+			return nil
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -73,21 +93,26 @@ func (p *Pipeline) lane(ctx context.Context, targets []state.Target, buildable b
 	return ctx.Err()
 }
 
-// targetEvent is the payload of t's Target* events.
-func targetEvent(t state.Target) farmapi.TargetData {
-	return farmapi.TargetData{Eval: t.EvalID, Target: t.ID, Host: t.Host, System: t.System,
+// targetEvent is the payload of t's Target* events; a failure carries
+// the host's last good build of the branch.
+func (p *Pipeline) targetEvent(ctx context.Context, job queue.Job, t state.Target) farmapi.TargetData {
+	d := farmapi.TargetData{Eval: t.EvalID, Target: t.ID, Host: t.Host, System: t.System,
 		OutPath: t.OutPath, State: t.State, Reason: t.Reason}
+	if t.State == state.TargetFailed {
+		d.LastGood = p.lastGood(ctx, job, t)
+	}
+	return d
 }
 
-// buildTarget takes one target to cached, skipped, built or failed. Its
-// error is for storage failures only.
-func (p *Pipeline) buildTarget(ctx context.Context, t state.Target, buildable bool) error {
+// buildTarget takes one target to cached, skipped, built or failed,
+// updating *t. Its error is for storage failures only.
+func (p *Pipeline) buildTarget(ctx context.Context, job queue.Job, t *state.Target, buildable bool) error {
 	set := func(st, reason string, event farmapi.EventType) error {
 		t.State, t.Reason = st, reason
 		if err := p.State.SetTargetState(ctx, t.ID, st, reason); err != nil {
 			return err
 		}
-		p.event(ctx, event, targetEvent(t))
+		p.event(ctx, event, p.targetEvent(ctx, job, *t))
 		return nil
 	}
 	if _, err := p.Cache.Stat(ctx, cache.NarInfoKey(t.OutPath)); err == nil {
@@ -132,10 +157,10 @@ func (p *Pipeline) buildTarget(ctx context.Context, t state.Target, buildable bo
 	if p.Metrics != nil {
 		p.Metrics.BuildDuration(t.System, time.Since(start))
 	}
-	p.uploadLog(ctx, t)
+	p.uploadLog(ctx, *t)
 	if buildErr != nil {
 		p.failure("build")
-		return set(state.TargetFailed, "build failed: "+lastLine(buildErr.Error()), farmapi.TargetFailed)
+		return set(state.TargetFailed, buildFailure(buildErr), farmapi.TargetFailed)
 	}
 
 	pushStart := time.Now()
@@ -169,6 +194,19 @@ func (p *Pipeline) buildRetryWait() time.Duration {
 		return 2 * time.Second
 	}
 	return p.BuildRetryWait
+}
+
+// buildFailure is a failed build's reason: which remote machines could not
+// be used and why, when no machine could take the build, else the last line
+// of Nix's error.
+func buildFailure(err error) string {
+	var nerr *nix.Error
+	if errors.As(err, &nerr) {
+		if reason := nix.RemoteBuildReason(nerr.Stderr); reason != "" {
+			return "build failed: " + reason
+		}
+	}
+	return "build failed: " + nix.DescribeBuildError(err)
 }
 
 // transient reports whether a build failure may pass on retry: a remote
@@ -231,15 +269,4 @@ func (p *Pipeline) uploadLog(ctx context.Context, t state.Target) {
 	if err := cache.PutLog(ctx, p.Cache, t.DrvPath, io.LimitReader(f, fi.Size()), fi.Size()); err != nil {
 		p.log().Warn("upload build log", "host", t.Host, "err", err)
 	}
-}
-
-// lastLine returns the last non-empty line of s, the one that says why.
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(lines[i]); l != "" {
-			return l
-		}
-	}
-	return s
 }

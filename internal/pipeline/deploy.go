@@ -10,6 +10,7 @@ import (
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/git"
+	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/state"
 )
@@ -39,9 +40,18 @@ func (p *Pipeline) now() time.Time {
 
 // sign signs m issued now, valid for the manifest TTL.
 func (p *Pipeline) sign(ctx context.Context, m deploy.Manifest) ([]byte, error) {
-	m.IssuedAt = p.now().UTC().Truncate(time.Second)
-	m.Expires = m.IssuedAt.Add(p.manifestTTL())
-	signed, err := p.Signer.Sign(ctx, m)
+	return signManifest(ctx, p.Signer, p.ManifestTTL, p.now(), m)
+}
+
+// signManifest signs m with signer, issued at now and valid for ttl (0:
+// DefaultManifestTTL), and returns the signed manifest as served.
+func signManifest(ctx context.Context, signer deploy.Signer, ttl time.Duration, now time.Time, m deploy.Manifest) ([]byte, error) {
+	if ttl <= 0 {
+		ttl = DefaultManifestTTL
+	}
+	m.IssuedAt = now.UTC().Truncate(time.Second)
+	m.Expires = m.IssuedAt.Add(ttl)
+	signed, err := signer.Sign(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("sign manifest of %s (seq %d): %w", m.Host, m.Seq, err)
 	}
@@ -58,7 +68,13 @@ func (p *Pipeline) sign(ctx context.Context, m deploy.Manifest) ([]byte, error) 
 // queue retries: a host's desired closure and manifest are recorded
 // together or not at all (a seq drawn for a manifest never signed is only
 // a gap).
+//
+// With Rollouts set, the commit is rolled out instead: wave by wave, the
+// manifests of each wave issued when it opens (see Rollouts).
 func (p *Pipeline) deploy(ctx context.Context, job queue.Job, mirror *git.Mirror, recs []state.Target) error {
+	if p.Rollouts != nil {
+		return p.rollOut(ctx, job, mirror, recs)
+	}
 	for _, t := range recs {
 		if t.State != state.TargetBuilt && t.State != state.TargetCached {
 			continue
@@ -85,9 +101,28 @@ func (p *Pipeline) deploy(ctx context.Context, job queue.Job, mirror *git.Mirror
 		if err := p.State.SetDesired(ctx, t.Host, t.OutPath, job.Commit, seq, body); err != nil {
 			return err
 		}
-		p.event(ctx, farmapi.HostDesired, farmapi.HostDesiredData{Host: t.Host, StorePath: t.OutPath, Commit: job.Commit, Seq: seq})
+		p.event(ctx, farmapi.HostDesired, farmapi.HostDesiredData{Host: t.Host, StorePath: t.OutPath, Commit: job.Commit, Seq: seq,
+			Diff: p.desiredDiff(ctx, t)})
 	}
 	return nil
+}
+
+// rollOut starts the rollout of job's commit with the waves the flake
+// declares at that commit.
+func (p *Pipeline) rollOut(ctx context.Context, job queue.Job, mirror *git.Mirror, recs []state.Target) error {
+	var settings map[string]nix.DeploySettings
+	if p.Rollouts.Settings != nil {
+		flakeDir := p.FlakeDir
+		if flakeDir == "" {
+			flakeDir = "nix"
+		}
+		var err error
+		if settings, err = p.Rollouts.Settings(ctx, mirror.FlakeRef(job.Commit, flakeDir)); err != nil {
+			return fmt.Errorf("read the waves of %s: %w", job.Commit, err)
+		}
+	}
+	_, _, err := p.Rollouts.Start(ctx, Push{Job: job, Targets: recs, Settings: settings, IsAncestor: mirror.IsAncestor})
+	return err
 }
 
 // syncRemotes fast-forwards the deploy branch of every remote SyncRemotes

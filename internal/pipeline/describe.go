@@ -55,11 +55,15 @@ func (c Counts) String() string {
 const evalFailedReason = "evaluation failed: "
 
 // hostDescription is a host's commit status description: its state and
-// reason, or for a failed evaluation Nix's own message and position
-// (the full reason stays on the target page).
-func hostDescription(t state.Target) string {
+// what its closure changes (diffLine, see Diff.StatusLine) or its reason,
+// or for a failed evaluation Nix's own message and position (the full
+// reason stays on the target page).
+func hostDescription(t state.Target, diffLine string) string {
 	if nixErr, ok := strings.CutPrefix(t.Reason, evalFailedReason); ok && t.State == state.TargetFailed {
 		return nix.ErrorMessage(nixErr, forge.MaxDescription)
+	}
+	if diffLine != "" {
+		return t.State + ": " + diffLine
 	}
 	if t.Reason != "" {
 		return t.State + ": " + t.Reason

@@ -7,6 +7,7 @@ import (
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/hostname"
 	"github.com/homelab-farm/farm/internal/nix"
+	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
@@ -43,7 +44,7 @@ func anyEvalFailure(ts []state.Target) bool {
 // failed with the evaluation's error. A host name that is not valid is
 // recorded as a failed target under its placeholder, whatever Nix said of
 // it, so that it never becomes a path, a status context or a deploy.
-func (p *Pipeline) record(ctx context.Context, evalID int64, targets []nix.Target) ([]state.Target, error) {
+func (p *Pipeline) record(ctx context.Context, job queue.Job, evalID int64, targets []nix.Target) ([]state.Target, error) {
 	recs := make([]state.Target, 0, len(targets))
 	for _, t := range targets {
 		if err := hostname.Validate(t.Host); err != nil {
@@ -59,7 +60,7 @@ func (p *Pipeline) record(ctx context.Context, evalID int64, targets []nix.Targe
 		}
 		if t.Error != "" {
 			p.failure("eval")
-			p.event(ctx, farmapi.TargetFailed, targetEvent(rec))
+			p.event(ctx, farmapi.TargetFailed, p.targetEvent(ctx, job, rec))
 		}
 		recs = append(recs, rec)
 	}

@@ -39,7 +39,7 @@ func TestEventPayloads(t *testing.T) {
 		"target.skipped mac":    targetKeys,
 		"target.building alpha": targetKeys,
 		"target.built alpha":    targetKeys,
-		"host.desired alpha":    {"host", "store_path", "commit", "seq"},
+		"host.desired alpha":    {"host", "store_path", "commit", "seq", "diff"},
 		"remote.synced":         {"repo", "remote", "branch", "commit"},
 		"evaluation.finished":   {"eval", "repo", "branch", "commit", "resumed", "state", "failed", "hosts"},
 	}

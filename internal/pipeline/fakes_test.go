@@ -32,9 +32,10 @@ import (
 // fakeNix is the pipeline's Nix as a struct of funcs.
 type fakeNix struct {
 	eval     func(ctx context.Context, flake string, opts nix.EvalOptions) ([]nix.Target, error)
-	systems  func(ctx context.Context, builders string) ([]string, error)
+	capacity func(ctx context.Context, builders string) (nix.Capacity, error)
 	realise  func(ctx context.Context, drvPath string, opts nix.BuildOptions) ([]string, error)
 	pathInfo func(ctx context.Context, paths ...string) ([]nix.PathInfo, error)
+	closure  func(ctx context.Context, root string) (map[string]uint64, error)
 }
 
 var _ pipeline.Nix = (*fakeNix)(nil)
@@ -43,8 +44,8 @@ func (f *fakeNix) Eval(ctx context.Context, flake string, opts nix.EvalOptions) 
 	return f.eval(ctx, flake, opts)
 }
 
-func (f *fakeNix) Systems(ctx context.Context, builders string) ([]string, error) {
-	return f.systems(ctx, builders)
+func (f *fakeNix) Capacity(ctx context.Context, builders string) (nix.Capacity, error) {
+	return f.capacity(ctx, builders)
 }
 
 func (f *fakeNix) Realise(ctx context.Context, drvPath string, opts nix.BuildOptions) ([]string, error) {
@@ -53,6 +54,10 @@ func (f *fakeNix) Realise(ctx context.Context, drvPath string, opts nix.BuildOpt
 
 func (f *fakeNix) PathInfo(ctx context.Context, paths ...string) ([]nix.PathInfo, error) {
 	return f.pathInfo(ctx, paths...)
+}
+
+func (f *fakeNix) ClosureSizes(ctx context.Context, root string) (map[string]uint64, error) {
+	return f.closure(ctx, root)
 }
 
 // fakeMetrics counts what the pipeline measures.
@@ -95,12 +100,16 @@ type fleetHost struct {
 	Version string // change it to change the host's closure
 	Broken  string // evaluation error
 	Fail    bool   // the build fails (not transiently)
+	// Packages are the closure's packages besides the system itself:
+	// name -> version, each one store path "<name>-<version>".
+	Packages map[string]string
 }
 
 // evaluated is a derivation the fake Nix evaluated.
 type evaluated struct {
 	host, out string
 	fail      bool
+	closure   map[string]uint64 // every path of out's closure with its NAR size
 }
 
 // realiseCall is one Realise the fake Nix was asked for.
@@ -130,6 +139,7 @@ type harness struct {
 	fleets   map[string]map[string]fleetHost // commit -> hosts
 	drvs     map[string]evaluated            // drv path -> what it builds
 	evals    []string                        // commits evaluated, in order
+	built    map[string]map[string]uint64    // out path -> closure, once built
 	realised []realiseCall
 	nextJob  int64
 }
@@ -161,14 +171,16 @@ func newHarness(t *testing.T) *harness {
 		gc:      filepath.Join(dir, "gcroots"),
 		fleets:  map[string]map[string]fleetHost{},
 		drvs:    map[string]evaluated{},
+		built:   map[string]map[string]uint64{},
 		nextJob: 1000,
 	}
 	h.nix = &fakeNix{
 		eval: h.eval,
-		systems: func(context.Context, string) ([]string, error) {
-			return []string{"x86_64-linux", "aarch64-linux"}, nil
+		capacity: func(context.Context, string) (nix.Capacity, error) {
+			return nix.Capacity{LocalSystems: []string{"aarch64-linux", "x86_64-linux"}}, nil
 		},
 		realise: h.realise,
+		closure: h.closure,
 		pathInfo: func(_ context.Context, paths ...string) ([]nix.PathInfo, error) {
 			infos := make([]nix.PathInfo, len(paths))
 			for i, p := range paths {
@@ -401,7 +413,11 @@ func (h *harness) eval(_ context.Context, flake string, _ nix.EvalOptions) ([]ni
 		targets[i].System = cmp.Or(fh.System, "x86_64-linux")
 		targets[i].DrvPath = storePath(tg.Host, fh.Version, "drv") + ".drv"
 		targets[i].OutPath = storePath(tg.Host, fh.Version, "out")
-		h.drvs[targets[i].DrvPath] = evaluated{host: tg.Host, out: targets[i].OutPath, fail: fh.Fail}
+		closure := map[string]uint64{targets[i].OutPath: 1000}
+		for name, version := range fh.Packages {
+			closure[pkgPath(name, version)] = pkgSize(name, version)
+		}
+		h.drvs[targets[i].DrvPath] = evaluated{host: tg.Host, out: targets[i].OutPath, fail: fh.Fail, closure: closure}
 	}
 	return targets, nil
 }
@@ -420,17 +436,66 @@ func (h *harness) realise(ctx context.Context, drv string, opts nix.BuildOptions
 	if d.fail {
 		return nil, &nix.Error{Cmd: "nix-store --realise", Stderr: "building '" + drv + "'...\nerror: builder for '" + drv + "' failed with exit code 1\n", Err: errors.New("exit status 1")}
 	}
-	return publish(ctx, h.cache, d.out)
+	h.mu.Lock()
+	h.built[d.out] = d.closure
+	h.mu.Unlock()
+	for p, size := range d.closure {
+		if p == d.out {
+			continue
+		}
+		if err := publishPath(ctx, h.cache, p, size, nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := publishPath(ctx, h.cache, d.out, d.closure[d.out], slices.Sorted(maps.Keys(d.closure))); err != nil {
+		return nil, err
+	}
+	return []string{d.out}, nil
 }
 
-// publish puts out's narinfo into the cache and returns out.
+// closure answers for the closures built so far, as the builder's store
+// holds them.
+func (h *harness) closure(_ context.Context, root string) (map[string]uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.built[root]
+	if !ok {
+		return nil, fmt.Errorf("closure of %s: %w", root, nix.ErrNotInStore)
+	}
+	return maps.Clone(c), nil
+}
+
+// publish puts out's narinfo (a closure of one path) into the cache and
+// returns out.
 func publish(ctx context.Context, b cache.Backend, out string) ([]string, error) {
-	info := "StorePath: " + out + "\n"
-	if err := b.Put(ctx, cache.NarInfoKey(out), strings.NewReader(info), int64(len(info))); err != nil {
+	if err := publishPath(ctx, b, out, 1000, nil); err != nil {
 		return nil, err
 	}
 	return []string{out}, nil
 }
+
+// publishPath puts a narinfo for path into the cache: its NAR size, a
+// compressed size of a quarter of it (fileSize), and its references.
+func publishPath(ctx context.Context, b cache.Backend, path string, narSize uint64, refs []string) error {
+	var names []string
+	for _, r := range refs {
+		names = append(names, strings.TrimPrefix(r, nix.StoreDir+"/"))
+	}
+	info := fmt.Sprintf("StorePath: %s\nURL: nar/%s.nar.zst\nCompression: zstd\nFileHash: sha256:%s\nFileSize: %d\nNarHash: sha256:%s\nNarSize: %d\nReferences: %s\n",
+		path, strings.Repeat("1", 52), strings.Repeat("0", 52), fileSize(narSize), strings.Repeat("0", 52), narSize, strings.Join(names, " "))
+	return b.Put(ctx, cache.NarInfoKey(path), strings.NewReader(info), int64(len(info)))
+}
+
+// fileSize is the compressed size the fake cache gives a NAR of n bytes.
+func fileSize(n uint64) uint64 { return n / 4 }
+
+// pkgPath is the store path of a package of the fake fleet.
+func pkgPath(name, version string) string {
+	return strings.TrimSuffix(storePath(name, version, "pkg"), "-nixos-system-"+name) + "-" + name + "-" + version
+}
+
+// pkgSize is the NAR size of a package of the fake fleet.
+func pkgSize(name, version string) uint64 { return uint64(4096 * (len(name) + len(version))) }
 
 // storePath is a valid store path named after host, unique per version
 // and what.

@@ -1,8 +1,10 @@
 // Package pipeline is the builder's worker: it claims evaluation jobs from
 // the queue, fetches the pushed commit, evaluates every host of the fleet
 // flake, builds each host's closure in the lane of its system, pushes it to
-// the binary cache, reports commit statuses, and on the deploy branch
-// records each host's desired closure with a signed deploy manifest.
+// the binary cache, diffs it against the closure the host runs and the
+// previous build (what changes, what a host downloads), reports commit
+// statuses, and on the deploy branch records each host's desired closure
+// with a signed deploy manifest.
 //
 // Every step is idempotent: a worker killed at any point leaves a job whose
 // lease expires, and the worker that claims it next finds what is already
@@ -54,6 +56,9 @@ type Pipeline struct {
 	CacheURL string
 	// Statuses sends commit statuses; nil sends none.
 	Statuses *Statuses
+	// Rollouts, if set (Signer must be too), rolls a deploy-branch commit
+	// out wave by wave instead of deploying to every host at once.
+	Rollouts *Rollouts
 
 	FlakeDir     string // default "nix"
 	Builders     string // Nix remote builders; "" uses Nix's own setting
@@ -66,9 +71,14 @@ type Pipeline struct {
 	// BuildRetryWait is the wait before the first retry of a build; each
 	// later retry waits that much longer. 0 means 2s.
 	BuildRetryWait time.Duration
-	// LaneJobs is how many targets of one system build at once; 0 means 2
-	// (Nix parallelises inside each build too, and shares what they share).
+	// LaneJobs is how many targets of one system build at once on this
+	// machine; 0 means 2 (Nix parallelises inside each build too, and
+	// shares what they share). Each remote build machine of the system adds
+	// its max jobs.
 	LaneJobs int
+	// DiffTimeout bounds the closure diffs of one target; 0 means
+	// DefaultDiffTimeout.
+	DiffTimeout time.Duration
 
 	LogDir string // build logs, one file per target
 	// GCRootDir holds one garbage-collector root per host (its latest
@@ -97,9 +107,10 @@ type Nix interface {
 	// Target with Error set (nix.TargetsFromNames); the error is for
 	// failing to list the hosts at all.
 	Eval(ctx context.Context, flake string, opts nix.EvalOptions) ([]nix.Target, error)
-	// Systems returns the systems this machine can build for, itself or
-	// through builders ("" means Nix's configured remote builders).
-	Systems(ctx context.Context, builders string) ([]string, error)
+	// Capacity returns where builds run: the systems this machine builds
+	// itself and the remote machines of builders ("" means Nix's
+	// configured ones), as Nix itself reads them.
+	Capacity(ctx context.Context, builders string) (nix.Capacity, error)
 	// Realise builds drvPath (or substitutes its outputs) and returns its
 	// output paths. A build that ran and failed is a *nix.Error whose
 	// Stderr says why; any other error is taken as transient (retried).
@@ -107,6 +118,10 @@ type Nix interface {
 	// PathInfo returns the closure of paths with what the store records
 	// of each path (what a push uploads; see cache.Store).
 	PathInfo(ctx context.Context, paths ...string) ([]nix.PathInfo, error)
+	// ClosureSizes returns every path of root's closure with its NAR size
+	// (for closure diffs), and an error wrapping nix.ErrNotInStore when the
+	// store lacks root.
+	ClosureSizes(ctx context.Context, root string) (map[string]uint64, error)
 }
 
 var _ Nix = (*nix.Client)(nil)
@@ -130,6 +145,13 @@ type Store interface {
 	PutTarget(ctx context.Context, t state.Target) (state.Target, error)
 	SetTargetState(ctx context.Context, id int64, state, reason string) error
 	Targets(ctx context.Context, evalID int64) ([]state.Target, error)
+	// LastBuilt returns the host's target with a closure in the latest
+	// evaluation q selects that has one.
+	LastBuilt(ctx context.Context, q state.BuiltQuery) (state.Target, state.Evaluation, error)
+	// PutTargetDiff records a target's closure diff against one base,
+	// replacing an earlier attempt's; TargetDiffs returns them.
+	PutTargetDiff(ctx context.Context, d state.TargetDiff) error
+	TargetDiffs(ctx context.Context, targetID int64) ([]state.TargetDiff, error)
 
 	Host(ctx context.Context, name string) (state.Host, error)
 	// NextSeq returns a deploy sequence number higher than every one
@@ -199,6 +221,11 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 	}
 	evData := farmapi.EvalData{Eval: ev.ID, Repo: job.Repo, Branch: job.Branch, Commit: job.Commit, Resumed: !created}
 	p.event(ctx, farmapi.EvalStarted, evData)
+	if p.Statuses != nil && p.Statuses.EvaluationURL(ev.ID) != "" {
+		// The pool's "pending" could not link the evaluation's page: it
+		// did not exist yet.
+		p.report(ctx, job, ev.ID, forge.Status{State: forge.StatePending, Description: "evaluating"}, nil)
+	}
 
 	mirror := p.Mirrors(job.Repo)
 	var remotes []string
@@ -237,12 +264,12 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 		return Result{}, err
 	}
 
-	recs, err := p.record(ctx, ev.ID, targets)
+	recs, err := p.record(ctx, job, ev.ID, targets)
 	if err != nil {
 		return Result{}, err
 	}
 
-	if err := p.build(ctx, recs); err != nil {
+	if err := p.build(ctx, job, recs); err != nil {
 		return Result{}, err
 	}
 	recs, err = p.State.Targets(ctx, ev.ID)
@@ -268,7 +295,7 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 	if res.Failed > 0 {
 		overall.State = forge.StateFailure
 	}
-	p.report(ctx, job, overall, recs)
+	p.report(ctx, job, ev.ID, overall, recs)
 
 	evState := state.EvalDone
 	if res.Failed > 0 {
@@ -288,7 +315,7 @@ func (p *Pipeline) run(ctx context.Context, job queue.Job) (Result, error) {
 func (p *Pipeline) evalFailed(ctx context.Context, job queue.Job, evID int64, evData farmapi.EvalData, source string, evalErr error) (Result, error) {
 	p.failure("eval")
 	msg := nix.DescribeError(evalErr, forge.MaxDescription)
-	p.report(ctx, job, forge.Status{State: forge.StateFailure, Description: msg}, nil)
+	p.report(ctx, job, evID, forge.Status{State: forge.StateFailure, Description: msg}, nil)
 	if err := p.State.FinishEvaluation(ctx, evID, state.EvalFailed, source, evalErr.Error()); err != nil {
 		return Result{}, err
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -41,6 +43,10 @@ type Pool struct {
 	// Wake, if set, cuts an idle wait short: the webhook handler signals
 	// it after queueing a new job.
 	Wake <-chan struct{}
+	// Instance names this builder among the farm's instances; its workers
+	// claim as "<Instance>/w<n>" (what /api/jobs shows as a job's worker).
+	// Empty means "<hostname>:<pid>".
+	Instance string
 	// Statuses, if set, tells the forges an evaluation started ("pending")
 	// and when it went to the dead letter state ("error"); the pipeline
 	// reports the outcome.
@@ -50,11 +56,25 @@ type Pool struct {
 // Run runs the workers until ctx ends and returns when all have stopped.
 // A job in progress then is released back to the queue.
 func (p *Pool) Run(ctx context.Context) {
+	instance := p.Instance
+	if instance == "" {
+		instance = DefaultInstance()
+	}
 	var wg sync.WaitGroup
 	for i := range p.Workers {
-		wg.Go(func() { p.work(ctx, fmt.Sprintf("w%d", i)) })
+		wg.Go(func() { p.work(ctx, fmt.Sprintf("%s/w%d", instance, i)) })
 	}
 	wg.Wait()
+}
+
+// DefaultInstance names this process among a farm's builders:
+// "<hostname>:<pid>".
+func DefaultInstance() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "builder"
+	}
+	return host + ":" + strconv.Itoa(os.Getpid())
 }
 
 func (p *Pool) log() *slog.Logger {

@@ -3,7 +3,10 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +17,7 @@ import (
 	"github.com/homelab-farm/farm/internal/pipeline"
 	"github.com/homelab-farm/farm/internal/queue"
 	"github.com/homelab-farm/farm/internal/queue/sqlite"
+	"github.com/homelab-farm/farm/internal/state"
 	"github.com/homelab-farm/farm/internal/testenv"
 )
 
@@ -84,14 +88,16 @@ func runPool(t *testing.T, p *pipeline.Pool, stop func() bool) {
 
 // TestPoolOutcomes: a job the processor completes is done with its result;
 // one that fails its last attempt is dead, and its commit gets "pending"
-// then "error", linked to the job.
+// then "error", linked to the dashboard page of its evaluation where it
+// has one (never to the JSON API).
 func TestPoolOutcomes(t *testing.T) {
 	q := openQueue(t, 1)
 	good, bad := enqueue(t, q, strings.Repeat("a", 40)), enqueue(t, q, strings.Repeat("b", 40))
 	ff := &syncForge{}
 	p := &pipeline.Pool{
 		Queue: q, Workers: 2, Lease: time.Minute, Idle: 10 * time.Millisecond,
-		Statuses: &pipeline.Statuses{For: func(queue.Remote) forge.StatusClient { return ff }, PublicURL: "http://farm.test/"},
+		Statuses: &pipeline.Statuses{For: func(queue.Remote) forge.StatusClient { return ff }, PublicURL: "http://farm.test/",
+			Evaluations: evalsByJob{bad: 77}},
 		Process: func(_ context.Context, job queue.Job) ([]byte, error) {
 			if job.ID == bad {
 				return nil, errors.New("fetch failed")
@@ -106,9 +112,9 @@ func TestPoolOutcomes(t *testing.T) {
 		t.Errorf("result %q", r)
 	}
 	want := map[string]bool{
-		strings.Repeat("a", 40) + " farm/eval pending http://farm.test/api/jobs/1": true,
-		strings.Repeat("b", 40) + " farm/eval pending http://farm.test/api/jobs/2": true,
-		strings.Repeat("b", 40) + " farm/eval error http://farm.test/api/jobs/2":   true,
+		strings.Repeat("a", 40) + " farm/eval pending ":                                true, // no evaluation yet
+		strings.Repeat("b", 40) + " farm/eval pending http://farm.test/evaluations/77": true,
+		strings.Repeat("b", 40) + " farm/eval error http://farm.test/evaluations/77":   true,
 	}
 	for _, s := range ff.statuses() {
 		if !want[s] {
@@ -185,4 +191,43 @@ func TestPoolAbandonsLostLease(t *testing.T) {
 			}
 		}}
 	runPool(t, p, cancelled.Load)
+}
+
+// evalsByJob is a pipeline.EvalFinder: job id -> evaluation id.
+type evalsByJob map[int64]int64
+
+func (e evalsByJob) EvaluationByJob(_ context.Context, job int64) (state.Evaluation, error) {
+	id, ok := e[job]
+	if !ok {
+		return state.Evaluation{}, fmt.Errorf("evaluation of job %d: %w", job, state.ErrNotFound)
+	}
+	return state.Evaluation{ID: id, JobID: job}, nil
+}
+
+// TestPoolWorkerNames: a job's worker names the instance that claimed it,
+// so that with several builders on one queue the API tells which one runs
+// it; without an Instance it is this process's host name and pid.
+func TestPoolWorkerNames(t *testing.T) {
+	for _, tc := range []struct{ instance, want string }{
+		{"builder-b", "builder-b/w0"},
+		{"", pipeline.DefaultInstance() + "/w0"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			q := openQueue(t, 3)
+			id := enqueue(t, q, strings.Repeat("d", 40))
+			var worker atomic.Value
+			p := &pipeline.Pool{Queue: q, Workers: 1, Lease: time.Hour, Instance: tc.instance, Process: func(ctx context.Context, job queue.Job) ([]byte, error) {
+				worker.Store(jobState(t, q, job.ID).Worker)
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}}
+			runPool(t, p, func() bool { return worker.Load() != nil })
+			if got := worker.Load(); got != tc.want {
+				t.Errorf("job %d claimed by worker %q, want %q", id, got, tc.want)
+			}
+		})
+	}
+	if inst := pipeline.DefaultInstance(); !strings.HasSuffix(inst, ":"+strconv.Itoa(os.Getpid())) {
+		t.Errorf("DefaultInstance() = %q, want it to end in :<pid>", inst)
+	}
 }

@@ -1,7 +1,11 @@
 // Package state keeps what the builder knows beyond its queue: evaluations
-// and their per-host targets, each host's desired and reported closure with
-// its signed manifest, and the append-only event log that the API serves as
-// Server-Sent Events.
+// and their per-host targets, each target's closure diffs (against what its
+// host runs and against the previous build; the diff itself is the
+// pipeline's JSON, kept opaque here beside its summary), each host's
+// desired and reported closure with its signed manifest, the append-only
+// event log that the API serves as Server-Sent Events, and the record of
+// the binary cache's collections (their sizes, and which instance runs the
+// next scheduled one).
 //
 // Two databases hold it, behind one Interface and one contract suite
 // (statetest): one SQLite file (Open; WAL, synchronous=FULL), owned by one
@@ -18,6 +22,11 @@
 //     host's highest seq whichever instance writes last. A builder moving
 //     from SQLite carries its counter over (CarrySeq), since agents refuse
 //     a seq at or below the last one they applied.
+//
+//   - The next scheduled cache collection is due at the time in one counter
+//     row; ClaimCollection moves it on with a conditional upsert that only
+//     one caller per due time gets a row back from, so one instance
+//     collects per interval however many share the database.
 //
 //   - The event log has one order that a reader never skips. An id from a
 //     sequence is taken at insert, but transactions may commit in another

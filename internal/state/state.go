@@ -76,6 +76,8 @@ type Host struct {
 	LastSeen      time.Time       `json:"last_seen,omitzero"`
 }
 
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
 // Event is one entry of the append-only event log.
 type Event struct {
 	ID   int64           `json:"id"`
@@ -100,6 +102,11 @@ type Interface interface {
 	SetTargetState(ctx context.Context, id int64, state, reason string) error
 	Target(ctx context.Context, id int64) (Target, error)
 	Targets(ctx context.Context, evalID int64) ([]Target, error)
+	LastBuilt(ctx context.Context, q BuiltQuery) (Target, Evaluation, error)
+
+	PutTargetDiff(ctx context.Context, d TargetDiff) error
+	TargetDiffs(ctx context.Context, targetID int64) ([]TargetDiff, error)
+	DiffSummaries(ctx context.Context, targets []int64, against string) (map[int64]string, error)
 
 	NextSeq(ctx context.Context) (uint64, error)
 	Seq(ctx context.Context) (uint64, error)
@@ -109,10 +116,23 @@ type Interface interface {
 	Host(ctx context.Context, name string) (Host, error)
 	Hosts(ctx context.Context) ([]Host, error)
 
+	WithRollouts(ctx context.Context, repo string, fn func(tx RolloutTx) error) error
+	Rollout(ctx context.Context, id int64) (Rollout, error)
+	ActiveRollouts(ctx context.Context) ([]Rollout, error)
+	Rollouts(ctx context.Context, repo string, limit int) ([]Rollout, error)
+	RolloutPaths(ctx context.Context) ([]string, error)
+	DeployEvaluations(ctx context.Context, prefix string) ([]Evaluation, error)
+
 	Append(ctx context.Context, typ string, data any) (Event, error)
 	AppendAll(ctx context.Context, evs []NewEvent) error
 	Changed() <-chan struct{}
 	EventsAfter(ctx context.Context, after int64, limit int) ([]Event, error)
+
+	RecordCollection(ctx context.Context, c Collection) (Collection, error)
+	CacheHistory(ctx context.Context, since time.Time, limit int) (CacheHistory, error)
+	ClaimCollection(ctx context.Context, now, next time.Time) (bool, error)
+	NextCollection(ctx context.Context) (time.Time, error)
+	PostponeCollection(ctx context.Context, at time.Time) error
 
 	Close() error
 }
@@ -169,6 +189,28 @@ var schema = []string{
 		id {id},
 		time {int64} NOT NULL, type TEXT NOT NULL, data {blob} NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value {int64} NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS targets_host ON targets (host, eval_id)`,
+	`CREATE TABLE IF NOT EXISTS target_diffs (
+		target_id {int64} NOT NULL, against TEXT NOT NULL,
+		base_path TEXT NOT NULL DEFAULT '', base_target {int64} NOT NULL DEFAULT 0,
+		summary TEXT NOT NULL DEFAULT '', headline TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',
+		data {blob}, created {int64} NOT NULL,
+		PRIMARY KEY (target_id, against))`,
+	`CREATE TABLE IF NOT EXISTS rollouts (
+		id {id},
+		repo TEXT NOT NULL, commit_id TEXT NOT NULL, kind TEXT NOT NULL,
+		status TEXT NOT NULL, active {bool} NOT NULL,
+		origin {blob} NOT NULL, data {blob} NOT NULL,
+		created {int64} NOT NULL, updated {int64} NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS rollouts_active ON rollouts (active, repo)`,
+	`CREATE INDEX IF NOT EXISTS rollouts_repo ON rollouts (repo, id)`,
+	`CREATE TABLE IF NOT EXISTS collections (
+		id {id},
+		instance TEXT NOT NULL DEFAULT '', started {int64} NOT NULL, duration_ms {int64} NOT NULL,
+		freed_objects {int64} NOT NULL, freed_bytes {int64} NOT NULL, kept_paths {int64} NOT NULL,
+		cache_objects {int64} NOT NULL, cache_bytes {int64} NOT NULL,
+		error TEXT NOT NULL DEFAULT '', hosts {blob})`,
+	`CREATE INDEX IF NOT EXISTS collections_started ON collections (started)`,
 }
 
 // newStore creates the schema on db and returns a store on it.
@@ -365,8 +407,19 @@ func (s *Store) Targets(ctx context.Context, evalID int64) ([]Target, error) {
 // NextSeq returns a new deploy sequence number, higher than every one
 // handed out before.
 func (s *Store) NextSeq(ctx context.Context) (uint64, error) {
+	return nextSeq(ctx, s.db)
+}
+
+// querier is what a *sql.DB and a *sql.Tx both do.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func nextSeq(ctx context.Context, q querier) (uint64, error) {
 	var v uint64
-	err := s.db.QueryRowContext(ctx, `INSERT INTO counters (name, value) VALUES ('deploy_seq', 1)
+	err := q.QueryRowContext(ctx, `INSERT INTO counters (name, value) VALUES ('deploy_seq', 1)
 		ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value`).Scan(&v)
 	if err != nil {
 		return 0, fmt.Errorf("next deploy seq: %w", err)
@@ -399,7 +452,11 @@ func (s *Store) RaiseSeq(ctx context.Context, v uint64) error {
 // SetDesired records the closure a host should run, with its signed
 // manifest. It refuses to go back to a lower seq.
 func (s *Store) SetDesired(ctx context.Context, host, path, commit string, seq uint64, manifest []byte) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO hosts (name, desired_path, desired_commit, desired_seq, manifest)
+	return setDesired(ctx, s.db, host, path, commit, seq, manifest)
+}
+
+func setDesired(ctx context.Context, q querier, host, path, commit string, seq uint64, manifest []byte) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO hosts (name, desired_path, desired_commit, desired_seq, manifest)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (name) DO UPDATE SET desired_path = excluded.desired_path, desired_commit = excluded.desired_commit,
 			desired_seq = excluded.desired_seq, manifest = excluded.manifest
@@ -437,7 +494,11 @@ func scanHost(sc interface{ Scan(...any) error }) (Host, error) {
 
 // Host returns one host.
 func (s *Store) Host(ctx context.Context, name string) (Host, error) {
-	h, err := scanHost(s.db.QueryRowContext(ctx, `SELECT `+hostCols+` FROM hosts WHERE name = $1`, name))
+	return host(ctx, s.db, name)
+}
+
+func host(ctx context.Context, q querier, name string) (Host, error) {
+	h, err := scanHost(q.QueryRowContext(ctx, `SELECT `+hostCols+` FROM hosts WHERE name = $1`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Host{}, fmt.Errorf("host %s: %w", name, ErrNotFound)
 	}
@@ -503,29 +564,39 @@ func (s *Store) appendAll(ctx context.Context, evs []NewEvent) ([]Event, error) 
 		return nil, fmt.Errorf("append events: %w", err)
 	}
 	defer tx.Rollback()
-	if s.d.lockEvents != nil {
-		if err := s.d.lockEvents(ctx, tx); err != nil {
-			return nil, fmt.Errorf("append events: lock the log: %w", err)
-		}
-	}
-	for i := range out {
-		ev := &out[i]
-		err := tx.QueryRowContext(ctx, `INSERT INTO events (time, type, data) VALUES ($1, $2, $3) RETURNING id`,
-			ms(ev.Time), ev.Type, []byte(ev.Data)).Scan(&ev.ID)
-		if err != nil {
-			return nil, fmt.Errorf("append %s event: %w", ev.Type, err)
-		}
-	}
-	if s.d.notify != nil {
-		if err := s.d.notify(ctx, tx); err != nil {
-			return nil, fmt.Errorf("append events: notify: %w", err)
-		}
+	if err := s.insertEvents(ctx, tx, out); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("append events: %w", err)
 	}
 	s.wakeWaiters()
 	return out, nil
+}
+
+// insertEvents inserts evs in tx, setting their ids: it takes the log's
+// lock (held until tx ends) and, last, notifies other instances. The
+// caller commits and then wakes the waiters.
+func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, evs []Event) error {
+	if s.d.lockEvents != nil {
+		if err := s.d.lockEvents(ctx, tx); err != nil {
+			return fmt.Errorf("append events: lock the log: %w", err)
+		}
+	}
+	for i := range evs {
+		ev := &evs[i]
+		err := tx.QueryRowContext(ctx, `INSERT INTO events (time, type, data) VALUES ($1, $2, $3) RETURNING id`,
+			ms(ev.Time), ev.Type, []byte(ev.Data)).Scan(&ev.ID)
+		if err != nil {
+			return fmt.Errorf("append %s event: %w", ev.Type, err)
+		}
+	}
+	if s.d.notify != nil {
+		if err := s.d.notify(ctx, tx); err != nil {
+			return fmt.Errorf("append events: notify: %w", err)
+		}
+	}
+	return nil
 }
 
 // wakeWaiters closes the channel Changed handed out and makes a new one.

@@ -1,6 +1,9 @@
 package textcut
 
-import "unicode/utf8"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // Ellipsis ends a cut text.
 const Ellipsis = "…"
@@ -20,4 +23,19 @@ func Bytes(s string, limit int) string {
 		cut--
 	}
 	return s[:cut] + Ellipsis
+}
+
+// LastLine returns the last line of s that is not blank, trimmed, in at most
+// limit bytes (no limit if limit <= 0): the line of a command's output that
+// usually says why it failed. A blank s gives "".
+func LastLine(s string, limit int) string {
+	s = strings.TrimRight(s, " \t\r\n")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	s = strings.TrimSpace(s)
+	if limit > 0 {
+		return Bytes(s, limit)
+	}
+	return s
 }

@@ -1,6 +1,7 @@
 package textcut_test
 
 import (
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -27,6 +28,25 @@ func TestBytes(t *testing.T) {
 		}
 		if len(got) > tt.limit || !utf8.ValidString(got) {
 			t.Errorf("Bytes(%q, %d) = %q: over the limit or not UTF-8", tt.s, tt.limit, got)
+		}
+	}
+}
+
+func TestLastLine(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		limit int
+		want  string
+	}{
+		{"", 0, ""},
+		{"  \n\n", 0, ""},
+		{"one", 0, "one"},
+		{"one\ntwo\n\n  \n", 0, "two"},
+		{"a\r\n  b c  \r\n", 0, "b c"},
+		{"x\n" + strings.Repeat("é", 10), 9, "ééé…"},
+	} {
+		if got := textcut.LastLine(tc.in, tc.limit); got != tc.want {
+			t.Errorf("LastLine(%q, %d) = %q, want %q", tc.in, tc.limit, got, tc.want)
 		}
 	}
 }

@@ -143,7 +143,7 @@ in
     (lib.mkIf agent.enable {
       services.farm-agent = {
         keepGenerations = lib.mkDefault farm.settings.keepGenerations;
-        builderUrl = lib.mkDefault farm.settings.builderUrl;
+        builderUrls = lib.mkDefault [ farm.settings.builderUrl ];
         cacheUrl = lib.mkDefault config.fleet.farmCache.url;
         cachePublicKey = lib.mkDefault config.fleet.farmCache.publicKey;
         deployPublicKey = lib.mkDefault farm.settings.deployPublicKey;
@@ -151,13 +151,13 @@ in
         # sleep after an update it was woken for.
         suspendAfterWake = lib.mkDefault (farm.wakeOnLan ? ${config.hostSpec.hostName});
       }
-      # The host's maintenance window (hostSpec.deploy, lib/deploy.nix); the wave is
-      # the builder's business (the flake output farm.deploy). Only once the agent
-      # takes the window flags (cmd/agent calling internal/agent/window's
-      # RegisterFlags): an agent given a flag it does not know refuses to start, and
-      # then no update reaches the host any more. Until then a fleet turns it on
-      # with `agentWindows = true` in nix/fleet/settings.nix.
-      // lib.optionalAttrs ((farm.settings.agentWindows or false) && config.hostSpec ? deploy) {
+      # The host's maintenance window (hostSpec.deploy, lib/deploy.nix; its role's
+      # defaults: a desktop switches only when nobody is at the keyboard, a server
+      # always, a Pi at night); the wave is the builder's business (the flake output
+      # farm.deploy). On unless the fleet sets `agentWindows = false` in
+      # nix/fleet/settings.nix (for agents older than the window flags: an agent
+      # given a flag it does not know refuses to start).
+      // lib.optionalAttrs ((farm.settings.agentWindows or true) && config.hostSpec ? deploy) {
         window = lib.mkDefault config.hostSpec.deploy.window;
         outsideWindow = lib.mkDefault config.hostSpec.deploy.outsideWindow;
         idleMinutes = lib.mkDefault config.hostSpec.deploy.idleMinutes;

@@ -52,6 +52,11 @@ import ./keys.nix
   # System generations a host keeps (the agent and fleet-pull).
   keepGenerations = 5;
 
+  # The agents enforce each host's maintenance window (hostSpec.deploy: its role's
+  # defaults, docs/fleet.md). false: every host switches as soon as it is offered a
+  # new system (for agents that predate the window flags).
+  agentWindows = true;
+
   # Notifications.
   ntfyUrl = "https://ntfy.home.arpa";
   ntfyTopic = "farm";

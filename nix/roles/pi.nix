@@ -11,11 +11,13 @@
     touch = false;
     autoUpgrade = "farm";
     wakeOnLan.enable = false;
-    # How the farm rolls a commit out to it (lib/deploy.nix).
+    # How the farm rolls a commit out to it (lib/deploy.nix): at night, and only
+    # then (a Pi loses power more often than it reboots on purpose: a system
+    # installed for the next boot would come up untested).
     deploy = {
       wave = 2;
-      window = "always";
-      outsideWindow = "boot";
+      window = "03:00-05:00";
+      outsideWindow = "wait";
       idleMinutes = 15;
       asleep = "wait";
     };

@@ -31,44 +31,90 @@ let
     else
       pkgs.writeText "farm-deploy.pub" cfg.deployPublicKey;
 
-  rendered = flags.agent {
-    inherit (cfg)
-      builderUrl
-      host
-      tokenFile
-      cacheUrl
-      cachePublicKey
-      interval
-      keepGenerations
-      switchMode
-      healthChecks
-      healthTimeout
-      systemdHealth
-      switchTimeout
-      currentSystem
-      profile
-      listen
-      pokeTokenFile
-      suspendAfterWake
-      suspendCommand
-      logLevel
-      window
-      outsideWindow
-      idleMinutes
-      timeZone
-      secretFiles
-      extraArgs
-      ;
-    deployPublicKeyFile = deployPublicKeyFile;
-    stateDir = stateDir;
-  };
+  # Every flag's option (but those this module sets itself) comes from the agent's
+  # own schema (`agent -flags-json`, nix/services/flags/agent.json): the values
+  # of cfg under those names are the command line.
+  rendered = flags.agent (
+    cfg
+    // {
+      inherit deployPublicKeyFile stateDir;
+    }
+  );
 
   stateDir = "/var/lib/farm-agent";
   duration = types.strMatching flags.durationPattern;
   port = lib.toInt (lib.last (lib.splitString ":" cfg.listen));
 in
 {
-  options.services.farm-agent = {
+  imports = [
+    (lib.mkChangedOptionModule
+      [ "services" "farm-agent" "builderUrl" ]
+      [ "services" "farm-agent" "builderUrls" ]
+      (config: [ config.services.farm-agent.builderUrl ])
+    )
+  ];
+
+  options.services.farm-agent = flags.mkOptions lib {
+    schema = flags.schemas.agent;
+    # Set here: the key file from deployPublicKey(File), the state directory the
+    # unit owns, and --once, which is for running the agent by hand.
+    exclude = [
+      "deploy-public-key-file"
+      "state-dir"
+      "once"
+    ];
+    overrides = {
+      builderUrls = o: builtins.removeAttrs o [ "default" ] // {
+        type = types.nonEmptyListOf types.str;
+        example = [ "https://farm.home.arpa" "https://farm2.home.arpa" ];
+      };
+      host = o: o // {
+        type = types.str;
+        default = config.networking.hostName;
+        defaultText = lib.literalExpression "config.networking.hostName";
+      };
+      cacheUrl = o: builtins.removeAttrs o [ "default" ] // {
+        type = types.str;
+        example = "https://farm.home.arpa/nix-cache";
+      };
+      cachePublicKey = o: builtins.removeAttrs o [ "default" ] // {
+        type = types.str;
+        example = "farm-1:mnUUt/NvASWLmBT3ZZg0Aq7tle/5oHZDkGSkukeJHKA=";
+      };
+      interval.type = duration;
+      interval.default = "15m";
+      keepGenerations.type = types.ints.positive;
+      keepGenerations.default = 5;
+      switchMode.type = types.enum [
+        "switch"
+        "boot"
+      ];
+      switchMode.default = "switch";
+      healthChecks.example = [
+        "systemctl is-active sshd.service"
+        "curl -fsS http://127.0.0.1:8080/healthz"
+      ];
+      systemdHealth.type = types.bool;
+      systemdHealth.default = true;
+      listen.example = "0.0.0.0:7741";
+      suspendAfterWake.type = types.bool;
+      suspendAfterWake.default = false;
+      suspendCommand.example = "systemctl hibernate";
+      logLevel.type = types.nullOr (types.enum flags.logLevels);
+      # The maintenance window (internal/agent/window), from hostSpec.deploy.
+      window.type = types.nullOr (types.strMatching (import ../lib/deploy.nix).windowPattern);
+      window.example = "03:00-05:00";
+      outsideWindow.type = types.nullOr (
+        types.enum [
+          "boot"
+          "wait"
+        ]
+      );
+      idleMinutes.type = types.nullOr types.ints.positive;
+      timeZone.example = "Europe/Berlin";
+    };
+  }
+  // {
     enable = lib.mkEnableOption "the farm's agent (signed deploys from the farm)";
 
     package = mkOption {
@@ -76,25 +122,6 @@ in
       default = pkgs.homelab-farm.agent;
       defaultText = lib.literalExpression "pkgs.homelab-farm.agent";
       description = "The package that provides `bin/agent`.";
-    };
-
-    builderUrl = mkOption {
-      type = types.str;
-      example = "https://farm.home.arpa";
-      description = "The builder's API. `--builder-url`.";
-    };
-
-    host = mkOption {
-      type = types.str;
-      default = config.networking.hostName;
-      defaultText = lib.literalExpression "config.networking.hostName";
-      description = "The name the farm knows this host by. `--host`.";
-    };
-
-    tokenFile = mkOption {
-      type = types.nullOr (types.strMatching "/.*");
-      default = null;
-      description = "The host's API token, read at runtime. `--token-file`.";
     };
 
     deployPublicKey = mkOption {
@@ -110,160 +137,10 @@ in
       description = "A file holding the deploy public key, instead of `deployPublicKey`.";
     };
 
-    cacheUrl = mkOption {
-      type = types.str;
-      example = "https://farm.home.arpa/nix-cache";
-      description = "The farm's binary cache. `--cache-url`.";
-    };
-
-    cachePublicKey = mkOption {
-      type = types.str;
-      example = "farm-1:mnUUt/NvASWLmBT3ZZg0Aq7tle/5oHZDkGSkukeJHKA=";
-      description = "The cache's public key. `--cache-public-key`.";
-    };
-
-    interval = mkOption {
-      type = duration;
-      default = "15m";
-      description = "How often the agent asks for a new manifest (a Go duration). `--interval`.";
-    };
-
-    keepGenerations = mkOption {
-      type = types.ints.positive;
-      default = 5;
-      description = "System generations kept after a switch. `--keep-generations`.";
-    };
-
-    switchMode = mkOption {
-      type = types.enum [
-        "switch"
-        "boot"
-      ];
-      default = "switch";
-      description = "Activate now, or at the next boot. `--switch-mode`.";
-    };
-
-    healthChecks = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
-      example = [
-        "systemctl is-active sshd.service"
-        "curl -fsS http://127.0.0.1:8080/healthz"
-      ];
-      description = "Commands that must succeed after a switch, else it is undone. `--health-check` (repeated).";
-    };
-
-    healthTimeout = mkOption {
-      type = types.nullOr duration;
-      default = null;
-      example = "2m";
-      description = "Time each health check may take (null: 2m). `--health-timeout`.";
-    };
-
-    systemdHealth = mkOption {
-      type = types.bool;
-      default = true;
-      description = "Fail a switch after which systemd units have failed that had not before. `--systemd-health`.";
-    };
-
-    switchTimeout = mkOption {
-      type = types.nullOr duration;
-      default = null;
-      example = "10m";
-      description = "Time switch-to-configuration may take (null: 10m). `--switch-timeout`.";
-    };
-
-    currentSystem = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      description = "Link to the running system (null: /run/current-system). `--current-system`.";
-    };
-
-    profile = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      description = "The system profile the agent sets (null: /nix/var/nix/profiles/system). `--profile`.";
-    };
-
-    listen = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      example = "0.0.0.0:7741";
-      description = "Address to take the notifier's pokes on (POST /poke); null: no pokes. Needs `pokeTokenFile`. `--listen`.";
-    };
-
-    pokeTokenFile = mkOption {
-      type = types.nullOr (types.strMatching "/.*");
-      default = null;
-      description = "The token pokes must carry (the notifier's `pokeTokenFile`), read at runtime. `--poke-token-file`.";
-    };
-
     openFirewall = mkOption {
       type = types.bool;
       default = false;
       description = "Open the port of `listen` in the firewall, for the notifier's pokes.";
-    };
-
-    suspendAfterWake = mkOption {
-      type = types.bool;
-      default = false;
-      description = "Suspend the host again after an update a Wake-on-LAN started. `--suspend-after-wake`.";
-    };
-
-    suspendCommand = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      example = "systemctl hibernate";
-      description = "The command that suspends the host, split at spaces, no shell (null: `systemctl suspend`). `--suspend-command`.";
-    };
-
-    logLevel = mkOption {
-      type = types.nullOr (
-        types.enum [
-          "debug"
-          "info"
-          "warn"
-          "error"
-        ]
-      );
-      default = null;
-      description = "debug, info, warn or error (null: info). `--log-level`.";
-    };
-
-    window = mkOption {
-      type = types.nullOr (types.strMatching (import ../lib/deploy.nix).windowPattern);
-      default = null;
-      example = "03:00-05:00";
-      description = ''
-        When the agent may switch: "always", "when-idle" (no graphical session in
-        use: none active, or idle for `idleMinutes`, and no idle inhibitor such as a
-        game or a full-screen video) or a daily "HH:MM-HH:MM" window in `timeZone`
-        (may cross midnight). Null: always. `--window`.
-      '';
-    };
-
-    outsideWindow = mkOption {
-      type = types.nullOr (
-        types.enum [
-          "boot"
-          "wait"
-        ]
-      );
-      default = null;
-      description = ''Outside the window: "boot" installs the new system for the next boot now (and switches once the window opens); "wait" does nothing until it opens. Null: boot. `--outside-window`.'';
-    };
-
-    idleMinutes = mkOption {
-      type = types.nullOr types.ints.positive;
-      default = null;
-      description = "For the \"when-idle\" window: minutes a graphical session must have been idle (null: 15). `--idle-minutes`.";
-    };
-
-    timeZone = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      example = "Europe/Berlin";
-      description = "The time zone of a daily window (null: the system's local time). `--time-zone`.";
     };
 
     onCalendar = mkOption {

@@ -3,8 +3,8 @@
 # Usable from any flake (the flake exports it as nixosModules.builder): it needs
 # nothing of this fleet.
 #
-# Typed options map to the program's flags through nix/lib/flags.nix (unit-tested
-# offline); the rest of its configuration is `settings`, written as the TOML file
+# One option per flag of `builder serve`, generated from the program's own flag
+# schema (nix/services/flags/builder-serve.json) by nix/lib/flags.nix; the rest of its configuration is `settings`, written as the TOML file
 # of `--config` (see examples/builder.toml). Every secret is a file handed to the
 # unit as a systemd credential, so the service runs as a DynamicUser and still
 # reads root-only sops secrets: the cache key through its flag, the webhook
@@ -52,28 +52,21 @@ let
     flags.agentTokenLinks cfg.credentialsDir (builtins.attrNames cfg.agentTokenFiles)
   );
 
-  rendered = flags.builder {
-    config = configFile;
-    inherit (cfg)
-      listen
-      cache
-      queue
-      workers
-      signingKeyFile
-      adminTokenFile
-      agentTokensDir
-      flakeDir
-      maxSilentTime
-      buildTimeout
-      cachePublicUrl
-      secretFiles
-      extraArgs
-      ;
-    deployKeyFile = if useSigner then null else cfg.deployKeyFile;
-    deploySigner = if useSigner then "unix:${signerSocket}" else null;
-    evalMemory = if cfg.evalMemoryMiB == null then null else cfg.evalMemoryMiB * 1048576;
-    stateDir = stateDir;
-  };
+  # Every flag's option (but those this module sets itself) comes from the
+  # program's own schema (`builder serve -flags-json`,
+  # nix/services/flags/builder-serve.json): the values of cfg under those names
+  # are the command line.
+  rendered = flags.builder (
+    cfg
+    // {
+      config = configFile;
+      inherit stateDir;
+      deployKeyFile = if useSigner then null else cfg.deployKeyFile;
+      deploySigner = if useSigner then "unix:${signerSocket}" else null;
+      # The removed option (imports, below): never a flag.
+      builders = null;
+    }
+  );
 
   signer = flags.signer {
     socket = null; # systemd's socket unit hands it over (LISTEN_FDS)
@@ -81,11 +74,14 @@ let
     stateDir = "/var/lib/farm-signer";
   };
 
-  secretPath = types.nullOr (types.strMatching "/.*");
-  duration = types.nullOr (types.strMatching flags.durationPattern);
 in
 {
   imports = [
+    (lib.mkChangedOptionModule
+      [ "services" "farm-builder" "evalMemoryMiB" ]
+      [ "services" "farm-builder" "evalMemory" ]
+      (config: config.services.farm-builder.evalMemoryMiB * 1048576)
+    )
     (lib.mkRemovedOptionModule [ "services" "farm-builder" "builders" ] ''
       The builder is not a trusted Nix user, so the daemon ignores a `builders` it
       passes: declare remote builders for the daemon (nix.buildMachines,
@@ -93,7 +89,39 @@ in
     '')
   ];
 
-  options.services.farm-builder = {
+  options.services.farm-builder = flags.mkOptions lib {
+    schema = flags.schemas.builder;
+    # Set here: the TOML of `settings`, the state directory the unit owns, the
+    # signer's socket, the tokens' directory (agentTokensDir below); `builders` is
+    # the daemon's business (nix.buildMachines).
+    exclude = [
+      "config"
+      "state-dir"
+      "deploy-signer"
+      "agent-tokens-dir"
+      "builders"
+    ];
+    overrides = {
+      listen.type = types.str;
+      listen.default = "127.0.0.1:8080";
+      cache.type = types.str;
+      cache.default = "file://${stateDir}/cache";
+      cache.example = "s3://nix-cache?endpoint=garage.home.arpa:3900&region=garage";
+      queue.example = "postgres://farm@db.home.arpa/farm";
+      workers.type = types.nullOr types.ints.positive;
+      deployKeyFile.description = ''
+        The deploy manifest signing key, read at runtime. With `separateSigner` (the
+        default) only the `farm-signer` service reads it and the builder asks that
+        service to sign (`--deploy-signer`); else the builder reads it itself
+        (`--deploy-key-file`).
+      '';
+      flakeDir.example = "nix";
+      evalMemory.example = "4GiB";
+      cachePublicUrl.example = "https://farm.home.arpa/nix-cache";
+      logLevel.type = types.nullOr (types.enum flags.logLevels);
+    };
+  }
+  // {
     enable = lib.mkEnableOption "the farm's builder (webhooks, builds, binary cache, deploys)";
 
     package = mkOption {
@@ -101,49 +129,6 @@ in
       default = pkgs.homelab-farm.builder;
       defaultText = lib.literalExpression "pkgs.homelab-farm.builder";
       description = "The package that provides `bin/builder`.";
-    };
-
-    listen = mkOption {
-      type = types.str;
-      default = "127.0.0.1:8080";
-      description = "Address of the HTTP server (webhooks, API, cache, dashboard). `--listen`.";
-    };
-
-    cache = mkOption {
-      type = types.str;
-      default = "file://${stateDir}/cache";
-      example = "s3://nix-cache?endpoint=garage.home.arpa:3900&region=garage";
-      description = "Where closures are pushed and served from: a directory or S3. `--cache`.";
-    };
-
-    queue = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      example = "postgres://farm@db.home.arpa/farm";
-      description = "The queue: null for the embedded SQLite file, or PostgreSQL to share work. `--queue`.";
-    };
-
-    workers = mkOption {
-      type = types.nullOr types.ints.positive;
-      default = null;
-      description = "Evaluation workers (null: the program's default). `--workers`.";
-    };
-
-    signingKeyFile = mkOption {
-      type = secretPath;
-      default = null;
-      description = "The cache signing key (Nix `name:base64`), read at runtime. `--signing-key-file`.";
-    };
-
-    deployKeyFile = mkOption {
-      type = secretPath;
-      default = null;
-      description = ''
-        The deploy manifest signing key, read at runtime. With `separateSigner` (the
-        default) only the `farm-signer` service reads it and the builder asks that
-        service to sign (`--deploy-signer`); else the builder reads it itself
-        (`--deploy-key-file`).
-      '';
     };
 
     separateSigner = mkOption {
@@ -176,12 +161,6 @@ in
       };
     };
 
-    adminTokenFile = mkOption {
-      type = secretPath;
-      default = null;
-      description = "The token for manual triggers (`POST /api/evaluations`); null refuses them. `--admin-token-file`.";
-    };
-
     agentTokenFiles = mkOption {
       type = types.attrsOf (types.strMatching "/.*");
       default = { };
@@ -200,41 +179,6 @@ in
       default = if cfg.agentTokenFiles == { } then null else agentTokensLinks;
       defaultText = lib.literalMD "a store directory of symlinks `<host>` -> `<credentialsDir>/agent-token-<host>`, one per `agentTokenFiles` entry; null if there is none";
       description = "A directory with one file per host holding its agent token; null accepts no reports. `--agent-tokens-dir`.";
-    };
-
-    flakeDir = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      example = "nix";
-      description = "The fleet flake's directory inside the repository (null: the program's, `nix`). `--flake-dir`.";
-    };
-
-    maxSilentTime = mkOption {
-      type = duration;
-      default = null;
-      example = "30m";
-      description = "Fail a build silent this long (a Go duration; null: 30m). `--max-silent-time`.";
-    };
-
-    buildTimeout = mkOption {
-      type = duration;
-      default = null;
-      example = "4h";
-      description = "Fail a build running this long (a Go duration; null: 4h). `--build-timeout`.";
-    };
-
-    evalMemoryMiB = mkOption {
-      type = types.nullOr types.ints.positive;
-      default = null;
-      example = 4096;
-      description = "Memory budget of one host's evaluation, in MiB (null: a quarter of free memory, 2-4 GiB). `--eval-memory` (in bytes).";
-    };
-
-    cachePublicUrl = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      example = "https://farm.home.arpa/nix-cache";
-      description = "The substituter URL hosts realise closures from (null: `<public_url>/nix-cache`). `--cache-public-url`.";
     };
 
     credentials = mkOption {

@@ -1,6 +1,9 @@
 # services.farm-notifier: follows the builder's event stream and tells a person
 # (ntfy) when something breaks or recovers, wakes sleeping hosts (Wake-on-LAN) and
 # pokes agents. A DynamicUser service; its ntfy and poke tokens are *File options.
+# One option per flag, generated from the program's own flag schema
+# (nix/services/flags/notifier.json) by nix/lib/flags.nix; `settings` and the typed
+# options of its TOML (`agents`, `wakeOnLan`, ...) are the `--config` file.
 {
   config,
   lib,
@@ -21,20 +24,15 @@ let
     else
       toml.generate "farm-notifier.toml" (flags.notifierConfig cfg);
 
-  rendered = flags.notifier {
-    config = configFile;
-    inherit (cfg)
-      builderUrl
-      ntfyUrl
-      ntfyTopic
-      ntfyTokenFile
-      pokeTokenFile
-      logLevel
-      secretFiles
-      extraArgs
-      ;
-    stateDir = stateDir;
-  };
+  # Every flag's option (but --config and --state-dir, set here) comes from the
+  # program's own schema (`notifier -flags-json`, nix/services/flags/notifier.json).
+  rendered = flags.notifier (
+    cfg
+    // {
+      config = configFile;
+      inherit stateDir;
+    }
+  );
 
   wakeTarget = types.submodule {
     options = {
@@ -52,7 +50,31 @@ let
   };
 in
 {
-  options.services.farm-notifier = {
+  imports = [
+    (lib.mkChangedOptionModule
+      [ "services" "farm-notifier" "builderUrl" ]
+      [ "services" "farm-notifier" "builderUrls" ]
+      (config: [ config.services.farm-notifier.builderUrl ])
+    )
+  ];
+
+  options.services.farm-notifier = flags.mkOptions lib {
+    schema = flags.schemas.notifier;
+    exclude = [
+      "config"
+      "state-dir"
+    ];
+    overrides = {
+      builderUrls = o: o // {
+        type = types.nonEmptyListOf types.str;
+        default = [ "http://127.0.0.1:${lib.last (lib.splitString ":" config.services.farm-builder.listen)}" ];
+        defaultText = lib.literalExpression ''[ "http://127.0.0.1:<port of services.farm-builder.listen>" ]'';
+      };
+      ntfyUrl.example = "https://ntfy.sh";
+      logLevel.type = types.nullOr (types.enum flags.logLevels);
+    };
+  }
+  // {
     enable = lib.mkEnableOption "the farm's notifier (ntfy, Wake-on-LAN, agent pokes)";
 
     package = mkOption {
@@ -60,38 +82,6 @@ in
       default = pkgs.homelab-farm.notifier;
       defaultText = lib.literalExpression "pkgs.homelab-farm.notifier";
       description = "The package that provides `bin/notifier`.";
-    };
-
-    builderUrl = mkOption {
-      type = types.str;
-      default = "http://127.0.0.1:${lib.last (lib.splitString ":" config.services.farm-builder.listen)}";
-      defaultText = lib.literalExpression ''"http://127.0.0.1:<port of services.farm-builder.listen>"'';
-      description = "The builder whose events are followed. `--builder-url`.";
-    };
-
-    ntfyUrl = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      example = "https://ntfy.sh";
-      description = "The ntfy server. `--ntfy-url`.";
-    };
-
-    ntfyTopic = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      description = "The ntfy topic. `--ntfy-topic`.";
-    };
-
-    ntfyTokenFile = mkOption {
-      type = types.nullOr (types.strMatching "/.*");
-      default = null;
-      description = "The ntfy access token, read at runtime. `--ntfy-token-file`.";
-    };
-
-    pokeTokenFile = mkOption {
-      type = types.nullOr (types.strMatching "/.*");
-      default = null;
-      description = "The token agents take pokes with (the agents' `pokeTokenFile`); null: no pokes. `--poke-token-file`.";
     };
 
     agents = mkOption {
@@ -134,19 +124,6 @@ in
       type = types.nullOr types.bool;
       default = null;
       description = "Also notify of every switched host (null: false). `notify_success` of the config.";
-    };
-
-    logLevel = mkOption {
-      type = types.nullOr (
-        types.enum [
-          "debug"
-          "info"
-          "warn"
-          "error"
-        ]
-      );
-      default = null;
-      description = "debug, info, warn or error (null: info). `--log-level`.";
     };
 
     secretFiles = mkOption {

@@ -210,6 +210,11 @@ func Decide(p Policy, now time.Time, ss Sessions) Decision {
 	return Decision{Action: Wait, Reason: fmt.Sprintf("unknown window kind %q", p.Window.Kind)}
 }
 
+// HoldBack is the decision outside the window for the reason why (e.g.
+// that the sessions could not be read): install for the next boot or wait,
+// as p says, until (zero: unknown).
+func HoldBack(p Policy, until time.Time, why string) Decision { return outside(p, until, why) }
+
 func outside(p Policy, until time.Time, why string) Decision {
 	if p.Outside == OutsideWait {
 		return Decision{Action: Wait, Until: until, Reason: "waiting: " + why}

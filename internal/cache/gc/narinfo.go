@@ -63,6 +63,12 @@ func parseCommon(body []byte) (*cache.NarInfo, bool) {
 				return nil, false
 			}
 			ni.NarSize, haveSize = n, true
+		case "FileSize":
+			n, err := strconv.ParseUint(string(v), 10, 64)
+			if err != nil {
+				return nil, false
+			}
+			ni.FileSize = n
 		case "References":
 			for ref := range strings.FieldsSeq(string(v)) {
 				ni.References = append(ni.References, cache.StoreDir+"/"+ref)

@@ -33,6 +33,10 @@ type RootSource interface {
 	// RunningPaths returns the output paths known so far of evaluations
 	// still running.
 	RunningPaths(ctx context.Context) ([]string, error)
+	// RolloutPaths returns the closures of the rollouts still active: a
+	// push's new closures and a rollback's targets, which hosts are yet to
+	// fetch.
+	RolloutPaths(ctx context.Context) ([]string, error)
 }
 
 // Retention says what the fleet keeps.
@@ -66,13 +70,14 @@ func (r Retention) Validate() error {
 // Root is a store path kept, with why.
 type Root struct {
 	Path string
-	Why  string // "web: deployed", "web: running", "built", "evaluating", "pinned"
+	Why  string // "web: deployed", "web: running", "built", "evaluating", "rollout", "pinned"
 }
 
 // FleetRoots computes the roots that r keeps from what src knows, at now:
 // each host's last r.Generations deployed closures and its reported one,
 // every closure built in the last r.KeepDays days, those of evaluations
-// still running, and the pins. A path kept for several reasons appears once,
+// still running, those of active rollouts (rollback targets included), and
+// the pins. A path kept for several reasons appears once,
 // with the first.
 func FleetRoots(ctx context.Context, src RootSource, r Retention, now time.Time) ([]Root, error) {
 	if err := r.Validate(); err != nil {
@@ -113,6 +118,13 @@ func FleetRoots(ctx context.Context, src RootSource, r Retention, now time.Time)
 	}
 	for _, p := range running {
 		add(p, "evaluating")
+	}
+	rolling, err := src.RolloutPaths(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("rollout closures: %w", err)
+	}
+	for _, p := range rolling {
+		add(p, "rollout")
 	}
 	for _, p := range r.Pins {
 		add(p, "pinned")

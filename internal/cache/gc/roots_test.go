@@ -17,6 +17,7 @@ type fakeSource struct {
 	reported map[string]string
 	built    func(since time.Time) []string
 	running  []string
+	rolling  []string
 }
 
 func (f fakeSource) DeployedPaths(_ context.Context, n int) (map[string][]string, error) {
@@ -27,6 +28,7 @@ func (f fakeSource) BuiltSince(_ context.Context, since time.Time) ([]string, er
 	return f.built(since), nil
 }
 func (f fakeSource) RunningPaths(context.Context) ([]string, error) { return f.running, nil }
+func (f fakeSource) RolloutPaths(context.Context) ([]string, error) { return f.rolling, nil }
 
 func sp(name string) string { return "/nix/store/" + strings.Repeat("a", 32) + "-" + name }
 
@@ -42,13 +44,14 @@ func TestFleetRoots(t *testing.T) {
 		reported: map[string]string{"web": sp("web-2"), "nas": sp("nas-0")},
 		built:    func(since time.Time) []string { gotSince = since; return []string{sp("web-3"), sp("new")} },
 		running:  []string{sp("eval")},
+		rolling:  []string{sp("web-1"), sp("eval")},
 	}
 	roots, err := gc.FleetRoots(context.Background(), src, gc.Retention{Generations: 2, KeepDays: 14, Pins: []string{sp("pin")}}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := "[{" + sp("db-1") + " db: deployed} {" + sp("nas-0") + " nas: running} {" + sp("web-3") + " web: deployed} {" +
-		sp("web-2") + " web: deployed} {" + sp("new") + " built} {" + sp("eval") + " evaluating} {" + sp("pin") + " pinned}]"
+		sp("web-2") + " web: deployed} {" + sp("new") + " built} {" + sp("eval") + " evaluating} {" + sp("web-1") + " rollout} {" + sp("pin") + " pinned}]"
 	if got := fmt.Sprint(roots); got != want {
 		t.Errorf("roots\n got %s\nwant %s", got, want)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -102,6 +103,141 @@ func Run(t *testing.T, b Backend) {
 		}
 		if _, err := s.FindBySource(ctx, "homelab", "other"); !errors.Is(err, state.ErrNotFound) {
 			t.Fatalf("FindBySource(other) = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("LastBuilt", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		type tg struct{ host, state string }
+		evals := []struct {
+			job    int64
+			branch string
+			deploy bool
+			repo   string
+			hosts  []tg
+		}{
+			{1, "main", true, "homelab", []tg{{"alpha", state.TargetBuilt}, {"beta", state.TargetBuilt}}},
+			{2, "main", true, "homelab", []tg{{"alpha", state.TargetCached}, {"beta", state.TargetFailed}}},
+			{3, "pull/7", false, "homelab", []tg{{"alpha", state.TargetBuilt}, {"beta", state.TargetBuilt}}},
+			{4, "main", true, "other", []tg{{"alpha", state.TargetBuilt}}},
+			{5, "main", true, "homelab", []tg{{"alpha", state.TargetSkipped}}},
+		}
+		ids := map[int64]int64{}      // job -> evaluation
+		targets := map[string]int64{} // "<job> <host>" -> target
+		for _, ev := range evals {
+			e, _, err := s.StartEvaluation(ctx, state.Evaluation{JobID: ev.job, Repo: ev.repo, Branch: ev.branch, Commit: fmt.Sprint("c", ev.job), Deploy: ev.deploy})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[ev.job] = e.ID
+			for _, h := range ev.hosts {
+				got, err := s.PutTarget(ctx, state.Target{EvalID: e.ID, Host: h.host, System: "x86_64-linux",
+					OutPath: fmt.Sprintf("/nix/store/%d-%s", ev.job, h.host), State: h.state})
+				if err != nil {
+					t.Fatal(err)
+				}
+				targets[fmt.Sprint(ev.job, " ", h.host)] = got.ID
+			}
+		}
+		tests := []struct {
+			name    string
+			q       state.BuiltQuery
+			wantJob int64 // 0: ErrNotFound
+		}{
+			{"latest of a branch, skipped not counted", state.BuiltQuery{Repo: "homelab", Host: "alpha", Branch: "main"}, 2},
+			{"before an evaluation", state.BuiltQuery{Repo: "homelab", Host: "alpha", Branch: "main", Before: ids[2]}, 1},
+			{"a failed build not counted", state.BuiltQuery{Repo: "homelab", Host: "beta", Branch: "main"}, 1},
+			{"the deploy branch for a pull request", state.BuiltQuery{Repo: "homelab", Host: "beta", DeployOnly: true}, 1},
+			{"any branch", state.BuiltQuery{Repo: "homelab", Host: "beta"}, 3},
+			{"another repository", state.BuiltQuery{Repo: "other", Host: "alpha", Branch: "main"}, 4},
+			{"nothing before the first", state.BuiltQuery{Repo: "homelab", Host: "alpha", Branch: "main", Before: ids[1]}, 0},
+			{"unknown host", state.BuiltQuery{Repo: "homelab", Host: "gamma"}, 0},
+		}
+		for _, tt := range tests {
+			got, ev, err := s.LastBuilt(ctx, tt.q)
+			if tt.wantJob == 0 {
+				if !errors.Is(err, state.ErrNotFound) {
+					t.Errorf("%s: LastBuilt = %+v, %v; want ErrNotFound", tt.name, got, err)
+				}
+				continue
+			}
+			want := targets[fmt.Sprint(tt.wantJob, " ", tt.q.Host)]
+			if err != nil || got.ID != want || ev.ID != ids[tt.wantJob] || ev.Commit != fmt.Sprint("c", tt.wantJob) ||
+				got.OutPath != fmt.Sprintf("/nix/store/%d-%s", tt.wantJob, tt.q.Host) {
+				t.Errorf("%s: LastBuilt = target %+v of %+v, %v; want target %d of job %d", tt.name, got, ev, err, want, tt.wantJob)
+			}
+		}
+	})
+
+	t.Run("TargetDiffs", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		e, _, err := s.StartEvaluation(ctx, state.Evaluation{JobID: 1, Repo: "homelab", Branch: "main", Commit: "c1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for _, h := range []string{"alpha", "beta", "gamma"} {
+			tg, err := s.PutTarget(ctx, state.Target{EvalID: e.ID, Host: h, State: state.TargetBuilt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, tg.ID)
+		}
+		if ds, err := s.TargetDiffs(ctx, ids[0]); err != nil || len(ds) != 0 {
+			t.Fatalf("TargetDiffs before any = %+v, %v; want none", ds, err)
+		}
+		put := func(d state.TargetDiff) {
+			t.Helper()
+			if err := s.PutTargetDiff(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put(state.TargetDiff{TargetID: ids[0], Against: state.DiffPrevious, BasePath: "/nix/store/old", BaseTarget: 41,
+			Summary: "first attempt", Data: json.RawMessage(`{"added":9}`)})
+		// A retry replaces it.
+		put(state.TargetDiff{TargetID: ids[0], Against: state.DiffPrevious, BasePath: "/nix/store/old", BaseTarget: 41,
+			Summary: "+2 ~14 -1 · 38 MiB", Headline: "linux 6.12.9 → 6.12.10", Data: json.RawMessage(`{"added":2}`)})
+		put(state.TargetDiff{TargetID: ids[0], Against: state.DiffCurrent, Error: "closure of /nix/store/gone: not found"})
+		put(state.TargetDiff{TargetID: ids[1], Against: state.DiffPrevious, Summary: "no change", Data: json.RawMessage(`{}`)})
+		put(state.TargetDiff{TargetID: ids[1], Against: state.DiffCurrent, Summary: "+1 ~0 -0 · 1 KiB", Data: json.RawMessage(`{}`)})
+		put(state.TargetDiff{TargetID: ids[2], Against: state.DiffPrevious, Error: "store unreadable"})
+
+		ds, err := s.TargetDiffs(ctx, ids[0])
+		if err != nil || len(ds) != 2 {
+			t.Fatalf("TargetDiffs = %+v, %v; want two", ds, err)
+		}
+		cur, prev := ds[0], ds[1]
+		if cur.Against != state.DiffCurrent || cur.Error == "" || cur.Summary != "" || cur.Data != nil || cur.Created.IsZero() {
+			t.Errorf("current diff = %+v; want the failure, no data", cur)
+		}
+		if prev.Against != state.DiffPrevious || prev.BasePath != "/nix/store/old" || prev.BaseTarget != 41 || prev.Error != "" ||
+			prev.Summary != "+2 ~14 -1 · 38 MiB" || prev.Headline != "linux 6.12.9 → 6.12.10" || string(prev.Data) != `{"added":2}` {
+			t.Errorf("previous diff = %+v; want the retry's", prev)
+		}
+		sums, err := s.DiffSummaries(ctx, append(ids, 999), state.DiffPrevious)
+		want := map[int64]string{ids[0]: "+2 ~14 -1 · 38 MiB", ids[1]: "no change"}
+		if err != nil || !maps.Equal(sums, want) {
+			t.Errorf("DiffSummaries(previous) = %v, %v; want %v (a failed diff has no summary)", sums, err, want)
+		}
+		sums, err = s.DiffSummaries(ctx, ids, state.DiffCurrent)
+		if err != nil || !maps.Equal(sums, map[int64]string{ids[1]: "+1 ~0 -0 · 1 KiB"}) {
+			t.Errorf("DiffSummaries(current) = %v, %v", sums, err)
+		}
+		if sums, err := s.DiffSummaries(ctx, nil, state.DiffCurrent); err != nil || len(sums) != 0 {
+			t.Errorf("DiffSummaries(none) = %v, %v", sums, err)
+		}
+		// More targets than one query takes.
+		many := make([]int64, 1200)
+		for i := range many {
+			many[i] = int64(i + 1000)
+		}
+		many[1100] = ids[1]
+		if sums, err := s.DiffSummaries(ctx, many, state.DiffCurrent); err != nil || sums[ids[1]] != "+1 ~0 -0 · 1 KiB" || len(sums) != 1 {
+			t.Errorf("DiffSummaries(1200 ids) = %v, %v", sums, err)
 		}
 	})
 
@@ -298,6 +434,8 @@ func Run(t *testing.T, b Backend) {
 		return out
 	}
 
+	runRollouts(t, newStore, stores)
+
 	t.Run("SeqFromConcurrentStores", func(t *testing.T) {
 		t.Parallel()
 		ctx := context.Background()
@@ -462,6 +600,109 @@ func Run(t *testing.T, b Backend) {
 		all, err := follower.EventsAfter(ctx, 0, 10*len(want))
 		if err != nil || len(all) != len(want) {
 			t.Fatalf("log holds %d events, %v; want %d", len(all), err, len(want))
+		}
+	})
+
+	t.Run("Collections", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		empty, err := s.CacheHistory(ctx, time.Time{}, 0)
+		if err != nil || len(empty.Sizes) != 0 || len(empty.Last) != 0 || len(empty.Hosts) != 0 {
+			t.Fatalf("CacheHistory of nothing = %+v, %v; want empty", empty, err)
+		}
+		day := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+		alpha := []state.HostBytes{{Host: "alpha", Paths: 120, NarBytes: 5 << 30, FileBytes: 2 << 30}, {Host: "beta", Paths: 3, NarBytes: 10, FileBytes: 4}}
+		runs := []state.Collection{
+			{Instance: "b1", Started: day, Duration: 90 * time.Second, FreedObjects: 10, FreedBytes: 1000, KeptPaths: 50, CacheObjects: 100, CacheBytes: 9000},
+			{Instance: "b2", Started: day.AddDate(0, 0, 1), Duration: time.Second, Error: "collect: another collection is running"},
+			{Instance: "b1", Started: day.AddDate(0, 0, 2), Duration: 80 * time.Second, FreedObjects: 4, FreedBytes: 400, KeptPaths: 52, CacheObjects: 104, CacheBytes: 9400, Hosts: alpha},
+			{Instance: "b1", Started: day.AddDate(0, 0, 3), Duration: 2 * time.Second, Error: "list: connection refused"},
+		}
+		for i, c := range runs {
+			got, err := s.RecordCollection(ctx, c)
+			if err != nil || got.ID == 0 {
+				t.Fatalf("RecordCollection %d = %+v, %v", i, got, err)
+			}
+			runs[i].ID = got.ID
+		}
+		h, err := s.CacheHistory(ctx, day.AddDate(0, 0, -7), 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantSizes := []state.SizePoint{
+			{Time: day.Add(90 * time.Second), Objects: 100, Bytes: 9000},
+			{Time: day.AddDate(0, 0, 2).Add(80 * time.Second), Objects: 104, Bytes: 9400},
+		}
+		if !slices.EqualFunc(h.Sizes, wantSizes, func(a, b state.SizePoint) bool {
+			return a.Time.Equal(b.Time) && a.Objects == b.Objects && a.Bytes == b.Bytes
+		}) {
+			t.Errorf("Sizes = %+v, want the successful runs oldest first: %+v", h.Sizes, wantSizes)
+		}
+		if len(h.Last) != 3 || h.Last[0].ID != runs[3].ID || h.Last[1].ID != runs[2].ID || h.Last[2].ID != runs[1].ID {
+			t.Fatalf("Last = %+v, want runs 3, 2, 1 newest first", h.Last)
+		}
+		if l := h.Last[0]; l.Error != runs[3].Error || l.Instance != "b1" || !l.Started.Equal(runs[3].Started) || l.Duration != 2*time.Second {
+			t.Errorf("Last[0] = %+v, want %+v", l, runs[3])
+		}
+		if l := h.Last[1]; l.FreedObjects != 4 || l.FreedBytes != 400 || l.KeptPaths != 52 || l.CacheObjects != 104 || l.CacheBytes != 9400 || !slices.Equal(l.Hosts, alpha) {
+			t.Errorf("Last[1] = %+v, want %+v", l, runs[2])
+		}
+		if !slices.Equal(h.Hosts, alpha) {
+			t.Errorf("Hosts = %+v, want those of the latest successful run %+v", h.Hosts, alpha)
+		}
+		recent, err := s.CacheHistory(ctx, day.AddDate(0, 0, 1), 0)
+		if err != nil || len(recent.Sizes) != 1 || recent.Sizes[0].Bytes != 9400 || len(recent.Last) != 4 {
+			t.Fatalf("CacheHistory since day 1 = %+v, %v; want one size point and all four runs", recent, err)
+		}
+	})
+
+	t.Run("ClaimCollection", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		ss := stores(t, 2)
+		now := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+		if due, err := ss[0].NextCollection(ctx); err != nil || !due.IsZero() {
+			t.Fatalf("NextCollection before any claim = %v, %v; want zero", due, err)
+		}
+		// Many claims at once (several builders at the due time): one wins.
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins := 0
+		for i := range 8 {
+			wg.Go(func() {
+				ok, err := ss[i%2].ClaimCollection(ctx, now, now.Add(24*time.Hour))
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					mu.Lock()
+					wins++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if wins != 1 {
+			t.Fatalf("%d claims won the first due time, want 1", wins)
+		}
+		if due, err := ss[1].NextCollection(ctx); err != nil || !due.Equal(now.Add(24*time.Hour)) {
+			t.Fatalf("NextCollection = %v, %v; want %v", due, err, now.Add(24*time.Hour))
+		}
+		if ok, err := ss[1].ClaimCollection(ctx, now.Add(time.Hour), now.Add(25*time.Hour)); err != nil || ok {
+			t.Fatalf("claim before due = %v, %v; want false", ok, err)
+		}
+		if ok, err := ss[1].ClaimCollection(ctx, now.Add(24*time.Hour), now.Add(48*time.Hour)); err != nil || !ok {
+			t.Fatalf("claim when due = %v, %v; want true", ok, err)
+		}
+		if err := ss[0].PostponeCollection(ctx, now.Add(25*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if due, err := ss[1].NextCollection(ctx); err != nil || !due.Equal(now.Add(25*time.Hour)) {
+			t.Fatalf("NextCollection after postponing = %v, %v; want %v", due, err, now.Add(25*time.Hour))
+		}
+		if seq, err := ss[0].Seq(ctx); err != nil || seq != 0 {
+			t.Errorf("the schedule moved the deploy seq to %d, %v", seq, err)
 		}
 	})
 

@@ -28,7 +28,7 @@
           uname -m > $out/machine
           printf '#!/bin/sh\necho "activated ${name} $1" >> "''${FARM_ACTIVATION_LOG:-/dev/null}"\n' > $out/bin/switch-to-configuration
           chmod +x $out/bin/switch-to-configuration
-          ${if (h.sleep or 0) > 0 then "sleep ${toString h.sleep}" else "true"}
+          ${if (h.work or 0) > 0 then "i=0; while [ $i -lt ${toString h.work} ]; do i=$((i+1)); done; " else ""}${if (h.sleep or 0) > 0 then "sleep ${toString h.sleep}" else "true"}
           ${if h.fail or false then "echo build of ${name} fails on purpose; exit 1" else "true"}
         '' // { name = "nixos-system-${name}"; });
       host = name: h:

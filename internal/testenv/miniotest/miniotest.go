@@ -98,9 +98,10 @@ func StartDedicated(t testing.TB) *Server {
 	return s
 }
 
-// Main runs the tests of a package and then removes the shared MinIO, if
-// one was started. Call it from TestMain.
-func Main(m *testing.M) {
+// Main runs the tests of a package (m is the *testing.M, or a wrapper of
+// its Run) and then removes the shared MinIO, if one was started. Call it
+// from TestMain.
+func Main(m interface{ Run() int }) {
 	code := m.Run()
 	if shared.srv != nil {
 		if err := shared.srv.remove(); err != nil {
