@@ -25,6 +25,8 @@ type Host struct {
 	Broken  bool   `json:"broken,omitempty"` // evaluation fails
 	Fail    bool   `json:"fail,omitempty"`   // build fails
 	Sleep   int    `json:"sleep,omitempty"`  // seconds the build takes
+	// Packages become store paths "<name>-<version>" in the host's closure.
+	Packages map[string]string `json:"packages,omitempty"`
 	// Work is a fixed amount of CPU work the build does (iterations of a
 	// shell loop, about a million a second): unlike Sleep, it takes longer
 	// when builds share a core.
