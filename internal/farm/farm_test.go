@@ -47,6 +47,17 @@ func listen(t testing.TB) net.Listener {
 // loadConfig is the configuration in file ("": the defaults) with the
 // state in stateDir, listening on 127.0.0.1:0, validated; it has no
 // workers unless a test asks (these tests look at the queue itself).
+// writeConfig writes src as dir/builder.toml and loads it with the state
+// in dir/state (loadConfig).
+func writeConfig(t testing.TB, dir, src string) *config.Config {
+	t.Helper()
+	file := filepath.Join(dir, "builder.toml")
+	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return loadConfig(t, file, filepath.Join(dir, "state"))
+}
+
 func loadConfig(t testing.TB, file, stateDir string) *config.Config {
 	t.Helper()
 	cfg := config.Default()
@@ -333,11 +344,7 @@ name = "homelab"
   secret_files = ["cb"]
   token_file = "cb-token"
 `
-	file := filepath.Join(dir, "builder.toml")
-	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := loadConfig(t, file, filepath.Join(dir, "state"))
+	cfg := writeConfig(t, dir, src)
 	cfg.Serve.Workers = 1
 	// The held jobs start their evaluation once the claim's "pending" went
 	// out, then report through the farm's statuses: those find the
@@ -427,11 +434,7 @@ name = "homelab"
   secret_files = ["gh"]
   token_file = "gh-token"
 `
-	file := filepath.Join(dir, "builder.toml")
-	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := loadConfig(t, file, filepath.Join(dir, "state"))
+	cfg := writeConfig(t, dir, src)
 	cfg.Serve.Workers = 1
 	base, _, logs := start(t, cfg, Options{Process: farmtest.HoldJobs(10 * time.Millisecond)})
 

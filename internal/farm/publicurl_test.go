@@ -43,11 +43,7 @@ name = "homelab"
   secret_files = ["gh"]
   token_file = "gh-token"
 `
-			file := filepath.Join(dir, "builder.toml")
-			if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			cfg := loadConfig(t, file, filepath.Join(dir, "state"))
+			cfg := writeConfig(t, dir, src)
 			logs := &testenv.Buffer{}
 			f, err := Open(context.Background(), cfg, Options{Log: slog.New(slog.NewTextHandler(logs, nil))})
 			if err != nil {
