@@ -2,10 +2,8 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,79 +12,8 @@ import (
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/nix"
 	"github.com/homelab-farm/farm/internal/testenv"
+	"github.com/homelab-farm/farm/internal/testenv/logindtest"
 )
-
-// fakeLogind is a loginctl that answers from files, in systemd 252's
-// formats (what window.ReadSessions reads).
-type fakeLogind struct {
-	dir, bin string
-}
-
-func newFakeLogind(t *testing.T) *fakeLogind {
-	t.Helper()
-	l := &fakeLogind{dir: t.TempDir()}
-	l.bin = filepath.Join(l.dir, "loginctl")
-	script := fmt.Sprintf(`#!/bin/sh
-d=%q
-case "$1" in
-list-sessions) cat "$d/list.json" ;;
-show-session)
-	if [ "$2" = --no-pager ]; then cat "$d/inhibit.txt"; else cat "$d/session-$2.txt" || exit 1; fi ;;
-*) echo "unexpected loginctl $*" >&2; exit 2 ;;
-esac
-`, l.dir)
-	if err := os.WriteFile(l.bin, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	l.set(t, false)
-	return l
-}
-
-// set makes logind answer with sessions (and an idle inhibitor when
-// inhibited).
-func (l *fakeLogind) set(t *testing.T, inhibited bool, sessions ...window.Session) {
-	t.Helper()
-	type row struct {
-		Session string `json:"session"`
-		UID     int    `json:"uid"`
-		User    string `json:"user"`
-	}
-	rows := []row{}
-	for _, s := range sessions {
-		rows = append(rows, row{s.ID, 1000, s.User})
-		yes := func(b bool) string {
-			if b {
-				return "yes"
-			}
-			return "no"
-		}
-		var since int64
-		if !s.Since.IsZero() {
-			since = s.Since.UnixMicro()
-		}
-		body := fmt.Sprintf("Id=%s\nName=%s\nType=%s\nClass=%s\nActive=%s\nRemote=%s\nIdleHint=%s\nIdleSinceHint=%d\n",
-			s.ID, s.User, s.Type, s.Class, yes(s.Active), yes(s.Remote), yes(s.Idle), since)
-		if err := os.WriteFile(filepath.Join(l.dir, "session-"+s.ID+".txt"), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, _ := json.Marshal(rows)
-	inhibit := "BlockInhibited=handle-power-key:handle-lid-switch\n"
-	if inhibited {
-		inhibit = "BlockInhibited=handle-power-key:idle\n"
-	}
-	for name, body := range map[string][]byte{"list.json": b, "inhibit.txt": []byte(inhibit)} {
-		if err := os.WriteFile(filepath.Join(l.dir, name), body, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// desktop is rain's Wayland session in the foreground of its seat, idle
-// since since (zero: not idle).
-func desktop(since time.Time) window.Session {
-	return window.Session{ID: "2", User: "rain", Type: "wayland", Class: "user", Active: true, Idle: !since.IsZero(), Since: since}
-}
 
 // windowStep is one check of a host under a window: the manifest served
 // (seq 0: the last one again), the agent's clock, and what must follow.
@@ -197,33 +124,33 @@ func TestDailyWindow(t *testing.T) {
 func TestWhenIdle(t *testing.T) {
 	w := newWorld(t)
 	f := w.fixture(t)
-	logind := newFakeLogind(t)
-	f.cfg.Loginctl = logind.bin
+	logind := logindtest.New(t)
+	f.cfg.Loginctl = logind.Bin
 	f.cfg.Window = window.Policy{Window: window.Spec{Kind: window.WhenIdle}, Outside: window.OutsideBoot, IdleFor: 15 * time.Minute}
 	now := time.Now().UTC().Truncate(time.Second)
 	poll := now.Add(f.cfg.SessionPoll)
 	sessions := func(inhibited bool, ss ...window.Session) func() {
-		return func() { logind.set(t, inhibited, ss...) }
+		return func() { logind.Set(t, inhibited, ss...) }
 	}
 	steps := []windowStep{
 		{name: "nobody logged in: switched", system: "v1", seq: 1, at: now, sessions: sessions(false),
 			want: farmapi.ResultSwitched, current: "v1", profile: "v1", activations: []string{"activated v1 switch"}},
-		{name: "rain at the keyboard: installed for boot", system: "v2", seq: 2, at: now, sessions: sessions(false, desktop(time.Time{})),
+		{name: "rain at the keyboard: installed for boot", system: "v2", seq: 2, at: now, sessions: sessions(false, logindtest.Desktop(time.Time{})),
 			want: farmapi.ResultInstalled, current: "v1", profile: "v2", activations: []string{"activated v2 boot"}, next: poll,
 			reason: "rain is at the keyboard"},
-		{name: "idle for 5 of 15 minutes: still deferred", at: now, sessions: sessions(false, desktop(now.Add(-5*time.Minute))),
+		{name: "idle for 5 of 15 minutes: still deferred", at: now, sessions: sessions(false, logindtest.Desktop(now.Add(-5*time.Minute))),
 			want: farmapi.ResultInstalled, current: "v1", profile: "v2", next: poll},
-		{name: "idle for 14.5 minutes: look again when it reaches 15", at: now, sessions: sessions(false, desktop(now.Add(-14*time.Minute-30*time.Second))),
+		{name: "idle for 14.5 minutes: look again when it reaches 15", at: now, sessions: sessions(false, logindtest.Desktop(now.Add(-14*time.Minute-30*time.Second))),
 			want: farmapi.ResultInstalled, current: "v1", profile: "v2", next: now.Add(30 * time.Second)},
-		{name: "idle for an hour, but a game inhibits idle", at: now, sessions: sessions(true, desktop(now.Add(-time.Hour))),
+		{name: "idle for an hour, but a game inhibits idle", at: now, sessions: sessions(true, logindtest.Desktop(now.Add(-time.Hour))),
 			want: farmapi.ResultInstalled, current: "v1", profile: "v2", next: poll, reason: "idle inhibited"},
-		{name: "idle for 15 minutes: switched, health checked", at: now, sessions: sessions(false, desktop(now.Add(-15*time.Minute))),
+		{name: "idle for 15 minutes: switched, health checked", at: now, sessions: sessions(false, logindtest.Desktop(now.Add(-15*time.Minute))),
 			want: farmapi.ResultSwitched, current: "v2", profile: "v2", activations: []string{"activated v2 switch"}},
 		{name: "logind unreadable: someone may be there", system: "unhealthy", seq: 3, at: now,
-			sessions: func() { _ = os.Remove(filepath.Join(logind.dir, "list.json")) },
+			sessions: func() { logind.Unreadable(t) },
 			want:     farmapi.ResultInstalled, current: "v2", profile: "unhealthy", activations: []string{"activated unhealthy boot"}, next: poll,
 			reason: "sessions unknown"},
-		{name: "idle again: the unhealthy closure is switched to and rolled back", at: now, sessions: sessions(false, desktop(now.Add(-time.Hour))),
+		{name: "idle again: the unhealthy closure is switched to and rolled back", at: now, sessions: sessions(false, logindtest.Desktop(now.Add(-time.Hour))),
 			want: farmapi.ResultRolledBack, current: "v2", profile: "v2", activations: []string{"activated unhealthy switch", "activated v2 switch"}},
 	}
 	runWindowSteps(t, w, f, steps)
@@ -234,9 +161,9 @@ func TestWhenIdle(t *testing.T) {
 func TestRunChecksWhenIdle(t *testing.T) {
 	w := newWorld(t)
 	f := w.fixture(t)
-	logind := newFakeLogind(t)
-	logind.set(t, false, desktop(time.Time{}))
-	f.cfg.Loginctl = logind.bin
+	logind := logindtest.New(t)
+	logind.Set(t, false, logindtest.Desktop(time.Time{}))
+	f.cfg.Loginctl = logind.Bin
 	f.cfg.SessionPoll = 100 * time.Millisecond
 	f.cfg.Window = window.Policy{Window: window.Spec{Kind: window.WhenIdle}, Outside: window.OutsideWait, IdleFor: time.Minute}
 	w.fb.serve(f.sign(t, w.deployKey, "stolas", w.paths["v1"], 1))
@@ -253,7 +180,7 @@ func TestRunChecksWhenIdle(t *testing.T) {
 		return w.fb.reports[len(w.fb.reports)-1].Result
 	}
 	testenv.Eventually(t, 30*time.Second, func() bool { return result() == farmapi.ResultWaiting }, "a report of waiting")
-	logind.set(t, false) // rain logs out
+	logind.Set(t, false) // rain logs out
 	testenv.Eventually(t, 30*time.Second, func() bool { return result() == farmapi.ResultSwitched }, "the switch once nobody is at the keyboard")
 	if got := f.currentPath(t); got != w.paths["v1"] {
 		t.Errorf("current system = %s, want v1", got)
