@@ -176,6 +176,13 @@ func (f *Farm) Push(t testing.TB, base, commit, delivery string) int64 {
 // PushBranch is Push to branch.
 func (f *Farm) PushBranch(t testing.TB, base, branch, commit, delivery string) int64 {
 	t.Helper()
+	return postPush(t, base, branch, commit, delivery, ghSecret)
+}
+
+// postPush sends a GitHub push webhook of commit to branch, signed with
+// secret, to the builder at base and returns the job it queued.
+func postPush(t testing.TB, base, branch, commit, delivery string, secret []byte) int64 {
+	t.Helper()
 	var payload map[string]any
 	fixture, err := os.ReadFile("../internal/forge/github/testdata/push.json")
 	if err != nil {
@@ -193,7 +200,7 @@ func (f *Farm) PushBranch(t testing.TB, base, branch, commit, delivery string) i
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", "push")
 	req.Header.Set("X-GitHub-Delivery", delivery)
-	req.Header.Set("X-Hub-Signature-256", github.Sign(body, ghSecret))
+	req.Header.Set("X-Hub-Signature-256", github.Sign(body, secret))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,167 +13,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/deploy"
-	"github.com/homelab-farm/farm/internal/forge/github"
 	"github.com/homelab-farm/farm/internal/notify"
-	"github.com/homelab-farm/farm/internal/testenv"
 	"github.com/homelab-farm/farm/internal/testenv/fleettest"
-	"github.com/homelab-farm/farm/internal/testenv/ntfytest"
 )
-
-// netLab is a bridge in the test's network namespace and one network
-// namespace per host, each with its own address on the bridge. Nothing in
-// it reaches any other network.
-type netLab struct {
-	bridge  string
-	subnet  string // "10.231.N"
-	hostsNS map[string]string
-}
-
-func run1(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-func newNetLab(t *testing.T, hosts ...string) *netLab {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		testenv.Missing(t, "network namespaces need root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		testenv.Missing(t, "iproute2 (ip) is not installed")
-	}
-	id := os.Getpid() % 100000
-	lab := &netLab{bridge: fmt.Sprintf("fbr%d", id), subnet: fmt.Sprintf("10.231.%d", id%250+1), hostsNS: map[string]string{}}
-	if out, err := exec.Command("ip", "link", "add", lab.bridge, "type", "bridge").CombinedOutput(); err != nil {
-		testenv.Missing(t, fmt.Sprintf("cannot create a bridge: %v %s", err, out))
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", lab.bridge).Run() })
-	run1(t, "ip", "addr", "add", lab.subnet+".1/24", "dev", lab.bridge)
-	run1(t, "ip", "link", "set", lab.bridge, "up")
-	for i, h := range hosts {
-		ns := fmt.Sprintf("farm%d-%s", id, h)
-		outer, inner := fmt.Sprintf("fv%d%c", id, 'a'+i), fmt.Sprintf("fh%d%c", id, 'a'+i)
-		run1(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		run1(t, "ip", "link", "add", outer, "type", "veth", "peer", "name", inner)
-		run1(t, "ip", "link", "set", inner, "netns", ns)
-		run1(t, "ip", "link", "set", outer, "master", lab.bridge)
-		run1(t, "ip", "link", "set", outer, "up")
-		run1(t, "ip", "-n", ns, "addr", "add", fmt.Sprintf("%s.%d/24", lab.subnet, i+2), "dev", inner)
-		run1(t, "ip", "-n", ns, "link", "set", inner, "up")
-		run1(t, "ip", "-n", ns, "link", "set", "lo", "up")
-		lab.hostsNS[h] = ns
-	}
-	return lab
-}
-
-func (lab *netLab) addr(i int) string { return fmt.Sprintf("%s.%d", lab.subnet, i) }
-
-// hostProc is one host: its chroot store, links, state and agent process.
-type hostProc struct {
-	name, ns, dir, listen string
-	args                  []string
-	env                   []string
-	cmd                   *exec.Cmd
-	done                  chan error
-	mu                    sync.Mutex
-	logMu                 sync.Mutex
-	log                   bytes.Buffer
-}
-
-func (h *hostProc) start(t *testing.T) {
-	t.Helper()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", h.ns, filepath.Join(binDir, "agent")}, h.args...)...)
-	cmd.Env = h.env
-	w := &syncWriter{mu: &h.logMu, b: &h.log}
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h.cmd, h.done = cmd, make(chan error, 1)
-	go func() { h.done <- cmd.Wait() }()
-}
-
-func (h *hostProc) stop() {
-	h.mu.Lock()
-	cmd, done := h.cmd, h.done
-	h.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-	h.mu.Lock()
-	h.cmd = nil
-	h.mu.Unlock()
-}
-
-func (h *hostProc) logs() string {
-	h.logMu.Lock()
-	defer h.logMu.Unlock()
-	return h.log.String()
-}
-
-func (h *hostProc) activations(t *testing.T) []string {
-	b, err := os.ReadFile(filepath.Join(h.dir, "activations.log"))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return strings.Fields(strings.ReplaceAll(strings.TrimSpace(string(b)), " ", "_"))
-}
-
-type syncWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-// hostView is the builder's /api/hosts/{host}.
-type hostView struct {
-	DesiredPath string `json:"desired_path"`
-	DesiredSeq  uint64 `json:"desired_seq"`
-	CurrentPath string `json:"current_path"`
-	LastResult  string `json:"last_result"`
-	LastReason  string `json:"last_reason"`
-}
-
-func getHost(base, host string) (hostView, error) {
-	var v hostView
-	resp, err := http.Get(base + "/api/hosts/" + host)
-	if err != nil {
-		return v, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return v, fmt.Errorf("%s", resp.Status)
-	}
-	return v, json.NewDecoder(resp.Body).Decode(&v)
-}
 
 // TestMultiHost runs the real builder, the notifier and one real agent
 // process per host, each host in its own network namespace with its own
@@ -192,178 +41,29 @@ func TestMultiHost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-host deploy test: not in -short")
 	}
-	env := testenv.Nix(t)
-	lab := newNetLab(t, "h1", "h2")
-	dir := t.TempDir()
-
-	bin := filepath.Join(binDir, "builder")
-
-	hosts := map[string]fleettest.Host{
-		"h1": {System: "x86_64-linux", Version: "1"},
-		"h2": {System: "x86_64-linux", Version: "1"},
-	}
-	repo := fleettest.New(t, hosts)
-	cacheKey, _ := cache.GenerateKey("farm-mh-cache-1")
-	deployKey, _ := cache.GenerateKey("farm-mh-deploy-1")
-	ghSecret := "mh-webhook-secret"
-	files := map[string]string{
-		"gh": ghSecret + "\n", "cache.key": cacheKey.String(), "deploy.key": deployKey.String(),
-		"deploy.pub": deployKey.Public().String() + "\n", "poke-token": "mh-poke-token\n",
-		"agents/h1": "h1-token\n", "agents/h2": "h2-token\n",
-	}
-	for name, v := range files {
-		p := filepath.Join(dir, name)
-		_ = os.MkdirAll(filepath.Dir(p), 0o700)
-		if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	builderAddr := lab.addr(1) + ":" + freePortOn(t, lab.addr(1))
-	base := "http://" + builderAddr
-	config := fmt.Sprintf(`signing_key_file = %q
-deploy_key_file = %q
-public_url = %q
-[[repository]]
-name = "fleet"
-deploy_branch = "main"
-  [[repository.remote]]
-  forge = "github"
-  url = "https://github.com/alice/homelab"
-  clone_url = %q
-  secret_files = [%q]
-`, filepath.Join(dir, "cache.key"), filepath.Join(dir, "deploy.key"), base, repo.Dir, filepath.Join(dir, "gh"))
-	if err := os.WriteFile(filepath.Join(dir, "builder.toml"), []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var builderLog bytes.Buffer
-	var builderMu sync.Mutex
-	bcmd := exec.Command(bin, "serve", "--config", filepath.Join(dir, "builder.toml"), "--state-dir", filepath.Join(dir, "state"),
-		"--listen", builderAddr, "--workers", "1", "--agent-tokens-dir", filepath.Join(dir, "agents"))
-	bcmd.Env = env
-	bw := &syncWriter{mu: &builderMu, b: &builderLog}
-	bcmd.Stdout, bcmd.Stderr = bw, bw
-	if err := bcmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	bdone := make(chan error, 1)
-	go func() { bdone <- bcmd.Wait() }()
-	t.Cleanup(func() {
-		_ = bcmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-bdone:
-		case <-time.After(20 * time.Second):
-			_ = bcmd.Process.Kill()
-		}
-		if t.Failed() {
-			builderMu.Lock()
-			t.Logf("builder log:\n%s", builderLog.String())
-			builderMu.Unlock()
-		}
-	})
-	waitUntil(t, 30*time.Second, "builder answers", func() bool {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == http.StatusOK
-	})
-
-	// The agents, one per namespace.
-	hp := map[string]*hostProc{}
-	for i, name := range []string{"h1", "h2"} {
-		hdir := filepath.Join(dir, "host-"+name)
-		h := &hostProc{name: name, ns: lab.hostsNS[name], dir: hdir, listen: lab.addr(i + 2)}
-		root := filepath.Join(hdir, "root")
-		current := filepath.Join(hdir, "run", "current-system")
-		_ = os.MkdirAll(filepath.Dir(current), 0o755)
-		h.args = []string{
-			"--builder-url", base, "--host", name, "--token-file", filepath.Join(dir, "agents", name),
-			"--deploy-public-key-file", filepath.Join(dir, "deploy.pub"),
-			"--cache-url", base + "/nix-cache", "--cache-public-key", cacheKey.Public().String(),
-			"--interval", "1h", "--keep-generations", "3", "--switch-mode", "switch",
-			"--health-check", fmt.Sprintf(`! grep -q bad "%s$(readlink %s)/version"`, root, current),
-			"--systemd-health=false",
-			"--current-system", current, "--profile", filepath.Join(hdir, "profiles", "system"),
-			"--store", "local?root=" + root, "--state-dir", filepath.Join(hdir, "state"),
-			"--listen", h.listen + ":7741", "--poke-token-file", filepath.Join(dir, "poke-token"),
-		}
-		h.env = append(append([]string(nil), env...), "FARM_ACTIVATION_LOG="+filepath.Join(hdir, "activations.log"))
-		h.start(t)
-		t.Cleanup(func() {
-			h.stop()
-			if t.Failed() {
-				t.Logf("agent %s log:\n%s", name, h.logs())
-			}
-		})
-		hp[name] = h
-	}
-
-	// The notifier, with a test ntfy server and h2's NIC on loopback.
-	ntfy := ntfytest.New(t)
-	titles := ntfy.Titles
+	// h2's NIC, on loopback.
 	nic, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nic.Close()
-	ncfg := notify.Config{
-		WakeOnLAN:   map[string]notify.WakeTarget{"h2": {MAC: "02:00:5e:10:00:02", Address: nic.LocalAddr().String()}},
-		Agents:      map[string]string{"h1": "http://" + lab.addr(2) + ":7741", "h2": "http://" + lab.addr(3) + ":7741"},
-		WakeTimeout: "2m",
+	hosts := map[string]fleettest.Host{
+		"h1": {System: "x86_64-linux", Version: "1"},
+		"h2": {System: "x86_64-linux", Version: "1"},
 	}
-	if err := ncfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := notify.NewNtfy(ntfy.URL, "farm", notify.NtfyOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nt, err := notify.New(notify.Options{Config: ncfg, BuilderURLs: []string{base}, StateDir: filepath.Join(dir, "notifier"),
-		Publisher: pub, PokeToken: "mh-poke-token", PollEvery: 200 * time.Millisecond, MagicEvery: 2 * time.Second,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nctx, ncancel := context.WithCancel(context.Background())
-	ndone := make(chan error, 1)
-	go func() { ndone <- nt.Run(nctx) }()
-	defer func() { ncancel(); <-ndone }()
-
-	lastSeq := map[string]uint64{}
+	lab := newFleetLab(t, hosts, labOptions{
+		wake: map[string]notify.WakeTarget{"h2": {MAC: "02:00:5e:10:00:02", Address: nic.LocalAddr().String()}},
+	})
+	base, hp, titles := lab.base, lab.hosts, lab.ntfy.Titles
 	push := func(hosts map[string]fleettest.Host, msg string) (time.Time, map[string]string) {
 		t.Helper()
-		commit := repo.Commit(t, hosts, msg)
 		start := time.Now()
-		sendPush(t, base, commit, ghSecret)
-		want := map[string]string{}
-		waitUntil(t, 4*time.Minute, "desired closures of "+msg, func() bool {
-			for _, name := range []string{"h1", "h2"} {
-				v, err := getHost(base, name)
-				if err != nil || v.DesiredSeq <= lastSeq[name] {
-					return false
-				}
-				want[name] = v.DesiredPath
-			}
-			return true
-		})
-		for _, name := range []string{"h1", "h2"} {
-			v, _ := getHost(base, name)
-			lastSeq[name] = v.DesiredSeq
-		}
-		return start, want
+		lab.push(t, hosts, msg)
+		return start, lab.waitDesired(t, msg, "h1", "h2")
 	}
-	// waitHost waits for the host's report; "switched" is also met by a
-	// later "up-to-date" on the same path (a second poke, say).
 	waitHost := func(name, result, path string) hostView {
 		t.Helper()
-		var v hostView
-		waitUntil(t, 3*time.Minute, name+" "+result, func() bool {
-			var err error
-			v, err = getHost(base, name)
-			ok := v.LastResult == result || (result == "switched" && v.LastResult == "up-to-date")
-			return err == nil && ok && v.CurrentPath == path
-		})
-		return v
+		return lab.waitHost(t, name, result, path)
 	}
 
 	// 1. A push switches both hosts.
@@ -486,7 +186,7 @@ deploy_branch = "main"
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
 	}))
-	proxyLn, err := net.Listen("tcp", lab.addr(1)+":0")
+	proxyLn, err := net.Listen("tcp", lab.net.addr(1)+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -556,49 +256,6 @@ func getRaw(t *testing.T, u string) []byte {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return b
-}
-
-func (h *hostProc) currentSystem(t *testing.T) string {
-	t.Helper()
-	p, err := os.Readlink(filepath.Join(h.dir, "run", "current-system"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-var sha1RE = regexp.MustCompile(`^[0-9a-f]{40}$`)
-
-// sendPush sends a signed GitHub push webhook for commit on main.
-func sendPush(t *testing.T, base, commit, secret string) {
-	t.Helper()
-	if !sha1RE.MatchString(commit) {
-		t.Fatalf("commit %q", commit)
-	}
-	raw, err := os.ReadFile("../internal/forge/github/testdata/push.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var payload map[string]any
-	if err := json.Unmarshal(raw, &payload); err != nil {
-		t.Fatal(err)
-	}
-	payload["after"], payload["before"], payload["ref"] = commit, strings.Repeat("0", 40), "refs/heads/main"
-	body, _ := json.Marshal(payload)
-	req, _ := http.NewRequest(http.MethodPost, base+"/hooks/github", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-GitHub-Delivery", "mh-"+commit)
-	req.Header.Set("X-Hub-Signature-256", github.Sign(body, []byte(secret)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("webhook: %s %s", resp.Status, b)
-	}
 }
 
 func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
