@@ -187,7 +187,7 @@ func TestRollout(t *testing.T) {
 	if err != nil {
 		t.Fatalf("builder rollback: %v\n%s", err, out)
 	}
-	if !regexp.MustCompile(`(?m)^rollout \d+: rolling back fleet to ` + commitA + ` \(progressing\)$`).Match(out) ||
+	if !regexp.MustCompile(`(?m)^rollout \d+: rolling back fleet to `+commitA+` \(progressing\)$`).Match(out) ||
 		!strings.Contains(string(out), "wave 0: c0 (offered)") || !strings.Contains(string(out), "wave 1: w1 w2\n") {
 		t.Errorf("builder rollback printed:\n%s", out)
 	}
