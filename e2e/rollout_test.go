@@ -257,7 +257,7 @@ func (lab *fleetLab) rolloutOf(t *testing.T, commit string) farmapi.Rollout {
 func (lab *fleetLab) waitRollout(t *testing.T, commit, status string) farmapi.Rollout {
 	t.Helper()
 	var ro farmapi.Rollout
-	waitUntil(t, time.Minute, "rollout of "+commit+" "+status, func() bool {
+	waitUntil(t, 2*time.Minute, "rollout of "+commit+" "+status, func() bool {
 		ro = lab.rolloutOf(t, commit)
 		return ro.Status == status
 	})
