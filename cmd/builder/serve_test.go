@@ -27,7 +27,7 @@ func startServe(t *testing.T, args ...string) (string, *testenv.Buffer) {
 	// No workers unless a test asks.
 	args = append([]string{"--listen", "127.0.0.1:0", "--workers", "0"}, args...)
 	go func() {
-		errc <- runServeWith(ctx, args, mapEnv(nil), io.Discard, logs, serveHooks{listening: func(a net.Addr) { listening <- a }})
+		errc <- farm.Serve(ctx, args, mapEnv(nil), io.Discard, logs, farm.ServeOptions{Listening: func(a net.Addr) { listening <- a }})
 	}()
 	var addr net.Addr
 	select {
@@ -79,8 +79,8 @@ func TestServeEnvOverrides(t *testing.T) {
 	env := mapEnv(map[string]string{"BUILDER_CONFIG": cfg, "BUILDER_STATE_DIR": state, "BUILDER_LISTEN": "127.0.0.1:1"})
 	listening := make(chan net.Addr, 1)
 	go func() {
-		errc <- runServeWith(ctx, []string{"--listen", "127.0.0.1:0"}, env, io.Discard, io.Discard,
-			serveHooks{listening: func(a net.Addr) { listening <- a }})
+		errc <- farm.Serve(ctx, []string{"--listen", "127.0.0.1:0"}, env, io.Discard, io.Discard,
+			farm.ServeOptions{Listening: func(a net.Addr) { listening <- a }})
 	}()
 	select {
 	case a := <-listening:

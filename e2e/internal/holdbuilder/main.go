@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"net"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/cli"
-	"github.com/homelab-farm/farm/internal/config"
 	"github.com/homelab-farm/farm/internal/farm"
 	"github.com/homelab-farm/farm/internal/farm/farmtest"
 )
@@ -24,18 +21,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil || hold <= 0 {
 		return cli.Usagef("--hold %q: want a positive duration", args[1])
 	}
-	cfg, level, err := config.Load(args[2:], getenv, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	f, err := farm.Open(ctx, cfg, farm.Options{Log: cli.Logger(stderr, level), Getenv: getenv, Process: farmtest.HoldJobs(hold)})
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	defer f.Close()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	return f.Run(ctx, ln)
+	return farm.Serve(ctx, args[2:], getenv, stdout, stderr, farm.ServeOptions{Process: farmtest.HoldJobs(hold)})
 }
