@@ -346,6 +346,12 @@ func (r *Rollouts) ActiveRollouts(ctx context.Context) ([]state.Rollout, error) 
 	return r.State.ActiveRollouts(ctx)
 }
 
+// RecentRollouts returns the newest rollouts first, at most limit, of
+// repo ("" for every repository).
+func (r *Rollouts) RecentRollouts(ctx context.Context, repo string, limit int) ([]state.Rollout, error) {
+	return r.State.Rollouts(ctx, repo, limit)
+}
+
 // Rollback rolls the fleet, or the hosts req names, back to the closures
 // they had at an earlier deployed commit (its deploy evaluation's
 // targets): a new rollout of kind rollback, through the waves of the

@@ -34,6 +34,7 @@ type Rollouts interface {
 	Resume(ctx context.Context, id int64) (state.Rollout, error)
 	Abort(ctx context.Context, id int64, reason string) (state.Rollout, error)
 	Rollback(ctx context.Context, req farmapi.RollbackRequest) (state.Rollout, error)
+	RecentRollouts(ctx context.Context, repo string, limit int) ([]state.Rollout, error)
 }
 
 var _ Rollouts = (*pipeline.Rollouts)(nil)
@@ -86,18 +87,31 @@ func (s *Server) getRollout(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// rollback starts a fleet rollback (admin token): 201 with the new rollout.
+// rollback starts a fleet rollback (admin token): 201 with the new
+// rollout, or for the dashboard's form (a form post with the fields to,
+// repo, host…, token) a redirect to the new rollout's page. A refused
+// rollback starts nothing.
 func (s *Server) rollback(w http.ResponseWriter, r *http.Request) error {
-	if err := s.rolloutAdmin(r); err != nil {
+	if err := s.rolloutAdminBy(r, true); err != nil {
 		return err
 	}
 	var req farmapi.RollbackRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+	form := isForm(r)
+	if form {
+		if err := parseForm(r); err != nil {
+			return httperr.ErrMalformedRequest.Wrap(err)
+		}
+		req = farmapi.RollbackRequest{To: r.PostForm.Get("to"), Repo: r.PostForm.Get("repo"), Hosts: r.PostForm["host"]}
+	} else if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
 		return httperr.ErrMalformedRequest.Wrap(err)
 	}
 	ro, err := s.rollouts.Rollback(r.Context(), req)
 	if err != nil {
 		return rolloutError(err)
+	}
+	if form {
+		http.Redirect(w, r, "/rollouts/"+strconv.FormatInt(ro.ID, 10), http.StatusSeeOther)
+		return nil
 	}
 	httperr.WriteJSON(w, http.StatusCreated, pipeline.APIRollout(ro))
 	return nil
@@ -159,12 +173,21 @@ func (s *Server) rolloutAdminBy(r *http.Request, form bool) error {
 		return nil
 	}
 	if form && r.Method == http.MethodPost && isForm(r) {
-		r.Body = http.MaxBytesReader(nil, r.Body, 16<<10)
-		if err := r.ParseForm(); err == nil && len(s.adminToken) > 0 && subtle.ConstantTimeCompare([]byte(r.PostForm.Get("token")), s.adminToken) == 1 {
+		if err := parseForm(r); err == nil && len(s.adminToken) > 0 && subtle.ConstantTimeCompare([]byte(r.PostForm.Get("token")), s.adminToken) == 1 {
 			return nil
 		}
 	}
 	return httperr.ErrAdminToken
+}
+
+// parseForm reads the body of a form post, at most 16 KiB, into
+// r.PostForm; once read, later calls return at once.
+func parseForm(r *http.Request) error {
+	if r.PostForm != nil {
+		return nil
+	}
+	r.Body = http.MaxBytesReader(nil, r.Body, 16<<10)
+	return r.ParseForm()
 }
 
 // isForm reports whether r's body is an HTML form's.

@@ -28,6 +28,7 @@ type fakeRollouts struct {
 	resume   func(id int64) (state.Rollout, error)
 	abort    func(id int64) (state.Rollout, error)
 	rollback func(req farmapi.RollbackRequest) (state.Rollout, error)
+	recent   func(repo string, limit int) ([]state.Rollout, error)
 }
 
 var _ Rollouts = fakeRollouts{}
@@ -72,6 +73,13 @@ func (f fakeRollouts) Rollback(_ context.Context, req farmapi.RollbackRequest) (
 		return state.Rollout{}, errors.New("fake rollouts roll nothing back")
 	}
 	return f.rollback(req)
+}
+
+func (f fakeRollouts) RecentRollouts(_ context.Context, repo string, limit int) ([]state.Rollout, error) {
+	if f.recent == nil {
+		return nil, nil
+	}
+	return f.recent(repo, limit)
 }
 
 // testRollout is rollout id of commit to stolas (wave 0) and andras (wave 1).
@@ -141,7 +149,9 @@ func TestRolloutAPI(t *testing.T) {
 		{"get unknown", "GET", "/api/rollouts/9", bearer, "", 404, "no such rollout"},
 		{"rollback", "POST", "/api/rollouts", bearer, `{"to":"0123456"}`, 201, `"id":7`},
 		{"rollback without token", "POST", "/api/rollouts", "", `{"to":"0123456"}`, 401, "admin token"},
-		{"rollback with the form token", "POST", "/api/rollouts", form, "", 401, "admin token"}, // JSON body: not a form
+		{"rollback with the form token", "POST", "/api/rollouts", form, `{"to":"0123456"}`, 401, "admin token"}, // JSON body: not a form
+		{"rollback by form", "POST", "/api/rollouts", form, "", 303, ""},
+		{"rollback by form with a wrong token", "POST", "/api/rollouts", "wrong-form", "", 401, "admin token"},
 		{"rollback of a collected closure", "POST", "/api/rollouts", bearer, `{"to":"deadbeef"}`, 409, "no longer in the binary cache: cannot roll back to deadbeef"},
 		{"rollback never deployed", "POST", "/api/rollouts", bearer, `{"to":"cafebabe"}`, 409, "no deploy of a commit cafebabe"},
 		{"rollback malformed", "POST", "/api/rollouts", bearer, `{"to":`, 400, "malformed request"},

@@ -104,8 +104,9 @@ func TestDashboardPages(t *testing.T) {
 		{
 			name: "finished evaluation", path: fmt.Sprintf("/evaluations/%d", f.Evals[0].ID), status: http.StatusOK,
 			want:     []string{`<span class="badge e-done">done</span>`, `2 built`, `1 cached`},
-			dontWant: []string{`data-refresh=`},
+			dontWant: []string{`data-refresh=`, `id="rollback"`, `href="/rollouts"`}, // this builder runs no rollouts
 		},
+		{name: "rollouts without rollouts", path: "/rollouts", status: http.StatusNotFound},
 		{name: "unknown evaluation", path: "/evaluations/999", status: http.StatusNotFound},
 		{
 			name: "failed target", path: fmt.Sprintf("/targets/%d", bravo2.ID), status: http.StatusOK,
