@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/cache/file"
 	"github.com/homelab-farm/farm/internal/deploy"
@@ -347,4 +349,41 @@ func (f *rollbackFixture) host(t *testing.T, name string) state.Host {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// TestRollbackFormBrowser: in headless Chromium, the evaluation page's
+// form, with one host ticked and the token typed in, starts a rollback of
+// that host and lands on the new rollout's page; the page breaks no
+// content security rule (the form posts to its own origin).
+func TestRollbackFormBrowser(t *testing.T) {
+	f := newRollbackFixture(t)
+	f.cached(t, "bravo", 1)
+	bctx, consoleErrors := openBrowser(t)
+	before := len(f.all(t))
+
+	page := f.srv.URL + "/evaluations/" + strconv.FormatInt(f.Evals[0].ID, 10)
+	if err := chromedp.Do(bctx, chromedp.Navigate(page),
+		chromedp.WaitVisible(chromedp.CSS(`#rollback`)),
+		chromedp.Click(chromedp.CSS(`#rollback input[name="host"][value="bravo"]`)),
+		chromedp.SendKeys(chromedp.CSS(`#rollback input[name="token"]`), adminToken),
+		chromedp.Click(chromedp.CSS(`#rollback button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#rollout-status`)),
+	); err != nil {
+		t.Fatalf("roll back from the evaluation page: %v", err)
+	}
+	ros := f.all(t)
+	if len(ros) != before+1 || ros[0].State.Kind != rollout.KindRollback || !slices.Equal(hostsOf(ros[0]), []string{"bravo"}) {
+		t.Fatalf("rollouts after the form: %d, newest %s of %v; want one more, a rollback of bravo", len(ros), ros[0].State.Kind, hostsOf(ros[0]))
+	}
+	loc, err := chromedp.Run(bctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := f.srv.URL + "/rollouts/" + strconv.FormatInt(ros[0].ID, 10); loc != want {
+		t.Errorf("after the form the browser is at %s, want %s", loc, want)
+	}
+	waitText(t, bctx, "h1", "rollback of homelab")
+	for _, m := range consoleErrors() {
+		t.Errorf("browser console: %s", m)
+	}
 }
