@@ -89,18 +89,18 @@ func (s *Server) getRollout(w http.ResponseWriter, r *http.Request) error {
 
 // rollback starts a fleet rollback (admin token): 201 with the new
 // rollout, or for the dashboard's form (a form post with the fields to,
-// repo, host…, token) a redirect to the new rollout's page. A refused
-// rollback starts nothing.
+// repo, host…, and the token) a redirect to the new rollout's page. A
+// refused rollback starts nothing.
 func (s *Server) rollback(w http.ResponseWriter, r *http.Request) error {
 	if err := s.rolloutAdminBy(r, true); err != nil {
 		return err
 	}
+	// Without the bearer token it was the form's token field, and the form
+	// is parsed. With it, an API client: its body is JSON whatever its
+	// Content-Type says (curl -d says a form's).
+	form := !httpsafe.Bearer(r, s.adminToken)
 	var req farmapi.RollbackRequest
-	form := isForm(r)
 	if form {
-		if err := parseForm(r); err != nil {
-			return httperr.ErrMalformedRequest.Wrap(err)
-		}
 		req = farmapi.RollbackRequest{To: r.PostForm.Get("to"), Repo: r.PostForm.Get("repo"), Hosts: r.PostForm["host"]}
 	} else if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
 		return httperr.ErrMalformedRequest.Wrap(err)
@@ -162,9 +162,10 @@ func (s *Server) rolloutAdmin(r *http.Request) error {
 }
 
 // rolloutAdminBy is rolloutAdmin that, when form is set, also takes the
-// token as the "token" field of a form post (the dashboard's resume and
-// abort buttons). Either way the token is in the request itself, which a
-// cross-site form cannot supply: no cookie ever authorizes.
+// token as the "token" field of a form post (the dashboard's resume,
+// abort and rollback buttons), whose fields are then in r.PostForm.
+// Either way the token is in the request itself, which a cross-site form
+// cannot supply: no cookie ever authorizes.
 func (s *Server) rolloutAdminBy(r *http.Request, form bool) error {
 	if s.rollouts == nil {
 		return httperr.ErrNoRollouts
@@ -173,21 +174,12 @@ func (s *Server) rolloutAdminBy(r *http.Request, form bool) error {
 		return nil
 	}
 	if form && r.Method == http.MethodPost && isForm(r) {
-		if err := parseForm(r); err == nil && len(s.adminToken) > 0 && subtle.ConstantTimeCompare([]byte(r.PostForm.Get("token")), s.adminToken) == 1 {
+		r.Body = http.MaxBytesReader(nil, r.Body, 16<<10)
+		if err := r.ParseForm(); err == nil && len(s.adminToken) > 0 && subtle.ConstantTimeCompare([]byte(r.PostForm.Get("token")), s.adminToken) == 1 {
 			return nil
 		}
 	}
 	return httperr.ErrAdminToken
-}
-
-// parseForm reads the body of a form post, at most 16 KiB, into
-// r.PostForm; once read, later calls return at once.
-func parseForm(r *http.Request) error {
-	if r.PostForm != nil {
-		return nil
-	}
-	r.Body = http.MaxBytesReader(nil, r.Body, 16<<10)
-	return r.ParseForm()
 }
 
 // isForm reports whether r's body is an HTML form's.

@@ -123,6 +123,8 @@ func TestRolloutAPI(t *testing.T) {
 		},
 		rollback: func(req farmapi.RollbackRequest) (state.Rollout, error) {
 			switch req.To {
+			case "":
+				return state.Rollout{}, fmt.Errorf("%w: \"\" is not a commit id", pipeline.ErrRollbackRefused)
 			case "deadbeef":
 				return state.Rollout{}, fmt.Errorf("%w: cannot roll back to deadbeef: stolas /nix/store/aaaa-stolas", pipeline.ErrClosureMissing)
 			case "cafebabe":
@@ -149,6 +151,7 @@ func TestRolloutAPI(t *testing.T) {
 		{"get unknown", "GET", "/api/rollouts/9", bearer, "", 404, "no such rollout"},
 		{"rollback", "POST", "/api/rollouts", bearer, `{"to":"0123456"}`, 201, `"id":7`},
 		{"rollback without token", "POST", "/api/rollouts", "", `{"to":"0123456"}`, 401, "admin token"},
+		{"rollback as curl -d sends it", "POST", "/api/rollouts", "bearer-curl", `{"to":"0123456"}`, 201, `"id":7`}, // JSON labelled a form
 		{"rollback with the form token", "POST", "/api/rollouts", form, `{"to":"0123456"}`, 401, "admin token"}, // JSON body: not a form
 		{"rollback by form", "POST", "/api/rollouts", form, "", 303, ""},
 		{"rollback by form with a wrong token", "POST", "/api/rollouts", "wrong-form", "", 401, "admin token"},
@@ -176,13 +179,16 @@ func TestRolloutAPI(t *testing.T) {
 			switch tt.auth {
 			case bearer:
 				req.Header.Set("Authorization", "Bearer admin")
+			case "bearer-curl":
+				req.Header.Set("Authorization", "Bearer admin")
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			case form, "wrong-form":
 				tok := "admin"
 				if tt.auth != form {
 					tok = "nope"
 				}
 				if body == "" {
-					body = url.Values{"token": {tok}}.Encode()
+					body = url.Values{"token": {tok}, "to": {"0123456"}}.Encode()
 					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				}
 			}
