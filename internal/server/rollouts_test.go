@@ -152,7 +152,7 @@ func TestRolloutAPI(t *testing.T) {
 		{"rollback", "POST", "/api/rollouts", bearer, `{"to":"0123456"}`, 201, `"id":7`},
 		{"rollback without token", "POST", "/api/rollouts", "", `{"to":"0123456"}`, 401, "admin token"},
 		{"rollback as curl -d sends it", "POST", "/api/rollouts", "bearer-curl", `{"to":"0123456"}`, 201, `"id":7`}, // JSON labelled a form
-		{"rollback with the form token", "POST", "/api/rollouts", form, `{"to":"0123456"}`, 401, "admin token"}, // JSON body: not a form
+		{"rollback with the form token", "POST", "/api/rollouts", form, `{"to":"0123456"}`, 401, "admin token"},     // JSON body: not a form
 		{"rollback by form", "POST", "/api/rollouts", form, "", 303, ""},
 		{"rollback by form with a wrong token", "POST", "/api/rollouts", "wrong-form", "", 401, "admin token"},
 		{"rollback of a collected closure", "POST", "/api/rollouts", bearer, `{"to":"deadbeef"}`, 409, "no longer in the binary cache: cannot roll back to deadbeef"},
