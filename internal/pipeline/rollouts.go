@@ -346,6 +346,12 @@ func (r *Rollouts) ActiveRollouts(ctx context.Context) ([]state.Rollout, error) 
 	return r.State.ActiveRollouts(ctx)
 }
 
+// RecentRollouts returns the newest rollouts first, at most limit, of
+// repo ("" for every repository).
+func (r *Rollouts) RecentRollouts(ctx context.Context, repo string, limit int) ([]state.Rollout, error) {
+	return r.State.Rollouts(ctx, repo, limit)
+}
+
 // Rollback rolls the fleet, or the hosts req names, back to the closures
 // they had at an earlier deployed commit (its deploy evaluation's
 // targets): a new rollout of kind rollback, through the waves of the
@@ -545,6 +551,11 @@ func (r *Rollouts) step(ctx context.Context, tx state.RolloutTx, rec *state.Roll
 	case after == rollout.StatusHalted:
 		tr.halted = true
 		h := rec.State.Halt
+		if h.Reason == rollout.HaltTimeout {
+			if h.Detail, err = r.timeoutDetail(ctx, tx, rec.State, h.Wave); err != nil {
+				return transition{}, err
+			}
+		}
 		var seq uint64
 		if hs, herr := tx.Host(ctx, h.Host); herr == nil {
 			seq = hs.DesiredSeq
@@ -613,16 +624,59 @@ func (r *Rollouts) offer(ctx context.Context, tx state.RolloutTx, rec *state.Rol
 	return there, nil
 }
 
-// input is what the builder knows at now for rec: which offered hosts,
-// silent since their offer for AsleepAfter, count as asleep.
+// timeoutDetail says which hosts held wave of ro past the gate timeout:
+// those silent since their offer (no report at all: asleep, off, or
+// without a working agent) and those that reported without passing
+// (waiting for their window, say), with what they last said.
+func (r *Rollouts) timeoutDetail(ctx context.Context, tx state.RolloutTx, ro *rollout.Rollout, wave int) (string, error) {
+	var silent, behind []string
+	for _, t := range ro.Targets {
+		hs := ro.Hosts[t.Host]
+		if t.Wave != wave || hs == nil || hs.OfferedAt == nil || hs.Waived || hs.Skipped ||
+			hs.Outcome == rollout.OutcomeSwitched || (hs.Outcome == rollout.OutcomeInstalled && !r.Config.InstalledHolds) {
+			continue
+		}
+		h, err := tx.Host(ctx, t.Host)
+		if err != nil && !errors.Is(err, state.ErrNotFound) {
+			return "", err
+		}
+		switch {
+		case hs.ReportedAt == nil && h.LastSeen.Before(*hs.OfferedAt):
+			silent = append(silent, t.Host)
+		case hs.Outcome != "":
+			behind = append(behind, fmt.Sprintf("%s (%s)", t.Host, hs.Outcome))
+		case h.LastResult != "":
+			behind = append(behind, fmt.Sprintf("%s (%s)", t.Host, h.LastResult))
+		default:
+			behind = append(behind, t.Host)
+		}
+	}
+	d := fmt.Sprintf("not done %s after its offer", r.Config.GateTimeout)
+	if len(silent) > 0 {
+		d += "; no report from " + strings.Join(silent, ", ")
+	}
+	if len(behind) > 0 {
+		d += "; not switched: " + strings.Join(behind, ", ")
+	}
+	return d, nil
+}
+
+// input is what the builder knows at now for rec: which offered hosts
+// with asleep policy "skip", silent since their offer, count as asleep.
+// Silent means for AsleepAfter, or for the gate timeout when that is
+// shorter: a "skip" host must not halt its wave by its silence alone.
 func (r *Rollouts) input(ctx context.Context, tx state.RolloutTx, rec *state.Rollout, now time.Time) (rollout.Input, error) {
 	in := rollout.Input{Now: now}
-	if r.AsleepAfter <= 0 {
+	after := r.AsleepAfter
+	if after <= 0 {
 		return in, nil
+	}
+	if g := r.Config.GateTimeout; g > 0 && g < after {
+		after = g
 	}
 	for _, t := range rec.State.Targets {
 		hs := rec.State.Hosts[t.Host]
-		if t.Asleep != rollout.AsleepSkip || hs.OfferedAt == nil || hs.ReportedAt != nil || now.Sub(*hs.OfferedAt) < r.AsleepAfter {
+		if t.Asleep != rollout.AsleepSkip || hs.OfferedAt == nil || hs.ReportedAt != nil || now.Sub(*hs.OfferedAt) < after {
 			continue
 		}
 		h, err := tx.Host(ctx, t.Host)
@@ -654,7 +708,7 @@ func (r *Rollouts) tell(ctx context.Context, tr transition) {
 		st.Description = fmt.Sprintf("rollout halted in wave %d: %s", ro.Halt.Wave, ro.Halt.Detail)
 	case ro.Status == rollout.StatusComplete && (tr.ended || tr.started):
 		st.State = forge.StateSuccess
-		st.Description = fmt.Sprintf("rolled out to %d hosts", len(ro.Targets))
+		st.Description = completeDescription(ro)
 	case ro.Status == rollout.StatusAborted && tr.ended:
 		st.State = forge.StateError
 		st.Description = "rollout aborted: " + ro.EndReason
@@ -669,6 +723,34 @@ func (r *Rollouts) tell(ctx context.Context, tr transition) {
 	if err := r.Statuses.sendRollout(ctx, tr.rec, st); err != nil {
 		r.log().Warn("rollout commit status", "rollout", tr.rec.ID, "commit", ro.Commit, "err", err)
 	}
+}
+
+// completeDescription is a complete rollout's status: how many hosts got
+// there, and which were passed over asleep or waived by an admin.
+func completeDescription(ro *rollout.Rollout) string {
+	var skipped, waived []string
+	for _, t := range ro.Targets {
+		switch hs := ro.Hosts[t.Host]; {
+		case hs == nil:
+		case hs.Outcome == rollout.OutcomeSwitched || hs.Outcome == rollout.OutcomeInstalled:
+		case hs.Skipped:
+			skipped = append(skipped, t.Host)
+		case hs.Waived:
+			waived = append(waived, t.Host)
+		}
+	}
+	n := len(ro.Targets)
+	if len(skipped)+len(waived) == 0 {
+		return fmt.Sprintf("rolled out to %d hosts", n)
+	}
+	d := fmt.Sprintf("rolled out to %d of %d hosts", n-len(skipped)-len(waived), n)
+	if len(skipped) > 0 {
+		d += "; asleep, updated when they wake: " + strings.Join(skipped, ", ")
+	}
+	if len(waived) > 0 {
+		d += "; waived by an admin: " + strings.Join(waived, ", ")
+	}
+	return d
 }
 
 // sendRollout sets st as the "<prefix>/rollout" status of rec's commit on
@@ -693,7 +775,7 @@ func (s *Statuses) sendRollout(ctx context.Context, rec state.Rollout, st forge.
 	st.Context = prefix + "/rollout"
 	st.Description = forgeDescription(st.Description)
 	if base := strings.TrimSuffix(s.PublicURL, "/"); base != "" {
-		st.TargetURL = fmt.Sprintf("%s/api/rollouts/%d", base, rec.ID)
+		st.TargetURL = fmt.Sprintf("%s/rollouts/%d", base, rec.ID)
 	}
 	log := s.Log
 	if log == nil {

@@ -51,6 +51,18 @@ func (s *statusLog) states(context string) []forge.State {
 	return out
 }
 
+// last is the newest status sent in context.
+func (s *statusLog) last(context string) forge.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.got) - 1; i >= 0; i-- {
+		if s.got[i].Context == context {
+			return s.got[i]
+		}
+	}
+	return forge.Status{}
+}
+
 // fleetWaves: a canary, two servers after it (the three agents in
 // waves 0, 1, 1); andras does not hold its wave while asleep.
 var fleetWaves = map[string]nix.DeploySettings{
@@ -653,5 +665,137 @@ func TestRolloutsSharedPostgres(t *testing.T) {
 	}
 	if got := e.forge.states("farm/rollout"); slices.Index(got, forge.StateFailure) != len(got)-1 || len(got) == 0 {
 		t.Errorf("rollout statuses %v, want one failure, last", got)
+	}
+}
+
+// TestRolloutsSilentFleet: with the builder's defaults (gate timeout 30m,
+// asleep after 2h) and agents that never report, no farm/rollout status
+// stays pending: the ticker halts the wave at the gate timeout with a
+// failure naming the hosts that never reported; a silent host whose
+// asleep policy is "skip" is passed over by then instead of halting its
+// wave; a rollout that ends anyway says who did not get there.
+func TestRolloutsSilentFleet(t *testing.T) {
+	type want struct {
+		status   rollout.Status
+		haltHost string   // of the newest halt
+		last     string   // the last farm/rollout status: "state: description"
+		lacks    []string // what that description must not name
+	}
+	tests := []struct {
+		name  string
+		steps []rstep
+		wants map[int]want // by step
+	}{
+		{
+			name: "nobody reports: halt at the gate, resume, halt again, resume to the end",
+			steps: []rstep{
+				{do: "push", arg: "c1"},
+				{min: 29, do: "tick"},
+				{min: 30, do: "tick"},
+				{min: 45, do: "tick"},
+				{min: 50, do: "resume"},
+				{min: 79, do: "tick"},
+				{min: 80, do: "tick"},
+				{min: 81, do: "resume"},
+			},
+			wants: map[int]want{
+				0: {status: "progressing", last: "pending: rolling out: wave 0 offered"},
+				1: {status: "progressing", last: "pending: rolling out: wave 0 offered"},
+				2: {status: "halted", haltHost: "stolas", last: "failure: rollout halted in wave 0: not done 30m0s after its offer; no report from stolas"},
+				3: {status: "halted", haltHost: "stolas", last: "failure: rollout halted in wave 0: not done 30m0s after its offer; no report from stolas"},
+				4: {status: "progressing", last: "pending: rolling out: wave 1 offered"},
+				5: {status: "progressing", last: "pending: rolling out: wave 1 offered"},
+				// andras (asleep = "skip") is passed over at the gate, not blamed.
+				6: {status: "halted", haltHost: "bael", last: "failure: rollout halted in wave 1: not done 30m0s after its offer; no report from bael", lacks: []string{"andras"}},
+				7: {status: "complete", last: "success: rolled out to 0 of 3 hosts; asleep, updated when they wake: andras; waived by an admin: stolas, bael"},
+			},
+		},
+		{
+			name: "a silent skip host does not hold the last wave: complete, and says so",
+			steps: []rstep{
+				{do: "push", arg: "c1"},
+				{min: 1, do: "report", arg: "stolas", result: farmapi.ResultSwitched},
+				{min: 2, do: "report", arg: "bael", result: farmapi.ResultSwitched},
+				{min: 30, do: "tick"},
+				{min: 31, do: "tick"},
+			},
+			wants: map[int]want{
+				3: {status: "progressing", last: "pending: rolling out: wave 0 offered"},
+				4: {status: "complete", last: "success: rolled out to 2 of 3 hosts; asleep, updated when they wake: andras"},
+			},
+		},
+		{
+			name: "a host that answers without switching is named apart from the silent",
+			steps: []rstep{
+				{do: "push", arg: "c1"},
+				{min: 1, do: "report", arg: "stolas", result: farmapi.ResultSwitched},
+				{min: 2, do: "report", arg: "bael", result: farmapi.ResultWaiting},
+				{min: 31, do: "tick"},
+			},
+			wants: map[int]want{
+				3: {status: "halted", haltHost: "bael", last: "failure: rollout halted in wave 1: not done 30m0s after its offer; not switched: bael (waiting for window)", lacks: []string{"andras", "no report"}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newRolloutEnv(t)
+			e.r.AsleepAfter = 2 * time.Hour // the builder's defaults, with the gate's 30m
+			e.r.Statuses.PublicURL = "https://farm.example"
+			ctx := context.Background()
+			for i, s := range tt.steps {
+				e.now = e.t0.Add(time.Duration(s.min) * time.Minute)
+				var err error
+				switch s.do {
+				case "push":
+					err = e.push(s.arg)
+				case "report":
+					err = e.report(s.arg, s.result)
+				case "tick":
+					err = e.r.Tick(ctx, e.now)
+				case "resume":
+					_, err = e.r.Resume(ctx, e.latest().ID)
+				default:
+					t.Fatalf("step %d: unknown action %q", i, s.do)
+				}
+				if err != nil {
+					t.Fatalf("step %d (%s at %d min): %v", i, s.do, s.min, err)
+				}
+				w, ok := tt.wants[i]
+				if !ok {
+					continue
+				}
+				ro := e.latest()
+				if ro.State.Status != w.status {
+					t.Errorf("step %d (%s at %d min): rollout %s, want %s", i, s.do, s.min, ro.State.Status, w.status)
+				}
+				if w.haltHost != "" && (ro.State.Halt == nil || ro.State.Halt.Host != w.haltHost || ro.State.Halt.Reason != rollout.HaltTimeout) {
+					t.Errorf("step %d: halt %+v, want a timeout on %s", i, ro.State.Halt, w.haltHost)
+				}
+				st := e.forge.last("farm/rollout")
+				if got := string(st.State) + ": " + st.Description; got != w.last {
+					t.Errorf("step %d (%s at %d min): last status %q, want %q", i, s.do, s.min, got, w.last)
+				}
+				for _, bad := range w.lacks {
+					if strings.Contains(st.Description, bad) {
+						t.Errorf("step %d: status %q names %s", i, st.Description, bad)
+					}
+				}
+				if want := fmt.Sprintf("https://farm.example/rollouts/%d", ro.ID); st.TargetURL != want {
+					t.Errorf("status links %q, want the rollout's page %q", st.TargetURL, want)
+				}
+			}
+			// The halt event (the notification) carries the same detail.
+			for _, ev := range e.events(farmapi.RolloutHalted) {
+				var d farmapi.RolloutHaltedData
+				if err := json.Unmarshal(ev.Data, &d); err != nil {
+					t.Fatal(err)
+				}
+				if d.Reason == string(rollout.HaltTimeout) && !strings.Contains(d.Detail, d.Host) {
+					t.Errorf("halt event %+v does not name its host in the detail", d)
+				}
+			}
+		})
 	}
 }

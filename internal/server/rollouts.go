@@ -34,6 +34,7 @@ type Rollouts interface {
 	Resume(ctx context.Context, id int64) (state.Rollout, error)
 	Abort(ctx context.Context, id int64, reason string) (state.Rollout, error)
 	Rollback(ctx context.Context, req farmapi.RollbackRequest) (state.Rollout, error)
+	RecentRollouts(ctx context.Context, repo string, limit int) ([]state.Rollout, error)
 }
 
 var _ Rollouts = (*pipeline.Rollouts)(nil)
@@ -86,18 +87,31 @@ func (s *Server) getRollout(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// rollback starts a fleet rollback (admin token): 201 with the new rollout.
+// rollback starts a fleet rollback (admin token): 201 with the new
+// rollout, or for the dashboard's form (a form post with the fields to,
+// repo, host…, and the token) a redirect to the new rollout's page. A
+// refused rollback starts nothing.
 func (s *Server) rollback(w http.ResponseWriter, r *http.Request) error {
-	if err := s.rolloutAdmin(r); err != nil {
+	if err := s.rolloutAdminBy(r, true); err != nil {
 		return err
 	}
+	// Without the bearer token it was the form's token field, and the form
+	// is parsed. With it, an API client: its body is JSON whatever its
+	// Content-Type says (curl -d says a form's).
+	form := !httpsafe.Bearer(r, s.adminToken)
 	var req farmapi.RollbackRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+	if form {
+		req = farmapi.RollbackRequest{To: r.PostForm.Get("to"), Repo: r.PostForm.Get("repo"), Hosts: r.PostForm["host"]}
+	} else if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
 		return httperr.ErrMalformedRequest.Wrap(err)
 	}
 	ro, err := s.rollouts.Rollback(r.Context(), req)
 	if err != nil {
 		return rolloutError(err)
+	}
+	if form {
+		http.Redirect(w, r, "/rollouts/"+strconv.FormatInt(ro.ID, 10), http.StatusSeeOther)
+		return nil
 	}
 	httperr.WriteJSON(w, http.StatusCreated, pipeline.APIRollout(ro))
 	return nil
@@ -148,9 +162,10 @@ func (s *Server) rolloutAdmin(r *http.Request) error {
 }
 
 // rolloutAdminBy is rolloutAdmin that, when form is set, also takes the
-// token as the "token" field of a form post (the dashboard's resume and
-// abort buttons). Either way the token is in the request itself, which a
-// cross-site form cannot supply: no cookie ever authorizes.
+// token as the "token" field of a form post (the dashboard's resume,
+// abort and rollback buttons), whose fields are then in r.PostForm.
+// Either way the token is in the request itself, which a cross-site form
+// cannot supply: no cookie ever authorizes.
 func (s *Server) rolloutAdminBy(r *http.Request, form bool) error {
 	if s.rollouts == nil {
 		return httperr.ErrNoRollouts

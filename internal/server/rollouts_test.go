@@ -28,6 +28,7 @@ type fakeRollouts struct {
 	resume   func(id int64) (state.Rollout, error)
 	abort    func(id int64) (state.Rollout, error)
 	rollback func(req farmapi.RollbackRequest) (state.Rollout, error)
+	recent   func(repo string, limit int) ([]state.Rollout, error)
 }
 
 var _ Rollouts = fakeRollouts{}
@@ -74,6 +75,13 @@ func (f fakeRollouts) Rollback(_ context.Context, req farmapi.RollbackRequest) (
 	return f.rollback(req)
 }
 
+func (f fakeRollouts) RecentRollouts(_ context.Context, repo string, limit int) ([]state.Rollout, error) {
+	if f.recent == nil {
+		return nil, nil
+	}
+	return f.recent(repo, limit)
+}
+
 // testRollout is rollout id of commit to stolas (wave 0) and andras (wave 1).
 func testRollout(t *testing.T, id int64, commit string) state.Rollout {
 	t.Helper()
@@ -115,6 +123,8 @@ func TestRolloutAPI(t *testing.T) {
 		},
 		rollback: func(req farmapi.RollbackRequest) (state.Rollout, error) {
 			switch req.To {
+			case "":
+				return state.Rollout{}, fmt.Errorf("%w: \"\" is not a commit id", pipeline.ErrRollbackRefused)
 			case "deadbeef":
 				return state.Rollout{}, fmt.Errorf("%w: cannot roll back to deadbeef: stolas /nix/store/aaaa-stolas", pipeline.ErrClosureMissing)
 			case "cafebabe":
@@ -141,7 +151,10 @@ func TestRolloutAPI(t *testing.T) {
 		{"get unknown", "GET", "/api/rollouts/9", bearer, "", 404, "no such rollout"},
 		{"rollback", "POST", "/api/rollouts", bearer, `{"to":"0123456"}`, 201, `"id":7`},
 		{"rollback without token", "POST", "/api/rollouts", "", `{"to":"0123456"}`, 401, "admin token"},
-		{"rollback with the form token", "POST", "/api/rollouts", form, "", 401, "admin token"}, // JSON body: not a form
+		{"rollback as curl -d sends it", "POST", "/api/rollouts", "bearer-curl", `{"to":"0123456"}`, 201, `"id":7`}, // JSON labelled a form
+		{"rollback with the form token", "POST", "/api/rollouts", form, `{"to":"0123456"}`, 401, "admin token"},     // JSON body: not a form
+		{"rollback by form", "POST", "/api/rollouts", form, "", 303, ""},
+		{"rollback by form with a wrong token", "POST", "/api/rollouts", "wrong-form", "", 401, "admin token"},
 		{"rollback of a collected closure", "POST", "/api/rollouts", bearer, `{"to":"deadbeef"}`, 409, "no longer in the binary cache: cannot roll back to deadbeef"},
 		{"rollback never deployed", "POST", "/api/rollouts", bearer, `{"to":"cafebabe"}`, 409, "no deploy of a commit cafebabe"},
 		{"rollback malformed", "POST", "/api/rollouts", bearer, `{"to":`, 400, "malformed request"},
@@ -166,13 +179,16 @@ func TestRolloutAPI(t *testing.T) {
 			switch tt.auth {
 			case bearer:
 				req.Header.Set("Authorization", "Bearer admin")
+			case "bearer-curl":
+				req.Header.Set("Authorization", "Bearer admin")
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			case form, "wrong-form":
 				tok := "admin"
 				if tt.auth != form {
 					tok = "nope"
 				}
 				if body == "" {
-					body = url.Values{"token": {tok}}.Encode()
+					body = url.Values{"token": {tok}, "to": {"0123456"}}.Encode()
 					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				}
 			}

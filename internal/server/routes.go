@@ -60,6 +60,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle("/targets/{id:[0-9]+}", s.handle(s.dash.Target)).Methods(get)
 	r.Handle("/hosts", s.handle(s.dash.Hosts)).Methods(get)
 	r.Handle("/cache", s.handle(s.dash.Cache)).Methods(get)
+	r.Handle("/rollouts", s.handle(s.dash.RolloutList)).Methods(get)
 	r.Handle("/rollouts/{id:[0-9]+}", s.handle(s.dash.Rollout)).Methods(get)
 	r.PathPrefix("/static/").Handler(s.handle(s.dash.Static)).Methods(get, http.MethodHead)
 	return r

@@ -62,7 +62,8 @@ type Dashboard struct {
 	Now          func() time.Time // nil: time.Now
 	// CacheHistory gives the cache page its history; nil: no such page.
 	CacheHistory CacheHistory
-	// Rollouts are shown on / and /rollouts/{id}; nil: none.
+	// Rollouts are shown on /, /rollouts and /rollouts/{id}, and deploy
+	// evaluations offer a rollback to their commit; nil: none of it.
 	Rollouts Rollouts
 }
 
@@ -82,7 +83,7 @@ const (
 var (
 	staticFS      = mustSub(webFS, "web/static")
 	staticVersion = hashFS(staticFS)
-	pages         = parsePages("index", "evaluation", "target", "hosts", "cache", "rollout")
+	pages         = parsePages("index", "evaluation", "target", "hosts", "cache", "rollout", "rollouts")
 )
 
 func mustSub(f fs.FS, dir string) fs.FS {
@@ -135,17 +136,20 @@ func parsePages(names ...string) map[string]*template.Template {
 // page is what every template gets: the layout's fields and the page's own.
 type page struct {
 	Title string
-	Nav   string // "evaluations" or "hosts": the highlighted link
+	Nav   string // "evaluations", "hosts", "cache" or "rollouts": the highlighted link
 	// Refresh makes the page reload its <main> every few seconds: set while
 	// something shown is still in progress.
 	Refresh bool
-	Now     time.Time
-	Data    any
+	// Rollouts shows the Rollouts link: the builder runs rollouts.
+	Rollouts bool
+	Now      time.Time
+	Data     any
 }
 
 // render writes a page, or returns the error before anything is sent.
 func (d *Dashboard) render(w http.ResponseWriter, name string, p page) error {
 	p.Now = d.clock()
+	p.Rollouts = d.Rollouts != nil
 	var buf bytes.Buffer
 	if err := pages[name].Execute(&buf, p); err != nil {
 		return fmt.Errorf("render %s: %w", name, err)
@@ -369,6 +373,8 @@ type evaluationData struct {
 	CommitURL string
 	Targets   []state.Target
 	Counts    []stateCount
+	// RollbackHosts are offered in the rollback form; none: no form.
+	RollbackHosts []string
 }
 
 // Evaluation is GET /evaluations/{id}: one evaluation and its targets.
@@ -392,9 +398,14 @@ func (d *Dashboard) Evaluation(w http.ResponseWriter, r *http.Request) error {
 	for _, t := range ts {
 		refresh = refresh || live(t.State)
 	}
+	data := evaluationData{Eval: e, CommitURL: d.commitURL(e.Repo, e.Commit), Targets: ts, Counts: countStates(ts)}
+	if data.RollbackHosts, err = d.rollbackHosts(r.Context(), e, ts); err != nil {
+		return err
+	}
+	// A page with the rollback form does not refresh (it would wipe a
+	// token being typed): it is offered only once the evaluation finished.
 	return d.render(w, "evaluation", page{
-		Title: fmt.Sprintf("Evaluation %d", e.ID), Nav: "evaluations", Refresh: refresh,
-		Data: evaluationData{Eval: e, CommitURL: d.commitURL(e.Repo, e.Commit), Targets: ts, Counts: countStates(ts)},
+		Title: fmt.Sprintf("Evaluation %d", e.ID), Nav: "evaluations", Refresh: refresh && len(data.RollbackHosts) == 0, Data: data,
 	})
 }
 

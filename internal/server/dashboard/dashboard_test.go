@@ -104,8 +104,9 @@ func TestDashboardPages(t *testing.T) {
 		{
 			name: "finished evaluation", path: fmt.Sprintf("/evaluations/%d", f.Evals[0].ID), status: http.StatusOK,
 			want:     []string{`<span class="badge e-done">done</span>`, `2 built`, `1 cached`},
-			dontWant: []string{`data-refresh=`},
+			dontWant: []string{`data-refresh=`, `id="rollback"`, `href="/rollouts"`}, // this builder runs no rollouts
 		},
+		{name: "rollouts without rollouts", path: "/rollouts", status: http.StatusNotFound},
 		{name: "unknown evaluation", path: "/evaluations/999", status: http.StatusNotFound},
 		{
 			name: "failed target", path: fmt.Sprintf("/targets/%d", bravo2.ID), status: http.StatusOK,
@@ -286,57 +287,10 @@ func chromium(t *testing.T) string {
 // build log, and the log of a running build follows what the build writes
 // after the page has loaded.
 func TestDashboardBrowser(t *testing.T) {
-	exe := chromium(t)
 	f := newFixture(t)
 	srv := httptest.NewServer(f.handler) // listens on 127.0.0.1
 	defer srv.Close()
-	profile := t.TempDir()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox, // as root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("no-proxy-server", true),
-		// Nothing but the test's server resolves.
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-
-	// Every console error, uncaught exception and CSP violation fails the test.
-	consoleCtx, stopConsole := context.WithCancel(bctx)
-	defer stopConsole()
-	consoleDone := make(chan []string, 1)
-	messages := chromedp.Console(consoleCtx)
-	go func() {
-		var bad []string
-		for m, err := range messages {
-			if err != nil {
-				break
-			}
-			if strings.HasSuffix(m.URL, "/log?follow=1") && strings.Contains(m.Text, "404") {
-				continue // a build that has not started has no log yet
-			}
-			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException {
-				bad = append(bad, fmt.Sprintf("%s %s:%d: %s", m.Type, m.URL, m.Line, m.Text))
-			}
-		}
-		consoleDone <- bad
-	}()
+	bctx, consoleErrors := openBrowser(t)
 
 	bravo := f.Targets["bravo@2"]
 	cell := chromedp.CSS(fmt.Sprintf(`#matrix a[href="/targets/%d"]`, bravo.ID))
@@ -428,9 +382,65 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 	waitText(t, bctx, "#evaluations tbody tr:first-child", "bravo failed")
 
-	stopConsole()
-	for _, m := range <-consoleDone {
+	for _, m := range consoleErrors() {
 		t.Errorf("browser console: %s", m)
+	}
+}
+
+// openBrowser starts headless Chromium for the test, which reaches only
+// 127.0.0.1. consoleErrors stops listening to the console and returns
+// every error, uncaught exception and CSP violation it printed.
+func openBrowser(t *testing.T) (bctx context.Context, consoleErrors func() []string) {
+	t.Helper()
+	exe := chromium(t)
+	profile := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox, // as root
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1280, 900),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("no-proxy-server", true),
+		// Nothing but the test's server resolves.
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"),
+	)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelBrowser)
+
+	consoleCtx, stopConsole := context.WithCancel(bctx)
+	t.Cleanup(stopConsole)
+	consoleDone := make(chan []string, 1)
+	messages := chromedp.Console(consoleCtx)
+	go func() {
+		var bad []string
+		for m, err := range messages {
+			if err != nil {
+				break
+			}
+			if strings.HasSuffix(m.URL, "/log?follow=1") && strings.Contains(m.Text, "404") {
+				continue // a build that has not started has no log yet
+			}
+			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException {
+				bad = append(bad, fmt.Sprintf("%s %s:%d: %s", m.Type, m.URL, m.Line, m.Text))
+			}
+		}
+		consoleDone <- bad
+	}()
+	return bctx, func() []string {
+		stopConsole()
+		return <-consoleDone
 	}
 }
 

@@ -4,24 +4,35 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/homelab-farm/farm/internal/farmapi"
+	"github.com/homelab-farm/farm/internal/hostname"
 	"github.com/homelab-farm/farm/internal/rollout"
 	"github.com/homelab-farm/farm/internal/server/httperr"
 	"github.com/homelab-farm/farm/internal/state"
 )
 
 // Rollouts is what the pages read of the rollouts (*pipeline.Rollouts).
-// An unknown id is an error wrapping state.ErrNotFound.
+// An unknown id is an error wrapping state.ErrNotFound. RecentRollouts
+// returns the newest first, of repo ("" for every repository).
 type Rollouts interface {
 	Rollout(ctx context.Context, id int64) (state.Rollout, error)
 	ActiveRollouts(ctx context.Context) ([]state.Rollout, error)
+	RecentRollouts(ctx context.Context, repo string, limit int) ([]state.Rollout, error)
 }
+
+// Limits of the rollout pages.
+const (
+	dashRollouts     = 50  // rollouts listed on /rollouts
+	dashRollbackScan = 100 // a repository's rollouts searched for a commit's push rollout
+)
 
 // rolloutView is a rollout as its page and the index show it.
 type rolloutView struct {
@@ -170,7 +181,7 @@ func (d *Dashboard) Rollout(w http.ResponseWriter, r *http.Request) error {
 	}
 	v := views[0]
 	// No refresh: it would wipe a token being typed into a form.
-	return d.render(w, "rollout", page{Title: fmt.Sprintf("Rollout %d", v.ID), Nav: "evaluations", Data: v})
+	return d.render(w, "rollout", page{Title: fmt.Sprintf("Rollout %d", v.ID), Nav: "rollouts", Data: v})
 }
 
 // activeRollouts are the index page's rollouts; none without Rollouts.
@@ -183,4 +194,73 @@ func (d *Dashboard) activeRollouts(ctx context.Context) ([]rolloutView, error) {
 		return nil, err
 	}
 	return d.rolloutViews(ctx, ros)
+}
+
+// rolloutsData is the rollouts page: the recent rollouts and what the
+// rollback form offers.
+type rolloutsData struct {
+	Rollouts []rolloutView
+	// Repos are the configured repositories, offered when there are
+	// several (a commit id may not say which).
+	Repos []string
+}
+
+// RolloutList is GET /rollouts: the recent rollouts of every repository,
+// newest first, and a form that rolls the fleet back to a commit (posted
+// to POST /api/rollouts with the admin token typed into it).
+func (d *Dashboard) RolloutList(w http.ResponseWriter, r *http.Request) error {
+	if d.Rollouts == nil {
+		return httperr.ErrNoRollouts
+	}
+	ros, err := d.Rollouts.RecentRollouts(r.Context(), "", dashRollouts)
+	if err != nil {
+		return err
+	}
+	var data rolloutsData
+	if data.Rollouts, err = d.rolloutViews(r.Context(), ros); err != nil {
+		return err
+	}
+	if len(d.Repositories) > 1 {
+		for _, repo := range d.Repositories {
+			data.Repos = append(data.Repos, repo.Name)
+		}
+	}
+	// No refresh: it would wipe a token being typed into the form.
+	return d.render(w, "rollouts", page{Title: "Rollouts", Nav: "rollouts", Data: data})
+}
+
+// rollbackHosts are the hosts the evaluation page offers to roll back to
+// e's closures: none unless the builder runs rollouts and e is a finished
+// deploy evaluation; else those of the commit's push rollout (the hosts
+// it deployed) that e built, or without such a rollout every host it
+// built, as a rollback of "every host" takes them. Sorted; only valid
+// host names, as a rollback refuses others.
+func (d *Dashboard) rollbackHosts(ctx context.Context, e state.Evaluation, ts []state.Target) ([]string, error) {
+	if d.Rollouts == nil || !e.Deploy || (e.State != state.EvalDone && e.State != state.EvalFailed) {
+		return nil, nil
+	}
+	built := map[string]bool{}
+	for _, t := range ts {
+		if (t.State == state.TargetBuilt || t.State == state.TargetCached) && t.OutPath != "" && hostname.Valid(t.Host) {
+			built[t.Host] = true
+		}
+	}
+	recent, err := d.Rollouts.RecentRollouts(ctx, e.Repo, dashRollbackScan)
+	if err != nil {
+		return nil, err
+	}
+	for _, ro := range recent {
+		if ro.State.Kind != rollout.KindPush || ro.State.Commit != e.Commit {
+			continue
+		}
+		var hosts []string
+		for _, t := range ro.State.Targets {
+			if built[t.Host] {
+				hosts = append(hosts, t.Host)
+			}
+		}
+		slices.Sort(hosts)
+		return hosts, nil
+	}
+	return slices.Sorted(maps.Keys(built)), nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html"
 	"log/slog"
+	"mime"
 	"net/http"
 	"os"
 	"strconv"
@@ -112,14 +113,25 @@ func clientGone(r *http.Request, err error) bool {
 		errors.Is(err, os.ErrDeadlineExceeded)
 }
 
-// wantsHTML reports whether the client is a browser on a dashboard page
-// (API, hook and cache paths always answer JSON or plain text).
+// wantsHTML reports whether the client is a browser on a dashboard page,
+// or one that posted a dashboard form to the API (the rollout buttons).
+// Hook and cache paths, and the API otherwise, always answer JSON or plain
+// text.
 func wantsHTML(r *http.Request) bool {
 	p := r.URL.Path
-	if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/hooks/") || strings.HasPrefix(p, "/nix-cache/") {
+	if strings.HasPrefix(p, "/hooks/") || strings.HasPrefix(p, "/nix-cache/") {
+		return false
+	}
+	if strings.HasPrefix(p, "/api/") && !formPost(r) {
 		return false
 	}
 	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// formPost reports whether r posts an HTML form.
+func formPost(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return r.Method == http.MethodPost && err == nil && mt == "application/x-www-form-urlencoded"
 }
 
 func writeHTMLError(w http.ResponseWriter, status int, msg string) {
