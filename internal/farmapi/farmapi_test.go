@@ -59,6 +59,8 @@ func TestEventPayloadShapes(t *testing.T) {
 			`{"host":"alpha","store_path":"/nix/store/x","commit":"c1","seq":4}`},
 		{"rollout halted", farmapi.RolloutHaltedData{Rollout: 3, Repo: "homelab", Commit: "c1", Kind: "push", Wave: 0, Host: "stolas", Reason: "failed", Detail: "stolas failed on /nix/store/x"},
 			`{"rollout":3,"repo":"homelab","commit":"c1","kind":"push","wave":0,"host":"stolas","reason":"failed","detail":"stolas failed on /nix/store/x"}`},
+		{"host wake", farmapi.HostWakeData{Host: "andras", Seq: 9, Rollout: 3},
+			`{"host":"andras","seq":9,"rollout":3}`},
 		{"rollout wave", farmapi.RolloutData{Rollout: 3, Repo: "homelab", Commit: "c1", Kind: "push", Status: "progressing", Wave: 1, Hosts: []string{"andras", "bael"}},
 			`{"rollout":3,"repo":"homelab","commit":"c1","kind":"push","status":"progressing","wave":1,"hosts":["andras","bael"]}`},
 		{"cache collected", farmapi.CollectionData{Collection: 3, Instance: "b1", Started: time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC), DurationMS: 1500,

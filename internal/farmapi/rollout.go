@@ -11,7 +11,18 @@ const (
 	RolloutHalted  EventType = "rollout.halted"  // RolloutHaltedData: once per halt
 	RolloutResumed EventType = "rollout.resumed" // RolloutData: an admin resumed a halted rollout
 	RolloutEnded   EventType = "rollout.ended"   // RolloutData: complete, aborted or superseded (Status, Reason)
+	// HostWake asks for a host to be woken again (HostWakeData): a rollout
+	// passed over it asleep, and it is to be updated when it wakes.
+	HostWake EventType = "host.wake"
 )
+
+// HostWakeData is the payload of HostWake: the host, and the seq of the
+// manifest it is to fetch once awake.
+type HostWakeData struct {
+	Host    string `json:"host"`
+	Seq     uint64 `json:"seq"`
+	Rollout int64  `json:"rollout"`
+}
 
 // RolloutData is the payload of RolloutStarted, RolloutWave, RolloutResumed
 // and RolloutEnded.

@@ -89,7 +89,9 @@ type hostSeq struct {
 //   - A failed collection of the binary cache is told of once per distinct
 //     error; the next successful one is a recovery.
 //   - A new desired closure for a host that is poked or woken asks for a
-//     wake, which the host's report of that seq (or a newer one) ends.
+//     wake, which the host's report of that seq (or a newer one) ends; so
+//     does a rollout passing over the host asleep (host.wake): the first
+//     wake may have given up long before.
 //   - A rollout that halts is told of once (the builder appends one event
 //     per halt, before the halting host's report): that host's failed or
 //     rolled-back report of the manifest it halted on is then not told of
@@ -135,12 +137,12 @@ func decide(r rules, s state, ev Event) (state, decision, error) {
 			if r.notifyDeploy {
 				d.msg = deploying(r, h)
 			}
-			if r.wakeable[h.Host] {
-				if h.Seq > next.Waking[h.Host] {
-					next.Waking[h.Host] = h.Seq
-				}
-				d.wake = &hostSeq{h.Host, h.Seq}
-			}
+			d.wake = wake(r, &next, h.Host, h.Seq)
+		}
+	case farmapi.HostWake:
+		var h farmapi.HostWakeData
+		if h, err = decode[farmapi.HostWakeData](ev); err == nil && h.Host != "" && h.Seq != 0 {
+			d.wake = wake(r, &next, h.Host, h.Seq)
 		}
 	case farmapi.RolloutHalted:
 		var h farmapi.RolloutHaltedData
@@ -365,4 +367,16 @@ func short(commit string) string {
 		return commit[:12]
 	}
 	return commit
+}
+
+// wake starts (or takes over) the wake of host for its manifest seq, if the
+// notifier pokes or wakes it; nil otherwise.
+func wake(r rules, next *state, host string, seq uint64) *hostSeq {
+	if !r.wakeable[host] {
+		return nil
+	}
+	if seq > next.Waking[host] {
+		next.Waking[host] = seq
+	}
+	return &hostSeq{host, seq}
 }

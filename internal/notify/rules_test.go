@@ -165,6 +165,15 @@ func TestDecideRules(t *testing.T) {
 			name: "host desired: neither poked nor woken", cfg: withWoL, ev: desired("stolas", 3),
 		},
 		{
+			name: "a rollout passed over the host asleep: wake it again", cfg: withWoL,
+			ev:       event(farmapi.HostWake, farmapi.HostWakeData{Host: "andras", Seq: 3, Rollout: 2}),
+			wantWake: &hostSeq{"andras", 3}, wantWaking: map[string]uint64{"andras": 3},
+		},
+		{
+			name: "a rollout passed over a host that is not woken", cfg: withWoL,
+			ev: event(farmapi.HostWake, farmapi.HostWakeData{Host: "stolas", Seq: 3, Rollout: 2}),
+		},
+		{
 			name: "the woken host reports: the wake ends", cfg: withWoL, waking: map[string]uint64{"andras": 3},
 			ev: report("andras", farmapi.ResultSwitched, "", 3), wantReported: &hostSeq{"andras", 3},
 		},

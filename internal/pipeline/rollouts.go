@@ -525,9 +525,29 @@ type transition struct {
 // of status become events, and rec is saved.
 func (r *Rollouts) step(ctx context.Context, tx state.RolloutTx, rec *state.Rollout, now time.Time, fn func(*rollout.Rollout) (rollout.Decision, error)) (transition, error) {
 	before := rec.State.Status
+	skipped := map[string]bool{}
+	for host, h := range rec.State.Hosts {
+		skipped[host] = h.Skipped
+	}
 	d, err := fn(rec.State)
 	if err != nil {
 		return transition{}, err
+	}
+	// A host just passed over asleep is to be woken again: the notifier
+	// wakes it, and it fetches its manifest when it is up.
+	for _, host := range d.Wake {
+		if skipped[host] {
+			continue
+		}
+		var seq uint64
+		if hs, herr := tx.Host(ctx, host); herr == nil {
+			seq = hs.DesiredSeq
+		} else if !errors.Is(herr, state.ErrNotFound) {
+			return transition{}, herr
+		}
+		if err := tx.Append(string(farmapi.HostWake), farmapi.HostWakeData{Host: host, Seq: seq, Rollout: rec.ID}); err != nil {
+			return transition{}, err
+		}
 	}
 	for len(d.Offer) > 0 {
 		there, err := r.offer(ctx, tx, rec, d.Offer, now)

@@ -353,6 +353,12 @@ func TestRollouts(t *testing.T) {
 				if h := e.latest().State.Hosts["andras"]; !h.Skipped {
 					t.Errorf("andras %+v, want passed over asleep (skipped), to be woken", h)
 				}
+				// One wake, for andras' manifest, however many ticks follow.
+				wakes := e.events(farmapi.HostWake)
+				var w farmapi.HostWakeData
+				if len(wakes) != 1 || json.Unmarshal(wakes[0].Data, &w) != nil || w.Host != "andras" || w.Seq != e.seqs("andras")[len(e.seqs("andras"))-1] {
+					t.Errorf("host.wake events %+v, want one for andras' last manifest %v", wakes, e.seqs("andras"))
+				}
 			},
 		},
 		{
