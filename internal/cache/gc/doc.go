@@ -4,15 +4,16 @@
 //
 // # Mark and sweep
 //
-// Mark lists the narinfos and walks References from the roots and from every
-// narinfo younger than the grace period (a push in flight is a root), reading
-// each narinfo once. Paths are kept as the 20 bytes their 32-character hash
-// part encodes, NARs and derivations as 20-byte digests, so memory grows by
-// a few dozen bytes per path above a fixed base. Before the sweep the
-// narinfos are listed again: a young narinfo that appeared meanwhile is
-// marked through as well, and only narinfos older than the grace period are
-// garbage. Every narinfo read must be signed by one of the trusted keys, or
-// nothing is deleted (this is not the farm's cache).
+// Mark walks References from the roots while it lists the narinfos, then
+// from every narinfo the listing found younger than the grace period (a
+// push in flight is a root), reading each narinfo once. Paths are kept as
+// the 20 bytes their 32-character hash part encodes, NARs and derivations as
+// 20-byte digests, so memory grows by a few dozen bytes per path above a
+// fixed base. Only listed narinfos older than the grace period that marking
+// did not reach are garbage. The listing starts after the collection's
+// marker is written (see below); nothing else depends on when it runs.
+// Every narinfo read must be signed by one of the trusted keys, or nothing
+// is deleted (this is not the farm's cache).
 //
 // The sweep deletes garbage narinfos dependents first (in waves: a narinfo
 // goes only once no remaining narinfo references it), then the NARs that no
@@ -20,7 +21,11 @@
 // logs older than the grace period whose derivation is the deriver of no
 // kept path (so the logs of a collection killed before its last phase go
 // the next time). A kill at any point therefore leaves a cache in which
-// every narinfo's NAR and references are present.
+// every narinfo's NAR and references are present. Deletes go in batches
+// (one request each on S3), up to four at once where their order does not
+// matter: the narinfos of one wave, the NARs, the logs. Each batch starts
+// only while the collection holds its lease (below) and is cancelled before
+// the lease could lapse.
 //
 // # Racing a push
 //
