@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +30,9 @@ const (
 	envBenchURL   = "GC_BENCH_URL"
 	envBenchKey   = "GC_BENCH_KEY"
 	envBenchRoots = "GC_BENCH_ROOTS" // a file of store paths, one a line
+	// GC_BENCH_CPUPROFILE, set by whoever runs the benchmark, names a file
+	// for the collecting child's CPU profile (go tool pprof reads it).
+	envBenchProfile = "GC_BENCH_CPUPROFILE"
 )
 
 func benchHelper() {
@@ -57,7 +61,18 @@ func benchHelper() {
 			phase, since = p.Phase, time.Now()
 		}
 	}}
+	if name := os.Getenv(envBenchProfile); name != "" {
+		f, err := os.Create(name)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+	}
 	res, err := c.Collect(context.Background(), strings.Fields(string(roots)))
+	pprof.StopCPUProfile()
 	fmt.Fprintf(os.Stderr, "phase %s: %s\n", phase, time.Since(since).Round(time.Millisecond))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

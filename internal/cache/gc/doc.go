@@ -4,15 +4,16 @@
 //
 // # Mark and sweep
 //
-// Mark lists the narinfos and walks References from the roots and from every
-// narinfo younger than the grace period (a push in flight is a root), reading
-// each narinfo once. Paths are kept as the 20 bytes their 32-character hash
-// part encodes, NARs and derivations as 20-byte digests, so memory grows by
-// a few dozen bytes per path above a fixed base. Before the sweep the
-// narinfos are listed again: a young narinfo that appeared meanwhile is
-// marked through as well, and only narinfos older than the grace period are
-// garbage. Every narinfo read must be signed by one of the trusted keys, or
-// nothing is deleted (this is not the farm's cache).
+// Mark walks References from the roots while it lists the narinfos, then
+// from every narinfo the listing found younger than the grace period (a
+// push in flight is a root), reading each narinfo once. Paths are kept as
+// the 20 bytes their 32-character hash part encodes, NARs and derivations as
+// 20-byte digests, so memory grows by a few dozen bytes per path above a
+// fixed base. Only listed narinfos older than the grace period that marking
+// did not reach are garbage. The listing starts after the collection's
+// marker is written (see below); nothing else depends on when it runs.
+// Every narinfo read must be signed by one of the trusted keys, or nothing
+// is deleted (this is not the farm's cache).
 //
 // The sweep deletes garbage narinfos dependents first (in waves: a narinfo
 // goes only once no remaining narinfo references it), then the NARs that no
@@ -20,7 +21,11 @@
 // logs older than the grace period whose derivation is the deriver of no
 // kept path (so the logs of a collection killed before its last phase go
 // the next time). A kill at any point therefore leaves a cache in which
-// every narinfo's NAR and references are present.
+// every narinfo's NAR and references are present. Deletes go in batches
+// (one request each on S3), up to four at once where their order does not
+// matter: the narinfos of one wave, the NARs, the logs. Each batch starts
+// only while the collection holds its lease (below) and is cancelled before
+// the lease could lapse.
 //
 // # Racing a push
 //
@@ -58,4 +63,33 @@
 // with the reader's: clocks must agree within StaleAfter/2 (default one
 // minute). Writers that bypass cache.Pusher (nix copy) are protected by the
 // grace period only.
+//
+// # Measured
+//
+// BenchmarkCollect (bench_test.go) collects a synthetic cache, half of its
+// paths garbage, references 20 deep, in a child process, and reports its
+// time, CPU time and peak RSS; the goal is under 60 s and 200 MiB for
+// 100,000 paths, memory growing slower than the paths. Figures of
+// 2026-12-02 on the 2-core build machine while other engineers ran their
+// tests (load average 2 to 6 during the 100,000-path runs, up to 12 during
+// others), so times are loose and comparisons are ratios of runs side by
+// side:
+//
+//   - Directory: 100,000 paths in 11.3 s (16.9 CPU-s), peak RSS 40.5 MiB;
+//     25,000 in 1.8 s, 23.7 MiB. Goal met; 4 times the paths, 1.7 times the
+//     memory.
+//   - MinIO (Docker, loopback): 100,000 paths in 117 s (47.8 CPU-s), peak
+//     RSS 46.1 MiB; 25,000 in 28 to 34 s, 35 MiB. Memory meets the goal
+//     (4 times the paths, 1.3 times the memory), time does not: in the
+//     run side by side below MinIO itself used 125 CPU-s to serve the same
+//     collection (one GET per narinfo, every object deleted in batches, a
+//     listing of the narinfos and one of the NARs), more than two cores
+//     give in 60 s, whatever the collector does.
+//   - Against the version before (each narinfo listed twice, one delete
+//     batch at a time), on identical caches in one MinIO: 0.79 times the
+//     time at 100,000 paths (148.7 s to 117.8 s; MinIO's CPU 0.89 times,
+//     the collector's unchanged), 0.82 times at 25,000 (mean of two runs
+//     each, alternated). Deleting narinfos took 0.58 times as long and NARs
+//     0.63 times; the reads took as long (67 s before, 71 s after): MinIO
+//     serves them no faster with 64 requests in flight than with 4.
 package gc

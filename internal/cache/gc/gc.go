@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/homelab-farm/farm/internal/cache"
 	"github.com/homelab-farm/farm/internal/parallel"
@@ -107,8 +108,17 @@ func (r *Result) Kept() Counts {
 	return Counts{r.KeptNarInfos.Objects + r.KeptNars.Objects, r.KeptNarInfos.Bytes + r.KeptNars.Bytes}
 }
 
-// deleteBatch is how many keys go in one DeleteMany (one S3 request).
-const deleteBatch = 1000
+const (
+	// deleteBatch is the most keys that go in one DeleteMany (one S3
+	// request), and minBatch the fewest a set of keys is split into to run
+	// batches at once.
+	deleteBatch = 1000
+	minBatch    = 100
+	// deleteJobs is how many DeleteMany run at once. Batches that may go in
+	// any order (one wave of narinfos, the NARs, the logs) run together: a
+	// server spreads them over its cores, where one batch uses one.
+	deleteJobs = 4
+)
 
 func (c *Collector) now() time.Time {
 	if c.Now != nil {
@@ -231,61 +241,51 @@ func (c *Collector) collect(ctx context.Context, rootKeys map[key20]struct{}, re
 	for k := range rootKeys {
 		m.add(k)
 	}
-	// Young narinfos are roots.
-	err := c.Backend.List(ctx, "", func(o cache.Object) error {
-		if k, ok := narInfoKey(o.Key); ok && o.ModTime.After(cutoff) {
-			res.Young++
-			m.add(k)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if err := m.walk(ctx); err != nil {
-		return err
-	}
-	// Listed again: a young narinfo that appeared while marking is marked
-	// through too; an old unmarked one is garbage.
-	type candidate struct {
+	// The narinfos are listed while the roots are marked through (neither
+	// needs the other; the listing is one request at a time, which leaves
+	// the server room for the reads): a young narinfo is a root as well and
+	// is marked through next; an old one is garbage unless marking reaches
+	// it.
+	type listed struct {
 		k    key20
 		size int64
 	}
-	var cands []candidate
-	err = c.Backend.List(ctx, "", func(o cache.Object) error {
-		k, ok := narInfoKey(o.Key)
-		if !ok {
-			return nil
-		}
-		if _, live := m.live[k]; !live {
-			if o.ModTime.After(cutoff) {
-				res.Young++
-				m.add(k)
-			} else {
-				cands = append(cands, candidate{k, o.Size})
-				return nil
+	var young, old []listed
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		return c.Backend.List(ectx, "", func(o cache.Object) error {
+			if k, ok := narInfoKey(o.Key); ok && o.ModTime.After(cutoff) {
+				young = append(young, listed{k, o.Size})
+			} else if ok {
+				old = append(old, listed{k, o.Size})
 			}
-		}
-		res.KeptNarInfos.add(o.Size)
-		return nil
+			return nil
+		})
 	})
-	if err != nil {
+	eg.Go(func() error { return m.walk(ectx) })
+	if err := eg.Wait(); err != nil {
 		return err
 	}
+	for _, y := range young {
+		res.Young++
+		res.KeptNarInfos.add(y.size)
+		m.add(y.k)
+	}
+	young = nil
 	if err := m.walk(ctx); err != nil {
 		return err
 	}
 	g := &garbage{index: make(map[key20]int32)}
-	for _, cd := range cands {
-		if _, live := m.live[cd.k]; live {
-			res.KeptNarInfos.add(cd.size)
+	for _, o := range old {
+		if _, live := m.live[o.k]; live {
+			res.KeptNarInfos.add(o.size)
 			continue
 		}
-		g.index[cd.k] = int32(len(g.keys))
-		g.keys = append(g.keys, cd.k)
-		g.sizes = append(g.sizes, cd.size)
+		g.index[o.k] = int32(len(g.keys))
+		g.keys = append(g.keys, o.k)
+		g.sizes = append(g.sizes, o.size)
 	}
-	cands = nil
+	old = nil
 	if err := c.scan(ctx, g); err != nil {
 		return err
 	}
@@ -474,25 +474,27 @@ func (c *Collector) sweepNarInfos(ctx context.Context, g *garbage, res *Result, 
 	}
 	done := 0
 	for len(wave) > 0 {
-		for start := 0; start < len(wave); start += deleteBatch {
-			chunk := wave[start:min(start+deleteBatch, len(wave))]
-			keys := make([]string, 0, len(chunk))
-			for _, i := range chunk {
-				if g.gone[i] {
-					continue
-				}
-				keys = append(keys, nixbase32.EncodeToString(g.keys[i][:])+".narinfo")
-				res.NarInfos.add(g.sizes[i])
-				if c.Swept != nil {
-					c.Swept(g.paths[i])
-				}
+		present := make([]int32, 0, len(wave))
+		for _, i := range wave {
+			if g.gone[i] {
+				continue
 			}
-			if err := c.delete(ctx, l, keys); err != nil {
-				return err
+			present = append(present, i)
+			res.NarInfos.add(g.sizes[i])
+			if c.Swept != nil {
+				c.Swept(g.paths[i])
 			}
-			done += len(chunk)
-			c.progress(PhaseNarInfos, done, n)
 		}
+		// Nothing in a wave references another of the wave: its batches
+		// may go at once, in any order.
+		err := c.deleteAll(ctx, l, len(present), func(j int) string {
+			return nixbase32.EncodeToString(g.keys[present[j]][:]) + ".narinfo"
+		})
+		if err != nil {
+			return err
+		}
+		done += len(wave)
+		c.progress(PhaseNarInfos, done, n)
 		var next []int32
 		for _, i := range wave {
 			for _, r := range g.refs[i] {
@@ -509,19 +511,25 @@ func (c *Collector) sweepNarInfos(ctx context.Context, g *garbage, res *Result, 
 	return nil
 }
 
-// sweepFiles lists dir and deletes what decide says goes, a batch at a time,
-// counting what stays in kept and what goes in gone.
+// sweepFiles lists dir and deletes what decide says goes, in batches of
+// deleteBatch, up to deleteJobs of them while the listing goes on, counting
+// what stays in kept and what goes in gone.
 func (c *Collector) sweepFiles(ctx context.Context, dir, phase string, res *Result, l *lease,
 	decide func(cache.Object) (gone bool, kept, counts *Counts)) error {
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(deleteJobs)
 	var batch []string
 	listed := 0
-	flush := func() error {
-		err := c.delete(ctx, l, batch)
-		batch = batch[:0]
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		keys := batch
+		batch = nil
+		eg.Go(func() error { return c.delete(ectx, l, keys) }) // waits for a free slot
 		c.progress(phase, listed, 0)
-		return err
 	}
-	err := c.Backend.List(ctx, dir, func(o cache.Object) error {
+	err := c.Backend.List(ectx, dir, func(o cache.Object) error {
 		listed++
 		gone, kept, counts := decide(o)
 		if kept != nil {
@@ -532,14 +540,35 @@ func (c *Collector) sweepFiles(ctx context.Context, dir, phase string, res *Resu
 		}
 		counts.add(o.Size)
 		if batch = append(batch, o.Key); len(batch) == deleteBatch {
-			return flush()
+			flush()
 		}
-		return nil
+		return ectx.Err() // a batch failed: stop listing
 	})
+	if err == nil {
+		flush()
+	}
+	if werr := eg.Wait(); werr != nil {
+		return werr // a failed batch also stops the listing
+	}
 	if err != nil {
 		return err
 	}
-	return flush()
+	c.progress(phase, listed, 0)
+	return nil
+}
+
+// deleteAll deletes the n keys key(0..n-1), which may go in any order, in
+// batches of at least minBatch and at most deleteBatch keys, up to
+// deleteJobs batches at once.
+func (c *Collector) deleteAll(ctx context.Context, l *lease, n int, key func(int) string) error {
+	size := min(deleteBatch, max(minBatch, (n+deleteJobs-1)/deleteJobs))
+	return parallel.ForEach(ctx, (n+size-1)/size, deleteJobs, func(b int) error {
+		keys := make([]string, 0, size)
+		for i := b * size; i < min((b+1)*size, n); i++ {
+			keys = append(keys, key(i))
+		}
+		return c.delete(ctx, l, keys)
+	})
 }
 
 // delete removes keys unless this is a dry run, and only while the lease
