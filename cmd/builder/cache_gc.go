@@ -33,6 +33,7 @@ func runCacheGC(ctx context.Context, args []string, getenv func(string) string, 
 	keepDays := fs.Int("keep-days", gc.DefaultKeepDays, "days every built closure is kept")
 	grace := fs.Duration("grace", time.Hour, "nothing younger is deleted, and every narinfo younger is a root")
 	dryRun := fs.Bool("dry-run", false, "report what would go, delete nothing")
+	index := fs.String("index", "", "a `file` where the collection keeps what it read of each narinfo, so that the next one reads only the narinfos that changed (builder serve keeps one in its state directory)")
 	list := fs.Bool("list", false, "print each store path that goes")
 	quiet := fs.Bool("quiet", false, "print only the summary")
 	if err := fs.Parse(args); err != nil {
@@ -84,7 +85,7 @@ func runCacheGC(ctx context.Context, args []string, getenv func(string) string, 
 	var mu sync.Mutex
 	var last gc.Progress
 	c := &gc.Collector{
-		Backend: backend, Trusted: keys, Grace: *grace, DryRun: *dryRun,
+		Backend: backend, Trusted: keys, Grace: *grace, DryRun: *dryRun, Index: *index,
 		Log:      slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Progress: func(p gc.Progress) { mu.Lock(); last = p; mu.Unlock() },
 	}

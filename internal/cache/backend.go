@@ -17,6 +17,10 @@ type Object struct {
 	// ModTime is when the object was last written (a file's mtime, an S3
 	// object's LastModified), by the clock of whatever stores it.
 	ModTime time.Time
+	// ETag is the store's tag of this version of the object (S3's ETag),
+	// if it has one: a new write gets a new tag unless the content is
+	// the same.
+	ETag string
 }
 
 // Backend stores a binary cache's objects under slash-separated keys

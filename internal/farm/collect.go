@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/homelab-farm/farm/internal/cache"
@@ -42,8 +43,9 @@ func newCollectors(cfg *config.Config, backend cache.Backend, key cache.SecretKe
 	if every := cfg.CacheGC.CollectInterval(); every > 0 {
 		instance, _ := os.Hostname()
 		c.cache = &gc.Schedule{
-			Collector: &gc.Collector{Backend: backend, Trusted: []cache.PublicKey{key.Public()}, Grace: cfg.CacheGC.GracePeriod(), Log: log},
-			Store:     st, Retention: r, Metrics: m, Instance: instance, Interval: every, Log: log,
+			Collector: &gc.Collector{Backend: backend, Trusted: []cache.PublicKey{key.Public()}, Grace: cfg.CacheGC.GracePeriod(), Log: log,
+				Index: filepath.Join(cfg.StateDir, "cache-gc.index")},
+			Store: st, Retention: r, Metrics: m, Instance: instance, Interval: every, Log: log,
 		}
 		c.firstCache = every
 	}

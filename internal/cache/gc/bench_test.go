@@ -30,6 +30,8 @@ const (
 	envBenchURL   = "GC_BENCH_URL"
 	envBenchKey   = "GC_BENCH_KEY"
 	envBenchRoots = "GC_BENCH_ROOTS" // a file of store paths, one a line
+	envBenchIndex = "GC_BENCH_INDEX" // the collector's index file, if any
+	envBenchDry   = "GC_BENCH_DRY"   // "1": a dry run
 	// GC_BENCH_CPUPROFILE, set by whoever runs the benchmark, names a file
 	// for the collecting child's CPU profile (go tool pprof reads it).
 	envBenchProfile = "GC_BENCH_CPUPROFILE"
@@ -53,7 +55,7 @@ func benchHelper() {
 	}
 	// Each phase's time goes to stderr, for the benchmark's log.
 	phase, since := "", time.Now()
-	c := &gc.Collector{Backend: b, Trusted: []cache.PublicKey{pub}, Progress: func(p gc.Progress) {
+	c := &gc.Collector{Backend: b, Trusted: []cache.PublicKey{pub}, Index: os.Getenv(envBenchIndex), DryRun: os.Getenv(envBenchDry) == "1", Progress: func(p gc.Progress) {
 		if p.Phase != phase {
 			if phase != "" {
 				fmt.Fprintf(os.Stderr, "phase %s: %s\n", phase, time.Since(since).Round(time.Millisecond))
@@ -74,6 +76,9 @@ func benchHelper() {
 	res, err := c.Collect(context.Background(), strings.Fields(string(roots)))
 	pprof.StopCPUProfile()
 	fmt.Fprintf(os.Stderr, "phase %s: %s\n", phase, time.Since(since).Round(time.Millisecond))
+	if res != nil && c.Index != "" {
+		fmt.Fprintf(os.Stderr, "narinfos from the index: %d\n", res.Indexed)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(4)
@@ -229,49 +234,76 @@ func BenchmarkCollect(b *testing.B) {
 			return srv.CacheURL(bucket), srv.Env()
 		}},
 	}
+	// "-indexed": a dry run (not timed) wrote the collector's index first,
+	// as the collection of the day before would have: the collection
+	// reads only the narinfos that changed since, here none.
 	for _, tg := range targets {
 		for _, n := range []int{25_000, 100_000} {
-			b.Run(fmt.Sprintf("%s/paths=%d", tg.name, n), func(b *testing.B) {
-				var rss int64
-				var cpu time.Duration
-				for range b.N {
-					b.StopTimer()
-					objs, roots, key := synthCache(b, n)
-					filling := time.Now()
-					url, extra := tg.open(b, objs)
-					b.Logf("filled the cache with %d narinfos and NARs in %s (not timed)", n, time.Since(filling).Round(time.Second))
-					rootsFile := b.TempDir() + "/roots"
-					if err := os.WriteFile(rootsFile, []byte(strings.Join(roots, "\n")), 0o644); err != nil {
-						b.Fatal(err)
-					}
-					cmd := exec.Command(os.Args[0], "-test.run=^$")
-					cmd.Env = append(append(os.Environ(), extra...), envBenchURL+"="+url,
-						envBenchKey+"="+key.Public().String(), envBenchRoots+"="+rootsFile)
-					start := time.Now()
-					b.StartTimer()
-					var stderr bytes.Buffer
-					cmd.Stderr = &stderr
-					out, err := cmd.Output()
-					b.StopTimer()
-					took := time.Since(start)
-					if err != nil {
-						b.Fatalf("collect: %v\n%s%s", err, out, stderr.Bytes())
-					}
-					b.Logf("%s", strings.TrimSpace(stderr.String()))
-					var kept, gone, keptNars, goneNars int
-					var peak int64
-					wantKept := len(roots) / 50 * 1000
-					if _, err := fmt.Sscan(string(out), &kept, &gone, &keptNars, &goneNars, &peak); err != nil || kept != wantKept || gone != n-kept {
-						b.Fatalf("collection kept %d and swept %d narinfos (%q), want %d and %d", kept, gone, out, wantKept, n-wantKept)
-					}
-					rss = max(rss, peak)
-					cpu = max(cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
-					b.Logf("%d paths: %d kept, %d swept (and as many NARs) in %s (CPU %s), peak RSS %.1f MiB",
-						n, kept, gone, took.Round(time.Millisecond), cpu.Round(time.Millisecond), float64(rss)/(1<<20))
+			for _, indexed := range []bool{false, true} {
+				name := tg.name
+				if indexed {
+					name += "-indexed"
 				}
-				b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
-				b.ReportMetric(cpu.Seconds(), "CPU-s")
-			})
+				b.Run(fmt.Sprintf("%s/paths=%d", name, n), func(b *testing.B) {
+					benchCollect(b, tg.open, n, indexed)
+				})
+			}
 		}
 	}
+}
+
+// benchCollect fills a cache of n paths with open and collects it b.N
+// times in a child process, after a dry run that writes the index if
+// indexed.
+func benchCollect(b *testing.B, open func(b *testing.B, objs []object) (string, []string), n int, indexed bool) {
+	var rss int64
+	var cpu time.Duration
+	for range b.N {
+		b.StopTimer()
+		objs, roots, key := synthCache(b, n)
+		filling := time.Now()
+		url, extra := open(b, objs)
+		b.Logf("filled the cache with %d narinfos and NARs in %s (not timed)", n, time.Since(filling).Round(time.Second))
+		rootsFile := b.TempDir() + "/roots"
+		if err := os.WriteFile(rootsFile, []byte(strings.Join(roots, "\n")), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		env := append(append(os.Environ(), extra...), envBenchURL+"="+url,
+			envBenchKey+"="+key.Public().String(), envBenchRoots+"="+rootsFile)
+		if indexed {
+			env = append(env, envBenchIndex+"="+b.TempDir()+"/narinfo.index")
+			dry := exec.Command(os.Args[0], "-test.run=^$")
+			dry.Env = append(env, envBenchDry+"=1")
+			prep := time.Now()
+			if out, err := dry.CombinedOutput(); err != nil {
+				b.Fatalf("dry run: %v\n%s", err, out)
+			}
+			b.Logf("a dry run wrote the index in %s (not timed)", time.Since(prep).Round(time.Second))
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = env
+		start := time.Now()
+		b.StartTimer()
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		b.StopTimer()
+		took := time.Since(start)
+		if err != nil {
+			b.Fatalf("collect: %v\n%s%s", err, out, stderr.Bytes())
+		}
+		b.Logf("%s", strings.TrimSpace(stderr.String()))
+		var kept, gone, keptNars, goneNars int
+		var peak int64
+		wantKept := len(roots) / 50 * 1000
+		if _, err := fmt.Sscan(string(out), &kept, &gone, &keptNars, &goneNars, &peak); err != nil || kept != wantKept || gone != n-kept {
+			b.Fatalf("collection kept %d and swept %d narinfos (%q), want %d and %d", kept, gone, out, wantKept, n-wantKept)
+		}
+		rss = max(rss, peak)
+		cpu = max(cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
+		b.Logf("%d paths: %d kept, %d swept (and as many NARs) in %s (CPU %s), peak RSS %.1f MiB",
+			n, kept, gone, took.Round(time.Millisecond), cpu.Round(time.Millisecond), float64(rss)/(1<<20))
+	}
+	b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(cpu.Seconds(), "CPU-s")
 }

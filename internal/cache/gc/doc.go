@@ -15,6 +15,23 @@
 // Every narinfo read must be signed by one of the trusted keys, or nothing
 // is deleted (this is not the farm's cache).
 //
+// # The index
+//
+// Reading every narinfo is most of a collection's cost on S3 (one GET
+// each). With Collector.Index set (builder serve keeps one in its state
+// directory; `builder cache gc --index`), a collection keeps, per narinfo
+// it read, the version the listing showed (size, time and ETag) and what
+// marking needs (NAR, deriver, references, store path). The next
+// collection lists first and reads only the narinfos whose listed version
+// differs from the one indexed, or that are not indexed: a daily
+// collection reads what was pushed since the last one. An entry is never
+// older than the version it names (the listing precedes the read), an
+// index made for another cache, other trusted keys or another layout is
+// not used, and a narinfo written again in any way is read again, so the
+// index changes what is read, never what is kept. It is local state of
+// one collector, replaced atomically after the narinfos are swept; losing
+// it only makes the next collection read everything again.
+//
 // The sweep deletes garbage narinfos dependents first (in waves: a narinfo
 // goes only once no remaining narinfo references it), then the NARs that no
 // kept narinfo points at and that are older than the grace period, then the

@@ -65,6 +65,13 @@ type Collector struct {
 	DryRun bool
 	// Jobs is how many narinfos are read at once; 0 means 16.
 	Jobs int
+	// Index, if set, is a file where the collector keeps what it read of
+	// each narinfo, with the version the listing showed: the next
+	// collection reads again only the narinfos whose listed version
+	// changed (or that are new), not every one. It is local state, kept
+	// by one collector (a builder's state directory); a dry run writes it
+	// too. A missing or unusable index only makes a collection read more.
+	Index string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Progress, if set, is called from one goroutine as phases advance.
@@ -91,7 +98,9 @@ type Result struct {
 	Young        int // narinfos younger than the grace period (roots too)
 	// Dangling counts references to paths without a narinfo: the cache was
 	// inconsistent before the collection.
-	Dangling               int
+	Dangling int
+	// Indexed counts the narinfos known from the index, not read again.
+	Indexed                int
 	KeptNarInfos, NarInfos Counts // NarInfos: the narinfos that went
 	KeptNars, Nars         Counts
 	Logs                   Counts // logs that went
@@ -236,7 +245,8 @@ func (c *Collector) checkCacheInfo(ctx context.Context) error {
 
 func (c *Collector) collect(ctx context.Context, rootKeys map[key20]struct{}, res *Result, l *lease) error {
 	cutoff := res.Started.Add(-c.Grace)
-	m := &marker{c: c, res: res, roots: rootKeys,
+	rd := newReads(c)
+	m := &marker{c: c, res: res, roots: rootKeys, reads: rd,
 		live: make(map[key20]struct{}), nars: make(map[key20]struct{}), drvs: make(map[key20]struct{})}
 	for k := range rootKeys {
 		m.add(k)
@@ -245,26 +255,43 @@ func (c *Collector) collect(ctx context.Context, rootKeys map[key20]struct{}, re
 	// needs the other; the listing is one request at a time, which leaves
 	// the server room for the reads): a young narinfo is a root as well and
 	// is marked through next; an old one is garbage unless marking reaches
-	// it.
+	// it. With an index, the listing goes first: an indexed narinfo is
+	// reused only if the listing shows the version indexed, and a narinfo
+	// read is indexed with the version listed before the read.
 	type listed struct {
 		k    key20
 		size int64
 	}
 	var young, old []listed
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.Go(func() error {
-		return c.Backend.List(ectx, "", func(o cache.Object) error {
-			if k, ok := narInfoKey(o.Key); ok && o.ModTime.After(cutoff) {
+	list := func(ctx context.Context) error {
+		return c.Backend.List(ctx, "", func(o cache.Object) error {
+			k, ok := narInfoKey(o.Key)
+			if !ok {
+				return nil
+			}
+			m.reads.listed(k, o)
+			if o.ModTime.After(cutoff) {
 				young = append(young, listed{k, o.Size})
-			} else if ok {
+			} else {
 				old = append(old, listed{k, o.Size})
 			}
 			return nil
 		})
-	})
-	eg.Go(func() error { return m.walk(ectx) })
-	if err := eg.Wait(); err != nil {
-		return err
+	}
+	if c.Index != "" {
+		if err := list(ctx); err != nil {
+			return err
+		}
+		if err := m.walk(ctx); err != nil {
+			return err
+		}
+	} else {
+		eg, ectx := errgroup.WithContext(ctx)
+		eg.Go(func() error { return list(ectx) })
+		eg.Go(func() error { return m.walk(ectx) })
+		if err := eg.Wait(); err != nil {
+			return err
+		}
 	}
 	for _, y := range young {
 		res.Young++
@@ -286,12 +313,18 @@ func (c *Collector) collect(ctx context.Context, rootKeys map[key20]struct{}, re
 		g.sizes = append(g.sizes, o.size)
 	}
 	old = nil
-	if err := c.scan(ctx, g); err != nil {
+	if err := c.scan(ctx, g, rd); err != nil {
 		return err
 	}
+	res.Indexed = rd.indexed
 	// From here on, objects are deleted (unless this is a dry run).
 	if err := c.sweepNarInfos(ctx, g, res, l); err != nil {
 		return err
+	}
+	// The index keeps what stays; once the narinfos are swept it is true
+	// of the cache whatever happens next.
+	if err := c.saveIndex(rd.kept(g, c.DryRun)); err != nil {
+		c.log().Warn("narinfo index not saved: the next collection reads every narinfo", "err", err)
 	}
 	if err := c.sweepFiles(ctx, "nar/", PhaseNars, res, l, func(o cache.Object) (gone bool, kept *Counts, counts *Counts) {
 		if _, live := m.nars[digest(o.Key)]; live || o.ModTime.After(cutoff) {
@@ -318,6 +351,7 @@ type marker struct {
 	c        *Collector
 	res      *Result
 	roots    map[key20]struct{}
+	reads    *reads
 	live     map[key20]struct{} // paths reached
 	nars     map[key20]struct{} // digests of the NAR keys of live narinfos
 	drvs     map[key20]struct{} // derivers of live narinfos
@@ -340,13 +374,13 @@ func (m *marker) walk(ctx context.Context) error {
 		n := min(batchSize, len(m.frontier))
 		batch := append([]key20(nil), m.frontier[len(m.frontier)-n:]...)
 		m.frontier = m.frontier[:len(m.frontier)-n]
-		infos := make([]*cache.NarInfo, n)
+		infos := make([]*info, n)
 		err := parallel.ForEach(ctx, n, m.c.jobs(), func(i int) error {
-			ni, err := m.c.readNarInfo(ctx, batch[i])
+			in, err := m.reads.get(ctx, batch[i])
 			if errors.Is(err, cache.ErrNotFound) {
 				return nil
 			}
-			infos[i] = ni
+			infos[i] = in
 			return err
 		})
 		if err != nil {
@@ -362,14 +396,12 @@ func (m *marker) walk(ctx context.Context) error {
 				}
 				continue
 			}
-			m.nars[digest(ni.URL)] = struct{}{}
-			if k, ok := pathKey(ni.Deriver); ok {
-				m.drvs[k] = struct{}{}
+			m.nars[ni.Nar] = struct{}{}
+			if ni.HasDrv {
+				m.drvs[ni.Drv] = struct{}{}
 			}
-			for _, ref := range ni.References {
-				if k, ok := pathKey(ref); ok {
-					m.add(k)
-				}
+			for _, k := range ni.Refs {
+				m.add(k)
 			}
 		}
 		m.read += n
@@ -413,7 +445,7 @@ type garbage struct {
 
 // scan reads every garbage narinfo (checking its signature) for its
 // references.
-func (c *Collector) scan(ctx context.Context, g *garbage) error {
+func (c *Collector) scan(ctx context.Context, g *garbage, rd *reads) error {
 	n := len(g.keys)
 	g.refs = make([][]int32, n)
 	g.gone = make([]bool, n)
@@ -425,7 +457,7 @@ func (c *Collector) scan(ctx context.Context, g *garbage) error {
 		end := min(start+batch, n)
 		err := parallel.ForEach(ctx, end-start, c.jobs(), func(j int) error {
 			i := start + j
-			ni, err := c.readNarInfo(ctx, g.keys[i])
+			ni, err := rd.get(ctx, g.keys[i])
 			if errors.Is(err, cache.ErrNotFound) {
 				g.gone[i] = true // another collector took it
 				return nil
@@ -434,8 +466,8 @@ func (c *Collector) scan(ctx context.Context, g *garbage) error {
 				return err
 			}
 			var refs []int32
-			for _, ref := range ni.References {
-				if k, ok := pathKey(ref); ok && k != g.keys[i] {
+			for _, k := range ni.Refs {
+				if k != g.keys[i] {
 					if r, ok := g.index[k]; ok {
 						refs = append(refs, r)
 					}
@@ -443,7 +475,7 @@ func (c *Collector) scan(ctx context.Context, g *garbage) error {
 			}
 			g.refs[i] = refs
 			if g.paths != nil {
-				g.paths[i] = ni.StorePath
+				g.paths[i] = ni.storePath(g.keys[i])
 			}
 			return nil
 		})

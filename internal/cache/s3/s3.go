@@ -277,7 +277,7 @@ func (b *Backend) List(ctx context.Context, dir string, fn func(cache.Object) er
 		if strings.HasSuffix(obj.Key, "/") {
 			continue // a common prefix: a "directory" further down
 		}
-		if err := fn(cache.Object{Key: strings.TrimPrefix(obj.Key, b.cfg.prefix), Size: obj.Size, ModTime: obj.LastModified}); err != nil {
+		if err := fn(cache.Object{Key: strings.TrimPrefix(obj.Key, b.cfg.prefix), Size: obj.Size, ModTime: obj.LastModified, ETag: obj.ETag}); err != nil {
 			return err
 		}
 	}
