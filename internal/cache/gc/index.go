@@ -75,6 +75,9 @@ type indexEntry struct {
 	Key     key20
 	Version objVersion
 	Info    info
+
+	fresh bool // the listing showed Version
+	used  bool // read or reused by this collection
 }
 
 // indexHeader starts the index on disk (a gob stream): whose cache it
@@ -185,34 +188,41 @@ func (c *Collector) saveIndex(entries []*indexEntry) error {
 }
 
 // reads is what one collection reads of the narinfos: from the cache, or
-// from the index when the listing shows the version indexed. Safe for
-// concurrent use.
+// from the index when the listing shows the version indexed. The index's
+// entries become the new index: an entry the listing confirms is marked
+// fresh, one read anew replaces it, and those used (read or reused) are
+// saved. Safe for concurrent use.
 type reads struct {
 	c   *Collector
 	idx *index
 
 	mu       sync.Mutex
-	versions map[key20]objVersion  // the listing's version of each narinfo listed
-	read     map[key20]*indexEntry // the entries of the new index
-	indexed  int                   // narinfos known from the index
+	versions map[key20]objVersion // the listing's version of the narinfos not fresh in the index
+	indexed  int                  // narinfos known from the index
 }
 
 func newReads(c *Collector) *reads {
-	rd := &reads{c: c, idx: c.loadIndex(), read: map[key20]*indexEntry{}}
+	rd := &reads{c: c, idx: c.loadIndex()}
 	if c.Index != "" {
 		rd.versions = map[key20]objVersion{}
 	}
 	return rd
 }
 
-// listed records the listing's version of narinfo k.
+// listed records the listing's version of narinfo k: the index's entry is
+// fresh if it names that version.
 func (rd *reads) listed(k key20, o cache.Object) {
 	if rd.versions == nil {
 		return
 	}
+	v := version(o)
 	rd.mu.Lock()
-	rd.versions[k] = version(o)
-	rd.mu.Unlock()
+	defer rd.mu.Unlock()
+	if e := rd.idx.entries[k]; e != nil && e.Version == v {
+		e.fresh = true
+		return
+	}
+	rd.versions[k] = v
 }
 
 // get returns the info of narinfo k. It comes from the index if the
@@ -223,13 +233,13 @@ func (rd *reads) listed(k key20, o cache.Object) {
 // version it names). A narinfo written after the listing is not indexed.
 func (rd *reads) get(ctx context.Context, k key20) (*info, error) {
 	rd.mu.Lock()
-	v, listed := rd.versions[k]
-	if e := rd.idx.entries[k]; listed && e != nil && e.Version == v {
-		rd.read[k] = e
+	if e := rd.idx.entries[k]; e != nil && e.fresh {
+		e.used = true
 		rd.indexed++
 		rd.mu.Unlock()
 		return &e.Info, nil
 	}
+	v, listed := rd.versions[k]
 	rd.mu.Unlock()
 	ni, err := rd.c.readNarInfo(ctx, k)
 	if err != nil {
@@ -238,7 +248,7 @@ func (rd *reads) get(ctx context.Context, k key20) (*info, error) {
 	in := infoOf(ni)
 	if listed {
 		rd.mu.Lock()
-		rd.read[k] = &indexEntry{Key: k, Version: v, Info: *in}
+		rd.idx.entries[k] = &indexEntry{Key: k, Version: v, Info: *in, fresh: true, used: true}
 		rd.mu.Unlock()
 	}
 	return in, nil
@@ -249,8 +259,11 @@ func (rd *reads) get(ctx context.Context, k key20) (*info, error) {
 func (rd *reads) kept(g *garbage, dryRun bool) []*indexEntry {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
-	out := make([]*indexEntry, 0, len(rd.read))
-	for k, e := range rd.read {
+	out := make([]*indexEntry, 0, len(rd.idx.entries))
+	for k, e := range rd.idx.entries {
+		if !e.used {
+			continue
+		}
 		if _, swept := g.index[k]; swept && !dryRun {
 			continue
 		}
