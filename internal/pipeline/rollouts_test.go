@@ -247,6 +247,36 @@ type rstep struct {
 	status  rollout.Status    // of the newest rollout
 }
 
+// step sets the clock to s's minute and does s, the i-th step.
+func (e *rolloutEnv) step(i int, s rstep) error {
+	ctx := context.Background()
+	e.now = e.t0.Add(time.Duration(s.min) * time.Minute)
+	var err error
+	switch s.do {
+	case "push":
+		err = e.push(s.arg)
+	case "report":
+		err = e.report(s.arg, s.result)
+	case "tick":
+		err = e.r.Tick(ctx, e.now)
+	case "resume":
+		_, err = e.r.Resume(ctx, e.latest().ID)
+	case "abort":
+		_, err = e.r.Abort(ctx, e.latest().ID, "")
+	case "rollback":
+		_, err = e.r.Rollback(ctx, farmapi.RollbackRequest{To: commitID(s.arg)[:10], Hosts: s.hosts})
+	case "uncache":
+		for _, h := range s.hosts {
+			if err := e.cache.Delete(ctx, cache.NarInfoKey(storePath(h, s.arg, "out"))); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+	default:
+		e.t.Fatalf("step %d: unknown action %q", i, s.do)
+	}
+	return err
+}
+
 func TestRollouts(t *testing.T) {
 	sw, failed := farmapi.ResultSwitched, farmapi.ResultFailed
 	canaryC1 := map[string]string{"stolas": "c1", "andras": "", "bael": ""}
@@ -472,32 +502,8 @@ func TestRollouts(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(e)
 			}
-			ctx := context.Background()
 			for i, s := range tt.steps {
-				e.now = e.t0.Add(time.Duration(s.min) * time.Minute)
-				var err error
-				switch s.do {
-				case "push":
-					err = e.push(s.arg)
-				case "report":
-					err = e.report(s.arg, s.result)
-				case "tick":
-					err = e.r.Tick(ctx, e.now)
-				case "resume":
-					_, err = e.r.Resume(ctx, e.latest().ID)
-				case "abort":
-					_, err = e.r.Abort(ctx, e.latest().ID, "")
-				case "rollback":
-					_, err = e.r.Rollback(ctx, farmapi.RollbackRequest{To: commitID(s.arg)[:10], Hosts: s.hosts})
-				case "uncache":
-					for _, h := range s.hosts {
-						if err := e.cache.Delete(ctx, cache.NarInfoKey(storePath(h, s.arg, "out"))); err != nil {
-							t.Fatal(err)
-						}
-					}
-				default:
-					t.Fatalf("step %d: unknown action %q", i, s.do)
-				}
+				err := e.step(i, s)
 				if !errors.Is(err, s.wantErr) || (err != nil && s.wantErr == nil) {
 					t.Fatalf("step %d (%s %s at %d min): error %v, want %v", i, s.do, s.arg, s.min, err, s.wantErr)
 				}
@@ -749,22 +755,8 @@ func TestRolloutsSilentFleet(t *testing.T) {
 			e := newRolloutEnv(t)
 			e.r.AsleepAfter = 2 * time.Hour // the builder's defaults, with the gate's 30m
 			e.r.Statuses.PublicURL = "https://farm.example"
-			ctx := context.Background()
 			for i, s := range tt.steps {
-				e.now = e.t0.Add(time.Duration(s.min) * time.Minute)
-				var err error
-				switch s.do {
-				case "push":
-					err = e.push(s.arg)
-				case "report":
-					err = e.report(s.arg, s.result)
-				case "tick":
-					err = e.r.Tick(ctx, e.now)
-				case "resume":
-					_, err = e.r.Resume(ctx, e.latest().ID)
-				default:
-					t.Fatalf("step %d: unknown action %q", i, s.do)
-				}
+				err := e.step(i, s)
 				if err != nil {
 					t.Fatalf("step %d (%s at %d min): %v", i, s.do, s.min, err)
 				}
