@@ -144,24 +144,33 @@ type harness struct {
 	nextJob  int64
 }
 
-func newHarness(t *testing.T) *harness {
+// openStateAndCache opens a state database and a directory cache in a new
+// temporary directory, closed when the test ends, and returns the
+// directory too.
+func openStateAndCache(t *testing.T) (string, *state.Store, *file.Backend) {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := state.Open(ctx, filepath.Join(dir, "state.db"))
+	st, err := state.Open(context.Background(), filepath.Join(dir, "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	b, err := file.Open(filepath.Join(dir, "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, st, b
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	ctx := context.Background()
+	dir, st, b := openStateAndCache(t)
 	q, err := sqlite.Open(ctx, filepath.Join(dir, "queue.db"), queue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	b, err := file.Open(filepath.Join(dir, "cache"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	cacheKey, _ := cache.GenerateKey("farm-test-cache-1")
 	deployKey, _ := cache.GenerateKey("farm-test-deploy-1")
 	h := &harness{

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/homelab-farm/farm/internal/cache"
-	"github.com/homelab-farm/farm/internal/cache/file"
 	"github.com/homelab-farm/farm/internal/deploy"
 	"github.com/homelab-farm/farm/internal/farmapi"
 	"github.com/homelab-farm/farm/internal/forge"
@@ -91,17 +89,7 @@ type rolloutEnv struct {
 
 func newRolloutEnv(t *testing.T) *rolloutEnv {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := state.Open(ctx, filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	b, err := file.Open(filepath.Join(dir, "cache"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, st, b := openStateAndCache(t)
 	key, _ := cache.GenerateKey("farm-test-deploy-1")
 	e := &rolloutEnv{t: t, st: st, cache: b, key: key, forge: &statusLog{}}
 	// Behind the wall clock, which the state stamps reports with (a host's
