@@ -125,7 +125,7 @@ func TestMatchesNixDiffClosures(t *testing.T) {
 		t.Errorf("rebuilt %v, want %v", rebuilt, want)
 	}
 
-	oldPaths, newPaths := nixClosure(t, env, oldRoot), nixClosure(t, env, newRoot)
+	oldPaths, newPaths := testenv.Requisites(t, env, oldRoot), testenv.Requisites(t, env, newRoot)
 	fetch := 0
 	for _, p := range newPaths {
 		if !slices.Contains(oldPaths, p) {
@@ -280,17 +280,6 @@ func TestSourcesFallBackToCache(t *testing.T) {
 	if err != nil || first.Added != len(first.Packages) || first.Download.Paths != first.PathsAfter {
 		t.Errorf("first build: %+v, %v; want everything added and downloaded", first, err)
 	}
-}
-
-func nixClosure(t *testing.T, env []string, root string) []string {
-	t.Helper()
-	cmd := exec.Command("nix-store", "--query", "--requisites", root)
-	cmd.Env = env
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("nix-store --query --requisites: %v", err)
-	}
-	return strings.Fields(string(out))
 }
 
 func nixClosureSize(t *testing.T, env []string, root string) uint64 {

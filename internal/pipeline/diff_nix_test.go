@@ -126,11 +126,11 @@ func TestStoredDiffMatchesNix(t *testing.T) {
 	// The download: every path of the new closure the old one lacks, at
 	// the compressed size its narinfo gives.
 	oldPaths := map[string]bool{}
-	for _, p := range pathInfos(t, env, old.OutPath) {
+	for _, p := range testenv.Requisites(t, env, old.OutPath) {
 		oldPaths[p] = true
 	}
 	var want2 farmapi.Download
-	for _, p := range pathInfos(t, env, cur.OutPath) {
+	for _, p := range testenv.Requisites(t, env, cur.OutPath) {
 		if oldPaths[p] {
 			continue
 		}
@@ -158,16 +158,4 @@ func TestStoredDiffMatchesNix(t *testing.T) {
 	if !strings.HasPrefix(st.Description, "built: +1 ~3 -1, fetch ") || len(st.Description) > 140 {
 		t.Errorf("stolas status = %q", st.Description)
 	}
-}
-
-// pathInfos returns the closure of root as Nix lists it.
-func pathInfos(t *testing.T, env []string, root string) []string {
-	t.Helper()
-	cmd := exec.Command("nix-store", "--query", "--requisites", root)
-	cmd.Env = env
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("nix-store --query --requisites: %v", err)
-	}
-	return strings.Fields(string(out))
 }

@@ -59,6 +59,20 @@ func Nix(t testing.TB) []string {
 	return env
 }
 
+// Requisites is the closure of root as Nix lists it (nix-store --query
+// --requisites), run with env: the oracle tests compare the farm's own
+// closure code with.
+func Requisites(t testing.TB, env []string, root string) []string {
+	t.Helper()
+	cmd := exec.Command("nix-store", "--query", "--requisites", root)
+	cmd.Env = env
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nix-store --query --requisites %s: %v", root, err)
+	}
+	return strings.Fields(string(out))
+}
+
 // Aarch64 makes sure aarch64-linux binaries run through binfmt/qemu and
 // returns the static aarch64 busybox that test derivations use as builder.
 func Aarch64(t testing.TB) string {
